@@ -1,0 +1,272 @@
+/**
+ * The Bun implementation of the runtime adapter: `Bun.listen` / `Bun.connect`
+ * callbacks are Bun's fastest socket path, so they drive the core directly.
+ * @module
+ */
+import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
+import { ChunkQueue } from "./chunk-queue.ts";
+import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+import {
+  type Child,
+  type Conn,
+  type Endpoint,
+  type FetchHandler,
+  type HttpServer,
+  ListenError,
+  type Listener,
+  type Runtime,
+  type Signal,
+  type SocketEvents,
+  type SpawnOptions,
+  formatEndpoint,
+} from "./types.ts";
+import { lineSplitter } from "./lines.ts";
+
+let nextId = 1;
+
+class BunConn implements Conn {
+  readonly id = nextId++;
+  #queue = new ChunkQueue();
+  #flushScheduled = false;
+  #ending = false;
+  #closed = false;
+  socket: Socket<BunConn> | undefined;
+
+  constructor(
+    readonly remote: Endpoint,
+    readonly events: SocketEvents,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#closed || this.#ending) return;
+    this.#queue.push(bytes);
+    // Coalesce: everything written in this tick leaves in one socket write.
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    this.flush();
+  };
+
+  /** Writes what the kernel takes; returns true when the queue is empty. */
+  flush(): boolean {
+    const socket = this.socket;
+    if (!socket || this.#closed) return false;
+    if (this.#queue.empty) return true;
+    const chunk = this.#queue.takeAll();
+    const written = socket.write(chunk);
+    if (written < chunk.byteLength) {
+      this.#queue.unshift(chunk.subarray(Math.max(written, 0)));
+      return false;
+    }
+    if (this.#ending) socket.end();
+    return true;
+  }
+
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    if (this.#queue.empty && !this.#flushScheduled) this.socket?.end();
+  }
+
+  destroy(err?: Error): void {
+    if (this.#closed) return;
+    this.#queue.clear();
+    this.socket?.terminate();
+    this.closed(err);
+  }
+
+  closed(err?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.clear();
+    this.events.close(this, err);
+  }
+}
+
+function remoteOf(socket: Socket<BunConn>, at: Endpoint): Endpoint {
+  if (at.kind === "unix") return at;
+  const host = socket.remoteAddress;
+  return { kind: host.includes(":") ? "tcp6" : "tcp4", host, port: socket.remotePort };
+}
+
+function socketHandlers() {
+  return {
+    open(socket: Socket<BunConn>) {
+      const conn = socket.data;
+      conn.socket = socket;
+      conn.events.open?.(conn);
+    },
+    data(socket: Socket<BunConn>, chunk: Uint8Array) {
+      socket.data.events.data(socket.data, chunk);
+    },
+    drain(socket: Socket<BunConn>) {
+      const conn = socket.data;
+      if (conn.flush()) conn.events.drain?.(conn);
+    },
+    close(socket: Socket<BunConn>, err?: Error) {
+      socket.data?.closed(err ?? undefined);
+    },
+    error(socket: Socket<BunConn>, err: Error) {
+      socket.data?.destroy(err);
+    },
+  };
+}
+
+function listenError(at: Endpoint, err: unknown): ListenError {
+  if (err instanceof ListenError) return err;
+  const code = (err as { code?: string }).code;
+  const text = `cannot listen on ${formatEndpoint(at)}`;
+  if (code === "EADDRINUSE") return new ListenError("in_use", `${text}: address already in use`);
+  if (code === "EACCES" || code === "EPERM") return new ListenError("permission", `${text}: permission denied`);
+  return new ListenError("other", `${text}: ${(err as Error).message ?? err}`);
+}
+
+async function unixAnswers(path: string): Promise<boolean> {
+  try {
+    const socket = await Bun.connect({ unix: path, socket: { data() {} } });
+    socket.terminate();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
+  const handlers = socketHandlers();
+  const base = {
+    ...handlers,
+    open(socket: Socket<BunConn>) {
+      socket.data = new BunConn(remoteOf(socket, at), events);
+      handlers.open(socket);
+    },
+  };
+  let server: TCPSocketListener<BunConn> | UnixSocketListener<BunConn>;
+  try {
+    if (at.kind === "unix") {
+      await claimUnixPath(at.path, unixAnswers);
+      server = Bun.listen<BunConn>({ unix: at.path, socket: base });
+    } else {
+      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true });
+    }
+  } catch (err) {
+    throw listenError(at, err);
+  }
+  const address: Endpoint =
+    at.kind === "unix" ? at : { kind: at.kind, host: at.host, port: (server as TCPSocketListener<BunConn>).port };
+  return {
+    address,
+    async close() {
+      server.stop(false);
+      if (at.kind === "unix") await releaseUnixPath(at.path);
+    },
+  };
+}
+
+async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
+  const conn = new BunConn(to, events);
+  const socket = { ...socketHandlers(), connectError() {} };
+  const dial =
+    to.kind === "unix"
+      ? Bun.connect<BunConn>({ unix: to.path, socket, data: conn })
+      : Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`connect to ${formatEndpoint(to)} timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([dial, timeout]);
+    return conn;
+  } catch (err) {
+    // A dial that completes after its timeout must not leak a socket.
+    dial.then((s) => s.terminate(), () => {});
+    throw err instanceof Error && err.message.includes("timed out")
+      ? err
+      : new Error(`cannot connect to ${formatEndpoint(to)}: ${(err as Error).message ?? err}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function spawn(argv: string[], options: SpawnOptions = {}): Child {
+  const proc = Bun.spawn(argv, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
+    const split = lineSplitter((line) => options.onOutput?.(name, line));
+    for await (const chunk of stream) split.push(chunk);
+    split.end();
+  };
+  const drained = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]).catch(() => {});
+  return {
+    pid: proc.pid,
+    exited: proc.exited.then(async (code) => {
+      await drained;
+      return proc.signalCode ? { code: null, signal: String(proc.signalCode) } : { code, signal: null };
+    }),
+    kill(signal = "SIGTERM") {
+      proc.kill(signal);
+    },
+  };
+}
+
+async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer> {
+  try {
+    if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+    const server =
+      at.kind === "unix"
+        ? Bun.serve({ unix: at.path, fetch })
+        : Bun.serve({ hostname: at.host, port: at.port, fetch });
+    const address: Endpoint = at.kind === "unix" ? at : { ...at, port: server.port ?? at.port };
+    return {
+      address,
+      async close(force = false) {
+        await server.stop(force);
+        if (at.kind === "unix") await releaseUnixPath(at.path);
+      },
+    };
+  } catch (err) {
+    throw listenError(at, err);
+  }
+}
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+  version: Bun.version,
+  listen,
+  connect,
+  spawn,
+  serveHttp,
+  onSignal(signal: Signal, fn: () => void) {
+    process.on(signal, fn);
+    return () => process.off(signal, fn);
+  },
+  selfCommand() {
+    // A compiled binary carries its entry inside a virtual /$bunfs/ path.
+    if (Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN")) return [process.execPath];
+    return [process.execPath, Bun.main];
+  },
+  exit(code: number): never {
+    process.exit(code);
+  },
+};

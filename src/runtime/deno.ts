@@ -1,0 +1,324 @@
+/**
+ * The Deno implementation of the runtime adapter. Deno's sockets are
+ * pull-based promises, so each connection runs a read loop that feeds the same
+ * push callbacks Bun calls, and one write is kept in flight at a time.
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { ChunkQueue } from "./chunk-queue.ts";
+import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
+import { lineSplitter } from "./lines.ts";
+import {
+  type Child,
+  type Conn,
+  type Endpoint,
+  type FetchHandler,
+  type HttpServer,
+  ListenError,
+  type Listener,
+  type Runtime,
+  type Signal,
+  type SocketEvents,
+  type SpawnOptions,
+  formatEndpoint,
+} from "./types.ts";
+import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+
+const READ_BUFFER_BYTES = 64 * 1024;
+let nextId = 1;
+
+class DenoConnAdapter implements Conn {
+  readonly id = nextId++;
+  #queue = new ChunkQueue();
+  #writing = false;
+  #ending = false;
+  #closed = false;
+  #paused: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(
+    readonly conn: DenoConn,
+    readonly remote: Endpoint,
+    readonly events: SocketEvents,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  start(): void {
+    this.events.open?.(this);
+    void this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      while (!this.#closed) {
+        if (this.#paused) await this.#paused.promise;
+        const n = await this.conn.read(buf);
+        if (n === null) break;
+        if (this.#closed) return;
+        this.events.data(this, buf.subarray(0, n));
+      }
+      this.#finish();
+    } catch (err) {
+      this.#finish(this.#closed ? undefined : (err as Error));
+    }
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#closed || this.#ending) return;
+    this.#queue.push(bytes);
+    if (!this.#writing) {
+      this.#writing = true;
+      // Start on a microtask so frames written in the same tick are joined.
+      queueMicrotask(() => void this.#writeLoop());
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    let wasBacklogged = false;
+    try {
+      while (!this.#queue.empty && !this.#closed) {
+        let chunk = this.#queue.takeAll();
+        while (chunk.byteLength > 0) {
+          const n = await this.conn.write(chunk);
+          chunk = chunk.subarray(n);
+          if (chunk.byteLength > 0) wasBacklogged = true;
+        }
+        if (!this.#queue.empty) wasBacklogged = true;
+      }
+    } catch (err) {
+      this.#writing = false;
+      this.destroy(err as Error);
+      return;
+    }
+    this.#writing = false;
+    if (this.#closed) return;
+    if (this.#ending) {
+      this.#closeSocket();
+      this.#finish();
+      return;
+    }
+    if (wasBacklogged) this.events.drain?.(this);
+  }
+
+  pause(): void {
+    if (this.#paused) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#paused = { promise, resolve };
+  }
+
+  resume(): void {
+    const paused = this.#paused;
+    this.#paused = undefined;
+    paused?.resolve();
+  }
+
+  end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    if (!this.#writing) {
+      this.#closeSocket();
+      this.#finish();
+    }
+  }
+
+  destroy(err?: Error): void {
+    if (this.#closed) return;
+    this.#queue.clear();
+    this.#closeSocket();
+    this.#finish(err);
+  }
+
+  #closeSocket(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed by the peer
+    }
+  }
+
+  #finish(err?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.clear();
+    this.resume();
+    this.#closeSocket();
+    this.events.close(this, err);
+  }
+}
+
+function endpointOf(addr: DenoConn["remoteAddr"], fallback: Endpoint): Endpoint {
+  if (addr.transport === "unix" || fallback.kind === "unix") return fallback;
+  const host = addr.hostname ?? "";
+  return { kind: host.includes(":") ? "tcp6" : "tcp4", host, port: addr.port ?? 0 };
+}
+
+function listenError(deno: DenoNamespace, at: Endpoint, err: unknown): ListenError {
+  if (err instanceof ListenError) return err;
+  const text = `cannot listen on ${formatEndpoint(at)}`;
+  if (err instanceof deno.errors.AddrInUse!) return new ListenError("in_use", `${text}: address already in use`);
+  if (err instanceof deno.errors.PermissionDenied! || err instanceof deno.errors.NotCapable!) {
+    return new ListenError("permission", `${text}: permission denied`);
+  }
+  return new ListenError("other", `${text}: ${(err as Error).message ?? err}`);
+}
+
+function dialOptions(to: Endpoint) {
+  return to.kind === "unix"
+    ? { path: to.path, transport: "unix" as const }
+    : { hostname: to.host, port: to.port, transport: "tcp" as const };
+}
+
+export function createDenoRuntime(): Runtime {
+  const deno = denoGlobal();
+
+  async function unixAnswers(path: string): Promise<boolean> {
+    try {
+      (await deno.connect({ path, transport: "unix" })).close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
+    let listener;
+    try {
+      if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+      listener = deno.listen(dialOptions(at));
+    } catch (err) {
+      throw listenError(deno, at, err);
+    }
+    let open = true;
+    void (async () => {
+      while (open) {
+        let conn: DenoConn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          if (!open) return;
+          continue; // a failed accept (e.g. EMFILE) must not stop the listener
+        }
+        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events).start();
+      }
+    })();
+    const address: Endpoint = at.kind === "unix" ? at : { ...at, port: listener.addr.port ?? at.port };
+    return {
+      address,
+      async close() {
+        open = false;
+        listener.close();
+        if (at.kind === "unix") await releaseUnixPath(at.path);
+      },
+    };
+  }
+
+  async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
+    const dial = deno.connect(dialOptions(to));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`connect to ${formatEndpoint(to)} timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      const conn = await Promise.race([dial, timeout]);
+      const adapter = new DenoConnAdapter(conn, to, events);
+      adapter.start();
+      return adapter;
+    } catch (err) {
+      dial.then((c) => c.close(), () => {});
+      if ((err as Error).message?.includes("timed out")) throw err;
+      throw new Error(`cannot connect to ${formatEndpoint(to)}: ${(err as Error).message ?? err}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function spawn(argv: string[], options: SpawnOptions = {}): Child {
+    const [cmd, ...args] = argv;
+    const child = new deno.Command(cmd!, {
+      args,
+      cwd: options.cwd,
+      env: options.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
+      const split = lineSplitter((line) => options.onOutput?.(name, line));
+      for await (const chunk of stream) split.push(chunk);
+      split.end();
+    };
+    const drained = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]).catch(() => {});
+    return {
+      pid: child.pid,
+      exited: child.status.then(async (s) => {
+        await drained;
+        return { code: s.signal ? null : s.code, signal: s.signal };
+      }),
+      kill(signal = "SIGTERM") {
+        try {
+          child.kill(signal);
+        } catch {
+          // already exited
+        }
+      },
+    };
+  }
+
+  async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer> {
+    try {
+      if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+      let bound: Endpoint = at;
+      const server = await new Promise<ReturnType<DenoNamespace["serve"]>>((resolve, reject) => {
+        try {
+          const onListen = (addr: { port?: number }) => {
+            if (at.kind !== "unix") bound = { ...at, port: addr.port ?? at.port };
+          };
+          const s =
+            at.kind === "unix"
+              ? deno.serve({ path: at.path, onListen }, fetch)
+              : deno.serve({ hostname: at.host, port: at.port, onListen }, fetch);
+          resolve(s);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      return {
+        address: bound,
+        async close() {
+          await server.shutdown();
+          if (at.kind === "unix") await releaseUnixPath(at.path);
+        },
+      };
+    } catch (err) {
+      throw listenError(deno, at, err);
+    }
+  }
+
+  return {
+    name: "deno",
+    version: deno.version.deno,
+    listen,
+    connect,
+    spawn,
+    serveHttp,
+    onSignal(signal: Signal, fn: () => void) {
+      deno.addSignalListener(signal, fn);
+      return () => deno.removeSignalListener(signal, fn);
+    },
+    selfCommand() {
+      const main = fileURLToPath(deno.mainModule);
+      const config = fileURLToPath(new URL("../../deno.json", import.meta.url));
+      return [deno.execPath(), "run", "--allow-all", "--config", config, main];
+    },
+    exit(code: number): never {
+      return deno.exit(code);
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The runtime adapter interface: everything the gateway needs from Bun or Deno.
+ *
+ * The core is handed a {@link Runtime} and never looks one up; only
+ * `src/runtime/index.ts` decides which implementation runs. Reads are
+ * push-based (callbacks, as Bun's sockets deliver them); writes never block and
+ * never await: the adapter queues what the kernel did not take and reports the
+ * queued amount as `pendingBytes`, so the caller can apply its own limit.
+ *
+ * @module
+ */
+
+/** Where a socket listens or connects. */
+export type Endpoint =
+  | { kind: "tcp4" | "tcp6"; host: string; port: number }
+  | { kind: "unix"; path: string };
+
+export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR1" | "SIGUSR2";
+
+/** Callbacks for one socket. `close` fires exactly once per connection. */
+export interface SocketEvents {
+  open?(conn: Conn): void;
+  /** The chunk may be reused by the runtime after the call: copy what you keep. */
+  data(conn: Conn, chunk: Uint8Array): void;
+  /** The write queue emptied after having been non-empty. */
+  drain?(conn: Conn): void;
+  close(conn: Conn, err?: Error): void;
+}
+
+/** One stream connection (accepted or dialled). */
+export interface Conn {
+  /** Process-unique, increasing. */
+  readonly id: number;
+  /** The peer: its address for TCP, the socket path for UNIX connections. */
+  readonly remote: Endpoint;
+  /** Bytes accepted by `write` that the kernel has not taken yet. */
+  readonly pendingBytes: number;
+  /** Queues bytes; never throws on a closed connection (they are dropped). */
+  write(bytes: Uint8Array): void;
+  /** Stops `data` callbacks until `resume`. */
+  pause(): void;
+  resume(): void;
+  /** Closes after the queued bytes are written. */
+  end(): void;
+  /** Closes now, dropping queued bytes. */
+  destroy(err?: Error): void;
+}
+
+export interface Listener {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: Endpoint;
+  /** Stops accepting; open connections stay. Removes a UNIX socket file it created. */
+  close(): Promise<void>;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface Child {
+  readonly pid: number;
+  readonly exited: Promise<ChildExit>;
+  kill(signal?: Signal | "SIGKILL"): void;
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Called for each line the child writes to stdout or stderr. */
+  onOutput?(stream: "stdout" | "stderr", line: string): void;
+}
+
+export interface HttpServer {
+  readonly address: Endpoint;
+  close(force?: boolean): Promise<void>;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** The one object through which the core touches its runtime. */
+export interface Runtime {
+  readonly name: "bun" | "deno";
+  readonly version: string;
+  /**
+   * Listens on tcp4, tcp6 or unix. A UNIX path that already exists is
+   * replaced only if it is a socket nobody answers on; a live socket or any
+   * other kind of file is an error.
+   */
+  listen(at: Endpoint, events: SocketEvents): Promise<Listener>;
+  /** Dials; rejects on refusal or when `timeoutMs` passes first. */
+  connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn>;
+  spawn(argv: string[], options?: SpawnOptions): Child;
+  serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
+  /** Subscribes to a process signal; returns the unsubscribe function. */
+  onSignal(signal: Signal, fn: () => void): () => void;
+  /** Argv that starts this same program again (the script under a runtime, or the compiled binary). */
+  selfCommand(): string[];
+  exit(code: number): never;
+}
+
+/** An error raised by `listen` with a stable code the CLI can explain. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(
+    readonly code: "in_use" | "not_socket" | "permission" | "other",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Formats an endpoint for logs: `127.0.0.1:2220`, `[::1]:2221`, `unix:/path`. */
+export function formatEndpoint(at: Endpoint): string {
+  if (at.kind === "unix") return `unix:${at.path}`;
+  return at.kind === "tcp6" ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
+}
