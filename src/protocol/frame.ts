@@ -1,0 +1,223 @@
+/**
+ * Bester framing: `[4 bytes: length N, unsigned little-endian][N bytes: UTF-8 JSON]`.
+ *
+ * The decoder is push-based and knows nothing of sockets, so every runtime
+ * adapter feeds it the same way and it can be tested at every split point.
+ *
+ * @module
+ */
+
+export const FRAME_HEADER_BYTES = 4;
+
+/** The largest length the 4-byte header can carry. */
+const MAX_ENCODABLE_BYTES = 0xffff_ffff;
+
+const encoder = new TextEncoder();
+// fatal: malformed UTF-8 must be an error, not silently become U+FFFD.
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function writeHeader(out: Uint8Array, length: number): void {
+  out[0] = length & 0xff;
+  out[1] = (length >>> 8) & 0xff;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 24) & 0xff;
+}
+
+function readHeader(bytes: Uint8Array, at: number): number {
+  // Multiplying the top byte keeps the result unsigned (<< 24 would go negative).
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16)) + bytes[at + 3]! * 0x100_0000;
+}
+
+/** Frames already-serialised JSON text. The text is not checked. */
+export function encodeJsonFrame(json: string): Uint8Array {
+  // Most traffic is ASCII, where UTF-8 length equals string length: try one exact
+  // allocation first. UTF-8 never needs fewer bytes than UTF-16 code units, so
+  // reading the whole string means it filled the buffer exactly.
+  const exact = new Uint8Array(FRAME_HEADER_BYTES + json.length);
+  if (encoder.encodeInto(json, exact.subarray(FRAME_HEADER_BYTES)).read === json.length) {
+    writeHeader(exact, json.length);
+    return exact;
+  }
+  const body = encoder.encode(json);
+  if (body.length > MAX_ENCODABLE_BYTES) {
+    throw new RangeError(`frame body of ${body.length} bytes does not fit a 4-byte length`);
+  }
+  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length);
+  writeHeader(out, body.length);
+  out.set(body, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Serialises `value` as JSON and frames it. Throws a TypeError for values JSON
+ * cannot carry (undefined, functions, symbols, BigInt, cycles), so a bug in the
+ * caller never puts a bogus frame on the wire.
+ */
+export function encodeFrame(value: unknown): Uint8Array {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    // Cycles and BigInt already throw TypeError on both engines; normalise anyway.
+    if (err instanceof TypeError) throw err;
+    throw new TypeError(`value is not JSON-serialisable: ${String(err)}`, { cause: err });
+  }
+  if (json === undefined) {
+    throw new TypeError(`value is not JSON-serialisable: ${typeof value}`);
+  }
+  return encodeJsonFrame(json);
+}
+
+export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";
+
+export class FrameError extends Error {
+  override name = "FrameError";
+  readonly code: FrameErrorCode;
+  /** 1-based index of the offending frame on this stream. */
+  readonly frame: number;
+
+  constructor(code: FrameErrorCode, frame: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.frame = frame;
+  }
+}
+
+/**
+ * Reassembles frames from chunks of any size.
+ *
+ * `onFrame` should not throw: if it does, the exception leaves `push` and the
+ * rest of that chunk is lost, so the caller must treat the stream as broken.
+ */
+export class FrameDecoder {
+  readonly #maxFrameBytes: number;
+  readonly #onFrame: (value: unknown, index: number) => void;
+  /** Frames whose header has been read so far; the current frame's 1-based index. */
+  #index = 0;
+  /** Header bytes of a header split across chunks. */
+  readonly #header = new Uint8Array(FRAME_HEADER_BYTES);
+  #headerFill = 0;
+  /** Body of a frame split across chunks, allocated once at its declared size. */
+  #body: Uint8Array | undefined;
+  #bodyFill = 0;
+  #failed: FrameError | undefined;
+
+  constructor(maxFrameBytes: number, onFrame: (value: unknown, index: number) => void) {
+    if (!(maxFrameBytes >= 0)) {
+      throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
+    }
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#onFrame = onFrame;
+  }
+
+  /** Bytes held for an incomplete frame (header or body). */
+  get buffered(): number {
+    return this.#body === undefined ? this.#headerFill : FRAME_HEADER_BYTES + this.#bodyFill;
+  }
+
+  get failed(): FrameError | undefined {
+    return this.#failed;
+  }
+
+  /**
+   * Feeds one chunk. Delivers every frame it completes, in order. Returns the
+   * error of the first bad frame (frames before it are delivered first); from
+   * then on the decoder is failed and returns that same error for every chunk.
+   */
+  push(chunk: Uint8Array): FrameError | undefined {
+    if (this.#failed !== undefined) return this.#failed;
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#body !== undefined) {
+        // Continue a frame begun in an earlier chunk.
+        const body = this.#body;
+        const take = Math.min(body.length - this.#bodyFill, chunk.length - at);
+        body.set(chunk.subarray(at, at + take), this.#bodyFill);
+        this.#bodyFill += take;
+        at += take;
+        if (this.#bodyFill < body.length) return undefined;
+        this.#body = undefined;
+        this.#bodyFill = 0;
+        this.#headerFill = 0;
+        const err = this.#deliver(body);
+        if (err !== undefined) return err;
+        continue;
+      }
+
+      let length: number;
+      if (this.#headerFill === 0 && chunk.length - at >= FRAME_HEADER_BYTES) {
+        length = readHeader(chunk, at);
+        at += FRAME_HEADER_BYTES;
+      } else {
+        const take = Math.min(FRAME_HEADER_BYTES - this.#headerFill, chunk.length - at);
+        this.#header.set(chunk.subarray(at, at + take), this.#headerFill);
+        this.#headerFill += take;
+        at += take;
+        if (this.#headerFill < FRAME_HEADER_BYTES) return undefined;
+        length = readHeader(this.#header, 0);
+      }
+      this.#index++;
+
+      // Checked before any body byte is read or stored: a hostile length costs nothing.
+      if (length > this.#maxFrameBytes) {
+        return this.#fail(
+          new FrameError(
+            "frame_too_large",
+            this.#index,
+            `frame ${this.#index} declares ${length} bytes, above the limit of ${this.#maxFrameBytes}`,
+          ),
+        );
+      }
+
+      if (chunk.length - at >= length) {
+        // Whole body inside this chunk: decode in place, no copy.
+        const body = chunk.subarray(at, at + length);
+        at += length;
+        this.#headerFill = 0;
+        const err = this.#deliver(body);
+        if (err !== undefined) return err;
+      } else {
+        // Copy, since the caller may reuse the chunk.
+        const body = new Uint8Array(length);
+        const rest = chunk.subarray(at);
+        body.set(rest);
+        at += rest.length;
+        this.#body = body;
+        this.#bodyFill = rest.length;
+        this.#headerFill = FRAME_HEADER_BYTES;
+      }
+    }
+    return undefined;
+  }
+
+  #deliver(body: Uint8Array): FrameError | undefined {
+    const index = this.#index;
+    if (body.length === 0) {
+      return this.#fail(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: empty frame`));
+    }
+    let text: string;
+    try {
+      text = decoder.decode(body);
+    } catch (cause) {
+      return this.#fail(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      return this.#fail(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
+    }
+    this.#onFrame(value, index);
+    return undefined;
+  }
+
+  #fail(error: FrameError): FrameError {
+    this.#failed = error;
+    // Nothing will be decoded any more: let the partial frame go.
+    this.#body = undefined;
+    this.#bodyFill = 0;
+    this.#headerFill = 0;
+    return error;
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * Shapes of what arrives on the wire (PROTOCOL.md §2-4), as valibot schemas,
+ * with one wire-ready Problem per rejected value.
+ *
+ * Every schema carries, as its message, what it expects in words ("a string"),
+ * so a valibot issue turns into `<path>: expected <words>, got <value>` directly.
+ *
+ * @module
+ */
+
+import * as v from "valibot";
+import { ErrorCodes } from "./reports.ts";
+
+export interface Credentials {
+  /** Trimmed of surrounding white space. */
+  username: string;
+  password: string;
+}
+
+export interface ClientPayload {
+  type: string;
+  id: string;
+  data: unknown;
+}
+
+export type Problem = {
+  /** An ErrorCodes value. */
+  code: string;
+  /** Path-precise, e.g. `payload.id: expected a string, got 42`. */
+  message: string;
+};
+
+export type FirstFrame =
+  | { scope: "client"; credentials: Credentials; payload?: ClientPayload }
+  | {
+      scope: "server";
+      authentication?: unknown;
+      // Original senders put no id on server-scope payloads.
+      payload: ClientPayload | { type: string; id?: string; data: unknown };
+    };
+
+export interface HandlerResponse {
+  /** "0" means success. */
+  status: string;
+  /** Absent only when status is not "0". */
+  command?: { type: string; data: unknown };
+  data: unknown;
+}
+
+// ---------------------------------------------------------------------------
+// Issue -> Problem
+
+type Issue = v.BaseIssue<unknown>;
+type Issues = [Issue, ...Issue[]];
+
+/** How many characters of the offending value a problem message quotes. */
+const MAX_QUOTED_CHARS = 40;
+
+interface Where {
+  /** Names the value itself when the issue has no path. */
+  root: string;
+  /** Put before every path, for values that sit inside a message (e.g. payload.data). */
+  prefix?: string;
+  /** Paths at or under this one are described by kind only, never quoted. */
+  secret?: string;
+}
+
+function problemFrom(code: string, issues: Issues, where: Where): Problem {
+  // Wire errors: the first issue is enough for the peer to fix its message.
+  const issue = issues[0];
+  const dot = v.getDotPath(issue);
+  const path = dot === null ? where.root : where.prefix === undefined ? dot : `${where.prefix}.${dot}`;
+  const secret = where.secret !== undefined && dot !== null && (dot === where.secret || dot.startsWith(`${where.secret}.`));
+  const got = secret ? kindOf(issue.input) : quote(issue.input);
+  return { code, message: `${path}: expected ${issue.message}, got ${got}` };
+}
+
+/** A value described without revealing it. */
+function kindOf(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return value.trim() === "" ? (value === "" ? "an empty string" : "a blank string") : "a string";
+  if (typeof value === "object") return "an object";
+  return `a ${typeof value}`;
+}
+
+/** Short JSON of a value, cut at MAX_QUOTED_CHARS without serialising all of a big one. */
+function quote(value: unknown): string {
+  if (value === undefined) return "nothing";
+  let out = "";
+  const put = (text: string): boolean => {
+    out += text;
+    return out.length <= MAX_QUOTED_CHARS;
+  };
+  const write = (x: unknown): boolean => {
+    if (typeof x === "string") return put(JSON.stringify(x.length > MAX_QUOTED_CHARS ? x.slice(0, MAX_QUOTED_CHARS) : x));
+    if (x === null || typeof x === "number" || typeof x === "boolean") return put(JSON.stringify(x));
+    if (Array.isArray(x)) {
+      if (!put("[")) return false;
+      for (let i = 0; i < x.length; i++) {
+        if ((i > 0 && !put(",")) || !write(x[i])) return false;
+      }
+      return put("]");
+    }
+    if (typeof x === "object") {
+      if (!put("{")) return false;
+      let first = true;
+      for (const key in x) {
+        if (!Object.hasOwn(x, key)) continue;
+        if ((!first && !put(",")) || !put(`${JSON.stringify(key)}:`) || !write((x as Record<string, unknown>)[key])) return false;
+        first = false;
+      }
+      return put("}");
+    }
+    // Not JSON (undefined inside, function, bigint): only reachable from in-process callers.
+    return put(typeof x === "bigint" ? `${x}n` : typeof x);
+  };
+  write(value);
+  return out.length <= MAX_QUOTED_CHARS ? out : `${out.slice(0, MAX_QUOTED_CHARS - 3)}...`;
+}
+
+// ---------------------------------------------------------------------------
+// Schema helpers
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function expectedOf(schema: unknown): string {
+  const { message, expects } = schema as { message?: unknown; expects?: unknown };
+  return typeof message === "string" ? message : String(expects);
+}
+
+/**
+ * A loose object (unknown keys pass through) that rejects arrays, which valibot's
+ * object schemas would otherwise accept.
+ */
+function record<const E extends v.ObjectEntries>(entries: E, expected = "an object") {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isRecord, expected),
+    v.looseObject(entries, (issue) => {
+      // valibot raises a missing key on the object, not on the field: word it as the field's expectation.
+      const last = issue.path?.[issue.path.length - 1];
+      return last?.origin === "key" ? expectedOf(entries[last.key as keyof E]) : expected;
+    }),
+  );
+}
+
+const text = v.string("a string");
+// Any JSON value, null and primitives included; a missing key is read as null.
+const anyData = v.optional(v.unknown());
+
+const PayloadSchema = record({ type: text, id: text, data: anyData });
+const ClientMessageSchema = record({ payload: PayloadSchema });
+
+const ScopeSchema = record({
+  header: record({ scope: v.picklist(["client", "server"], '"client" or "server"') }),
+});
+
+const notBlank = (s: string) => s.trim() !== "";
+
+const AuthSchema = record({
+  header: record({
+    authentication: record(
+      {
+        // Checked before trimming, so a problem describes what was sent.
+        username: v.pipe(text, v.check(notBlank, "a non-blank string"), v.trim()),
+        // Not trimmed: surrounding spaces may be part of a password; only a blank one is refused.
+        password: v.pipe(text, v.check(notBlank, "a non-blank string")),
+      },
+      "an object {username, password}",
+    ),
+  }),
+});
+
+const ServerMessageSchema = record({
+  payload: record({ type: text, id: v.optional(text), data: anyData }),
+});
+
+const HandlerStatusSchema = record({
+  header: record({
+    // Numbers are accepted (0 reads as "0"): handlers in loosely typed languages emit them,
+    // and the meaning is unambiguous.
+    status: v.custom<string | number>(
+      (s) => typeof s === "string" || (typeof s === "number" && Number.isFinite(s)),
+      "a string",
+    ),
+  }),
+});
+
+const HandlerCommandSchema = record({
+  header: record({
+    command: record({ type: text, data: anyData }, 'a command {"type", "data"} or a command name'),
+  }),
+});
+
+const BuiltinSchema = record({ command: record({ type: text, data: anyData }) });
+
+const MESSAGE: Where = { root: "message" };
+
+// ---------------------------------------------------------------------------
+// Parsers
+
+/**
+ * The first frame of a connection. Problems: bad_scope (scope missing or unknown),
+ * auth_failed (client credentials missing or blank; the password is never quoted),
+ * malformed_message (anything else).
+ */
+export function parseFirstFrame(value: unknown): { ok: true; frame: FirstFrame } | { ok: false; problem: Problem } {
+  const scoped = v.safeParse(ScopeSchema, value);
+  if (!scoped.success) {
+    // Only a value that is not even an object is malformed; every other miss is about the scope.
+    const code = scoped.issues[0].path === undefined ? ErrorCodes.malformed : ErrorCodes.badScope;
+    return { ok: false, problem: problemFrom(code, scoped.issues, MESSAGE) };
+  }
+  const header = scoped.output.header;
+
+  if (header.scope === "server") {
+    const parsed = v.safeParse(ServerMessageSchema, value);
+    if (!parsed.success) return { ok: false, problem: problemFrom(ErrorCodes.malformed, parsed.issues, MESSAGE) };
+    const { type, id, data } = parsed.output.payload;
+    const payload = id === undefined ? { type, data: data ?? null } : { type, id, data: data ?? null };
+    const frame: FirstFrame = { scope: "server", payload };
+    if (Object.hasOwn(header, "authentication")) frame.authentication = header["authentication"];
+    return { ok: true, frame };
+  }
+
+  const auth = v.safeParse(AuthSchema, value);
+  if (!auth.success) {
+    const where = { ...MESSAGE, secret: "header.authentication" };
+    return { ok: false, problem: problemFrom(ErrorCodes.authFailed, auth.issues, where) };
+  }
+  const { username, password } = auth.output.header.authentication;
+  const credentials = { username, password };
+
+  // The authenticating frame need not carry a payload; null counts as none.
+  const raw = (value as Record<string, unknown>)["payload"];
+  if (raw === undefined || raw === null) return { ok: true, frame: { scope: "client", credentials } };
+  const payload = parseClientPayload(value);
+  if (!payload.ok) return payload;
+  return { ok: true, frame: { scope: "client", credentials, payload: payload.payload } };
+}
+
+/** A client's message after the first: the header is ignored, the payload must be complete. */
+export function parseClientPayload(value: unknown): { ok: true; payload: ClientPayload } | { ok: false; problem: Problem } {
+  const parsed = v.safeParse(ClientMessageSchema, value);
+  if (!parsed.success) return { ok: false, problem: problemFrom(ErrorCodes.malformed, parsed.issues, MESSAGE) };
+  const { type, id, data } = parsed.output.payload;
+  return { ok: true, payload: { type, id, data: data ?? null } };
+}
+
+/**
+ * A message handler's response, in either shape of PROTOCOL.md §4:
+ * `header.command: {type, data}` with top-level `data`, or the early spec's
+ * `header.command: "<name>"` + `header.commandData` with `payload.data`.
+ */
+export function parseHandlerResponse(value: unknown): { ok: true; response: HandlerResponse } | { ok: false; problem: Problem } {
+  const where: Where = { root: "response" };
+  const parsed = v.safeParse(HandlerStatusSchema, value);
+  if (!parsed.success) return { ok: false, problem: problemFrom(ErrorCodes.handlerFailed, parsed.issues, where) };
+  const header = parsed.output.header;
+  const status = String(header.status);
+  const response: HandlerResponse = { status, data: responseData(value as Record<string, unknown>) };
+
+  if (typeof header["command"] === "string") {
+    response.command = { type: header["command"], data: header["commandData"] ?? null };
+    return { ok: true, response };
+  }
+  const command = v.safeParse(HandlerCommandSchema, value);
+  if (command.success) {
+    const { type, data } = command.output.header.command;
+    response.command = { type, data: data ?? null };
+  } else if (status === "0") {
+    return { ok: false, problem: problemFrom(ErrorCodes.handlerFailed, command.issues, where) };
+  }
+  // A failing handler's command is never carried out, so a broken one is not worth reporting.
+  return { ok: true, response };
+}
+
+function responseData(response: Record<string, unknown>): unknown {
+  if (Object.hasOwn(response, "data")) return response["data"] ?? null;
+  const payload = response["payload"];
+  if (isRecord(payload) && Object.hasOwn(payload, "data")) return payload["data"] ?? null;
+  return null;
+}
+
+/** The data of a "builtin" message: `{"command": {"type": "<name>", "data": ...}}`. */
+export function parseBuiltinCommand(data: unknown): { ok: true; type: string; data: unknown } | { ok: false; problem: Problem } {
+  const parsed = v.safeParse(BuiltinSchema, data);
+  if (!parsed.success) {
+    const where = { root: "payload.data", prefix: "payload.data" };
+    return { ok: false, problem: problemFrom(ErrorCodes.malformed, parsed.issues, where) };
+  }
+  const { type, data: argument } = parsed.output.command;
+  return { ok: true, type, data: argument ?? null };
+}

@@ -1,0 +1,96 @@
+/**
+ * Messages the server itself sends to a client: status reports (PROTOCOL.md §5),
+ * fatal errors (§6), the dummy reply (§3) and delivered messages (§4).
+ *
+ * @module
+ */
+
+export type Status = "good" | "bad";
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+/** Stable error codes used on the wire. Clients may match on them, so never rename one. */
+export const ErrorCodes = {
+  /** A frame header declared more bytes than the configured maximum frame size. */
+  frameTooLarge: "frame_too_large",
+  /** A frame body was not valid UTF-8. */
+  invalidUtf8: "invalid_utf8",
+  /** A frame body was not valid JSON (an empty frame included). */
+  invalidJson: "invalid_json",
+  /** Valid JSON, but not the shape the protocol requires (e.g. payload.id missing). */
+  malformed: "malformed_message",
+  /** The first frame's header.scope was missing or neither "client" nor "server". */
+  badScope: "bad_scope",
+  /** Credentials missing, empty or wrong, or a server peer that is not allowed. */
+  authFailed: "auth_failed",
+  /** The first frame did not arrive within the authentication timeout. */
+  authTimeout: "auth_timeout",
+  /** No handler is configured for the message's type. */
+  unknownType: "unknown_type",
+  /** A "builtin" message named a command the server does not know. */
+  unknownBuiltin: "unknown_builtin",
+  /** The server or this user is at its connection limit. */
+  tooManyConnections: "too_many_connections",
+  /** The server is stopping (or in lame-duck mode) and takes no new work. */
+  shuttingDown: "shutting_down",
+  /** The handler was unreachable, answered with a non-"0" status, or sent a malformed response. */
+  handlerFailed: "handler_failed",
+  /** The handler did not answer within the handler timeout. */
+  handlerTimeout: "handler_timeout",
+  /** The request is valid but this server does not support it (e.g. a disabled command). */
+  notImplemented: "not_implemented",
+  /** The client read too slowly and its pending output exceeded the limit. */
+  slowConsumer: "slow_consumer",
+  /** A bug or unexpected failure inside the server. */
+  internal: "internal_error",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface StatusReportMessage {
+  header: { status: Status; messageType: "statusReport"; error?: ErrorInfo };
+  payload: { id: string };
+}
+
+export interface FatalMessage {
+  header: { status: "bad"; messageType: "fatal"; error: ErrorInfo };
+  payload: { id: string | null };
+}
+
+export interface DummyReplyMessage {
+  header: { status: "0" };
+  payload: { data: null; type: "dummy"; id: string };
+}
+
+export interface ReceivedMessage {
+  header: { messageType: "receivedMessage" };
+  payload: { data: unknown; type: string };
+}
+
+export function statusReport(id: string, status: Status, error?: ErrorInfo): StatusReportMessage {
+  // The error key is left out entirely when absent: original clients compare headers loosely,
+  // but an explicit `"error": null` is noise on every good report.
+  const header: StatusReportMessage["header"] = { status, messageType: "statusReport" };
+  if (error !== undefined) header.error = { code: error.code, message: error.message };
+  return { header, payload: { id } };
+}
+
+// ErrorInfo is copied field by field so that an Error passed as one (FrameError, say) still
+// serialises its message, which is not an enumerable property of Errors.
+export function fatalMessage(error: ErrorInfo, id: string | null): FatalMessage {
+  return {
+    header: { status: "bad", messageType: "fatal", error: { code: error.code, message: error.message } },
+    payload: { id },
+  };
+}
+
+export function dummyReply(id: string): DummyReplyMessage {
+  return { header: { status: "0" }, payload: { data: null, type: "dummy", id } };
+}
+
+export function receivedMessage(type: string, data: unknown): ReceivedMessage {
+  return { header: { messageType: "receivedMessage" }, payload: { data, type } };
+}
