@@ -1,0 +1,152 @@
+/**
+ * Every limit, timeout and port the gateway uses, each with the reason for its
+ * value, and the embedded default config used when no file is given.
+ *
+ * This module imports nothing at run time from the rest of config/, so the
+ * schema and the loader can both depend on it without an import cycle.
+ *
+ * @module
+ */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import type { Config, HandlerConfig } from "./schema.ts";
+
+// --- limits (config key `limits`) -------------------------------------------
+
+/** PROTOCOL.md §1: checked against the length prefix before the body is read, so one peer can make us buffer at most this much; 1 MiB holds any chat-sized message. */
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/** Below this not even a fatal error with its message fits in a frame. */
+export const MIN_MAX_FRAME_BYTES = 64;
+/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
+export const FRAME_HEADER_BYTES = 4;
+
+/** A connection that never sends its first frame holds a socket; a real client sends it within milliseconds, 10 s leaves room for slow links. */
+export const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
+
+/** Bounds file descriptors a connection flood can take; raise `ulimit -n` above this for real deployments. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** A handler that has not answered in 5 s is stuck, not slow; the originator then gets "bad" instead of waiting forever. */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 5_000;
+
+/** Slow-consumer limit: eight maximal frames queued for one connection; past it the reader is too slow to keep and is closed. */
+export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
+
+/** Messages of one session in flight at once (processed in order); past it reading from that socket pauses, which pushes back on the sender. */
+export const DEFAULT_SESSION_WINDOW = 64;
+/** A window beyond this buys no throughput and lets one session hold a lot of memory. */
+export const MAX_SESSION_WINDOW = 65_536;
+
+/** sendHandler chains longer than this are almost surely cycles; they end in "bad" (PROTOCOL.md §4). */
+export const DEFAULT_MAX_HANDLER_HOPS = 8;
+/** Upper bound for the setting: each hop is a round trip through a handler, so deeper chains only hide cycles. */
+export const MAX_HANDLER_HOPS = 64;
+
+/** Time in-flight messages get to finish on shutdown before connections are cut; shorter than typical service-manager stop timeouts (systemd: 90 s). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+
+/** setTimeout fires at once for delays above 2^31-1 ms, so no timeout may exceed it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// --- handlers (per-handler extensions) --------------------------------------
+
+/** One kept connection already pipelines (PROTOCOL.md §4); more only help handlers that answer in parallel. */
+export const DEFAULT_HANDLER_CONNECTIONS = 1;
+/** Each kept connection is a socket held open in both processes; 64 is far past where pipelining stops gaining. */
+export const MAX_HANDLER_CONNECTIONS = 64;
+
+// --- ports and addresses ----------------------------------------------------
+
+/** The original daemon's client port over IPv4 (PROTOCOL.md §8). */
+export const DEFAULT_TCP4_PORT = 2220;
+/** The original daemon's client port over IPv6 (PROTOCOL.md §8). */
+export const DEFAULT_TCP6_PORT = 2221;
+/** Control API: beside the protocol ports, clear of well-known services. */
+export const DEFAULT_CONTROL_PORT = 2280;
+/** Control API actions (reload, shutdown) must not be reachable from the network unless asked for. */
+export const DEFAULT_CONTROL_ADDRESS = "127.0.0.1";
+/** Redis's own defaults, so a local Redis works without settings. */
+export const DEFAULT_REDIS_ADDRESS = "127.0.0.1";
+export const DEFAULT_REDIS_PORT = 6379;
+
+// --- file names -------------------------------------------------------------
+
+/** Informer socket name when the file names none; placed beside the client UNIX socket. */
+export const INFORMER_SOCKET_NAME = "bester-informer.sock";
+/** SQLite account store name when the file names none; placed beside the config file. */
+export const SQLITE_FILE_NAME = "bester-accounts.db";
+
+/** sun_path holds 108 bytes on Linux, 104 on macOS and the BSDs, one of them the terminating NUL; a longer path cannot be bound at all. */
+export const MAX_UNIX_SOCKET_PATH_BYTES = ["darwin", "freebsd", "openbsd", "netbsd"].includes(process.platform)
+  ? 103
+  : 107;
+
+// --- log --------------------------------------------------------------------
+
+export const DEFAULT_LOG_LEVEL = "info" as const;
+export const DEFAULT_LOG_FORMAT = "text" as const;
+
+// --- the embedded default ---------------------------------------------------
+
+/**
+ * A private per-user directory for sockets: `$XDG_RUNTIME_DIR/bester` when the
+ * session has one (tmpfs, owned by the user), else `<tmpdir>/bester-<uid>`.
+ * Not created here; whoever binds a socket in it creates it with mode 0700.
+ */
+export function defaultRunDir(): string {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg) return join(xdg, "bester");
+  return join(tmpdir(), `bester-${process.getuid?.() ?? "user"}`);
+}
+
+/**
+ * BUNDLED HANDLERS HOOK: the handlers the embedded default enables. Empty until
+ * the bundled handlers (handlers/echo, handlers/chat, ...) land; each should put
+ * its socket in `runDir`, and its program must be an absolute path.
+ */
+export function bundledHandlers(_runDir: string): HandlerConfig[] {
+  return [];
+}
+
+/**
+ * The config used when no file is given: works at once for a developer and
+ * exposes nothing, since every listener is on loopback or in `runDir`, and the
+ * "open" account store (any password) is therefore acceptable.
+ */
+export function embeddedDefaultConfig(runDir: string): Config {
+  const handlers = bundledHandlers(runDir);
+  return {
+    source: null,
+    network: {
+      types: ["unix", "tcp4", "tcp6"],
+      unix: { address: join(runDir, "bester.sock") },
+      tcp4: { address: "127.0.0.1", port: DEFAULT_TCP4_PORT },
+      tcp6: { address: "::1", port: DEFAULT_TCP6_PORT },
+    },
+    handlers: {
+      availableTypes: handlers.map((h) => h.type),
+      typeMap: Object.assign(Object.create(null), Object.fromEntries(handlers.map((h) => [h.type, h]))),
+    },
+    database: {
+      type: "open",
+      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "" },
+      sqlite: { path: join(runDir, SQLITE_FILE_NAME) },
+      allowOpenOnNetwork: false,
+    },
+    admin: { info: {} },
+    control: { enabled: true, address: DEFAULT_CONTROL_ADDRESS, port: DEFAULT_CONTROL_PORT },
+    informer: { enabled: true, path: join(runDir, "informer.sock") },
+    limits: {
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,
+      maxConnections: DEFAULT_MAX_CONNECTIONS,
+      handlerTimeoutMs: DEFAULT_HANDLER_TIMEOUT_MS,
+      maxPendingBytes: DEFAULT_MAX_PENDING_BYTES,
+      sessionWindow: DEFAULT_SESSION_WINDOW,
+      maxHandlerHops: DEFAULT_MAX_HANDLER_HOPS,
+      shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+    },
+    log: { level: DEFAULT_LOG_LEVEL, format: DEFAULT_LOG_FORMAT },
+  };
+}

@@ -1,0 +1,305 @@
+/**
+ * Reads a config file and turns it into a {@link Config}: JSON, then the
+ * schema, then the rules that span several keys, with every issue collected
+ * and named by its path, so one run shows everything that needs fixing.
+ *
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import * as v from "valibot";
+import { FRAME_HEADER_BYTES, INFORMER_SOCKET_NAME, MAX_UNIX_SOCKET_PATH_BYTES, SQLITE_FILE_NAME } from "./defaults.ts";
+import { findJsonSyntaxError } from "./json-error.ts";
+import {
+  type Config,
+  CONFIG_SECTIONS,
+  type ConfigFile,
+  configSchema,
+  findUnknownKeys,
+  type HandlerConfig,
+  joinPath,
+  LISTENER_KINDS,
+  type ListenerKind,
+} from "./schema.ts";
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+export type LoadResult =
+  | { ok: true; config: Config; warnings: string[] }
+  | { ok: false; errors: ConfigIssue[]; warnings: string[] };
+
+/** Answered by the server itself (PROTOCOL.md §3); a handler of that name never sees a message. */
+const BUILTIN_TYPES = ["dummy", "builtin"];
+/** valibot drops these keys from records (prototype pollution guard), so a handler so named would vanish silently. */
+const RESERVED_NAMES = ["__proto__", "prototype", "constructor"];
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+const q = (s: string) => JSON.stringify(s);
+const isPlainObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+const failed = (errors: ConfigIssue[], warnings: string[] = []): LoadResult => ({ ok: false, errors, warnings });
+
+export function formatIssue(i: ConfigIssue): string {
+  return i.path === "" ? i.message : `${i.path}: ${i.message}`;
+}
+
+/** The config for printing: secrets replaced by "***". */
+export function redactConfig(c: Config): unknown {
+  return c.control.token === undefined ? c : { ...c, control: { ...c.control, token: "***" } };
+}
+
+export async function loadConfigFile(path: string): Promise<LoadResult> {
+  const source = resolve(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(source);
+  } catch (e) {
+    return failed([{ path: "", message: `cannot read ${source}: ${readFailure(e)}` }]);
+  }
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return failed([{ path: "", message: `cannot read ${source}: not valid UTF-8` }]);
+  }
+  return parseConfigText(text, source);
+}
+
+function readFailure(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES") return "permission denied";
+  if (code === "EISDIR") return "it is a directory";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** `sourcePath` names the file in messages and anchors its relative paths. */
+export function parseConfigText(text: string, sourcePath: string): LoadResult {
+  const source = resolve(sourcePath);
+  const json = text.replace(/^\uFEFF/, ""); // editors on Windows like to add a BOM
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (e) {
+    const at = findJsonSyntaxError(json);
+    const where = at ? `line ${at.line}, column ${at.column}: ${at.reason}` : (e as Error).message;
+    return failed([{ path: "", message: `${source} is not valid JSON: ${where}` }]);
+  }
+  return validateConfig(raw, source);
+}
+
+/** Validates an already parsed file; relative paths in it resolve against the directory of `sourcePath`. */
+export function validateConfig(raw: unknown, sourcePath: string): LoadResult {
+  const source = resolve(sourcePath);
+  const errors: ConfigIssue[] = [];
+  const warnings: string[] = [];
+  const input = setAside(raw, errors, warnings);
+  for (const [at, key] of findUnknownKeys(configSchema, input)) {
+    warnings.push(`unknown key ${q(key)} at ${at || "the top level"} (ignored)`);
+  }
+  const parsed = v.safeParse(configSchema, input, { abortEarly: false });
+  if (!parsed.success) errors.unshift(...parsed.issues.map(toIssue));
+  if (!parsed.success || errors.length > 0) return failed(inSchemaOrder(errors), warnings);
+  const config = normalise(parsed.output, source);
+  const checked = checkConfig(config);
+  warnings.push(...checked.warnings);
+  if (checked.errors.length > 0) return failed(checked.errors, warnings);
+  return { ok: true, config, warnings };
+}
+
+function toIssue(issue: v.BaseIssue<unknown>): ConfigIssue {
+  const path = (issue.path ?? []).reduce((p, item) => joinPath(p, item.key as string | number), "");
+  return { path, message: issue.message };
+}
+
+/** Groups issues by top-level section, in the schema's order, keeping their order within a section. */
+function inSchemaOrder(issues: ConfigIssue[]): ConfigIssue[] {
+  const rank = (i: ConfigIssue) => CONFIG_SECTIONS.indexOf(i.path.split(/[.[]/)[0]!);
+  return issues.map((i, n) => ({ i, n })).sort((a, b) => rank(a.i) - rank(b.i) || a.n - b.n).map((x) => x.i);
+}
+
+/**
+ * The rules between keys that the schema cannot see, checked on the raw file
+ * so they are reported together with the schema's issues. Returns the input
+ * without the parts the file has switched off (listener blocks not in
+ * network.types, handlers not in availableTypes): those are ignored, not
+ * validated, as the original daemon ignored them.
+ */
+function setAside(raw: unknown, errors: ConfigIssue[], warnings: string[]): unknown {
+  if (!isPlainObject(raw)) return raw;
+  const input = { ...raw };
+  const network = raw.network;
+  if (isPlainObject(network) && Array.isArray(network.types)) {
+    const kept = { ...network };
+    const named = new Set<string>();
+    network.types.forEach((kind: unknown, i) => {
+      if (!(LISTENER_KINDS as readonly unknown[]).includes(kind)) return; // the schema reports it
+      const k = kind as ListenerKind;
+      if (named.has(k)) errors.push({ path: joinPath("network.types", i), message: `${q(k)} is listed twice` });
+      else if (!Object.hasOwn(network, k)) {
+        errors.push({ path: `network.${k}`, message: `required because network.types includes ${q(k)}` });
+      }
+      named.add(k);
+    });
+    for (const kind of LISTENER_KINDS) {
+      if (named.has(kind) || !Object.hasOwn(network, kind)) continue;
+      warnings.push(`network.${kind}: ignored because network.types does not include ${q(kind)}`);
+      delete kept[kind];
+    }
+    input.network = kept;
+  }
+  const handlers = raw.handlers;
+  const typeMap = isPlainObject(handlers) ? (handlers.typeMap ?? {}) : undefined;
+  if (isPlainObject(handlers) && Array.isArray(handlers.availableTypes) && isPlainObject(typeMap)) {
+    const kept: Record<string, unknown> = Object.create(null);
+    const named = new Set<string>();
+    handlers.availableTypes.forEach((type: unknown, i) => {
+      if (typeof type !== "string" || type === "") return; // the schema reports it
+      const at = joinPath("handlers.availableTypes", i);
+      if (named.has(type)) warnings.push(`${at}: ${q(type)} is listed twice (ignored)`);
+      else if (RESERVED_NAMES.includes(type)) errors.push({ path: at, message: `${q(type)} cannot be a type name` });
+      else if (!Object.hasOwn(typeMap, type)) {
+        errors.push({
+          path: joinPath("handlers.typeMap", type),
+          message: `required because handlers.availableTypes includes ${q(type)}`,
+        });
+      } else if (BUILTIN_TYPES.includes(type)) {
+        warnings.push(`${at}: ${q(type)} is answered by the server itself, so this handler is never used`);
+      }
+      named.add(type);
+    });
+    for (const [type, entry] of Object.entries(typeMap)) {
+      if (named.has(type)) kept[type] = entry;
+      else warnings.push(`${joinPath("handlers.typeMap", type)}: ignored because handlers.availableTypes does not include ${q(type)}`);
+    }
+    input.handlers = { ...handlers, typeMap: kept };
+  }
+  return input;
+}
+
+/** Builds the Config the gateway uses: absolute paths, derived defaults, switched-off parts gone. */
+function normalise(file: ConfigFile, source: string): Config {
+  const dir = dirname(source);
+  const at = (p: string) => resolve(dir, p);
+  const n = file.network;
+  const network: Config["network"] = { types: [...n.types] };
+  if (n.unix) network.unix = { address: at(n.unix.address) };
+  if (n.tcp4) network.tcp4 = { address: n.tcp4.address, port: n.tcp4.port };
+  if (n.tcp6) network.tcp6 = { address: n.tcp6.address, port: n.tcp6.port };
+
+  const availableTypes = [...new Set(file.handlers.availableTypes)];
+  const typeMap: Record<string, HandlerConfig> = Object.create(null);
+  for (const type of availableTypes) {
+    const h = file.handlers.typeMap[type]!; // setAside reported it if missing
+    typeMap[type] = {
+      type,
+      ...(h.handlerBinary === undefined ? {} : { handlerBinary: at(h.handlerBinary) }),
+      handlerArgs: [...h.handlerArgs],
+      unixDomainSocketPath: at(h.unixDomainSocketPath),
+      mode: h.mode,
+      connections: h.connections,
+      envelope: h.envelope,
+      timeoutMs: h.timeoutMs ?? file.limits.handlerTimeoutMs,
+    };
+  }
+  const { database: d, control: c, informer: inf, limits: l } = file;
+  return {
+    source,
+    network,
+    handlers: { availableTypes, typeMap },
+    database: {
+      type: d.type,
+      redis: { address: d.redis.address, port: d.redis.port, prefix: d.redis.prefix },
+      sqlite: { path: at(d.sqlite.path ?? SQLITE_FILE_NAME) },
+      allowOpenOnNetwork: d.allowOpenOnNetwork,
+    },
+    admin: { info: file.admin.info },
+    control: { enabled: c.enabled, address: c.address, port: c.port, ...(c.token === undefined ? {} : { token: c.token }) },
+    informer: {
+      enabled: inf.enabled,
+      path: inf.path === undefined
+        ? join(network.unix ? dirname(network.unix.address) : dir, INFORMER_SOCKET_NAME)
+        : at(inf.path),
+    },
+    limits: {
+      maxFrameBytes: l.maxFrameBytes,
+      authTimeoutMs: l.authTimeoutMs,
+      maxConnections: l.maxConnections,
+      handlerTimeoutMs: l.handlerTimeoutMs,
+      maxPendingBytes: l.maxPendingBytes,
+      sessionWindow: l.sessionWindow,
+      maxHandlerHops: l.maxHandlerHops,
+      shutdownGraceMs: l.shutdownGraceMs,
+    },
+    log: { level: file.log.level, format: file.log.format },
+  };
+}
+
+const isLoopback = (address: string) =>
+  address === "localhost" || address === "::1" || /^127\./.test(address) || /^::ffff:127\./i.test(address);
+
+/**
+ * Rules on the finished config: things each key allows alone but that cannot
+ * work (or are unsafe) together. Also usable on a config not read from a file.
+ */
+export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: string[] } {
+  const errors: ConfigIssue[] = [];
+  const warnings: string[] = [];
+  const { limits, network, database, control } = config;
+
+  const minPending = limits.maxFrameBytes + FRAME_HEADER_BYTES;
+  if (limits.maxPendingBytes < minPending) {
+    errors.push({
+      path: "limits.maxPendingBytes",
+      message: `expected at least limits.maxFrameBytes + ${FRAME_HEADER_BYTES} (${minPending}) so one whole frame can be queued, got ${limits.maxPendingBytes}`,
+    });
+  }
+
+  if (database.type === "open" && !database.allowOpenOnNetwork) {
+    for (const kind of ["tcp4", "tcp6"] as const) {
+      const l = network[kind];
+      if (!l || isLoopback(l.address)) continue;
+      errors.push({
+        path: "database.type",
+        message: `"open" lets anyone in with any password, refused while network.${kind} listens on ${l.address}; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true`,
+      });
+    }
+  }
+
+  if (control.enabled) {
+    for (const kind of ["tcp4", "tcp6"] as const) {
+      const l = network[kind];
+      if (l && l.port !== 0 && l.port === control.port && control.address.includes(":") === (kind === "tcp6")) {
+        errors.push({ path: "control.port", message: `port ${control.port} is already used by network.${kind}` });
+      }
+    }
+    if (!isLoopback(control.address) && control.token === undefined) {
+      warnings.push(`control: listens on ${control.address} without a token; anyone who reaches it can reload or stop the server`);
+    }
+  }
+
+  // Every UNIX socket the gateway binds or dials: a shared path means two parties fight over one file.
+  const sockets: { path: string; file: string; program?: boolean }[] = [];
+  if (network.unix) sockets.push({ path: "network.unix.address", file: network.unix.address });
+  if (config.informer.enabled) sockets.push({ path: "informer.path", file: config.informer.path });
+  for (const h of Object.values(config.handlers.typeMap)) {
+    const path = joinPath(joinPath("handlers.typeMap", h.type), "unixDomainSocketPath");
+    sockets.push({ path, file: h.unixDomainSocketPath, program: h.handlerBinary !== undefined });
+    if (h.handlerBinary === undefined && h.handlerArgs.length > 0) {
+      warnings.push(`${joinPath(joinPath("handlers.typeMap", h.type), "handlerArgs")}: ignored because no handlerBinary is given`);
+    }
+  }
+  sockets.forEach((s, i) => {
+    const bytes = new TextEncoder().encode(s.file).length;
+    if (bytes > MAX_UNIX_SOCKET_PATH_BYTES) {
+      errors.push({ path: s.path, message: `socket path is ${bytes} bytes long, the OS allows at most ${MAX_UNIX_SOCKET_PATH_BYTES}: ${s.file}` });
+    }
+    // Two handler types may share one handler's socket, as long as at most one of them starts the program.
+    const clash = sockets.slice(0, i).find((o) =>
+      o.file === s.file && (o.program === undefined || s.program === undefined || (o.program && s.program)));
+    if (clash) errors.push({ path: s.path, message: `same socket as ${clash.path} (${s.file})` });
+  });
+  return { errors, warnings };
+}

@@ -1,0 +1,283 @@
+/**
+ * The config file: the original server.conf shape (PROTOCOL.md §8) and, beside
+ * its keys, this project's additions (marked "extension"). Every object is
+ * loose, so files written for the original daemon load with extra keys; the
+ * loader turns unknown keys into warnings by walking this schema.
+ *
+ * Paths stay as written here; `load.ts` resolves them and builds {@link Config}.
+ *
+ * @module
+ */
+import * as v from "valibot";
+import {
+  DEFAULT_AUTH_TIMEOUT_MS,
+  DEFAULT_CONTROL_ADDRESS,
+  DEFAULT_CONTROL_PORT,
+  DEFAULT_HANDLER_CONNECTIONS,
+  DEFAULT_HANDLER_TIMEOUT_MS,
+  DEFAULT_LOG_FORMAT,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_HANDLER_HOPS,
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_REDIS_ADDRESS,
+  DEFAULT_REDIS_PORT,
+  DEFAULT_SESSION_WINDOW,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_TCP4_PORT,
+  DEFAULT_TCP6_PORT,
+  MAX_HANDLER_CONNECTIONS,
+  MAX_HANDLER_HOPS,
+  MAX_SESSION_WINDOW,
+  MAX_TIMER_MS,
+  MIN_MAX_FRAME_BYTES,
+} from "./defaults.ts";
+
+// --- the normalised config, as the rest of the gateway sees it ---------------
+
+export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export interface HandlerConfig {
+  type: string;
+  handlerBinary?: string;
+  handlerArgs: string[];
+  unixDomainSocketPath: string;
+  mode: "per-message" | "persistent";
+  connections: number;
+  envelope: boolean;
+  timeoutMs: number;
+}
+export interface Config {
+  source: string | null;
+  network: {
+    types: ListenerKind[];
+    unix?: { address: string };
+    tcp4?: { address: string; port: number };
+    tcp6?: { address: string; port: number };
+  };
+  /** typeMap has no prototype: look types up with Object.hasOwn or `in`, never trust `typeMap[type]` alone for client-chosen names. */
+  handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
+  database: {
+    type: "open" | "sqlite" | "redis";
+    redis: { address: string; port: number; prefix: string };
+    sqlite: { path: string };
+    allowOpenOnNetwork: boolean;
+  };
+  admin: { info: unknown };
+  control: { enabled: boolean; address: string; port: number; token?: string };
+  informer: { enabled: boolean; path: string };
+  limits: {
+    maxFrameBytes: number;
+    authTimeoutMs: number;
+    maxConnections: number;
+    handlerTimeoutMs: number;
+    maxPendingBytes: number;
+    sessionWindow: number;
+    maxHandlerHops: number;
+    shutdownGraceMs: number;
+  };
+  log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
+}
+
+export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
+export const HANDLER_MODES = ["per-message", "persistent"] as const;
+export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export const LOG_FORMATS = ["text", "json"] as const;
+
+// --- building blocks, each with the wording its error uses --------------------
+
+/** The received value as messages quote it: JSON when short, else its kind. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const json = JSON.stringify(value);
+  if (json.length <= 40) return json;
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object" && value !== null) return "an object";
+  return `${json.slice(0, 36)}..."`;
+}
+
+const isPlainObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+
+const expected = (what: string) => (issue: v.BaseIssue<unknown>) =>
+  `expected ${what}, got ${describeValue(issue.input)}`;
+
+/**
+ * A loose object (extra keys pass) that refuses arrays, which valibot's object
+ * schemas would take, and whose missing required keys say so rather than
+ * blaming the object.
+ */
+function obj<const E extends v.ObjectEntries>(entries: E) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isPlainObject, expected("an object")),
+    v.looseObject(entries, (issue) => (issue.path?.[0]?.origin === "key" ? "required but missing" : expected("an object")(issue))),
+  );
+}
+
+/** Validates and converts in one step, so the message can name the whole expectation. */
+function convert<T>(what: string, parse: (input: unknown) => T | undefined) {
+  return v.pipe(
+    v.unknown(),
+    v.rawTransform<unknown, T>(({ dataset, addIssue, NEVER }) => {
+      const out = parse(dataset.value);
+      if (out !== undefined) return out;
+      addIssue({ message: `expected ${what}, got ${describeValue(dataset.value)}` });
+      return NEVER;
+    }),
+  );
+}
+
+const int = (min: number, max = Infinity) =>
+  convert(max === Infinity ? `an integer >= ${min}` : `an integer ${min}-${max}`, (x) =>
+    typeof x === "number" && Number.isInteger(x) && x >= min && x <= max ? x : undefined);
+
+/** The original wrote ports as strings ("2220"); numbers are accepted too. 0 asks the OS for any free port. */
+const port = convert("a port 0-65535", (x) => {
+  const n = typeof x === "string" && /^\d{1,5}$/.test(x) ? Number(x) : x;
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
+});
+
+const text = convert("a non-empty string", (x) => (typeof x === "string" && x !== "" ? x : undefined));
+const str = v.string(expected("a string"));
+const bool = v.boolean(expected("true or false"));
+const list = <T extends v.GenericSchema>(item: T) => v.array(item, expected("an array"));
+
+const pick = <const T extends readonly [string, ...string[]]>(options: T) =>
+  v.picklist(options, expected(`one of ${options.map((o) => JSON.stringify(o)).join(", ")}`));
+
+/** An IPv6 literal here would bind the wrong family; host names are left to the resolver. */
+const ipv4Host = convert("an IPv4 address or host name", (x) =>
+  typeof x === "string" && x !== "" && !x.includes(":") ? x : undefined);
+const ipv6Host = convert("an IPv6 address or host name", (x) =>
+  typeof x === "string" && x !== "" && !/^\d+\.\d+\.\d+\.\d+$/.test(x) ? x : undefined);
+
+// --- the file ------------------------------------------------------------------
+
+export const handlerSchema = obj({
+  handlerBinary: v.optional(text),
+  unixDomainSocketPath: text,
+  // extensions
+  handlerArgs: v.optional(list(str), () => []),
+  mode: v.optional(pick(HANDLER_MODES), "per-message"),
+  connections: v.optional(int(1, MAX_HANDLER_CONNECTIONS), DEFAULT_HANDLER_CONNECTIONS),
+  envelope: v.optional(bool, false),
+  timeoutMs: v.optional(int(1, MAX_TIMER_MS)),
+});
+
+const networkSchema = obj({
+  types: v.pipe(
+    list(pick(LISTENER_KINDS)),
+    v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
+  ),
+  unix: v.optional(obj({ address: text })),
+  tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT) })),
+  tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT) })),
+});
+
+const handlersSchema = obj({
+  availableTypes: v.optional(list(text), () => []),
+  typeMap: v.optional(v.record(v.string(), handlerSchema, expected("an object")), () => ({})),
+});
+
+const databaseSchema = obj({
+  type: v.optional(pick(DATABASE_TYPES), "open"),
+  redis: v.optional(
+    obj({
+      address: v.optional(text, DEFAULT_REDIS_ADDRESS),
+      port: v.optional(port, DEFAULT_REDIS_PORT),
+      prefix: v.optional(str, ""), // extension: lets several gateways share one Redis
+    }),
+    () => ({}),
+  ),
+  // extensions
+  sqlite: v.optional(obj({ path: v.optional(text) }), () => ({})),
+  allowOpenOnNetwork: v.optional(bool, false),
+});
+
+const limitsSchema = obj({
+  maxFrameBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_FRAME_BYTES),
+  authTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_AUTH_TIMEOUT_MS),
+  maxConnections: v.optional(int(1), DEFAULT_MAX_CONNECTIONS),
+  handlerTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_HANDLER_TIMEOUT_MS),
+  maxPendingBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_PENDING_BYTES),
+  sessionWindow: v.optional(int(1, MAX_SESSION_WINDOW), DEFAULT_SESSION_WINDOW),
+  maxHandlerHops: v.optional(int(0, MAX_HANDLER_HOPS), DEFAULT_MAX_HANDLER_HOPS),
+  shutdownGraceMs: v.optional(int(0, MAX_TIMER_MS), DEFAULT_SHUTDOWN_GRACE_MS),
+});
+
+const configEntries = {
+  network: networkSchema,
+  handlers: v.optional(handlersSchema, () => ({})),
+  database: v.optional(databaseSchema, () => ({})),
+  admin: v.optional(obj({ info: v.optional(v.unknown(), () => ({})) }), () => ({})),
+  // extensions
+  control: v.optional(
+    obj({
+      enabled: v.optional(bool, true),
+      address: v.optional(text, DEFAULT_CONTROL_ADDRESS),
+      port: v.optional(port, DEFAULT_CONTROL_PORT),
+      token: v.optional(text),
+    }),
+    () => ({}),
+  ),
+  informer: v.optional(obj({ enabled: v.optional(bool, true), path: v.optional(text) }), () => ({})),
+  limits: v.optional(limitsSchema, () => ({})),
+  log: v.optional(
+    obj({ level: v.optional(pick(LOG_LEVELS), DEFAULT_LOG_LEVEL), format: v.optional(pick(LOG_FORMATS), DEFAULT_LOG_FORMAT) }),
+    () => ({}),
+  ),
+};
+export const configSchema = obj(configEntries);
+/** Top-level keys in file order; issues are reported in this order too. */
+export const CONFIG_SECTIONS = Object.keys(configEntries);
+
+/** The file after validation and defaults, before paths are resolved. */
+export type ConfigFile = v.InferOutput<typeof configSchema>;
+
+// --- unknown keys ----------------------------------------------------------------
+
+/** Renders a path the way messages show it: `handlers.typeMap.chat`, `network.types[1]`, `a["odd key"]`. */
+export function joinPath(base: string, key: string | number): string {
+  if (typeof key === "number") return `${base}[${key}]`;
+  if (/^[A-Za-z_$][\w$-]*$/.test(key)) return base === "" ? key : `${base}.${key}`;
+  return `${base}[${JSON.stringify(key)}]`;
+}
+
+/** The parts of a valibot schema object this walk reads. */
+interface SchemaShape {
+  kind: string;
+  type: string;
+  pipe?: SchemaShape[];
+  entries?: Record<string, SchemaShape>;
+  wrapped?: SchemaShape;
+  item?: SchemaShape;
+  value?: SchemaShape;
+}
+
+/**
+ * Every key in `input` the schema does not know, as [path of its object, key].
+ * Read off the schema itself, so a new setting can never be forgotten here.
+ */
+export function findUnknownKeys(schema: v.GenericSchema, input: unknown): [string, string][] {
+  const found: [string, string][] = [];
+  walk(schema as unknown as SchemaShape, input, "", found);
+  return found;
+}
+
+function walk(s: SchemaShape, input: unknown, path: string, found: [string, string][]): void {
+  if (s.type === "optional" && s.wrapped) return walk(s.wrapped, input, path, found);
+  if (s.type === "loose_object" && s.entries && isPlainObject(input)) {
+    for (const [key, value] of Object.entries(input)) {
+      if (Object.hasOwn(s.entries, key)) walk(s.entries[key]!, value, joinPath(path, key), found);
+      else found.push([path, key]);
+    }
+  } else if (s.type === "record" && s.value && isPlainObject(input)) {
+    for (const [key, value] of Object.entries(input)) walk(s.value, value, joinPath(path, key), found);
+  } else if (s.type === "array" && s.item && Array.isArray(input)) {
+    input.forEach((item, i) => walk(s.item!, item, joinPath(path, i), found));
+  } else if (s.pipe) {
+    // obj() pipes a check into the object schema: the object is further down the pipe
+    for (const item of s.pipe.slice(1)) if (item.kind === "schema") walk(item, input, path, found);
+  }
+}

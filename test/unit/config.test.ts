@@ -1,0 +1,479 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import * as D from "../../src/config/defaults.ts";
+import { findJsonSyntaxError } from "../../src/config/json-error.ts";
+import {
+  checkConfig,
+  type ConfigIssue,
+  formatIssue,
+  type LoadResult,
+  loadConfigFile,
+  parseConfigText,
+  redactConfig,
+  validateConfig,
+} from "../../src/config/load.ts";
+import type { Config } from "../../src/config/schema.ts";
+
+const FIXTURES = resolve(import.meta.dirname, "../fixtures");
+const SOURCE = "/etc/bester/server.conf";
+
+function ok(r: LoadResult): Config {
+  if (!r.ok) throw new Error(`expected a valid config, got:\n${r.errors.map(formatIssue).join("\n")}`);
+  return r.config;
+}
+function errorLines(r: LoadResult): string[] {
+  if (r.ok) throw new Error("expected the config to be refused");
+  return r.errors.map(formatIssue);
+}
+/** Loads an object as if it were the file /etc/bester/server.conf. */
+const load = (file: unknown) => validateConfig(file, SOURCE);
+const tcp4Only = (extra: Record<string, unknown> = {}) => ({
+  network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 0 } },
+  ...extra,
+});
+
+describe("the original server.conf (PROTOCOL.md §8)", () => {
+  test("loads unchanged: ports become numbers, paths resolve against the file's directory", async () => {
+    const r = await loadConfigFile(join(FIXTURES, "server.conf"));
+    const c = ok(r);
+    expect(r.warnings).toEqual([]);
+    expect(c.source).toBe(join(FIXTURES, "server.conf"));
+    expect(c.network).toEqual({
+      types: ["unix", "tcp4", "tcp6"],
+      unix: { address: join(FIXTURES, "besterUNIXSock") },
+      tcp4: { address: "0.0.0.0", port: 2220 },
+      tcp6: { address: "::", port: 2221 },
+    });
+    expect(c.handlers.availableTypes).toEqual(["type1", "type2"]);
+    expect({ ...c.handlers.typeMap.type1 }).toEqual({
+      type: "type1",
+      handlerBinary: join(FIXTURES, "handlers/type1"),
+      handlerArgs: [],
+      unixDomainSocketPath: join(FIXTURES, "aSock"),
+      mode: "per-message",
+      connections: 1,
+      envelope: false,
+      timeoutMs: D.DEFAULT_HANDLER_TIMEOUT_MS,
+    });
+    expect(c.handlers.typeMap.type2?.unixDomainSocketPath).toBe(join(FIXTURES, "bSock"));
+    expect(c.database).toEqual({
+      type: "redis",
+      redis: { address: "127.0.0.1", port: 6379, prefix: "" },
+      sqlite: { path: join(FIXTURES, "bester-accounts.db") },
+      allowOpenOnNetwork: false,
+    });
+    expect(c.admin).toEqual({ info: {} });
+    expect(c.informer).toEqual({ enabled: true, path: join(FIXTURES, "bester-informer.sock") });
+  });
+
+  test("ports given as numbers load the same as strings", async () => {
+    const asStrings = ok(await loadConfigFile(join(FIXTURES, "server.conf")));
+    const file = JSON.parse(await readFile(join(FIXTURES, "server.conf"), "utf8"));
+    file.network.tcp4.port = 2220;
+    file.network.tcp6.port = 2221;
+    file.database.redis.port = 6379;
+    const asNumbers = ok(parseConfigText(JSON.stringify(file), join(FIXTURES, "server.conf")));
+    expect(asNumbers).toEqual(asStrings);
+  });
+
+  test("ports: 0 and 65535 pass; anything else is refused with the value received", () => {
+    for (const [port, want] of [["0", 0], [65535, 65535], ["00080", 80]] as const) {
+      expect(ok(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port } } })).network.tcp4?.port).toBe(want);
+    }
+    for (const [port, got] of [["65536", '"65536"'], [-1, "-1"], [80.5, "80.5"], [" 2220", '" 2220"'], [true, "true"], [null, "null"]]) {
+      expect(errorLines(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port } } }))).toEqual([
+        `network.tcp4.port: expected a port 0-65535, got ${got}`,
+      ]);
+    }
+  });
+});
+
+describe("errors", () => {
+  test("every problem of the broken fixture is reported at once, each at its path", async () => {
+    const r = await loadConfigFile(join(FIXTURES, "broken.conf"));
+    expect(errorLines(r)).toEqual([
+      'network.types[1]: expected one of "unix", "tcp4", "tcp6", got "tcp5"',
+      'network.unix.address: expected a non-empty string, got ""',
+      'network.tcp4.port: expected a port 0-65535, got "22x3"',
+      'network.tcp6: required because network.types includes "tcp6"',
+      "handlers.typeMap.chat.unixDomainSocketPath: required but missing",
+      'handlers.typeMap.chat.mode: expected one of "per-message", "persistent", got "pipelined"',
+      "handlers.typeMap.chat.connections: expected an integer 1-64, got 0",
+      'handlers.typeMap.echo: required because handlers.availableTypes includes "echo"',
+      'database.type: expected one of "open", "sqlite", "redis", got "postgres"',
+      "database.redis.port: expected a port 0-65535, got 70000",
+      "limits.maxFrameBytes: expected an integer >= 64, got -1",
+      "limits.handlerTimeoutMs: expected an integer 1-2147483647, got 2.5",
+      'log.level: expected one of "debug", "info", "warn", "error", got "verbose"',
+    ]);
+    expect(r.warnings).toEqual([
+      'handlers.typeMap.old: ignored because handlers.availableTypes does not include "old"',
+      'unknown key "tpc6" at network (ignored)',
+      'unknown key "color" at the top level (ignored)',
+    ]);
+  });
+
+  test("wrong shapes name what was expected and what came", () => {
+    expect(errorLines(load([]))).toEqual(["expected an object, got []"]);
+    expect(errorLines(load({}))).toEqual(["network: required but missing"]);
+    expect(errorLines(load({ network: { types: [] } }))).toEqual([
+      'network.types: expected at least one of "unix", "tcp4", "tcp6", got []',
+    ]);
+    expect(errorLines(load({ network: { types: "tcp4" }, handlers: [], control: { enabled: "yes", token: "" } }))).toEqual([
+      'network.types: expected an array, got "tcp4"',
+      "handlers: expected an object, got []",
+      'control.enabled: expected true or false, got "yes"',
+      'control.token: expected a non-empty string, got ""',
+    ]);
+    expect(errorLines(load(tcp4Only({ admin: 5, limits: { sessionWindow: "64" } })))).toEqual([
+      "admin: expected an object, got 5",
+      'limits.sessionWindow: expected an integer 1-65536, got "64"',
+    ]);
+  });
+
+  test("a listener address of the other family is refused", () => {
+    expect(errorLines(load({
+      network: { types: ["tcp4", "tcp6"], tcp4: { address: "::", port: 1 }, tcp6: { address: "0.0.0.0", port: 2 } },
+    }))).toEqual([
+      'network.tcp4.address: expected an IPv4 address or host name, got "::"',
+      'network.tcp6.address: expected an IPv6 address or host name, got "0.0.0.0"',
+    ]);
+  });
+
+  test("odd keys are quoted in paths", () => {
+    const r = load(tcp4Only({
+      handlers: { availableTypes: ["my type"], typeMap: { "my type": { unixDomainSocketPath: 3 } } },
+    }));
+    expect(errorLines(r)).toEqual(['handlers.typeMap["my type"].unixDomainSocketPath: expected a non-empty string, got 3']);
+  });
+
+  test("formatIssue leaves out an empty path", () => {
+    const i: ConfigIssue = { path: "", message: "cannot read x" };
+    expect(formatIssue(i)).toBe("cannot read x");
+    expect(formatIssue({ path: "a.b", message: "m" })).toBe("a.b: m");
+  });
+});
+
+describe("network.types", () => {
+  test("a kind named in types needs its block", () => {
+    expect(errorLines(load({ network: { types: ["unix", "tcp4"], unix: { address: "s" } } }))).toEqual([
+      'network.tcp4: required because network.types includes "tcp4"',
+    ]);
+  });
+
+  test("blocks of kinds not named are ignored, even when broken", () => {
+    const r = load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1" }, tcp6: { port: "x" }, unix: 7 } });
+    const c = ok(r);
+    expect(c.network).toEqual({ types: ["tcp4"], tcp4: { address: "127.0.0.1", port: D.DEFAULT_TCP4_PORT } });
+    expect(r.warnings).toEqual([
+      'network.unix: ignored because network.types does not include "unix"',
+      'network.tcp6: ignored because network.types does not include "tcp6"',
+    ]);
+  });
+
+  test("a kind listed twice is an error", () => {
+    expect(errorLines(load({ network: { types: ["tcp4", "tcp4"], tcp4: { address: "127.0.0.1" } } }))).toEqual([
+      'network.types[1]: "tcp4" is listed twice',
+    ]);
+  });
+});
+
+describe("handlers", () => {
+  const entry = { handlerBinary: "bin/h", unixDomainSocketPath: "h.sock" };
+
+  test("an available type without a typeMap entry is an error", () => {
+    expect(errorLines(load(tcp4Only({ handlers: { availableTypes: ["a", "b"], typeMap: { a: entry } } })))).toEqual([
+      'handlers.typeMap.b: required because handlers.availableTypes includes "b"',
+    ]);
+    expect(errorLines(load(tcp4Only({ handlers: { availableTypes: ["a"] } })))).toEqual([
+      'handlers.typeMap.a: required because handlers.availableTypes includes "a"',
+    ]);
+  });
+
+  test("typeMap entries not available are ignored with a warning, and not validated", () => {
+    const r = load(tcp4Only({ handlers: { availableTypes: ["a"], typeMap: { a: entry, off: { mode: 3 } } } }));
+    const c = ok(r);
+    expect(Object.keys(c.handlers.typeMap)).toEqual(["a"]);
+    expect(r.warnings).toEqual(['handlers.typeMap.off: ignored because handlers.availableTypes does not include "off"']);
+  });
+
+  test("duplicates are dropped, built-in names warned about, reserved names refused", () => {
+    const r = load(tcp4Only({ handlers: { availableTypes: ["a", "a", "dummy"], typeMap: { a: entry, dummy: { unixDomainSocketPath: "d" } } } }));
+    expect(ok(r).handlers.availableTypes).toEqual(["a", "dummy"]);
+    expect(r.warnings).toEqual([
+      'handlers.availableTypes[1]: "a" is listed twice (ignored)',
+      'handlers.availableTypes[2]: "dummy" is answered by the server itself, so this handler is never used',
+    ]);
+    expect(errorLines(load(tcp4Only({ handlers: { availableTypes: ["constructor"], typeMap: {} } })))).toEqual([
+      'handlers.availableTypes[0]: "constructor" cannot be a type name',
+    ]);
+  });
+
+  test("extensions default to the original behaviour; timeout comes from limits", () => {
+    const c = ok(load(tcp4Only({
+      limits: { handlerTimeoutMs: 1234 },
+      handlers: {
+        availableTypes: ["plain", "fast"],
+        typeMap: {
+          plain: { unixDomainSocketPath: "/run/plain.sock" },
+          fast: { ...entry, handlerArgs: ["--x"], mode: "persistent", connections: 4, envelope: true, timeoutMs: 50 },
+        },
+      },
+    })));
+    expect({ ...c.handlers.typeMap.plain }).toEqual({
+      type: "plain",
+      handlerArgs: [],
+      unixDomainSocketPath: "/run/plain.sock",
+      mode: "per-message",
+      connections: 1,
+      envelope: false,
+      timeoutMs: 1234,
+    });
+    expect("handlerBinary" in c.handlers.typeMap.plain!).toBe(false);
+    expect({ ...c.handlers.typeMap.fast }).toEqual({
+      type: "fast",
+      handlerBinary: "/etc/bester/bin/h",
+      handlerArgs: ["--x"],
+      unixDomainSocketPath: "/etc/bester/h.sock",
+      mode: "persistent",
+      connections: 4,
+      envelope: true,
+      timeoutMs: 50,
+    });
+  });
+
+  test("typeMap has no prototype, so client-chosen names find nothing", () => {
+    const c = ok(load(tcp4Only()));
+    expect(c.handlers.typeMap.constructor).toBeUndefined();
+    expect(c.handlers.typeMap.toString).toBeUndefined();
+  });
+});
+
+describe("unknown keys", () => {
+  test("are warnings with their path, never errors", () => {
+    const r = load({
+      network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 1, backlog: 5 }, tpc4: {} },
+      handlers: { availableTypes: ["a"], typeMap: { a: { unixDomainSocketPath: "s", restart: true } } },
+      admin: { info: { anything: { goes: 1 } }, email: "x" },
+      limits: { maxFrameByte: 10 },
+      extra: null,
+    });
+    ok(r);
+    expect(r.warnings).toEqual([
+      'unknown key "backlog" at network.tcp4 (ignored)',
+      'unknown key "tpc4" at network (ignored)',
+      'unknown key "restart" at handlers.typeMap.a (ignored)',
+      'unknown key "email" at admin (ignored)',
+      'unknown key "maxFrameByte" at limits (ignored)',
+      'unknown key "extra" at the top level (ignored)',
+    ]);
+  });
+});
+
+describe("defaults", () => {
+  test("a minimal file gets every default", () => {
+    const r = load({ network: { types: ["unix"], unix: { address: "run/bester.sock" } } });
+    const c = ok(r);
+    expect(r.warnings).toEqual([]);
+    expect(c).toEqual({
+      source: SOURCE,
+      network: { types: ["unix"], unix: { address: "/etc/bester/run/bester.sock" } },
+      handlers: { availableTypes: [], typeMap: {} },
+      database: {
+        type: "open",
+        redis: { address: "127.0.0.1", port: 6379, prefix: "" },
+        sqlite: { path: "/etc/bester/bester-accounts.db" },
+        allowOpenOnNetwork: false,
+      },
+      admin: { info: {} },
+      control: { enabled: true, address: "127.0.0.1", port: 2280 },
+      informer: { enabled: true, path: "/etc/bester/run/bester-informer.sock" },
+      limits: {
+        maxFrameBytes: 1024 * 1024,
+        authTimeoutMs: 10_000,
+        maxConnections: 10_000,
+        handlerTimeoutMs: 5_000,
+        maxPendingBytes: 8 * 1024 * 1024,
+        sessionWindow: 64,
+        maxHandlerHops: 8,
+        shutdownGraceMs: 5_000,
+      },
+      log: { level: "info", format: "text" },
+    });
+  });
+
+  test("without a UNIX listener the informer sits beside the config file; given paths resolve against it", () => {
+    expect(ok(load(tcp4Only())).informer.path).toBe("/etc/bester/bester-informer.sock");
+    const c = ok(load(tcp4Only({ informer: { path: "i.sock" }, database: { type: "sqlite", sqlite: { path: "../db/a.db" } } })));
+    expect(c.informer.path).toBe("/etc/bester/i.sock");
+    expect(c.database.sqlite.path).toBe("/etc/db/a.db");
+  });
+});
+
+describe("rules across keys", () => {
+  test("the pending-bytes limit must hold one whole frame", () => {
+    expect(errorLines(load(tcp4Only({ limits: { maxFrameBytes: 1000, maxPendingBytes: 1003 } })))).toEqual([
+      "limits.maxPendingBytes: expected at least limits.maxFrameBytes + 4 (1004) so one whole frame can be queued, got 1003",
+    ]);
+    ok(load(tcp4Only({ limits: { maxFrameBytes: 1000, maxPendingBytes: 1004 } })));
+  });
+
+  test("the open account store is refused on a network address unless allowed", () => {
+    const wide = { network: { types: ["tcp4", "tcp6"], tcp4: { address: "0.0.0.0" }, tcp6: { address: "::1" } } };
+    expect(errorLines(load(wide))).toEqual([
+      'database.type: "open" lets anyone in with any password, refused while network.tcp4 listens on 0.0.0.0; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true',
+    ]);
+    ok(load({ ...wide, database: { allowOpenOnNetwork: true } }));
+    ok(load({ ...wide, database: { type: "sqlite" } }));
+  });
+
+  test("two parties on one socket file are refused, except handlers sharing one program", () => {
+    const r = load({
+      network: { types: ["unix"], unix: { address: "/run/b/s" } },
+      informer: { path: "/run/b/s" },
+      handlers: {
+        availableTypes: ["a", "b", "c"],
+        typeMap: {
+          a: { handlerBinary: "a", unixDomainSocketPath: "/run/h" },
+          b: { unixDomainSocketPath: "/run/h" },
+          c: { handlerBinary: "c", unixDomainSocketPath: "/run/h" },
+        },
+      },
+    });
+    expect(errorLines(r)).toEqual([
+      "informer.path: same socket as network.unix.address (/run/b/s)",
+      "handlers.typeMap.c.unixDomainSocketPath: same socket as handlers.typeMap.a.unixDomainSocketPath (/run/h)",
+    ]);
+  });
+
+  test("a socket path too long to bind is refused", () => {
+    const long = `/${"x".repeat(D.MAX_UNIX_SOCKET_PATH_BYTES)}`;
+    expect(errorLines(load({ network: { types: ["unix"], unix: { address: long } }, informer: { enabled: false } }))).toEqual([
+      `network.unix.address: socket path is ${long.length} bytes long, the OS allows at most ${D.MAX_UNIX_SOCKET_PATH_BYTES}: ${long}`,
+    ]);
+  });
+
+  test("control API: port clash is an error, an open address without token a warning", () => {
+    expect(errorLines(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 2280 } } }))).toEqual([
+      "control.port: port 2280 is already used by network.tcp4",
+    ]);
+    const r = load(tcp4Only({ control: { address: "0.0.0.0" } }));
+    expect(r.warnings).toEqual(["control: listens on 0.0.0.0 without a token; anyone who reaches it can reload or stop the server"]);
+    expect(load(tcp4Only({ control: { address: "0.0.0.0", token: "s3cret" } })).warnings).toEqual([]);
+  });
+
+  test("redactConfig hides the control token and leaves the config alone", () => {
+    const c = ok(load(tcp4Only({ control: { token: "s3cret" } })));
+    expect(JSON.stringify(redactConfig(c))).not.toContain("s3cret");
+    expect((redactConfig(c) as Config).control.token).toBe("***");
+    expect(c.control.token).toBe("s3cret");
+  });
+});
+
+describe("the embedded default", () => {
+  const runDir = "/run/user/1000/bester";
+  const c = D.embeddedDefaultConfig(runDir);
+
+  test("listens on loopback and in the run directory only", () => {
+    expect(c.source).toBeNull();
+    expect(c.network).toEqual({
+      types: ["unix", "tcp4", "tcp6"],
+      unix: { address: `${runDir}/bester.sock` },
+      tcp4: { address: "127.0.0.1", port: 2220 },
+      tcp6: { address: "::1", port: 2221 },
+    });
+    expect(c.informer.path).toBe(`${runDir}/informer.sock`);
+    expect(c.control).toEqual({ enabled: true, address: "127.0.0.1", port: 2280 });
+    expect(c.database.type).toBe("open");
+    expect(c.log).toEqual({ level: "info", format: "text" });
+  });
+
+  test("passes every check, and written out as a file loads back to itself", () => {
+    expect(checkConfig(c)).toEqual({ errors: [], warnings: [] });
+    const { source: _, ...file } = c;
+    const back = ok(validateConfig(JSON.parse(JSON.stringify(file)), join(runDir, "server.conf")));
+    expect(back).toEqual({ ...c, source: join(runDir, "server.conf") });
+  });
+
+  test("defaultRunDir prefers XDG_RUNTIME_DIR, else a per-user directory in tmp", () => {
+    const saved = process.env.XDG_RUNTIME_DIR;
+    try {
+      process.env.XDG_RUNTIME_DIR = "/run/user/42";
+      expect(D.defaultRunDir()).toBe("/run/user/42/bester");
+      delete process.env.XDG_RUNTIME_DIR;
+      expect(D.defaultRunDir()).toBe(join(tmpdir(), `bester-${process.getuid?.() ?? "user"}`));
+    } finally {
+      if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+      else process.env.XDG_RUNTIME_DIR = saved;
+    }
+  });
+});
+
+describe("reading the file", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "bester-config-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("a missing file is one issue naming it", async () => {
+    const path = join(dir, "nope.conf");
+    expect(errorLines(await loadConfigFile(path))).toEqual([`cannot read ${path}: no such file`]);
+    expect(errorLines(await loadConfigFile(dir))).toEqual([`cannot read ${dir}: it is a directory`]);
+  });
+
+  test("invalid UTF-8 is refused; a byte-order mark is not a problem", async () => {
+    const bad = join(dir, "bad.conf");
+    await writeFile(bad, new Uint8Array([0x7b, 0xff, 0x7d]));
+    expect(errorLines(await loadConfigFile(bad))).toEqual([`cannot read ${bad}: not valid UTF-8`]);
+    const bom = join(dir, "bom.conf");
+    await writeFile(bom, `\uFEFF${JSON.stringify(tcp4Only())}`);
+    ok(await loadConfigFile(bom));
+    ok(parseConfigText(`\uFEFF${JSON.stringify(tcp4Only())}`, bom));
+  });
+
+  test("a JSON syntax error is one issue with line and column", () => {
+    const text = '{\n  "network": {\n    "types": ["tcp4"],\n  }\n}\n';
+    expect(errorLines(parseConfigText(text, "/x/server.conf"))).toEqual([
+      '/x/server.conf is not valid JSON: line 4, column 3: trailing comma before "}"',
+    ]);
+  });
+});
+
+describe("findJsonSyntaxError", () => {
+  const cases: [string, number, number, string][] = [
+    ["", 1, 1, "expected a value, found the end of the text"],
+    ['{"a": 1', 1, 8, 'expected "," or "}" after a property value, found the end of the text'],
+    ["{\n  'a': 1}", 2, 3, 'expected a property name in double quotes, found "\'"'],
+    ['{"a" 1}', 1, 6, 'expected ":" after the property name, found "1"'],
+    ['[1, 2,]', 1, 7, 'trailing comma before "]"'],
+    ['[1 2]', 1, 4, 'expected "," or "]" after an array element, found "2"'],
+    ['{"a": "x\ny"}', 1, 9, "control character inside a string (write \\n or \\t)"],
+    ['{"a": "\\q"}', 1, 8, "invalid escape \\q"],
+    ['["\\u12g4"]', 1, 3, "\\u must be followed by four hex digits"],
+    ['{"a": "open', 1, 7, "string is never closed"],
+    ["{} // note", 1, 4, 'unexpected "/" after the JSON value'],
+    ['{"a": // c\n1}', 1, 7, "comments are not allowed in JSON"],
+    ['{"a": tru}', 1, 7, 'expected a value, found "t"'],
+    ['{"a": -}', 1, 7, 'expected a value, found "-"'],
+    ["[01]", 1, 3, 'expected "," or "]" after an array element, found "1"'],
+  ];
+  for (const [text, line, column, reason] of cases) {
+    test(JSON.stringify(text), () => {
+      expect(() => JSON.parse(text)).toThrow(); // the engine agrees it is broken
+      expect(findJsonSyntaxError(text)).toMatchObject({ line, column, reason });
+    });
+  }
+
+  test("valid JSON has no error", () => {
+    for (const text of ['{"a": [1, -2.5e3, true, false, null, "\\u00e9\\n"]}', " 0 ", '"x"', "[]", "{ }"]) {
+      expect(JSON.parse(text)).toBeDefined();
+      expect(findJsonSyntaxError(text)).toBeNull();
+    }
+  });
+});
