@@ -1,0 +1,89 @@
+import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { Gateway } from "../server/gateway.ts";
+import { ListenerStartError } from "../server/listeners.ts";
+import { VERSION } from "../version.ts";
+import { configPathOf, parseCommandArgs, UsageError } from "./args.ts";
+import { resolveConfig } from "./config-source.ts";
+import { SERVE_HELP } from "./usage.ts";
+
+const LEVELS = ["debug", "info", "warn", "error"];
+const FORMATS = ["text", "json"];
+
+export async function serveCommand(runtime: Runtime, argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    "serve",
+    argv,
+    {
+      config: { type: "string", short: "c" },
+      "log-level": { type: "string" },
+      "log-format": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    1,
+  );
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return 0;
+  }
+  const level = values["log-level"];
+  if (level !== undefined && !LEVELS.includes(level)) {
+    throw new UsageError("serve", `--log-level must be one of ${LEVELS.join(", ")}, got '${level}'`);
+  }
+  const format = values["log-format"];
+  if (format !== undefined && !FORMATS.includes(format)) {
+    throw new UsageError("serve", `--log-format must be one of ${FORMATS.join(", ")}, got '${format}'`);
+  }
+
+  const configPath = configPathOf("serve", values.config, positionals);
+  const outcome = await resolveConfig(configPath);
+  if (!outcome.ok) {
+    for (const line of outcome.lines) console.error(line);
+    return 1;
+  }
+  const config = outcome.config;
+  const log = createLogger((level as LogLevel) ?? config.log.level, (format as LogFormat) ?? config.log.format);
+  log.info("starting", {
+    version: VERSION,
+    runtime: `${runtime.name} ${runtime.version}`,
+    config: config.source ?? "embedded default",
+  });
+  for (const w of outcome.warnings) log.warn(`config: ${w}`);
+
+  const gateway = new Gateway(runtime, config, log);
+  try {
+    await gateway.start();
+  } catch (err) {
+    if (err instanceof ListenerStartError) {
+      log.error(err.message, { listener: err.kind });
+      return 1;
+    }
+    throw err;
+  }
+  log.info("ready", { pid: process.pid });
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn("second signal: exiting now", { signal });
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info("shutting down", { signal });
+      gateway.stop().then(
+        () => {
+          log.info("stopped");
+          resolve(0);
+        },
+        (err) => {
+          log.error("shutdown failed", { error: err });
+          resolve(1);
+        },
+      );
+    };
+    runtime.onSignal("SIGINT", () => stop("SIGINT"));
+    runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
+  });
+}

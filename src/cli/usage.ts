@@ -1,0 +1,40 @@
+/** Help texts; kept beside each other so `--help` and the README can be compared at a glance. */
+export const MAIN_HELP = `bester — a gateway for the Bester message protocol
+
+Usage:
+  bester serve [--config FILE | FILE] [options]   run the gateway
+  bester check [--config FILE | FILE]             validate a config file and print the effective config
+  bester version                                  print the version and runtime
+  bester help [COMMAND]                           show help for a command
+
+Run 'bester COMMAND --help' for the options of a command.
+Without a config file, 'serve' starts on the embedded default: loopback listeners only.`;
+
+export const SERVE_HELP = `Usage: bester serve [--config FILE | FILE] [options]
+
+Runs the gateway. FILE is a server.conf in the original Bester format (JSON),
+optionally with bester's additions. Without one, the embedded default is used:
+tcp4 127.0.0.1:2220, tcp6 [::1]:2221 and a UNIX socket in the run directory.
+
+Options:
+  -c, --config FILE     config file (the original positional form works too)
+      --log-level LVL   debug | info | warn | error (overrides log.level)
+      --log-format FMT  text | json (overrides log.format)
+  -h, --help            show this help
+
+Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0).`;
+
+export const CHECK_HELP = `Usage: bester check [--config FILE | FILE]
+
+Validates FILE. On success prints the effective config (defaults filled in,
+paths resolved, secrets hidden) as JSON on stdout and exits 0. Otherwise
+prints every problem as "path: message" on stderr and exits 1.
+Without FILE, checks and prints the embedded default.
+
+Options:
+  -c, --config FILE     config file
+  -h, --help            show this help`;
+
+export const VERSION_HELP = `Usage: bester version
+
+Prints the bester version and the runtime it runs on.`;

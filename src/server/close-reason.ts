@@ -1,0 +1,32 @@
+/**
+ * Why a connection ended. Every close records one, so logs (and later the
+ * control API) can say what happened to a client without guessing.
+ */
+export const ClosedReason = {
+  /** The peer closed the connection. */
+  peerClosed: "peer_closed",
+  /** The client asked with the `builtin` `close` command. */
+  clientRequested: "client_requested",
+  /** A frame could not be decoded (size, UTF-8, JSON). */
+  frameError: "frame_error",
+  /** A frame decoded but was not a valid message. */
+  malformed: "malformed_message",
+  /** The first frame named no known scope. */
+  badScope: "bad_scope",
+  /** The credentials of the first frame were refused. */
+  authFailed: "auth_failed",
+  /** No valid first frame arrived in time. */
+  authTimeout: "auth_timeout",
+  /** The gateway was at its connection limit. */
+  tooManyConnections: "too_many_connections",
+  /** The peer did not read fast enough and its outbound buffer passed the limit. */
+  slowConsumer: "slow_consumer",
+  /** A socket error (reset, broken pipe). */
+  socketError: "socket_error",
+  /** A server-scope connection finished its one message. */
+  serverMessageDone: "server_message_done",
+  /** The gateway is shutting down. */
+  shutdown: "server_shutdown",
+} as const;
+
+export type ClosedReason = (typeof ClosedReason)[keyof typeof ClosedReason];

@@ -1,0 +1,101 @@
+/**
+ * The gateway's lifecycle: open listeners, own the sessions, stop cleanly.
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import type { Credentials } from "../protocol/messages.ts";
+import { ErrorCodes, fatalMessage } from "../protocol/reports.ts";
+import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
+import { ClosedReason } from "./close-reason.ts";
+import { openListeners, type OpenListener } from "./listeners.ts";
+import { createRouter } from "./router.ts";
+import { type AuthResult, type ListenerKind, Session, type SessionHost } from "./session.ts";
+
+export class Gateway {
+  readonly sessions = new Set<Session>();
+  #listeners: OpenListener[] = [];
+  #bySocket = new Map<Conn, Session>();
+  #router = createRouter(undefined);
+  #stopping = false;
+  #host: SessionHost;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly config: Config,
+    readonly log: Logger,
+  ) {
+    const gateway = this;
+    this.#host = {
+      log,
+      get limits() {
+        return gateway.config.limits;
+      },
+      authenticate: (credentials, session) => this.#authenticate(credentials, session),
+      route: (session, payload) => this.#router.route(session, payload),
+      clientReady: (session) => {
+        session.log.info("client authenticated", { user: session.username, listener: session.listener });
+      },
+      sessionClosed: (session, reason, detail) => {
+        this.sessions.delete(session);
+        this.#bySocket.delete(session.conn);
+        const quiet = reason === ClosedReason.peerClosed || reason === ClosedReason.clientRequested;
+        session.log[quiet ? "debug" : "info"]("connection closed", { reason, detail, user: session.username });
+      },
+    };
+  }
+
+  get listeners(): readonly OpenListener[] {
+    return this.#listeners;
+  }
+
+  async start(): Promise<void> {
+    this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
+    for (const { kind, listener } of this.#listeners) {
+      this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
+    }
+  }
+
+  /** Stops accepting, tells every client why, waits (bounded) for them to go, closes the rest. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
+    for (const session of this.sessions) {
+      session.fatal({ code: ErrorCodes.shuttingDown, message: "the server is shutting down" }, null, ClosedReason.shutdown);
+    }
+    const deadline = Date.now() + this.config.limits.shutdownGraceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const session of this.sessions) session.conn.destroy();
+  }
+
+  #socketEvents(kind: ListenerKind) {
+    return {
+      open: (conn: Conn) => {
+        if (this.#stopping) return conn.destroy();
+        if (this.sessions.size >= this.config.limits.maxConnections) {
+          conn.write(
+            encodeFatal(`the server is at its limit of ${this.config.limits.maxConnections} connections`),
+          );
+          this.log.warn("connection refused", { reason: ClosedReason.tooManyConnections, remote: formatEndpoint(conn.remote) });
+          return conn.end();
+        }
+        const session = new Session(conn, kind, this.#host);
+        this.sessions.add(session);
+        this.#bySocket.set(conn, session);
+      },
+      data: (conn: Conn, chunk: Uint8Array) => this.#bySocket.get(conn)?.onData(chunk),
+      close: (conn: Conn, err?: Error) => this.#bySocket.get(conn)?.onClose(err),
+    };
+  }
+
+  #authenticate(credentials: Credentials, _session: Session): AuthResult {
+    // Open mode (the original daemon's effective behaviour): any non-empty pair.
+    return { ok: true, username: credentials.username };
+  }
+}
+
+function encodeFatal(message: string): Uint8Array {
+  return encodeFrame(fatalMessage({ code: ErrorCodes.tooManyConnections, message }, null));
+}

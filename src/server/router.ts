@@ -1,0 +1,59 @@
+/**
+ * Decides what answers a client's message: the gateway itself (`dummy`,
+ * `builtin`) or the handler registered for its type.
+ * @module
+ */
+import { type ClientPayload, parseBuiltinCommand } from "../protocol/messages.ts";
+import { dummyReply, ErrorCodes, statusReport } from "../protocol/reports.ts";
+import type { RouteResult, Session } from "./session.ts";
+
+/** Carries a message to the handler of its type; the handler host implements this. */
+export interface HandlerDispatch {
+  has(type: string): boolean;
+  types(): string[];
+  dispatch(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
+}
+
+/** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
+export const BUILTIN_COMMANDS = ["close", "ping"] as const;
+
+export function createRouter(handlers: HandlerDispatch | undefined) {
+  function builtin(payload: ClientPayload): RouteResult {
+    const command = parseBuiltinCommand(payload.data);
+    if (!command.ok) {
+      return { frames: [statusReport(payload.id, "bad", { code: ErrorCodes.malformed, message: command.problem.message })] };
+    }
+    switch (command.type) {
+      case "close":
+        return { frames: [], close: true };
+      case "ping":
+        return { frames: [statusReport(payload.id, "good")] };
+      default:
+        return {
+          frames: [
+            statusReport(payload.id, "bad", {
+              code: ErrorCodes.unknownBuiltin,
+              message: `unknown builtin command "${command.type}"; known: ${BUILTIN_COMMANDS.join(", ")}`,
+            }),
+          ],
+        };
+    }
+  }
+
+  return {
+    route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult> {
+      if (payload.type === "dummy") return { frames: [dummyReply(payload.id)] };
+      if (payload.type === "builtin") return builtin(payload);
+      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload);
+      const known = handlers?.types() ?? [];
+      return {
+        frames: [
+          statusReport(payload.id, "bad", {
+            code: ErrorCodes.unknownType,
+            message: `no handler for type "${payload.type}"` + (known.length ? `; configured: ${known.join(", ")}` : ""),
+          }),
+        ],
+      };
+    },
+  };
+}

@@ -1,0 +1,274 @@
+/**
+ * One connection, from its first frame to its close: scope, authentication,
+ * in-order processing of its messages, and its outbound limit.
+ * @module
+ */
+import type { Logger } from "../log/logger.ts";
+import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { type ClientPayload, type Credentials, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
+import { type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
+import { type Conn, formatEndpoint } from "../runtime/types.ts";
+import { ClosedReason } from "./close-reason.ts";
+
+export type ListenerKind = "tcp4" | "tcp6" | "unix";
+
+export interface SessionLimits {
+  maxFrameBytes: number;
+  authTimeoutMs: number;
+  maxPendingBytes: number;
+  sessionWindow: number;
+}
+
+/** What a routed message produced: frames for the originator, and whether to close after them. */
+export interface RouteResult {
+  frames: object[];
+  close?: boolean;
+}
+
+export type AuthResult = { ok: true; username: string } | { ok: false; error: ErrorInfo };
+
+/** What a session needs from the gateway that owns it. */
+export interface SessionHost {
+  readonly log: Logger;
+  readonly limits: SessionLimits;
+  authenticate(credentials: Credentials, session: Session): AuthResult | Promise<AuthResult>;
+  route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
+  clientReady(session: Session): void;
+  sessionClosed(session: Session, reason: ClosedReason, detail?: string): void;
+}
+
+interface Slot {
+  done: boolean;
+  result: RouteResult;
+}
+
+const AUTH_SPECIAL_ID = "auth_special";
+
+export class Session {
+  kind: "pending" | "client" | "server" = "pending";
+  username: string | undefined;
+  readonly openedAt = Date.now();
+  messagesIn = 0;
+  #decoder: FrameDecoder;
+  #backlog: unknown[] = [];
+  #backlogHead = 0;
+  #slots: Slot[] = [];
+  #authenticating = false;
+  #paused = false;
+  #closing = false;
+  #closeReason: ClosedReason | undefined;
+  #closeDetail: string | undefined;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly log: Logger;
+
+  constructor(
+    readonly conn: Conn,
+    readonly listener: ListenerKind,
+    readonly host: SessionHost,
+  ) {
+    this.log = host.log.with({ conn: conn.id, remote: formatEndpoint(conn.remote) });
+    this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, (value) => this.#onFrame(value));
+    this.#authTimer = setTimeout(() => {
+      this.fatal(
+        { code: ErrorCodes.authTimeout, message: `no valid first frame within ${host.limits.authTimeoutMs} ms` },
+        null,
+        ClosedReason.authTimeout,
+      );
+    }, host.limits.authTimeoutMs);
+  }
+
+  get id(): number {
+    return this.conn.id;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Messages accepted but not yet answered. */
+  get inFlight(): number {
+    return this.#slots.length;
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.#closing) return;
+    const err = this.#decoder.push(chunk);
+    if (err) this.fatal({ code: err.code, message: err.message }, null, ClosedReason.frameError);
+  }
+
+  /** The socket closed, for whatever reason; called once. */
+  onClose(err?: Error): void {
+    clearTimeout(this.#authTimer);
+    const reason = this.#closeReason ?? (err ? ClosedReason.socketError : ClosedReason.peerClosed);
+    this.#closing = true;
+    this.host.sessionClosed(this, reason, this.#closeDetail ?? err?.message);
+  }
+
+  /** Queues one frame to the peer; a peer that lets too much pile up is cut off. */
+  send(message: object): void {
+    if (this.#closeReason === ClosedReason.slowConsumer) return;
+    this.conn.write(encodeFrame(message));
+    if (this.conn.pendingBytes > this.host.limits.maxPendingBytes) {
+      // A fatal frame would only queue behind the backlog, so close at once.
+      this.#closeReason = ClosedReason.slowConsumer;
+      this.#closeDetail = `${this.conn.pendingBytes} bytes pending, limit ${this.host.limits.maxPendingBytes}`;
+      this.#closing = true;
+      this.conn.destroy();
+    }
+  }
+
+  /** Sends a fatal error frame (PROTOCOL.md §6) and closes after it. */
+  fatal(error: ErrorInfo, id: string | null, reason: ClosedReason): void {
+    if (this.#closing) return;
+    this.send(fatalMessage(error, id));
+    this.close(reason, `${error.code}: ${error.message}`);
+  }
+
+  /** Closes after everything queued has been written. */
+  close(reason: ClosedReason, detail?: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#closeReason = reason;
+    this.#closeDetail = detail;
+    clearTimeout(this.#authTimer);
+    this.conn.end();
+  }
+
+  #onFrame(value: unknown): void {
+    if (this.#closing) return;
+    this.#backlog.push(value);
+    this.#pump();
+  }
+
+  /** Handles queued frames while the window allows; holds the socket while it does not. */
+  #pump(): void {
+    const window = this.host.limits.sessionWindow;
+    while (
+      this.#backlogHead < this.#backlog.length &&
+      !this.#closing &&
+      !this.#authenticating &&
+      this.#slots.length < window
+    ) {
+      const value = this.#backlog[this.#backlogHead];
+      this.#backlog[this.#backlogHead++] = undefined;
+      this.#handle(value);
+    }
+    if (this.#backlogHead === this.#backlog.length) {
+      this.#backlog = [];
+      this.#backlogHead = 0;
+    }
+    const waiting = this.#backlog.length > 0;
+    if (waiting && !this.#paused) {
+      this.#paused = true;
+      this.conn.pause();
+    } else if (!waiting && this.#paused) {
+      this.#paused = false;
+      this.conn.resume();
+    }
+  }
+
+  #handle(value: unknown): void {
+    if (this.kind === "pending") return this.#handleFirst(value);
+    const parsed = parseClientPayload(value);
+    if (!parsed.ok) {
+      const id = idOf(value);
+      return this.fatal({ code: parsed.problem.code, message: parsed.problem.message }, id, ClosedReason.malformed);
+    }
+    this.#dispatch(parsed.payload);
+  }
+
+  #handleFirst(value: unknown): void {
+    const parsed = parseFirstFrame(value);
+    if (!parsed.ok) {
+      const { code, message } = parsed.problem;
+      if (code === ErrorCodes.authFailed) return this.#refuse({ code, message });
+      const reason = code === ErrorCodes.badScope ? ClosedReason.badScope : ClosedReason.malformed;
+      return this.fatal({ code, message }, idOf(value), reason);
+    }
+    const frame = parsed.frame;
+    if (frame.scope === "server") {
+      return this.fatal(
+        { code: ErrorCodes.notImplemented, message: "server-scope connections are not accepted: no peers are configured" },
+        null,
+        ClosedReason.badScope,
+      );
+    }
+    clearTimeout(this.#authTimer);
+    this.#authenticating = true;
+    const done = (result: AuthResult) => {
+      this.#authenticating = false;
+      if (this.#closing) return;
+      if (!result.ok) return this.#refuse(result.error);
+      this.kind = "client";
+      this.username = result.username;
+      this.send(statusReport(AUTH_SPECIAL_ID, "good"));
+      this.host.clientReady(this);
+      // Extension: the first frame's own payload is not dropped (a dummy is the customary filler).
+      if (frame.payload && frame.payload.type !== "dummy") this.#dispatch(frame.payload);
+      this.#pump();
+    };
+    const failed = (err: unknown) =>
+      done({ ok: false, error: { code: ErrorCodes.internal, message: `authentication failed: ${(err as Error).message}` } });
+    try {
+      const result = this.host.authenticate(frame.credentials, this);
+      if (result instanceof Promise) result.then(done, failed);
+      else done(result);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  #refuse(error: ErrorInfo): void {
+    this.send(statusReport(AUTH_SPECIAL_ID, "bad", error));
+    this.close(ClosedReason.authFailed, error.message);
+  }
+
+  #dispatch(payload: ClientPayload): void {
+    this.messagesIn++;
+    const slot: Slot = { done: false, result: { frames: [] } };
+    this.#slots.push(slot);
+    const finish = (result: RouteResult) => {
+      slot.done = true;
+      slot.result = result;
+      this.#flushSlots();
+    };
+    try {
+      const result = this.host.route(this, payload);
+      if (result instanceof Promise) {
+        result.then(finish, (err) => finish(internalFailure(payload.id, err)));
+      } else {
+        finish(result);
+      }
+    } catch (err) {
+      finish(internalFailure(payload.id, err));
+    }
+  }
+
+  /** Sends answers strictly in the order their messages arrived. */
+  #flushSlots(): void {
+    let closeAfter = false;
+    while (this.#slots.length > 0 && this.#slots[0]!.done) {
+      const slot = this.#slots.shift()!;
+      if (this.#closing) continue;
+      for (const frame of slot.result.frames) this.send(frame);
+      if (slot.result.close) closeAfter = true;
+      if (closeAfter) break;
+    }
+    if (closeAfter) {
+      this.close(ClosedReason.clientRequested);
+      return;
+    }
+    this.#pump();
+  }
+}
+
+function internalFailure(id: string, err: unknown): RouteResult {
+  const message = err instanceof Error ? err.message : String(err);
+  return { frames: [statusReport(id, "bad", { code: ErrorCodes.internal, message })] };
+}
+
+/** The payload id of a frame that failed validation, if it has one, for the fatal frame. */
+function idOf(value: unknown): string | null {
+  const payload = (value as { payload?: { id?: unknown } } | null)?.payload;
+  return typeof payload?.id === "string" ? payload.id : null;
+}

@@ -1,0 +1,164 @@
+/**
+ * Starts a real gateway process for a test: a temp directory, a config with
+ * port 0 everywhere (the gateway reports the ports it got), JSON logs parsed
+ * from stderr, and the whole log attached to any failure.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RUNTIMES, type RuntimeName } from "./runtimes.ts";
+import type { Target } from "./wire.ts";
+
+export interface RunningGateway {
+  dir: string;
+  configPath: string;
+  tcp4: Target;
+  tcp6: Target;
+  unix: Target;
+  logs: string[];
+  child: ChildProcess;
+  /** Parsed JSON log records so far. */
+  records(): any[];
+  /** Waits for a log record matching `pred`. */
+  waitForLog(pred: (r: any) => boolean, ms?: number): Promise<any>;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+type Json = { [k: string]: any };
+
+export function deepMerge(base: Json, patch: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    out[k] = v && typeof v === "object" && !Array.isArray(v) && base[k] && typeof base[k] === "object" ? deepMerge(base[k], v) : v;
+  }
+  return out;
+}
+
+export function tempDir(prefix = "bester-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function baseConfig(dir: string): Json {
+  return {
+    network: {
+      types: ["tcp4", "tcp6", "unix"],
+      tcp4: { address: "127.0.0.1", port: 0 },
+      tcp6: { address: "::1", port: 0 },
+      unix: { address: join(dir, "gateway.sock") },
+    },
+    control: { enabled: false },
+    informer: { enabled: false },
+    log: { level: "debug", format: "json" },
+  };
+}
+
+/** Spawns the gateway with a raw argv tail, collecting output; for CLI tests. */
+export function runCli(runtime: RuntimeName, args: string[], timeoutMs = 20000) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const [cmd, ...pre] = RUNTIMES[runtime];
+    const child = spawn(cmd!, [...pre, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`bester ${args.join(" ")} did not exit within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      // let the pipes drain
+      setTimeout(() => resolve({ code, stdout, stderr }), 20);
+    });
+  });
+}
+
+export async function startGateway(runtime: RuntimeName, patch: Json = {}, readyMs = 30000): Promise<RunningGateway> {
+  const dir = tempDir();
+  const configPath = join(dir, "server.conf");
+  writeFileSync(configPath, JSON.stringify(deepMerge(baseConfig(dir), patch), null, 2));
+  const [cmd, ...pre] = RUNTIMES[runtime];
+  const child = spawn(cmd!, [...pre, "serve", "--config", configPath], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const parsed: any[] = [];
+  const listeners: Array<() => void> = [];
+  let partial = "";
+  const onText = (text: string) => {
+    partial += text;
+    const lines = partial.split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      logs.push(line);
+      try {
+        parsed.push(JSON.parse(line));
+      } catch {
+        // not a log record (e.g. a runtime warning)
+      }
+    }
+    listeners.splice(0).forEach((l) => l());
+  };
+  child.stderr!.on("data", (d) => onText(String(d)));
+  child.stdout!.on("data", (d) => onText(String(d)));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let hasExited = false;
+  exited.then(() => {
+    hasExited = true;
+    listeners.splice(0).forEach((l) => l());
+  });
+
+  const waitForLog = async (pred: (r: any) => boolean, ms = 10000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const hit = parsed.find(pred);
+      if (hit) return hit;
+      if (hasExited) throw new Error(`gateway exited before the expected log line\n${logs.join("\n")}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`expected log line not seen within ${ms} ms\n${logs.join("\n")}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        listeners.push(() => (clearTimeout(t), resolve()));
+      });
+    }
+  };
+
+  try {
+    await waitForLog((r) => r.msg === "ready", readyMs);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  const addressOf = (kind: string): Target => {
+    const rec = parsed.find((r) => r.msg === "listening" && r.listener === kind);
+    if (!rec) return { path: "" };
+    const a: string = rec.address;
+    if (a.startsWith("unix:")) return { path: a.slice(5) };
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(a)!;
+    return { host: m[1]!, port: Number(m[2]) };
+  };
+  return {
+    dir,
+    configPath,
+    tcp4: addressOf("tcp4"),
+    tcp6: addressOf("tcp6"),
+    unix: addressOf("unix"),
+    logs,
+    child,
+    records: () => parsed,
+    waitForLog,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (!hasExited) child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+      const code = await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}

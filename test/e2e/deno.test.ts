@@ -1,0 +1,5 @@
+import { cliSuite } from "./cli.suite.ts";
+import { listenerSuite } from "./listeners.suite.ts";
+
+listenerSuite("deno");
+cliSuite("deno");

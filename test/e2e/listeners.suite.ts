@@ -1,0 +1,238 @@
+/**
+ * The listener path end to end: every listener kind answers `dummy` and the
+ * built-ins; bad input closes only the connection that sent it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import type { RuntimeName } from "../_harness/runtimes.ts";
+import { authFrame, expectClosed, frame, frameBytes, frameText, login, openWire, type Target } from "../_harness/wire.ts";
+
+async function dummyRoundTrip(target: Target, user: string) {
+  const wire = await login(target, user);
+  wire.send({ payload: { type: "dummy", id: "d-1", data: null } });
+  expect(await wire.next()).toEqual({ header: { status: "0" }, payload: { data: null, type: "dummy", id: "d-1" } });
+  wire.close();
+}
+
+export function listenerSuite(runtime: RuntimeName) {
+  describe(`${runtime}: listeners`, () => {
+    let gw: RunningGateway;
+    beforeAll(async () => {
+      gw = await startGateway(runtime, { limits: { maxFrameBytes: 1024, authTimeoutMs: 1500 } });
+    });
+    afterAll(async () => {
+      await gw?.stop();
+    });
+
+    for (const kind of ["tcp4", "tcp6", "unix"] as const) {
+      test(`${kind}: authenticate, then dummy round trip`, async () => {
+        await dummyRoundTrip(gw[kind], `user-${kind}`);
+      });
+    }
+
+    test("auth_special is good and the first frame's dummy is not answered", async () => {
+      const wire = await openWire(gw.tcp4);
+      wire.send(authFrame("alice"));
+      expect(await wire.next()).toEqual({
+        header: { status: "good", messageType: "statusReport" },
+        payload: { id: "auth_special" },
+      });
+      wire.send({ payload: { type: "dummy", id: "after", data: 1 } });
+      expect((await wire.next()).payload.id).toBe("after");
+      wire.close();
+    });
+
+    test("a later frame may omit header and data", async () => {
+      const wire = await login(gw.tcp4, "bob");
+      wire.send({ payload: { type: "dummy", id: "x" } });
+      expect((await wire.next()).payload).toEqual({ data: null, type: "dummy", id: "x" });
+      wire.close();
+    });
+
+    test("builtin ping is good, unknown builtin is bad, close closes", async () => {
+      const wire = await login(gw.unix, "carol");
+      wire.send({ payload: { type: "builtin", id: "p", data: { command: { type: "ping" } } } });
+      expect(await wire.next()).toEqual({ header: { status: "good", messageType: "statusReport" }, payload: { id: "p" } });
+      wire.send({ payload: { type: "builtin", id: "q", data: { command: { type: "nope" } } } });
+      const bad = await wire.next();
+      expect(bad.header.status).toBe("bad");
+      expect(bad.header.error.code).toBe("unknown_builtin");
+      expect(bad.payload.id).toBe("q");
+      wire.send({ payload: { type: "builtin", id: "c", data: { command: { type: "close" } } } });
+      await expectClosed(wire);
+    });
+
+    test("a type with no handler gets a bad report naming it, and the connection stays", async () => {
+      const wire = await login(gw.tcp6, "dave");
+      wire.send({ payload: { type: "weather", id: "w1", data: { city: "Cape Town" } } });
+      const report = await wire.next();
+      expect(report.header).toMatchObject({ status: "bad", messageType: "statusReport", error: { code: "unknown_type" } });
+      expect(report.header.error.message).toContain('"weather"');
+      expect(report.payload).toEqual({ id: "w1" });
+      await dummyRoundTrip(gw.tcp6, "dave");
+      wire.close();
+    });
+
+    test("answers come back in the order the messages were sent", async () => {
+      const wire = await login(gw.tcp4, "erin");
+      const ids = Array.from({ length: 200 }, (_, i) => `m${i}`);
+      const batch = ids.map((id, i) =>
+        frame(
+          i % 3 === 0
+            ? { payload: { type: "builtin", id, data: { command: { type: "ping" } } } }
+            : i % 3 === 1
+              ? { payload: { type: "dummy", id, data: null } }
+              : { payload: { type: "nothing", id, data: i } },
+        ),
+      );
+      wire.sendRaw(Buffer.concat(batch));
+      const got: string[] = [];
+      for (let i = 0; i < ids.length; i++) got.push((await wire.next()).payload.id);
+      expect(got).toEqual(ids);
+      wire.close();
+    });
+
+    describe("bad input closes only that connection", () => {
+      async function expectFatal(send: (w: Awaited<ReturnType<typeof openWire>>) => void, code: string, auth = true) {
+        const bystander = await login(gw.tcp4, "bystander");
+        const wire = auth ? await login(gw.tcp4, "offender") : await openWire(gw.tcp4);
+        send(wire);
+        const fatal = await wire.next();
+        expect(fatal.header).toMatchObject({ status: "bad", messageType: "fatal", error: { code } });
+        expect(typeof fatal.header.error.message).toBe("string");
+        await expectClosed(wire);
+        bystander.send({ payload: { type: "dummy", id: "still-here", data: null } });
+        expect((await bystander.next()).payload.id).toBe("still-here");
+        bystander.close();
+        return fatal;
+      }
+
+      test("a declared length above the limit, with no body sent", async () => {
+        const header = new Uint8Array(4);
+        new DataView(header.buffer).setUint32(0, 5_000_000, true);
+        const fatal = await expectFatal((w) => w.sendRaw(header), "frame_too_large");
+        expect(fatal.header.error.message).toContain("1024");
+      });
+
+      test("bad JSON", async () => {
+        await expectFatal((w) => w.sendRaw(frameText('{"payload": {')), "invalid_json");
+      });
+
+      test("invalid UTF-8", async () => {
+        await expectFatal((w) => w.sendRaw(frameBytes(new Uint8Array([0x22, 0xc3, 0x28, 0x22]))), "invalid_utf8");
+      });
+
+      test("a payload without an id", async () => {
+        const fatal = await expectFatal((w) => w.send({ payload: { type: "dummy" } }), "malformed_message");
+        expect(fatal.header.error.message).toContain("payload.id");
+      });
+
+      test("a first frame with no scope", async () => {
+        await expectFatal((w) => w.send({ header: {}, payload: { type: "dummy", id: "1" } }), "bad_scope", false);
+      });
+
+      test("a server-scope connection while no peers are configured", async () => {
+        await expectFatal(
+          (w) => w.send({ header: { scope: "server" }, payload: { type: "chat", data: 1 } }),
+          "not_implemented",
+          false,
+        );
+      });
+    });
+
+    test("a client without credentials gets a bad auth_special and is closed", async () => {
+      const wire = await openWire(gw.tcp4);
+      wire.send({ header: { scope: "client" }, payload: { type: "dummy", id: "1", data: null } });
+      const reply = await wire.next();
+      expect(reply.header).toMatchObject({ status: "bad", messageType: "statusReport", error: { code: "auth_failed" } });
+      expect(reply.payload).toEqual({ id: "auth_special" });
+      await expectClosed(wire);
+    });
+
+    test("a blank password is refused", async () => {
+      const wire = await openWire(gw.tcp4);
+      wire.send({ header: { scope: "client", authentication: { username: "  frank ", password: "" } } });
+      expect((await wire.next()).header.status).toBe("bad");
+      await expectClosed(wire);
+    });
+
+    test("a connection that sends nothing is closed after the auth timeout", async () => {
+      const wire = await openWire(gw.unix);
+      const fatal = await wire.next(5000);
+      expect(fatal.header.error.code).toBe("auth_timeout");
+      await expectClosed(wire);
+    });
+
+    test("a frame written one byte at a time", async () => {
+      const wire = await openWire(gw.tcp4);
+      const bytes = frame(authFrame("grace", "pw", { type: "dummy", id: "slow", data: "x" }));
+      for (const b of bytes) {
+        wire.sendRaw(new Uint8Array([b]));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect((await wire.next()).payload.id).toBe("auth_special");
+      wire.close();
+    });
+
+    test("two frames in one write", async () => {
+      const wire = await openWire(gw.tcp6);
+      wire.sendRaw(
+        Buffer.concat([frame(authFrame("heidi")), frame({ payload: { type: "dummy", id: "two", data: null } })]),
+      );
+      expect((await wire.next()).payload.id).toBe("auth_special");
+      expect((await wire.next()).payload.id).toBe("two");
+      wire.close();
+    });
+
+    test("a connection dropped mid-frame does not disturb the server", async () => {
+      const wire = await login(gw.tcp4, "ivan");
+      const whole = frame({ payload: { type: "dummy", id: "cut", data: "0123456789" } });
+      wire.sendRaw(whole.subarray(0, 9));
+      wire.close();
+      await dummyRoundTrip(gw.tcp4, "judy");
+      await dummyRoundTrip(gw.unix, "judy");
+    });
+  });
+
+  describe(`${runtime}: process`, () => {
+    test("SIGTERM stops the gateway, exit 0, socket file removed", async () => {
+      const gw = await startGateway(runtime);
+      const path = (gw.unix as { path: string }).path;
+      expect(existsSync(path)).toBe(true);
+      const wire = await login(gw.tcp4, "kim");
+      const code = await gw.stop("SIGTERM");
+      expect(code).toBe(0);
+      expect(existsSync(path)).toBe(false);
+      const fatal = wire.inbox.find((f) => f.header?.messageType === "fatal") ?? (await wire.next().catch(() => null));
+      expect(fatal?.header?.error?.code).toBe("shutting_down");
+    });
+
+    test("a port already in use: one clear line and a non-zero exit", async () => {
+      const blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+      const port = (blocker.address() as { port: number }).port;
+      try {
+        await expect(
+          startGateway(runtime, { network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port } } }),
+        ).rejects.toThrow(/tcp4 listener: cannot listen on 127\.0\.0\.1:\d+: address already in use/);
+      } finally {
+        blocker.close();
+      }
+    });
+
+    test("a live server's unix socket is never taken over", async () => {
+      const first = await startGateway(runtime, { network: { types: ["unix"] } });
+      const path = (first.unix as { path: string }).path;
+      try {
+        await expect(
+          startGateway(runtime, { network: { types: ["unix"], unix: { address: path } } }),
+        ).rejects.toThrow(/in use by another running server/);
+        await dummyRoundTrip(first.unix, "still-first");
+      } finally {
+        await first.stop();
+      }
+    });
+  });
+}
