@@ -314,7 +314,7 @@ export function createDenoRuntime(): Runtime {
     },
     selfCommand() {
       const main = fileURLToPath(deno.mainModule);
-      const config = fileURLToPath(new URL("../../deno.json", import.meta.url));
+      const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
     exit(code: number): never {

@@ -91,6 +91,14 @@ export class Gateway {
   }
 
   #authenticate(credentials: Credentials, _session: Session): AuthResult {
+    const store = this.config.database.type;
+    if (store !== "open") {
+      // Never fall back to letting everyone in when the operator asked for real accounts.
+      return {
+        ok: false,
+        error: { code: ErrorCodes.authFailed, message: `account store unavailable: "${store}" is not supported by this build` },
+      };
+    }
     // Open mode (the original daemon's effective behaviour): any non-empty pair.
     return { ok: true, username: credentials.username };
   }

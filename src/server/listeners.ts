@@ -22,9 +22,9 @@ export class ListenerStartError extends Error {
   override name = "ListenerStartError";
   constructor(
     readonly kind: ListenerKind,
-    readonly cause: ListenError,
+    readonly listenError: ListenError,
   ) {
-    super(`${kind} listener: ${cause.message}`);
+    super(`${kind} listener: ${listenError.message}`);
   }
 }
 
