@@ -4,12 +4,23 @@
  */
 import { UsageError } from "./cli/args.ts";
 import { checkCommand } from "./cli/check.ts";
+import { CLIENT_HELP, clientCommand, SEND_HELP, sendCommand } from "./cli/client.ts";
+import { HANDLER_HELP, handlerCommand } from "./cli/handler.ts";
+import { PASSWD_HELP, passwdCommand } from "./cli/passwd.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { CHECK_HELP, MAIN_HELP, SERVE_HELP, VERSION_HELP } from "./cli/usage.ts";
 import { loadRuntime, type Runtime } from "./runtime/index.ts";
 import { VERSION } from "./version.ts";
 
-const HELP: Record<string, string> = { serve: SERVE_HELP, check: CHECK_HELP, version: VERSION_HELP };
+const HELP: Record<string, string> = {
+  serve: SERVE_HELP,
+  check: CHECK_HELP,
+  version: VERSION_HELP,
+  passwd: PASSWD_HELP,
+  client: CLIENT_HELP,
+  send: SEND_HELP,
+  handler: HANDLER_HELP,
+};
 
 async function main(runtime: Runtime, argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -38,6 +49,14 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
         return await serveCommand(runtime, rest);
       case "check":
         return await checkCommand(rest);
+      case "passwd":
+        return await passwdCommand(runtime, rest);
+      case "client":
+        return await clientCommand(runtime, rest);
+      case "send":
+        return await sendCommand(runtime, rest);
+      case "handler":
+        return await handlerCommand(runtime, rest);
       default:
         throw new UsageError("", `unknown command '${command}'`);
     }

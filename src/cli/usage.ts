@@ -4,6 +4,10 @@ export const MAIN_HELP = `bester — a gateway for the Bester message protocol
 Usage:
   bester serve [--config FILE | FILE] [options]   run the gateway
   bester check [--config FILE | FILE]             validate a config file and print the effective config
+  bester passwd add|remove|list USER [--config F] manage accounts in the configured store
+  bester client --user NAME [options]             an interactive terminal client
+  bester send --user NAME TYPE [JSON] [options]   send one message and print its status report
+  bester handler NAME SOCKET [INFORMER]           run a bundled handler (echo, chat, shout)
   bester version                                  print the version and runtime
   bester help [COMMAND]                           show help for a command
 

@@ -196,6 +196,7 @@ function normalise(file: ConfigFile, source: string): Config {
     typeMap[type] = {
       type,
       ...(h.handlerBinary === undefined ? {} : { handlerBinary: at(h.handlerBinary) }),
+      ...(h.bundled === undefined ? {} : { bundled: h.bundled }),
       handlerArgs: [...h.handlerArgs],
       unixDomainSocketPath: at(h.unixDomainSocketPath),
       mode: h.mode,
@@ -286,8 +287,11 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   if (config.informer.enabled) sockets.push({ path: "informer.path", file: config.informer.path });
   for (const h of Object.values(config.handlers.typeMap)) {
     const path = joinPath(joinPath("handlers.typeMap", h.type), "unixDomainSocketPath");
-    sockets.push({ path, file: h.unixDomainSocketPath, program: h.handlerBinary !== undefined });
-    if (h.handlerBinary === undefined && h.handlerArgs.length > 0) {
+    sockets.push({ path, file: h.unixDomainSocketPath, program: h.handlerBinary !== undefined || h.bundled !== undefined });
+    if (h.handlerBinary !== undefined && h.bundled !== undefined) {
+      errors.push({ path: joinPath(joinPath("handlers.typeMap", h.type), "bundled"), message: `give either handlerBinary or bundled, not both` });
+    }
+    if (h.handlerBinary === undefined && h.bundled === undefined && h.handlerArgs.length > 0) {
       warnings.push(`${joinPath(joinPath("handlers.typeMap", h.type), "handlerArgs")}: ignored because no handlerBinary is given`);
     }
   }

@@ -40,6 +40,8 @@ export type ListenerKind = "tcp4" | "tcp6" | "unix";
 export interface HandlerConfig {
   type: string;
   handlerBinary?: string;
+  /** Extension: a handler bundled with bester, run from this same program (`bester handler NAME`). */
+  bundled?: BundledHandlerName;
   handlerArgs: string[];
   unixDomainSocketPath: string;
   mode: "per-message" | "persistent";
@@ -81,6 +83,9 @@ export interface Config {
 
 export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
 export const HANDLER_MODES = ["per-message", "persistent"] as const;
+/** Handlers shipped inside bester itself (handlers/ in the repo), runnable as `bester handler NAME`. */
+export const BUNDLED_HANDLERS = ["echo", "chat", "shout"] as const;
+export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
 export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -158,6 +163,7 @@ export const handlerSchema = obj({
   handlerBinary: v.optional(text),
   unixDomainSocketPath: text,
   // extensions
+  bundled: v.optional(pick(BUNDLED_HANDLERS)),
   handlerArgs: v.optional(list(str), () => []),
   mode: v.optional(pick(HANDLER_MODES), "per-message"),
   connections: v.optional(int(1, MAX_HANDLER_CONNECTIONS), DEFAULT_HANDLER_CONNECTIONS),

@@ -257,6 +257,9 @@ export const bunRuntime: Runtime = {
   connect,
   spawn,
   serveHttp,
+  async openSqlite(path: string) {
+    return (await import("./sqlite-bun.ts")).openSqlite(path);
+  },
   onSignal(signal: Signal, fn: () => void) {
     process.on(signal, fn);
     return () => process.off(signal, fn);

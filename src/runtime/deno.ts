@@ -308,6 +308,9 @@ export function createDenoRuntime(): Runtime {
     connect,
     spawn,
     serveHttp,
+    async openSqlite(path: string) {
+      return (await import("./sqlite-deno.ts")).openSqlite(path);
+    },
     onSignal(signal: Signal, fn: () => void) {
       deno.addSignalListener(signal, fn);
       return () => deno.removeSignalListener(signal, fn);

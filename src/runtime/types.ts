@@ -78,6 +78,17 @@ export interface HttpServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+export type SqlValue = string | number | bigint | Uint8Array | null;
+
+/** A synchronous SQLite database: `bun:sqlite` on Bun, `node:sqlite` on Deno. */
+export interface Sqlite {
+  exec(sql: string): void;
+  run(sql: string, ...params: SqlValue[]): { changes: number };
+  get<T = Record<string, unknown>>(sql: string, ...params: SqlValue[]): T | undefined;
+  all<T = Record<string, unknown>>(sql: string, ...params: SqlValue[]): T[];
+  close(): void;
+}
+
 /** The one object through which the core touches its runtime. */
 export interface Runtime {
   readonly name: "bun" | "deno";
@@ -92,6 +103,8 @@ export interface Runtime {
   connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
+  /** Opens (creating if needed) a SQLite database file; loaded lazily so neither runtime resolves the other's module. */
+  openSqlite(path: string): Promise<Sqlite>;
   /** Subscribes to a process signal; returns the unsubscribe function. */
   onSignal(signal: Signal, fn: () => void): () => void;
   /** Argv that starts this same program again (the script under a runtime, or the compiled binary). */
