@@ -51,39 +51,45 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
   for (const w of outcome.warnings) log.warn(`config: ${w}`);
 
   const gateway = new Gateway(runtime, config, log);
+  // Signals are taken from before start-up, so one that arrives while handlers
+  // start still ends in a clean stop rather than the default kill.
+  let exitCode: ((code: number) => void) | undefined;
+  const finished = new Promise<number>((resolve) => (exitCode = resolve));
+  let stopping = false;
+  let started = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn("second signal: exiting now", { signal });
+      exitCode!(1);
+      return;
+    }
+    stopping = true;
+    log.info("shutting down", { signal });
+    gateway.stop().then(
+      () => {
+        log.info("stopped");
+        exitCode!(0);
+      },
+      (err) => {
+        log.error("shutdown failed", { error: err });
+        exitCode!(1);
+      },
+    );
+  };
+  runtime.onSignal("SIGINT", () => stop("SIGINT"));
+  runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
+
   try {
     await gateway.start();
+    started = true;
   } catch (err) {
     if (err instanceof ListenerStartError) {
       log.error(err.message, { listener: err.kind });
+      await gateway.stop();
       return 1;
     }
     throw err;
   }
-  log.info("ready", { pid: process.pid });
-
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn("second signal: exiting now", { signal });
-        resolve(1);
-        return;
-      }
-      stopping = true;
-      log.info("shutting down", { signal });
-      gateway.stop().then(
-        () => {
-          log.info("stopped");
-          resolve(0);
-        },
-        (err) => {
-          log.error("shutdown failed", { error: err });
-          resolve(1);
-        },
-      );
-    };
-    runtime.onSignal("SIGINT", () => stop("SIGINT"));
-    runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
-  });
+  if (!stopping && started) log.info("ready", { pid: process.pid });
+  return await finished;
 }

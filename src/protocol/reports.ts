@@ -40,6 +40,16 @@ export const ErrorCodes = {
   handlerFailed: "handler_failed",
   /** The handler did not answer within the handler timeout. */
   handlerTimeout: "handler_timeout",
+  /** The handler's socket could not be reached (not started yet, restarting, or gone). */
+  handlerUnavailable: "handler_unavailable",
+  /** The handler answered with a command the server cannot carry out (unknown type, bad data). */
+  badCommand: "bad_command",
+  /** A delivered message could not be written to a recipient's session (closing, or cut as a slow consumer). */
+  deliveryFailed: "delivery_failed",
+  /** A sendHandler chain passed limits.maxHandlerHops; almost surely a cycle. */
+  hopLimit: "hop_limit",
+  /** The account store could not answer (e.g. Redis unreachable); the login may be retried. */
+  storeUnavailable: "store_unavailable",
   /** The request is valid but this server does not support it (e.g. a disabled command). */
   notImplemented: "not_implemented",
   /** The client read too slowly and its pending output exceeded the limit. */

@@ -9,15 +9,22 @@ import type { Credentials } from "../protocol/messages.ts";
 import { ErrorCodes, fatalMessage } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
+import { HandlerHost } from "../handlers/host.ts";
+import { createHandlerDispatch } from "./commands.ts";
 import { openListeners, type OpenListener } from "./listeners.ts";
+import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
+import { Stats } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost } from "./session.ts";
 
 export class Gateway {
   readonly sessions = new Set<Session>();
+  readonly registry = new ClientRegistry();
+  readonly stats = new Stats();
+  readonly handlers: HandlerHost;
   #listeners: OpenListener[] = [];
   #bySocket = new Map<Conn, Session>();
-  #router = createRouter(undefined);
+  #router;
   #stopping = false;
   #host: SessionHost;
 
@@ -26,6 +33,10 @@ export class Gateway {
     readonly config: Config,
     readonly log: Logger,
   ) {
+    this.handlers = new HandlerHost(runtime, config, log);
+    this.#router = createRouter(
+      createHandlerDispatch({ host: this.handlers, registry: this.registry, limits: config.limits, log, stats: this.stats }),
+    );
     const gateway = this;
     this.#host = {
       log,
@@ -33,13 +44,19 @@ export class Gateway {
         return gateway.config.limits;
       },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
-      route: (session, payload) => this.#router.route(session, payload),
+      route: (session, payload) => {
+        this.stats.messageIn(payload.type);
+        return this.#router.route(session, payload);
+      },
       clientReady: (session) => {
+        this.registry.add(session);
         session.log.info("client authenticated", { user: session.username, listener: session.listener });
       },
       sessionClosed: (session, reason, detail) => {
         this.sessions.delete(session);
         this.#bySocket.delete(session.conn);
+        this.registry.remove(session);
+        this.stats.connectionClosed(reason);
         const quiet = reason === ClosedReason.peerClosed || reason === ClosedReason.clientRequested;
         session.log[quiet ? "debug" : "info"]("connection closed", { reason, detail, user: session.username });
       },
@@ -51,6 +68,8 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    // Handlers first, so the gateway is ready to route by the time clients can connect.
+    await this.handlers.start();
     this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
     for (const { kind, listener } of this.#listeners) {
       this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
@@ -68,6 +87,7 @@ export class Gateway {
     const deadline = Date.now() + this.config.limits.shutdownGraceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const session of this.sessions) session.conn.destroy();
+    await this.handlers.stop();
   }
 
   #socketEvents(kind: ListenerKind) {
@@ -81,6 +101,7 @@ export class Gateway {
           this.log.warn("connection refused", { reason: ClosedReason.tooManyConnections, remote: formatEndpoint(conn.remote) });
           return conn.end();
         }
+        this.stats.connectionsOpened++;
         const session = new Session(conn, kind, this.#host);
         this.sessions.add(session);
         this.#bySocket.set(conn, session);

@@ -19,10 +19,16 @@ export interface SessionLimits {
   sessionWindow: number;
 }
 
-/** What a routed message produced: frames for the originator, and whether to close after them. */
+/**
+ * What a routed message produced: frames for the originator, and whether to
+ * close after them. `deferred` is work to do once every earlier message of the
+ * session is finished (delivering a handler's answer), so what one client
+ * sends is carried out in the order it was sent.
+ */
 export interface RouteResult {
   frames: object[];
   close?: boolean;
+  deferred?: () => RouteResult | Promise<RouteResult>;
 }
 
 export type AuthResult = { ok: true; username: string } | { ok: false; error: ErrorInfo };
@@ -38,6 +44,7 @@ export interface SessionHost {
 }
 
 interface Slot {
+  id: string;
   done: boolean;
   result: RouteResult;
 }
@@ -56,6 +63,7 @@ export class Session {
   #authenticating = false;
   #paused = false;
   #closing = false;
+  #gone = false;
   #closeReason: ClosedReason | undefined;
   #closeDetail: string | undefined;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
@@ -98,23 +106,34 @@ export class Session {
 
   /** The socket closed, for whatever reason; called once. */
   onClose(err?: Error): void {
+    this.#gone = true;
     clearTimeout(this.#authTimer);
     const reason = this.#closeReason ?? (err ? ClosedReason.socketError : ClosedReason.peerClosed);
     this.#closing = true;
     this.host.sessionClosed(this, reason, this.#closeDetail ?? err?.message);
   }
 
-  /** Queues one frame to the peer; a peer that lets too much pile up is cut off. */
-  send(message: object): void {
-    if (this.#closeReason === ClosedReason.slowConsumer) return;
-    this.conn.write(encodeFrame(message));
+  /** Queues one message to the peer. */
+  send(message: object): boolean {
+    return this.sendBytes(encodeFrame(message));
+  }
+
+  /**
+   * Queues one encoded frame; false if it could not be queued. A peer that
+   * lets more than the limit pile up is cut off as a slow consumer.
+   */
+  sendBytes(frame: Uint8Array): boolean {
+    if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
+    this.conn.write(frame);
     if (this.conn.pendingBytes > this.host.limits.maxPendingBytes) {
       // A fatal frame would only queue behind the backlog, so close at once.
       this.#closeReason = ClosedReason.slowConsumer;
       this.#closeDetail = `${this.conn.pendingBytes} bytes pending, limit ${this.host.limits.maxPendingBytes}`;
       this.#closing = true;
       this.conn.destroy();
+      return false;
     }
+    return true;
   }
 
   /** Sends a fatal error frame (PROTOCOL.md §6) and closes after it. */
@@ -225,13 +244,9 @@ export class Session {
 
   #dispatch(payload: ClientPayload): void {
     this.messagesIn++;
-    const slot: Slot = { done: false, result: { frames: [] } };
+    const slot: Slot = { id: payload.id, done: false, result: { frames: [] } };
     this.#slots.push(slot);
-    const finish = (result: RouteResult) => {
-      slot.done = true;
-      slot.result = result;
-      this.#flushSlots();
-    };
+    const finish = (result: RouteResult) => this.#settle(slot, result);
     try {
       const result = this.host.route(this, payload);
       if (result instanceof Promise) {
@@ -244,11 +259,44 @@ export class Session {
     }
   }
 
-  /** Sends answers strictly in the order their messages arrived. */
+  #settle(slot: Slot, result: RouteResult): void {
+    slot.done = true;
+    slot.result = result;
+    this.#flushSlots();
+  }
+
+  /**
+   * Finishes messages strictly in arrival order: a finished message's
+   * continuation runs only when it reaches the head, then its frames are sent.
+   * Continuations run even after the client left, so its message still reaches
+   * the recipients it was sent to.
+   */
   #flushSlots(): void {
     let closeAfter = false;
     while (this.#slots.length > 0 && this.#slots[0]!.done) {
-      const slot = this.#slots.shift()!;
+      const slot = this.#slots[0]!;
+      const next = slot.result.deferred;
+      if (next) {
+        slot.done = false;
+        slot.result = { frames: [] };
+        let result: RouteResult | Promise<RouteResult>;
+        try {
+          result = next();
+        } catch (err) {
+          result = internalFailure(slot.id, err);
+        }
+        if (result instanceof Promise) {
+          result.then(
+            (r) => this.#settle(slot, r),
+            (err) => this.#settle(slot, internalFailure(slot.id, err)),
+          );
+          return;
+        }
+        slot.result = result;
+        slot.done = true;
+        continue;
+      }
+      this.#slots.shift();
       if (this.#closing) continue;
       for (const frame of slot.result.frames) this.send(frame);
       if (slot.result.close) closeAfter = true;

@@ -1,5 +1,7 @@
 import { cliSuite } from "./cli.suite.ts";
+import { handlerSuite } from "./handlers.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
+handlerSuite("bun");

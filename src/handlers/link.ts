@@ -1,0 +1,232 @@
+/**
+ * Conversations with a handler over its UNIX socket (PROTOCOL.md §4):
+ * per-message (the original: a new connection, one frame each way) or
+ * persistent (kept connections, requests pipelined, answers taken in FIFO order).
+ * @module
+ */
+import type { Logger } from "../log/logger.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
+import type { Conn, Runtime } from "../runtime/types.ts";
+
+/** Why a handler request failed; the code goes into the originator's bad report. */
+export class HandlerError extends Error {
+  override name = "HandlerError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface HandlerLink {
+  /** Sends one encoded frame and resolves with the handler's answer (decoded JSON). */
+  request(frame: Uint8Array, timeoutMs: number): Promise<unknown>;
+  /** Requests written and not yet answered. */
+  readonly inFlight: number;
+  /** Fails whatever is in flight and drops kept connections. */
+  close(reason: string): void;
+}
+
+export interface LinkOptions {
+  runtime: Runtime;
+  socketPath: string;
+  maxFrameBytes: number;
+  log: Logger;
+}
+
+/** The original protocol: every request opens its own connection, which the answer ends. */
+export function perMessageLink(opts: LinkOptions): HandlerLink {
+  const open = new Set<(reason: string) => void>();
+  return {
+    get inFlight() {
+      return open.size;
+    },
+    request(frame, timeoutMs) {
+      return new Promise<unknown>((resolve, reject) => {
+        let settled = false;
+        let conn: Conn | undefined;
+        const finish = (err: HandlerError | undefined, value?: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          open.delete(abort);
+          if (err) {
+            conn?.destroy();
+            reject(err);
+          } else {
+            conn?.end();
+            resolve(value);
+          }
+        };
+        const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
+        open.add(abort);
+        const timer = setTimeout(
+          () => finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const decoder = new FrameDecoder(opts.maxFrameBytes, (value) => finish(undefined, value));
+        opts.runtime
+          .connect(
+            { kind: "unix", path: opts.socketPath },
+            {
+              data(_c, chunk) {
+                const err = decoder.push(chunk);
+                if (err) finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
+              },
+              close() {
+                finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
+              },
+            },
+            timeoutMs,
+          )
+          .then(
+            (c) => {
+              conn = c;
+              if (settled) c.destroy();
+              else c.write(frame);
+            },
+            (err: Error) => finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
+          );
+      });
+    },
+    close(reason) {
+      for (const abort of [...open]) abort(reason);
+    },
+  };
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: HandlerError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * One kept connection. Answers carry no id, so the n-th answer belongs to the
+ * n-th request; a request that times out therefore poisons everything queued
+ * behind it, and the connection is dropped (and later redialled) rather than
+ * left to misattribute late answers.
+ */
+class PipelinedConnection {
+  #pending: Pending[] = [];
+  #head = 0;
+  #conn: Conn | undefined;
+  #outbox: Uint8Array[] = [];
+  #dead = false;
+  #decoder: FrameDecoder;
+
+  constructor(
+    private readonly opts: LinkOptions,
+    private readonly onDead: (c: PipelinedConnection) => void,
+    connectTimeoutMs: number,
+  ) {
+    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value));
+    opts.runtime
+      .connect(
+        { kind: "unix", path: opts.socketPath },
+        {
+          data: (_c, chunk) => {
+            const err = this.#decoder.push(chunk);
+            if (err) this.fail(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`);
+          },
+          close: () => {
+            const n = this.inFlight;
+            this.fail(ErrorCodes.handlerFailed, `the handler closed its connection with ${n} request${n === 1 ? "" : "s"} unanswered`);
+          },
+        },
+        connectTimeoutMs,
+      )
+      .then(
+        (conn) => {
+          if (this.#dead) return conn.destroy();
+          this.#conn = conn;
+          for (const f of this.#outbox) conn.write(f);
+          this.#outbox = [];
+        },
+        (err: Error) => this.fail(ErrorCodes.handlerUnavailable, err.message),
+      );
+  }
+
+  get inFlight(): number {
+    return this.#pending.length - this.#head;
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  request(frame: Uint8Array, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms (kept connection reset)`);
+      }, timeoutMs);
+      this.#pending.push({ resolve, reject, timer });
+      if (this.#conn) this.#conn.write(frame);
+      else this.#outbox.push(frame);
+    });
+  }
+
+  #answer(value: unknown): void {
+    if (this.#head >= this.#pending.length) {
+      this.opts.log.warn("handler sent an answer nobody asked for; dropping the connection");
+      this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
+      return;
+    }
+    const p = this.#pending[this.#head]!;
+    this.#pending[this.#head++] = undefined as unknown as Pending;
+    if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
+    clearTimeout(p.timer);
+    p.resolve(value);
+  }
+
+  /** Fails everything in flight and drops the connection. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    const pending = this.#pending.slice(this.#head);
+    this.#pending = [];
+    this.#head = 0;
+    this.#conn?.destroy();
+    this.onDead(this);
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(new HandlerError(code, message));
+    }
+  }
+}
+
+/** Kept, pipelined connections; each request goes to the least busy one. */
+export function persistentLink(opts: LinkOptions & { connections: number }): HandlerLink {
+  const slots: (PipelinedConnection | undefined)[] = Array.from({ length: opts.connections }, () => undefined);
+  const forget = (c: PipelinedConnection) => {
+    const i = slots.indexOf(c);
+    if (i >= 0) slots[i] = undefined;
+  };
+  return {
+    get inFlight() {
+      return slots.reduce((n, c) => n + (c?.inFlight ?? 0), 0);
+    },
+    request(frame, timeoutMs) {
+      let best = -1;
+      for (let i = 0; i < slots.length; i++) {
+        const c = slots[i];
+        if (!c || c.dead) {
+          best = i;
+          break;
+        }
+        if (best < 0 || c.inFlight < slots[best]!.inFlight) best = i;
+      }
+      let conn = slots[best];
+      if (!conn || conn.dead) conn = slots[best] = new PipelinedConnection(opts, forget, timeoutMs);
+      return conn.request(frame, timeoutMs);
+    },
+    close(reason) {
+      for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason);
+    },
+  };
+}

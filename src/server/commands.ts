@@ -1,0 +1,177 @@
+/**
+ * Carries a client's message to its handler and carries out the handler's
+ * answer (PROTOCOL.md §4): sendClients, sendHandler (bounded hops), and
+ * sendServers (not yet: federation lands separately).
+ * @module
+ */
+import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
+import { HandlerError } from "../handlers/link.ts";
+import type { Logger } from "../log/logger.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
+import { type ErrorInfo, ErrorCodes, receivedMessage, statusReport } from "../protocol/reports.ts";
+import type { ClientRegistry } from "./registry.ts";
+import type { HandlerDispatch } from "./router.ts";
+import type { RouteResult, Session } from "./session.ts";
+import type { Stats } from "./stats.ts";
+
+/** What a handler receives with `"envelope": true` (PROTOCOL.md §4, Extension). */
+export interface EnvelopeMeta {
+  from: string;
+  scope: "client" | "server";
+  id: string;
+  type: string;
+  /** Handler types this message already passed through by sendHandler, oldest first. */
+  via: string[];
+}
+
+type Answer = { ok: true; response: HandlerResponse } | { ok: false; error: ErrorInfo };
+
+function bad(id: string, error: ErrorInfo): RouteResult {
+  return { frames: [statusReport(id, "bad", error)] };
+}
+
+export interface CommandDeps {
+  host: HandlerHost;
+  registry: ClientRegistry;
+  limits: { maxHandlerHops: number };
+  log: Logger;
+  stats: Stats;
+}
+
+export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
+  const { host, registry, log, stats } = deps;
+
+  async function ask(entry: HandlerEntry, data: unknown, meta: EnvelopeMeta): Promise<Answer> {
+    const type = entry.config.type;
+    const body = entry.config.envelope ? { data, meta } : data;
+    const started = performance.now();
+    let value: unknown;
+    try {
+      value = await entry.link.request(encodeFrame(body), entry.config.timeoutMs);
+    } catch (err) {
+      stats.handlerFailure(type);
+      const code = err instanceof HandlerError ? err.code : ErrorCodes.handlerFailed;
+      return { ok: false, error: { code, message: `handler "${type}": ${(err as Error).message}` } };
+    } finally {
+      stats.handlerLatency(type, performance.now() - started);
+    }
+    const parsed = parseHandlerResponse(value);
+    if (!parsed.ok) {
+      stats.handlerFailure(type);
+      return {
+        ok: false,
+        error: { code: ErrorCodes.handlerFailed, message: `handler "${type}" sent a malformed answer: ${parsed.problem.message}` },
+      };
+    }
+    const response = parsed.response;
+    if (response.status !== "0") return { ok: false, error: handlerError(type, response.status, value) };
+    if (!response.command) {
+      return { ok: false, error: { code: ErrorCodes.badCommand, message: `handler "${type}" answered "0" without a command` } };
+    }
+    return { ok: true, response };
+  }
+
+  function sendClients(id: string, type: string, users: unknown, data: unknown): RouteResult {
+    const names = typeof users === "string" ? [users] : users;
+    if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
+      return bad(id, {
+        code: ErrorCodes.badCommand,
+        message: `handler "${type}": sendClients needs a list of usernames, got ${JSON.stringify(users)?.slice(0, 60)}`,
+      });
+    }
+    // Encoded once, however many sessions receive it.
+    const frame = encodeFrame(receivedMessage(type, data));
+    const undelivered: string[] = [];
+    const failed: string[] = [];
+    for (const name of new Set(names as string[])) {
+      const sessions = registry.sessionsOf(name);
+      if (!sessions) {
+        undelivered.push(name);
+        continue;
+      }
+      for (const s of sessions) {
+        if (s.sendBytes(frame)) stats.delivered(type);
+        else if (!failed.includes(name)) failed.push(name);
+      }
+    }
+    if (failed.length > 0) {
+      return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failed.join(", ")}` });
+    }
+    const report = statusReport(id, "good") as { header: Record<string, unknown> };
+    // Extension: the original silently ignored users who were not connected; say who they were.
+    if (undelivered.length > 0) report.header.undelivered = undelivered;
+    return { frames: [report] };
+  }
+
+  async function execute(
+    session: Session,
+    payload: ClientPayload,
+    entry: HandlerEntry,
+    response: HandlerResponse,
+    via: string[],
+  ): Promise<RouteResult> {
+    const type = entry.config.type;
+    const command = response.command!;
+    switch (command.type) {
+      case "sendClients":
+        return sendClients(payload.id, type, command.data, response.data);
+      case "sendHandler": {
+        const name = command.data;
+        const next = typeof name === "string" ? host.get(name) : undefined;
+        if (!next) {
+          return bad(payload.id, {
+            code: ErrorCodes.badCommand,
+            message: `handler "${type}": sendHandler names ${JSON.stringify(name)}, which is not a configured handler`,
+          });
+        }
+        const chain = [...via, type];
+        if (chain.length > deps.limits.maxHandlerHops) {
+          log.warn("sendHandler hop limit reached", { chain: [...chain, next.config.type].join(" -> ") });
+          return bad(payload.id, {
+            code: ErrorCodes.hopLimit,
+            message: `sendHandler chain longer than ${deps.limits.maxHandlerHops} hops: ${[...chain, next.config.type].join(" -> ")}`,
+          });
+        }
+        const answer = await ask(next, response.data, metaOf(session, payload, next.config.type, chain));
+        if (!answer.ok) return bad(payload.id, answer.error);
+        return execute(session, payload, next, answer.response, chain);
+      }
+      case "sendServers":
+        return bad(payload.id, {
+          code: ErrorCodes.notImplemented,
+          message: `handler "${type}" asked for sendServers, but federation is not available in this build`,
+        });
+      default:
+        return bad(payload.id, {
+          code: ErrorCodes.badCommand,
+          message: `handler "${type}" answered with unknown command "${command.type}"; known: sendClients, sendHandler, sendServers`,
+        });
+    }
+  }
+
+  return {
+    has: (type) => host.get(type) !== undefined,
+    types: () => host.types(),
+    async dispatch(session, payload) {
+      const entry = host.get(payload.type)!;
+      const answer = await ask(entry, payload.data, metaOf(session, payload, payload.type, []));
+      if (!answer.ok) return bad(payload.id, answer.error);
+      // Carried out in the order the client sent its messages, so deliveries keep that order too.
+      return { frames: [], deferred: () => execute(session, payload, entry, answer.response, []) };
+    },
+  };
+}
+
+function metaOf(session: Session, payload: ClientPayload, type: string, via: string[]): EnvelopeMeta {
+  return { from: session.username ?? "", scope: "client", id: payload.id, type, via };
+}
+
+/** A failing handler's own error (Extension: `header.error`) or a generic one naming its status. */
+function handlerError(type: string, status: string, raw: unknown): ErrorInfo {
+  const e = (raw as { header?: { error?: { code?: unknown; message?: unknown } } })?.header?.error;
+  if (e && typeof e.message === "string") {
+    return { code: typeof e.code === "string" && e.code ? e.code : ErrorCodes.handlerFailed, message: e.message };
+  }
+  return { code: ErrorCodes.handlerFailed, message: `handler "${type}" answered status "${status}"` };
+}
