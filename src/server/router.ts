@@ -15,10 +15,15 @@ export interface HandlerDispatch {
 }
 
 /** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
-export const BUILTIN_COMMANDS = ["close", "ping"] as const;
+export const BUILTIN_COMMANDS = ["close", "ping", "whoami", "types"] as const;
+
+/** A good status report that also carries an answer (Extension: `payload.data`). */
+function answer(id: string, data: unknown): object {
+  return { header: { status: "good", messageType: "statusReport" }, payload: { id, data } };
+}
 
 export function createRouter(handlers: HandlerDispatch | undefined) {
-  function builtin(payload: ClientPayload): RouteResult {
+  function builtin(session: Session, payload: ClientPayload): RouteResult {
     const command = parseBuiltinCommand(payload.data);
     if (!command.ok) {
       return { frames: [statusReport(payload.id, "bad", { code: ErrorCodes.malformed, message: command.problem.message })] };
@@ -28,6 +33,14 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
         return { frames: [], close: true };
       case "ping":
         return { frames: [statusReport(payload.id, "good")] };
+      case "whoami":
+        return {
+          frames: [answer(payload.id, { username: session.username, listener: session.listener, connection: session.id })],
+        };
+      case "types":
+        return {
+          frames: [answer(payload.id, { handlers: handlers?.types() ?? [], builtin: ["dummy", "builtin"], commands: BUILTIN_COMMANDS })],
+        };
       default:
         return {
           frames: [
@@ -43,7 +56,7 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
   return {
     route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult> {
       if (payload.type === "dummy") return { frames: [dummyReply(payload.id)] };
-      if (payload.type === "builtin") return builtin(payload);
+      if (payload.type === "builtin") return builtin(session, payload);
       if (handlers?.has(payload.type)) return handlers.dispatch(session, payload);
       const known = handlers?.types() ?? [];
       return {

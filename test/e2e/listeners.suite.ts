@@ -64,6 +64,19 @@ export function listenerSuite(runtime: RuntimeName) {
       await expectClosed(wire);
     });
 
+    test("builtin whoami and types answer with data", async () => {
+      const wire = await login(gw.tcp6, "olivia");
+      wire.send({ payload: { type: "builtin", id: "w", data: { command: { type: "whoami" } } } });
+      const me = await wire.next();
+      expect(me.header).toEqual({ status: "good", messageType: "statusReport" });
+      expect(me.payload.data).toMatchObject({ username: "olivia", listener: "tcp6" });
+      wire.send({ payload: { type: "builtin", id: "t", data: { command: { type: "types" } } } });
+      const types = await wire.next();
+      expect(types.payload.data.commands).toEqual(["close", "ping", "whoami", "types"]);
+      expect(types.payload.data.handlers).toEqual([]);
+      wire.close();
+    });
+
     test("a type with no handler gets a bad report naming it, and the connection stays", async () => {
       const wire = await login(gw.tcp6, "dave");
       wire.send({ payload: { type: "weather", id: "w1", data: { city: "Cape Town" } } });
@@ -219,6 +232,35 @@ export function listenerSuite(runtime: RuntimeName) {
         ).rejects.toThrow(/tcp4 listener: cannot listen on 127\.0\.0\.1:\d+: address already in use/);
       } finally {
         blocker.close();
+      }
+    });
+
+    test("past the connection limit a client gets a fatal too_many_connections", async () => {
+      const gw = await startGateway(runtime, { limits: { maxConnections: 2 } });
+      try {
+        const a = await login(gw.tcp4, "a");
+        const b = await login(gw.tcp4, "b");
+        const c = await openWire(gw.tcp4);
+        const fatal = await c.next();
+        expect(fatal.header).toMatchObject({ messageType: "fatal", error: { code: "too_many_connections" } });
+        await expectClosed(c);
+        a.close();
+        // a's slot frees up: a new client gets in once the gateway has seen a go
+        let d;
+        for (let i = 0; i < 50; i++) {
+          d = await openWire(gw.tcp4);
+          d.send(authFrame("d"));
+          const r = await d.next().catch(() => null);
+          if (r?.payload?.id === "auth_special") break;
+          d.close();
+          d = undefined;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(d).toBeDefined();
+        d!.close();
+        b.close();
+      } finally {
+        await gw.stop();
       }
     });
 
