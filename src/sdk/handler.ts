@@ -1,0 +1,524 @@
+/**
+ * The handler SDK: write a Bester message handler (PROTOCOL.md §4) as one
+ * function from a request to an answer.
+ *
+ * The gateway connects to the handler's UNIX socket and writes framed JSON
+ * requests; the handler answers each with one frame, in the order received.
+ * {@link serveHandler} does exactly that on any number of connections, so one
+ * handler serves both the original one-message-per-connection mode and the
+ * persistent, pipelined mode, even when `handle` is async and a later request
+ * finishes first.
+ *
+ * Uses only `node:` built-ins, so a handler written with it runs on Bun, Deno
+ * and Node alike.
+ *
+ * @example A complete handler program (`bun run my-handler.ts SOCKET`)
+ * ```ts
+ * import { runHandlerMain, sendClients, fail } from "bester/sdk/handler";
+ *
+ * runHandlerMain(({ data, meta }) => {
+ *   if (meta === undefined) return fail('configure this handler with "envelope": true');
+ *   return sendClients([meta.from], { echoed: data });
+ * });
+ * ```
+ *
+ * @module
+ */
+import { lstat, unlink } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { basename } from "node:path";
+import process from "node:process";
+import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import type { ErrorInfo } from "../protocol/reports.ts";
+
+/**
+ * Where a request came from, present when the gateway sends envelopes
+ * (`"envelope": true` in the handler's config).
+ */
+export interface HandlerMeta {
+  /** The original sender's username (or the peer server, for server-scope messages). */
+  from: string;
+  /** "client" or "server": how the original message entered the gateway. */
+  scope: string;
+  /** The originator's message id. */
+  id: string;
+  /** The message type, i.e. the handler type the message was sent to first. */
+  type: string;
+  /** Handler types this message already passed through by `sendHandler`, oldest first. */
+  via: string[];
+}
+
+/** One request from the gateway. */
+export interface HandlerRequest {
+  /** The client's `payload.data`: any JSON value. */
+  data: unknown;
+  /** Set only for envelope requests; see {@link ServeHandlerOptions.envelope}. */
+  meta?: HandlerMeta;
+}
+
+/** The command of a successful answer: where the gateway sends the answer's data. */
+export type HandlerCommand =
+  | { type: "sendClients"; data: string[] }
+  | { type: "sendHandler"; data: string }
+  | { type: "sendServers"; data: string[] };
+
+/**
+ * A handler's answer, exactly as it goes on the wire. Build it with
+ * {@link sendClients}, {@link sendHandler}, {@link sendServers} or {@link fail}.
+ */
+export interface HandlerAnswer {
+  header: {
+    /** "0" is success; anything else makes the gateway report "bad" to the originator. */
+    status: string;
+    command?: HandlerCommand;
+    /** Copied by the gateway into the originator's "bad" status report. */
+    error?: ErrorInfo;
+  };
+  data: unknown;
+}
+
+/** The handler function: may be sync or async; a throw becomes a {@link fail} answer. */
+export type HandleFunction = (request: HandlerRequest) => HandlerAnswer | Promise<HandlerAnswer>;
+
+/**
+ * How to read each request:
+ * - `true`: every request must be an envelope `{data, meta}`; any other value is
+ *   answered with `fail(..., "envelope_expected")` without calling `handle`.
+ * - `false`: every request is the bare data, whatever it looks like; `meta` is never set.
+ * - `"auto"` (default): a request is read as an envelope when it is an object with
+ *   exactly the keys `data` and `meta`, and `meta.from` is a string; otherwise it is
+ *   the bare data. Pick `true` or `false` if clients may send values of that shape.
+ */
+export type EnvelopeMode = boolean | "auto";
+
+export interface ServeHandlerOptions {
+  /** Path of the UNIX socket to create. A stale socket file (nobody answers on it) is replaced. */
+  socket: string;
+  handle: HandleFunction;
+  /** Default `"auto"`; see {@link EnvelopeMode}. */
+  envelope?: EnvelopeMode;
+  /** Receives one line per notable event (bad frames, throws). Default: silent. */
+  log?: (line: string) => void;
+  /**
+   * Largest request frame accepted; a larger one closes that connection.
+   * Default {@link DEFAULT_HANDLER_MAX_FRAME_BYTES}.
+   */
+  maxFrameBytes?: number;
+}
+
+/** A handler that is listening. */
+export interface RunningHandler {
+  /** The socket path it listens on. */
+  readonly socketPath: string;
+  /**
+   * Stops accepting, lets open connections receive the answers already being
+   * worked on (for up to {@link CLOSE_GRACE_MS}), then removes the socket file.
+   * Calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+}
+
+/** Why {@link serveHandler} could not start. */
+export class HandlerStartError extends Error {
+  override name = "HandlerStartError";
+  constructor(
+    /** `in_use`: a live process answers on the path; `not_socket`: the path is some other file. */
+    readonly code: "in_use" | "not_socket" | "listen_failed",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The default request size limit. Larger than the gateway's default client
+ * frame limit (1 MiB) because an envelope and `sendHandler` chains add to the
+ * client's data; the handler trusts its gateway, so this only guards against a
+ * corrupt length.
+ */
+export const DEFAULT_HANDLER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** How long `close()` lets in-flight answers finish before cutting connections. */
+export const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Requests of one connection being worked on at once; past it the connection
+ * is not read until answers go out, so a flood cannot exhaust memory.
+ */
+const MAX_IN_FLIGHT = 1024;
+
+/** How long the stale-socket probe waits for a connection to be accepted. */
+const PROBE_TIMEOUT_MS = 1000;
+
+// ---------------------------------------------------------------------------
+// Answer builders
+
+/**
+ * Delivers `data` to every connected session of `users`.
+ *
+ * @param users one username or a list of them
+ * @param data any JSON value; delivered as the `payload.data` of a `receivedMessage`
+ * @returns the answer to return from `handle`
+ * @example
+ * ```ts
+ * const handle: HandleFunction = ({ data, meta }) => sendClients(["bob", "carol"], { from: meta?.from, data });
+ * ```
+ */
+export function sendClients(users: string | string[], data: unknown): HandlerAnswer {
+  return ok({ type: "sendClients", data: typeof users === "string" ? [users] : [...users] }, data);
+}
+
+/**
+ * Passes `data` on to the handler of another type, whose answer the gateway
+ * then carries out.
+ *
+ * @param type the handler type (message type) to pass to
+ * @param data the request that handler receives
+ * @returns the answer to return from `handle`
+ * @example
+ * ```ts
+ * const handle: HandleFunction = ({ data }) => sendHandler("chat", data);
+ * ```
+ */
+export function sendHandler(type: string, data: unknown): HandlerAnswer {
+  return ok({ type: "sendHandler", data: type }, data);
+}
+
+/**
+ * Sends `data` to other Bester servers, where the handler of the same type
+ * receives it.
+ *
+ * @param servers `"host:port"` or `"[ipv6]:port"`, one or a list
+ * @param data the request the remote handler receives
+ * @returns the answer to return from `handle`
+ * @example
+ * ```ts
+ * const handle: HandleFunction = ({ data }) => sendServers(["chat.example.org:2220"], data);
+ * ```
+ */
+export function sendServers(servers: string | string[], data: unknown): HandlerAnswer {
+  return ok({ type: "sendServers", data: typeof servers === "string" ? [servers] : [...servers] }, data);
+}
+
+/**
+ * Refuses a request: the originator gets a "bad" status report carrying
+ * `{code, message}`.
+ *
+ * @param message what went wrong, for the person who sent the message
+ * @param code a stable, machine-readable code (default `"handler_failed"`)
+ * @returns the answer to return from `handle`
+ * @example
+ * ```ts
+ * const handle: HandleFunction = ({ data }) =>
+ *   typeof data === "string" ? sendClients(["bob"], data) : fail("data: expected a string", "bad_request");
+ * ```
+ */
+export function fail(message: string, code = "handler_failed"): HandlerAnswer {
+  return { header: { status: "1", error: { code, message } }, data: null };
+}
+
+function ok(command: HandlerCommand, data: unknown): HandlerAnswer {
+  // undefined would vanish from the JSON; say null explicitly.
+  return { header: { status: "0", command }, data: data === undefined ? null : data };
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isEnvelope(value: unknown): value is { data: unknown; meta: Record<string, unknown> } {
+  if (!isRecord(value)) return false;
+  const keys = Object.keys(value);
+  return (
+    keys.length === 2 &&
+    Object.hasOwn(value, "data") &&
+    isRecord(value["meta"]) &&
+    typeof value["meta"]["from"] === "string"
+  );
+}
+
+function requestOf(value: unknown, mode: EnvelopeMode): HandlerRequest | HandlerAnswer {
+  if (mode === false || (mode === "auto" && !isEnvelope(value))) return { data: value };
+  if (!isEnvelope(value)) {
+    return fail(
+      'expected an envelope {"data", "meta": {"from", ...}}: set "envelope": true for this handler in the gateway config',
+      "envelope_expected",
+    );
+  }
+  const meta = value.meta;
+  const via = Array.isArray(meta["via"]) ? meta["via"].filter((t): t is string => typeof t === "string") : [];
+  return { data: value.data, meta: { ...(meta as unknown as HandlerMeta), via } };
+}
+
+function isAnswer(value: unknown): value is HandlerAnswer {
+  return isRecord(value) && isRecord(value["header"]) && typeof value["header"]["status"] === "string";
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---------------------------------------------------------------------------
+// Socket path
+
+/** True if a process accepts connections on `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    const done = (live: boolean) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(live);
+    };
+    // A live listener accepts at once; silence this long means a wedged process: leave it alone.
+    const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
+    probe.once("connect", () => done(true));
+    probe.once("error", () => done(false));
+  });
+}
+
+/** Frees `path` for listening: only a socket file nobody answers on is removed. */
+async function claimSocketPath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (!isSocket) throw new HandlerStartError("not_socket", `${path} exists and is not a socket; refusing to replace it`);
+  if (await answers(path)) throw new HandlerStartError("in_use", `${path} is in use: another process answers on it`);
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Serving
+
+interface Connection {
+  socket: Socket;
+  inFlight: number;
+  /** Reading stopped because MAX_IN_FLIGHT requests are being worked on. */
+  paused: boolean;
+  /** No more requests will be read: end the socket once the last answer is out. */
+  finishing: boolean;
+}
+
+/**
+ * Listens on a UNIX socket and answers every request frame with `handle`'s
+ * answer, per connection in the order the requests arrived.
+ *
+ * - `handle` throws or rejects: the answer is `fail(err.message, "handler_error")`
+ *   and the handler keeps serving.
+ * - `handle` returns something that is not an answer, or data JSON cannot carry:
+ *   a `fail(..., "handler_error")` answer, logged.
+ * - A frame that is not valid (too large, not UTF-8, not JSON): that connection
+ *   is closed; others are unaffected.
+ *
+ * @param options where to listen and what to do; see {@link ServeHandlerOptions}
+ * @returns once the socket accepts connections
+ * @throws {HandlerStartError} when the path is a live socket or not a socket
+ * @example
+ * ```ts
+ * import { serveHandler, sendClients } from "bester/sdk/handler";
+ *
+ * const running = await serveHandler({
+ *   socket: "/tmp/upper.sock",
+ *   envelope: true,
+ *   handle: ({ data, meta }) => sendClients([meta!.from], String(data).toUpperCase()),
+ * });
+ * // ... later
+ * await running.close();
+ * ```
+ */
+export async function serveHandler(options: ServeHandlerOptions): Promise<RunningHandler> {
+  const { socket: socketPath, handle } = options;
+  const mode = options.envelope ?? "auto";
+  const log = options.log ?? (() => {});
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_HANDLER_MAX_FRAME_BYTES;
+  const connections = new Set<Connection>();
+  let closing: Promise<void> | undefined;
+
+  const answerFor = async (value: unknown): Promise<Uint8Array> => {
+    const request = requestOf(value, mode);
+    let answer: unknown;
+    if (isAnswer(request)) {
+      answer = request;
+    } else {
+      try {
+        answer = await handle(request);
+      } catch (err) {
+        log(`handle threw: ${err instanceof Error && err.stack ? err.stack : messageOf(err)}`);
+        answer = fail(messageOf(err), "handler_error");
+      }
+      if (!isAnswer(answer)) {
+        log(`handle returned ${answer === undefined ? "nothing" : "a value that is not an answer"}; answering with a failure`);
+        answer = fail("the handler returned no answer (use sendClients, sendHandler, sendServers or fail)", "handler_error");
+      }
+    }
+    try {
+      return encodeFrame(answer);
+    } catch (err) {
+      log(`answer is not JSON-serialisable: ${messageOf(err)}`);
+      return encodeFrame(fail(`the handler's answer is not JSON-serialisable: ${messageOf(err)}`, "handler_error"));
+    }
+  };
+
+  const serveConnection = (socket: Socket) => {
+    const conn: Connection = { socket, inFlight: 0, paused: false, finishing: false };
+    connections.add(conn);
+    if (closing !== undefined) conn.finishing = true;
+    // Answers are chained so they leave in arrival order even when later ones are computed first.
+    let tail = Promise.resolve();
+    const decoder = new FrameDecoder(maxFrameBytes, (value) => {
+      conn.inFlight++;
+      const answer = answerFor(value);
+      tail = tail.then(async () => {
+        const bytes = await answer;
+        conn.inFlight--;
+        if (socket.writable) socket.write(bytes);
+        if (conn.paused && conn.inFlight < MAX_IN_FLIGHT) {
+          conn.paused = false;
+          socket.resume();
+        }
+        if (conn.inFlight === 0 && conn.finishing) socket.end();
+      });
+      if (conn.inFlight >= MAX_IN_FLIGHT && !conn.paused) {
+        conn.paused = true;
+        socket.pause();
+      }
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      const err = decoder.push(chunk);
+      if (err !== undefined) {
+        log(`closing a gateway connection: ${err.message}`);
+        socket.destroy();
+      }
+    });
+    // allowHalfOpen: a peer that shuts its side after the request still gets the answer.
+    socket.on("end", () => {
+      conn.finishing = true;
+      if (conn.inFlight === 0) socket.end();
+    });
+    socket.on("error", (err) => log(`gateway connection error: ${err.message}`));
+    socket.on("close", () => connections.delete(conn));
+    if (conn.finishing) socket.end();
+  };
+
+  await claimSocketPath(socketPath);
+  const server: Server = createServer({ allowHalfOpen: true }, serveConnection);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const code = err.code === "EADDRINUSE" ? "in_use" : "listen_failed";
+      reject(new HandlerStartError(code, `cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
+    };
+    server.once("error", onError);
+    server.listen(socketPath, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  server.on("error", (err) => log(`listener error: ${err.message}`));
+  // Remembered so close() never removes a socket another process created at the same path since.
+  const inode = (await lstat(socketPath)).ino;
+
+  const close = async () => {
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const conn of connections) {
+      conn.finishing = true;
+      if (conn.inFlight === 0) conn.socket.end();
+    }
+    const drained = Promise.all([...connections].map((c) => new Promise((r) => c.socket.once("close", r))));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)));
+    await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    for (const conn of connections) conn.socket.destroy();
+    await serverClosed;
+    try {
+      const now = await lstat(socketPath);
+      if (now.isSocket() && now.ino === inode) await unlink(socketPath);
+    } catch {
+      // already removed by the runtime's close
+    }
+  };
+
+  return {
+    socketPath,
+    close: () => (closing ??= close()),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Program entry
+
+export interface RunHandlerMainOptions extends Omit<ServeHandlerOptions, "handle" | "socket" | "log"> {
+  /** Default: `BESTER_HANDLER_SOCKET`, else the first command-line argument. */
+  socket?: string;
+  /** Default: one line per event on stderr. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Runs a handler as a program, the way the gateway starts one
+ * (`PROGRAM [args...] SOCKET [INFORMER]`, with `BESTER_HANDLER_SOCKET` set):
+ * takes the socket path from `options.socket`, else `BESTER_HANDLER_SOCKET`,
+ * else `process.argv[2]`; serves; on SIGTERM or SIGINT closes, removes the
+ * socket file and exits 0 (a second signal exits 1 at once). If it cannot
+ * start it prints why on stderr and exits 1 (2 when no socket path is given).
+ *
+ * @param handle the handler function
+ * @param options as for {@link serveHandler}, all optional
+ * @returns the running handler, once it accepts connections
+ * @example A whole handler file, run as `deno run -A reverse.ts /tmp/reverse.sock`
+ * ```ts
+ * import { fail, runHandlerMain, sendClients, type HandlerRequest } from "bester/sdk/handler";
+ *
+ * export const handle = ({ data, meta }: HandlerRequest) =>
+ *   meta && typeof data === "string"
+ *     ? sendClients([meta.from], [...data].reverse().join(""))
+ *     : fail("send a string, with \"envelope\": true");
+ *
+ * if (import.meta.main) await runHandlerMain(handle);
+ * ```
+ */
+export async function runHandlerMain(handle: HandleFunction, options: RunHandlerMainOptions = {}): Promise<RunningHandler> {
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const program = process.env["BESTER_HANDLER_TYPE"] || basename(process.argv[1] ?? "handler");
+  const socket = options.socket ?? (process.env["BESTER_HANDLER_SOCKET"] || process.argv[2]);
+  if (!socket) {
+    log(`${program}: no socket path: give it as the first argument or set BESTER_HANDLER_SOCKET`);
+    process.exit(2);
+  }
+  let running: RunningHandler;
+  try {
+    running = await serveHandler({ ...options, socket, handle, log });
+  } catch (err) {
+    log(`${program}: ${messageOf(err)}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log(`${program}: ${signal}: closing ${socket}`);
+    running.close().then(
+      () => process.exit(0),
+      (err) => {
+        log(`${program}: close failed: ${messageOf(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  log(`${program}: listening on ${socket}`);
+  return running;
+}
