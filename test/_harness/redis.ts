@@ -1,0 +1,89 @@
+/**
+ * A real `redis-server` for a test: loopback, a free port, nothing persisted.
+ * `stop()` kills it; start another on the same port to simulate a restart.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { createServer, connect } from "node:net";
+
+export interface RunningRedis {
+  port: number;
+  /** Output of the server so far, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** A port the kernel just handed out and released, so nothing else holds it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function redisInstalled(): boolean {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+/** Sends PING; resolves true on +PONG. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let reply = "";
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once("error", () => done(false));
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (d) => {
+      reply += d;
+      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+    });
+  });
+}
+
+/** Starts redis-server on `port` (a free one if not given) and waits until it answers PING. */
+export async function startRedis(port?: number, readyMs = 10000): Promise<RunningRedis> {
+  if (!redisInstalled()) {
+    throw new Error("redis-server is not installed (the Redis tests run a real one): apt-get install redis-server");
+  }
+  const chosen = port ?? (await freePort());
+  const child = spawn(
+    "redis-server",
+    ["--port", String(chosen), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const deadline = Date.now() + readyMs;
+  while (!(await ping(chosen))) {
+    if (exited) throw new Error(`redis-server on port ${chosen} exited at start:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`redis-server on port ${chosen} did not answer PING within ${readyMs} ms:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    port: chosen,
+    output: () => output,
+    async stop() {
+      if (exited) return;
+      child.kill("SIGKILL");
+      await exit;
+    },
+  };
+}
