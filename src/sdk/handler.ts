@@ -42,7 +42,7 @@ export interface HandlerMeta {
   scope: string;
   /** The originator's message id. */
   id: string;
-  /** The message type, i.e. the handler type the message was sent to first. */
+  /** The handler type this request is addressed to: the message's type, or the `sendHandler` target. */
   type: string;
   /** Handler types this message already passed through by `sendHandler`, oldest first. */
   via: string[];
