@@ -94,9 +94,10 @@ async function passwordOf(command: string, user: string, flag: string | undefine
 /** Reads one line from the terminal without echoing it. */
 function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // Raw mode before the prompt: whatever is typed after seeing it is never echoed.
   stdin.setRawMode(true);
   stdin.resume();
+  process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let chars: string[] = [];
     const finish = () => {

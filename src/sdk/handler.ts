@@ -34,6 +34,12 @@ import type { ErrorInfo } from "../protocol/reports.ts";
 /**
  * Where a request came from, present when the gateway sends envelopes
  * (`"envelope": true` in the handler's config).
+ *
+ * @example
+ * ```ts
+ * const handle: HandleFunction = ({ data, meta }) =>
+ *   meta ? sendClients([meta.from], { seenBy: meta.via, data }) : fail("needs an envelope");
+ * ```
  */
 export interface HandlerMeta {
   /** The original sender's username (or the peer server, for server-scope messages). */
@@ -48,7 +54,14 @@ export interface HandlerMeta {
   via: string[];
 }
 
-/** One request from the gateway. */
+/**
+ * One request from the gateway.
+ *
+ * @example
+ * ```ts
+ * const handle: HandleFunction = (request: HandlerRequest) => sendClients(["ops"], request.data);
+ * ```
+ */
 export interface HandlerRequest {
   /** The client's `payload.data`: any JSON value. */
   data: unknown;
@@ -56,7 +69,14 @@ export interface HandlerRequest {
   meta?: HandlerMeta;
 }
 
-/** The command of a successful answer: where the gateway sends the answer's data. */
+/**
+ * The command of a successful answer: where the gateway sends the answer's data.
+ *
+ * @example
+ * ```ts
+ * const command: HandlerCommand = sendHandler("chat", null).header.command!; // { type: "sendHandler", data: "chat" }
+ * ```
+ */
 export type HandlerCommand =
   | { type: "sendClients"; data: string[] }
   | { type: "sendHandler"; data: string }
@@ -65,6 +85,12 @@ export type HandlerCommand =
 /**
  * A handler's answer, exactly as it goes on the wire. Build it with
  * {@link sendClients}, {@link sendHandler}, {@link sendServers} or {@link fail}.
+ *
+ * @example
+ * ```ts
+ * const answer: HandlerAnswer = sendClients(["bob"], "hi");
+ * // { header: { status: "0", command: { type: "sendClients", data: ["bob"] } }, data: "hi" }
+ * ```
  */
 export interface HandlerAnswer {
   header: {
@@ -77,7 +103,14 @@ export interface HandlerAnswer {
   data: unknown;
 }
 
-/** The handler function: may be sync or async; a throw becomes a {@link fail} answer. */
+/**
+ * The handler function: may be sync or async; a throw becomes a {@link fail} answer.
+ *
+ * @example
+ * ```ts
+ * const handle: HandleFunction = async ({ data }) => sendClients(["bob"], await lookUp(data));
+ * ```
+ */
 export type HandleFunction = (request: HandlerRequest) => HandlerAnswer | Promise<HandlerAnswer>;
 
 /**
@@ -88,9 +121,26 @@ export type HandleFunction = (request: HandlerRequest) => HandlerAnswer | Promis
  * - `"auto"` (default): a request is read as an envelope when it is an object with
  *   exactly the keys `data` and `meta`, and `meta.from` is a string; otherwise it is
  *   the bare data. Pick `true` or `false` if clients may send values of that shape.
+ *
+ * A handler cannot tell a gateway's envelope from a client's data shaped like
+ * one, so a handler that trusts `meta.from` must be configured with
+ * `"envelope": true` in the gateway: only then is every request wrapped.
+ *
+ * @example
+ * ```ts
+ * await serveHandler({ socket: "/tmp/h.sock", envelope: false, handle: ({ data }) => sendClients(["log"], data) });
+ * ```
  */
 export type EnvelopeMode = boolean | "auto";
 
+/**
+ * Options of {@link serveHandler}.
+ *
+ * @example
+ * ```ts
+ * const options: ServeHandlerOptions = { socket: "/tmp/h.sock", handle: ({ data }) => sendClients(["bob"], data), log: console.error };
+ * ```
+ */
 export interface ServeHandlerOptions {
   /** Path of the UNIX socket to create. A stale socket file (nobody answers on it) is replaced. */
   socket: string;
@@ -106,7 +156,16 @@ export interface ServeHandlerOptions {
   maxFrameBytes?: number;
 }
 
-/** A handler that is listening. */
+/**
+ * A handler that is listening.
+ *
+ * @example
+ * ```ts
+ * const running: RunningHandler = await serveHandler({ socket: "/tmp/h.sock", handle });
+ * console.log(running.socketPath);
+ * await running.close();
+ * ```
+ */
 export interface RunningHandler {
   /** The socket path it listens on. */
   readonly socketPath: string;
@@ -118,7 +177,18 @@ export interface RunningHandler {
   close(): Promise<void>;
 }
 
-/** Why {@link serveHandler} could not start. */
+/**
+ * Why {@link serveHandler} could not start.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await serveHandler({ socket: "/tmp/h.sock", handle });
+ * } catch (err) {
+ *   if (err instanceof HandlerStartError && err.code === "in_use") console.error("already running");
+ * }
+ * ```
+ */
 export class HandlerStartError extends Error {
   override name = "HandlerStartError";
   constructor(
@@ -136,10 +206,23 @@ export class HandlerStartError extends Error {
  * frame limit (1 MiB) because an envelope and `sendHandler` chains add to the
  * client's data; the handler trusts its gateway, so this only guards against a
  * corrupt length.
+ *
+ * @example
+ * ```ts
+ * await serveHandler({ socket: "/tmp/h.sock", handle, maxFrameBytes: 4 * DEFAULT_HANDLER_MAX_FRAME_BYTES });
+ * ```
  */
 export const DEFAULT_HANDLER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
-/** How long `close()` lets in-flight answers finish before cutting connections. */
+/**
+ * How long `close()` lets in-flight answers finish before cutting connections.
+ *
+ * @example
+ * ```ts
+ * // A handle function that may take longer than this should not rely on finishing at shutdown.
+ * const budgetMs = CLOSE_GRACE_MS / 2;
+ * ```
+ */
 export const CLOSE_GRACE_MS = 2000;
 
 /**
@@ -459,6 +542,14 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
 // ---------------------------------------------------------------------------
 // Program entry
 
+/**
+ * Options of {@link runHandlerMain}.
+ *
+ * @example
+ * ```ts
+ * await runHandlerMain(handle, { envelope: true, log: () => {} });
+ * ```
+ */
 export interface RunHandlerMainOptions extends Omit<ServeHandlerOptions, "handle" | "socket" | "log"> {
   /** Default: `BESTER_HANDLER_SOCKET`, else the first command-line argument. */
   socket?: string;

@@ -10,7 +10,7 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BesterClientError, connectClient, formatTarget, type BesterClient, type ClientTarget } from "../../src/sdk/client.ts";
 import { type RunningGateway, runCli, startGateway, tempDir } from "../_harness/gateway.ts";
-import { RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
+import { ROOT, RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
 import { expectClosed, openWire } from "../_harness/wire.ts";
 
 const bundled = (name: string, extra: object = {}) => ({
@@ -67,6 +67,44 @@ function startCli(runtime: RuntimeName, args: string[], env: Record<string, stri
       }
     },
   };
+}
+
+/**
+ * Runs the CLI on a pseudo-terminal (Python's pty: no TTY is available to the
+ * test otherwise), types `answer` once it asks for the password, and returns
+ * everything the terminal showed.
+ */
+const PTY_DRIVER = `
+import json, os, pty, select, sys, time
+answer, argv = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out, asked, deadline = b"", False, time.time() + 30
+while True:
+    ready, _, _ = select.select([fd], [], [], max(0, deadline - time.time()))
+    if not ready:
+        break
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not asked and b"password for" in out:
+        asked = True
+        os.write(fd, answer.encode())
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "output": out.decode(errors="replace")}))
+`;
+
+async function runOnTerminal(runtime: RuntimeName, args: string[], answer: string) {
+  const child = spawn("python3", ["-c", PTY_DRIVER, answer, ...RUNTIMES[runtime], ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  let stdout = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  await new Promise((resolve) => child.on("exit", resolve));
+  return JSON.parse(stdout) as { code: number; output: string };
 }
 
 async function waitForFile(path: string, ms = 15000) {
@@ -274,6 +312,19 @@ export function sdkSuite(runtime: RuntimeName) {
         expect(JSON.parse(p.stdout())).toEqual({ id: "m-1", status: "good" });
       });
 
+      test("on a terminal it asks for the password without echoing it", async () => {
+        const args = ["send", "-u", "tty", "-c", at(), "dummy"];
+        const typed = await runOnTerminal(runtime, args, "s3cret\r");
+        expect(typed.code).toBe(0);
+        expect(typed.output).toContain("password for tty: ");
+        expect(typed.output).toContain('{"id":"m-1","status":"good"}');
+        expect(typed.output).not.toContain("s3cret");
+        // Typed then erased: an empty password, which the server refuses; so what was typed is what is sent.
+        const erased = await runOnTerminal(runtime, args, "x\u007f\r");
+        expect(erased.code).toBe(1);
+        expect(erased.output).toContain("auth_failed");
+      });
+
       test("a refused login or an unreachable server: why on stderr, exit 1", async () => {
         const refused = await runCli(runtime, ["send", "-u", "cli", "-p", " ", "-c", at(), "dummy"]);
         expect(refused.code).toBe(1);
@@ -351,6 +402,41 @@ export function sdkSuite(runtime: RuntimeName) {
         h.child.kill("SIGTERM");
         expect(await h.exited).toBe(0);
         await expectClosed(kept);
+        expect(existsSync(socket)).toBe(false);
+        rmSync(dir, { recursive: true, force: true });
+      });
+
+      test("a handler file run directly (runHandlerMain): socket from BESTER_HANDLER_SOCKET, in_use refused, SIGTERM exits 0", async () => {
+        const dir = tempDir("bester-handler-");
+        const socket = join(dir, "chat.sock");
+        // The runtime's own argv without src/main.ts: the handler file is the entry point.
+        const [cmd, ...pre] = RUNTIMES[runtime].slice(0, -1);
+        const run = (env: Record<string, string>, ...args: string[]) => {
+          const child = spawn(cmd!, [...pre, join(ROOT, "handlers/chat.ts"), ...args], {
+            stdio: ["ignore", "ignore", "pipe"],
+            env: { ...process.env, ...env },
+          });
+          let stderr = "";
+          child.stderr!.on("data", (d) => (stderr += d));
+          const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+          return { child, exited, stderr: () => stderr };
+        };
+        const h = run({ BESTER_HANDLER_SOCKET: socket, BESTER_HANDLER_TYPE: "chat" });
+        await waitForFile(socket);
+        const wire = await openWire({ path: socket });
+        wire.send({ data: { to: "bob", body: "direct" }, meta: { from: "amy", scope: "client", id: "m-1", type: "chat", via: [] } });
+        expect((await wire.next()).data).toEqual({ from: "amy", body: "direct" });
+        wire.close();
+
+        const second = run({}, socket);
+        expect(await second.exited).toBe(1);
+        expect(second.stderr()).toContain("is in use");
+        const none = run({ BESTER_HANDLER_SOCKET: "" });
+        expect(await none.exited).toBe(2);
+        expect(none.stderr()).toContain("no socket path");
+
+        h.child.kill("SIGTERM");
+        expect(await h.exited).toBe(0);
         expect(existsSync(socket)).toBe(false);
         rmSync(dir, { recursive: true, force: true });
       });
