@@ -144,8 +144,9 @@ export interface BesterClient {
    * Sends one message and resolves with its status report. Reports come back
    * in the order messages were sent; ids are generated (`m-1`, `m-2`, ...).
    * For `"dummy"` it resolves `good` when the server's dummy reply arrives.
-   * Rejects with `connection_closed` if the connection ends first, and with a
-   * TypeError if `data` is not JSON-serialisable.
+   * Rejects with a {@link BesterClientError} if the connection ends first
+   * (code `connection_closed`, or the code of the fatal error the server sent,
+   * e.g. `frame_too_large`), and with a TypeError if `data` is not JSON-serialisable.
    */
   send(type: string, data?: unknown): Promise<StatusReport>;
   /**

@@ -203,6 +203,22 @@ export function sdkSuite(runtime: RuntimeName) {
         await expect(c.send("dummy")).rejects.toMatchObject({ code: "connection_closed" });
       });
 
+      test("a fatal error: the pending send rejects with its code, closed carries it", async () => {
+        const c = await connectAs("oversize");
+        // Above the gateway's default 1 MiB frame limit.
+        const pending = c.send("echo", "x".repeat(2 * 1024 * 1024));
+        await expect(pending).rejects.toMatchObject({ code: "frame_too_large" });
+        const info = await c.closed;
+        expect(info.by).toBe("server");
+        expect(info.fatal?.code).toBe("frame_too_large");
+      });
+
+      test("send() of a value JSON cannot carry rejects with a TypeError and the connection stays usable", async () => {
+        const c = await connectAs("bigint");
+        await expect(c.send("echo", 1n)).rejects.toBeInstanceOf(TypeError);
+        expect((await c.send("dummy")).status).toBe("good");
+      });
+
       test("close(): closed resolves as closed by the client, and the iteration of messages ends", async () => {
         const c = await connectAs("leaver");
         const drained = (async () => {
