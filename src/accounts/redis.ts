@@ -9,7 +9,7 @@
  * the loss and the recovery are each logged once.
  * @module
  */
-import { createClient, ErrorReply, TimeoutError } from "redis";
+import { createClient, ErrorReply } from "redis";
 import type { Logger } from "../log/logger.ts";
 import { checkStoredPassword, hashPassword, verifyAgainstDummy } from "./hash.ts";
 import { type AccountStore, checkUsername, requireValidAccount, unavailableMessage, type VerifyResult } from "./store.ts";
@@ -20,6 +20,10 @@ const PASSWORD_FIELD = "password";
 const INITIAL_CONNECT_WAIT_MS = 1500;
 /** A login waits at most this long for Redis; a healthy Redis answers in well under a millisecond. */
 const COMMAND_TIMEOUT_MS = 1000;
+/** list() may page through a large keyspace; it gets longer before Redis counts as hung. */
+const LIST_TIMEOUT_MS = 30000;
+/** While idle, a PING this often keeps health() honest about a Redis that hangs without closing the connection. */
+const HEARTBEAT_MS = 5000;
 /** A TCP connect that gets no answer (a dropped SYN) is abandoned after this. */
 const CONNECT_TIMEOUT_MS = 2000;
 /** Reconnect delays double from the first to the cap, so a restarted Redis is found within the cap. */
@@ -58,6 +62,7 @@ function newClient(options: RedisStoreOptions, commandTimeoutMs: number) {
     },
     // Fail fast while disconnected rather than queueing logins until Redis returns.
     disableOfflineQueue: true,
+    // The client's own timeout covers only commands not yet written; #run adds the deadline for the answer.
     commandOptions: { timeout: commandTimeoutMs },
   });
 }
@@ -79,6 +84,10 @@ export class RedisAccountStore implements AccountStore {
   #problem = "no connection yet";
   #commandTimeoutMs: number;
   #connected: Array<() => void> = [];
+  /** Connected, but a command went unanswered: fail fast until Redis answers again. */
+  #hung = false;
+  #hungAfterMs = 0;
+  #heartbeat: ReturnType<typeof setInterval>;
 
   constructor(options: RedisStoreOptions) {
     this.where = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
@@ -88,9 +97,16 @@ export class RedisAccountStore implements AccountStore {
     this.#client = newClient(options, this.#commandTimeoutMs);
     // The client emits "error" on every failed attempt; without a listener that would crash the process.
     this.#client.on("error", (err: unknown) => this.#markDown(describeError(err)));
-    this.#client.on("ready", () => this.#markUp());
+    this.#client.on("ready", () => {
+      this.#hung = false; // a fresh connection
+      this.#markUp();
+    });
     // connect() settles only once connected (it retries forever) or when closed; state comes from the events.
     this.#client.connect().catch(() => {});
+    this.#heartbeat = setInterval(() => {
+      if (this.#state === "up") this.#run((c) => c.ping()).catch(() => {});
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref?.(); // never what keeps a process alive
   }
 
   /** Resolves when connected or after `ms`, whichever is first. */
@@ -168,7 +184,7 @@ export class RedisAccountStore implements AccountStore {
           if (Number(found[i]) === 1) names.push(key.slice(this.prefix.length));
         });
       }
-    });
+    }, LIST_TIMEOUT_MS);
     return [...new Set(names)].sort(); // SCAN may return a key twice
   }
 
@@ -179,7 +195,7 @@ export class RedisAccountStore implements AccountStore {
       case "closed":
         return { ok: false, detail: "closed" };
       default:
-        return { ok: false, detail: this.#unreachable() };
+        return { ok: false, detail: this.#hung && this.#client.isReady ? this.#unanswered() : this.#unreachable() };
     }
   }
 
@@ -187,6 +203,7 @@ export class RedisAccountStore implements AccountStore {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#connected.splice(0).forEach((f) => f());
+    clearInterval(this.#heartbeat);
     // destroy, not close: nothing is in flight worth waiting for, and a reconnect loop must stop now.
     this.#client.destroy();
   }
@@ -195,23 +212,54 @@ export class RedisAccountStore implements AccountStore {
     return `redis at ${this.where} is not reachable (${this.#problem})`;
   }
 
-  /** One command (or a few) against a connected Redis; connection trouble becomes {@link RedisUnavailable}. */
-  async #run<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  /**
+   * One command (or a few) against a connected Redis, with a deadline for the
+   * answer; connection trouble and hangs become {@link RedisUnavailable}.
+   */
+  async #run<T>(fn: (client: Client) => Promise<T>, timeoutMs = this.#commandTimeoutMs): Promise<T> {
     if (this.#state === "closed") throw new RedisUnavailable(unavailableMessage("the redis account store is closed"));
     if (!this.#client.isReady) throw new RedisUnavailable(unavailableMessage(this.#unreachable()));
+    // Adding commands behind one Redis has not answered would only pile them up.
+    if (this.#hung) throw new RedisUnavailable(unavailableMessage(this.#unanswered()));
+    const pending = fn(this.#client);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
     try {
-      const result = await fn(this.#client);
-      this.#markUp(); // also ends a "down" caused by a timeout, where the socket never dropped
-      return result;
+      const outcome = await Promise.race([pending.then((value) => ({ value })), deadline]);
+      if (outcome === "timeout") {
+        this.#hung = true;
+        this.#hungAfterMs = timeoutMs;
+        this.#markDown(`no answer within ${timeoutMs} ms`);
+        // Whatever Redis finally answers to this command shows it is back.
+        pending.then(
+          () => this.#answered(),
+          (err) => err instanceof ErrorReply && this.#answered(),
+        );
+        throw new RedisUnavailable(unavailableMessage(this.#unanswered()));
+      }
+      this.#markUp();
+      return outcome.value;
     } catch (err) {
-      if (err instanceof ErrorReply) throw err; // Redis answered; the caller decides what the error means
-      if (err instanceof TimeoutError) {
-        this.#markDown(`no answer within ${this.#commandTimeoutMs} ms`);
-        throw new RedisUnavailable(unavailableMessage(`redis at ${this.where} did not answer within ${this.#commandTimeoutMs} ms`));
+      if (err instanceof RedisUnavailable) throw err;
+      if (err instanceof ErrorReply) {
+        this.#markUp(); // Redis answered; the caller decides what the error means
+        throw err;
       }
       // The connection dropped mid-command; the "error" event has recorded why.
       throw new RedisUnavailable(unavailableMessage(this.#unreachable()));
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  #unanswered(): string {
+    return `redis at ${this.where} did not answer within ${this.#hungAfterMs} ms`;
+  }
+
+  #answered() {
+    if (!this.#hung) return;
+    this.#hung = false;
+    this.#markUp();
   }
 
   #markDown(problem: string) {

@@ -2,11 +2,14 @@
  * A real `redis-server` for a test: loopback, a free port, nothing persisted.
  * `stop()` kills it; start another on the same port to simulate a restart.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createServer, connect } from "node:net";
 
 export interface RunningRedis {
   port: number;
+  pid: number;
+  /** Runs one command with redis-cli (ships with redis-server) and returns its raw output, trimmed. */
+  cli(...args: string[]): string;
   /** Output of the server so far, for failure messages. */
   output(): string;
   stop(): Promise<void>;
@@ -79,6 +82,9 @@ export async function startRedis(port?: number, readyMs = 10000): Promise<Runnin
   }
   return {
     port: chosen,
+    pid: child.pid!,
+    cli: (...args) =>
+      execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", String(chosen), ...args], { encoding: "utf8" }).trim(),
     output: () => output,
     async stop() {
       if (exited) return;
