@@ -12,6 +12,10 @@ import { join } from "node:path";
 import process from "node:process";
 import type { Config, HandlerConfig } from "./schema.ts";
 
+/** Handlers shipped inside bester itself (handlers/ in the repo), runnable as `bester handler NAME`. */
+export const BUNDLED_HANDLERS = ["echo", "chat", "shout"] as const;
+export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
+
 // --- limits (config key `limits`) -------------------------------------------
 
 /** PROTOCOL.md §1: checked against the length prefix before the body is read, so one peer can make us buffer at most this much; 1 MiB holds any chat-sized message. */
@@ -101,12 +105,22 @@ export function defaultRunDir(): string {
 }
 
 /**
- * BUNDLED HANDLERS HOOK: the handlers the embedded default enables. Empty until
- * the bundled handlers (handlers/echo, handlers/chat, ...) land; each should put
- * its socket in `runDir`, and its program must be an absolute path.
+ * The handlers the embedded default enables: the bundled ones (handlers/ in
+ * the repo), run from this same program as `bester handler NAME`, so a user
+ * with only the binary can chat at once. They need the envelope to know the
+ * sender, and speak the pipelined persistent mode.
  */
-export function bundledHandlers(_runDir: string): HandlerConfig[] {
-  return [];
+export function bundledHandlers(runDir: string): HandlerConfig[] {
+  return BUNDLED_HANDLERS.map((name) => ({
+    type: name,
+    bundled: name,
+    handlerArgs: [],
+    unixDomainSocketPath: join(runDir, `handler-${name}.sock`),
+    mode: "persistent",
+    connections: DEFAULT_HANDLER_CONNECTIONS,
+    envelope: true,
+    timeoutMs: DEFAULT_HANDLER_TIMEOUT_MS,
+  }));
 }
 
 /**

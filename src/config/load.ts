@@ -195,7 +195,8 @@ function normalise(file: ConfigFile, source: string): Config {
     const h = file.handlers.typeMap[type]!; // setAside reported it if missing
     typeMap[type] = {
       type,
-      ...(h.handlerBinary === undefined ? {} : { handlerBinary: at(h.handlerBinary) }),
+      // A bare name ("python3") is looked up on PATH, as a shell would; anything with a slash is a path.
+      ...(h.handlerBinary === undefined ? {} : { handlerBinary: h.handlerBinary.includes("/") ? at(h.handlerBinary) : h.handlerBinary }),
       ...(h.bundled === undefined ? {} : { bundled: h.bundled }),
       handlerArgs: [...h.handlerArgs],
       unixDomainSocketPath: at(h.unixDomainSocketPath),

@@ -10,6 +10,8 @@
  */
 import * as v from "valibot";
 import {
+  BUNDLED_HANDLERS,
+  type BundledHandlerName,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_CONTROL_ADDRESS,
   DEFAULT_CONTROL_PORT,
@@ -83,9 +85,7 @@ export interface Config {
 
 export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
 export const HANDLER_MODES = ["per-message", "persistent"] as const;
-/** Handlers shipped inside bester itself (handlers/ in the repo), runnable as `bester handler NAME`. */
-export const BUNDLED_HANDLERS = ["echo", "chat", "shout"] as const;
-export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
+export { BUNDLED_HANDLERS, type BundledHandlerName } from "./defaults.ts";
 export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;

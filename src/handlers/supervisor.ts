@@ -51,7 +51,7 @@ export class Supervisor {
   #child: Child | undefined;
   #stopped = false;
   #wakeSleep: (() => void) | undefined;
-  #upWaiters: Array<() => void> = [];
+  #upWaiters: Array<(up: boolean) => void> = [];
   #loop: Promise<void> | undefined;
 
   constructor(private readonly opts: SupervisorOptions) {}
@@ -65,9 +65,9 @@ export class Supervisor {
     if (this.state === "up") return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), ms);
-      this.#upWaiters.push(() => {
+      this.#upWaiters.push((up) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(up);
       });
     });
   }
@@ -75,6 +75,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#wakeSleep?.();
+    this.#upWaiters.splice(0).forEach((w) => w(false));
     const child = this.#child;
     if (child) {
       child.kill("SIGTERM");
@@ -164,7 +165,7 @@ export class Supervisor {
       this.state = "up";
       this.lastError = undefined;
       log.info("handler up", { pid: child.pid, socket: socketPath });
-      this.#upWaiters.splice(0).forEach((w) => w());
+      this.#upWaiters.splice(0).forEach((w) => w(true));
     }
     const { code, signal } = await exit;
     this.#child = undefined;

@@ -70,7 +70,13 @@ export class Gateway {
   async start(): Promise<void> {
     // Handlers first, so the gateway is ready to route by the time clients can connect.
     await this.handlers.start();
+    if (this.#stopping) return;
     this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
+    if (this.#stopping) {
+      // stop() ran while the listeners were opening and saw none of them.
+      await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
+      return;
+    }
     for (const { kind, listener } of this.#listeners) {
       this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
     }

@@ -1,7 +1,9 @@
 import { cliSuite } from "./cli.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
+import { sdkSuite } from "./sdk.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
 handlerSuite("bun");
+sdkSuite("bun");
