@@ -161,8 +161,9 @@ function firstLine(): Promise<string | undefined> {
 /** Reads one line in raw mode, echoing nothing. */
 function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // Echo off before the prompt shows, so nothing typed after seeing it can echo.
   stdin.setRawMode(true);
+  process.stderr.write(prompt);
   stdin.resume();
   return new Promise((resolve, reject) => {
     let chars: string[] = [];
