@@ -83,12 +83,10 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
     await gateway.start();
     started = true;
   } catch (err) {
-    if (err instanceof ListenerStartError) {
-      log.error(err.message, { listener: err.kind });
-      await gateway.stop();
-      return 1;
-    }
-    throw err;
+    if (err instanceof ListenerStartError) log.error(err.message, { listener: err.kind });
+    else log.error(`cannot start: ${(err as Error).message ?? err}`);
+    await gateway.stop();
+    return 1;
   }
   if (!stopping && started) log.info("ready", { pid: process.pid });
   return await finished;

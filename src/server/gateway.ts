@@ -9,6 +9,7 @@ import type { Credentials } from "../protocol/messages.ts";
 import { ErrorCodes, fatalMessage } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
+import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
 import { openListeners, type OpenListener } from "./listeners.ts";
@@ -26,6 +27,7 @@ export class Gateway {
   #bySocket = new Map<Conn, Session>();
   #router;
   #stopping = false;
+  #accounts: AccountStore | undefined;
   #host: SessionHost;
 
   constructor(
@@ -67,7 +69,13 @@ export class Gateway {
     return this.#listeners;
   }
 
+  get accounts(): AccountStore | undefined {
+    return this.#accounts;
+  }
+
   async start(): Promise<void> {
+    this.#accounts = await openAccountStore(this.runtime, this.config.database, this.log.with({ component: "accounts" }));
+    this.log.info("account store", { kind: this.#accounts.kind, ...this.#accounts.health() });
     // Handlers first, so the gateway is ready to route by the time clients can connect.
     await this.handlers.start();
     if (this.#stopping) return;
@@ -94,6 +102,7 @@ export class Gateway {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const session of this.sessions) session.conn.destroy();
     await this.handlers.stop();
+    await this.#accounts?.close();
   }
 
   #socketEvents(kind: ListenerKind) {
@@ -117,17 +126,21 @@ export class Gateway {
     };
   }
 
-  #authenticate(credentials: Credentials, _session: Session): AuthResult {
-    const store = this.config.database.type;
-    if (store !== "open") {
-      // Never fall back to letting everyone in when the operator asked for real accounts.
-      return {
-        ok: false,
-        error: { code: ErrorCodes.authFailed, message: `account store unavailable: "${store}" is not supported by this build` },
-      };
+  async #authenticate(credentials: Credentials, session: Session): Promise<AuthResult> {
+    const store = this.#accounts;
+    if (!store) {
+      return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
     }
-    // Open mode (the original daemon's effective behaviour): any non-empty pair.
-    return { ok: true, username: credentials.username };
+    const result = await store.verify(credentials.username, credentials.password);
+    if (result.ok) return { ok: true, username: result.username };
+    this.stats.authFailures++;
+    // Never the password; the reason tells an operator whether the user exists.
+    session.log.warn("login failed", { user: credentials.username, reason: result.reason, detail: result.message });
+    if (result.reason === "unavailable") {
+      return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
+    }
+    // One answer for both cases, so a client cannot probe which usernames exist.
+    return { ok: false, error: { code: ErrorCodes.authFailed, message: "wrong username or password" } };
   }
 }
 

@@ -1,9 +1,13 @@
+import { accountsSuite } from "./accounts.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
+import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
 handlerSuite("bun");
+loginSuite("bun");
+accountsSuite("bun");
 sdkSuite("bun");
