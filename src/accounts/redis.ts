@@ -16,7 +16,7 @@ import { type AccountStore, checkUsername, requireValidAccount, unavailableMessa
 
 const PASSWORD_FIELD = "password";
 
-/** How long opening the store waits for the first connection before going on without it. */
+/** How long opening the store waits for the first connection attempt to succeed or fail (a dropped SYN gives neither). */
 const INITIAL_CONNECT_WAIT_MS = 1500;
 /** A login waits at most this long for Redis; a healthy Redis answers in well under a millisecond. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -70,7 +70,7 @@ type Client = ReturnType<typeof newClient>;
 
 export async function openRedisStore(options: RedisStoreOptions): Promise<RedisAccountStore> {
   const store = new RedisAccountStore(options);
-  await store.waitUntilConnected(options.initialConnectWaitMs ?? INITIAL_CONNECT_WAIT_MS);
+  await store.firstAttempt(options.initialConnectWaitMs ?? INITIAL_CONNECT_WAIT_MS);
   return store;
 }
 
@@ -83,7 +83,7 @@ export class RedisAccountStore implements AccountStore {
   #state: State = "connecting";
   #problem = "no connection yet";
   #commandTimeoutMs: number;
-  #connected: Array<() => void> = [];
+  #attempted: Array<() => void> = [];
   /** Connected, but a command went unanswered: fail fast until Redis answers again. */
   #hung = false;
   #hungAfterMs = 0;
@@ -109,19 +109,19 @@ export class RedisAccountStore implements AccountStore {
     this.#heartbeat.unref?.(); // never what keeps a process alive
   }
 
-  /** Resolves when connected or after `ms`, whichever is first. */
-  waitUntilConnected(ms: number): Promise<void> {
-    if (this.#state === "up" || this.#state === "closed") return Promise.resolve();
+  /** Resolves once the first connection attempt has succeeded or failed, or after `ms`. */
+  firstAttempt(ms: number): Promise<void> {
+    if (this.#state !== "connecting") return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         resolve();
       };
       const timer = setTimeout(() => {
-        this.#connected = this.#connected.filter((f) => f !== done);
+        this.#attempted = this.#attempted.filter((f) => f !== done);
         resolve();
       }, ms);
-      this.#connected.push(done);
+      this.#attempted.push(done);
     });
   }
 
@@ -202,7 +202,7 @@ export class RedisAccountStore implements AccountStore {
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    this.#connected.splice(0).forEach((f) => f());
+    this.#attempted.splice(0).forEach((f) => f());
     clearInterval(this.#heartbeat);
     // destroy, not close: nothing is in flight worth waiting for, and a reconnect loop must stop now.
     this.#client.destroy();
@@ -268,6 +268,7 @@ export class RedisAccountStore implements AccountStore {
     if (this.#state === "down") return; // logged when it went down; retries stay quiet
     const first = this.#state === "connecting";
     this.#state = "down";
+    this.#attempted.splice(0).forEach((f) => f());
     this.#log?.warn(first ? "account store cannot reach redis" : "account store lost redis", {
       error: problem,
       note: "logins get 'account store unavailable' until it is back; reconnecting in the background",
@@ -280,7 +281,7 @@ export class RedisAccountStore implements AccountStore {
     this.#state = "up";
     this.#problem = "";
     this.#log?.info(recovered ? "account store reconnected to redis" : "account store connected to redis");
-    this.#connected.splice(0).forEach((f) => f());
+    this.#attempted.splice(0).forEach((f) => f());
   }
 }
 
