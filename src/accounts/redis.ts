@@ -177,9 +177,9 @@ export class RedisAccountStore implements AccountStore {
       for await (const keys of c.scanIterator({ MATCH: match, TYPE: "hash", COUNT: SCAN_COUNT })) {
         if (keys.length === 0) continue;
         // A hash under the prefix is an account only if it has a password.
-        const multi = c.multi();
-        for (const key of keys) multi.hExists(key, PASSWORD_FIELD);
-        const found = await multi.exec();
+        const pipeline = c.multi();
+        for (const key of keys) pipeline.hExists(key, PASSWORD_FIELD);
+        const found = await pipeline.execAsPipeline(); // one round trip, no transaction needed
         keys.forEach((key, i) => {
           if (Number(found[i]) === 1) names.push(key.slice(this.prefix.length));
         });
