@@ -297,6 +297,35 @@ export function handlerSuite(runtime: RuntimeName) {
       for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
     });
 
+    test("the Python example, written to the original protocol, works unchanged", async () => {
+      const gw = await startGateway(runtime, {
+        handlers: {
+          availableTypes: ["reverse"],
+          typeMap: {
+            reverse: {
+              handlerBinary: join(ROOT, "handlers/examples/python-reverse/handler.py"),
+              unixDomainSocketPath: "reverse.sock",
+            },
+          },
+        },
+      });
+      try {
+        const alice = await login(gw.tcp4, "alice");
+        const bob = await login(gw.tcp6, "bob");
+        alice.send(msg("reverse", "r1", { to: ["bob"], text: "hello" }));
+        expect((await bob.next()).payload).toEqual({ data: { reversed: "olleh" }, type: "reverse" });
+        expect((await report(alice, "r1")).header.status).toBe("good");
+        alice.send(msg("reverse", "r2", { text: 42 }));
+        const r = await report(alice, "r2");
+        expect(r.header.status).toBe("bad");
+        expect(r.header.error.code).toBe("bad_request");
+        alice.close();
+        bob.close();
+      } finally {
+        expect(await gw.stop()).toBe(0);
+      }
+    });
+
     test("handler output goes to the log with the handler's name", async () => {
       const gw = await startGateway(runtime, {
         handlers: {
