@@ -5,7 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../log/logger.ts";
 import type { VerifyResult } from "./store.ts";
 
@@ -108,6 +108,22 @@ export async function verifyAgainstDummy(password: string): Promise<void> {
   // Made once, from random bytes nobody knows, with today's parameters.
   dummy ??= hashPassword(randomBytes(SALT_BYTES).toString("base64"));
   await verifyPassword(password, await dummy);
+}
+
+/**
+ * Whether a stored value is a plain-text password as the original Bester
+ * daemon kept them in Redis, rather than one of our scrypt records.
+ */
+export function isLegacyPlaintext(stored: string): boolean {
+  return !stored.startsWith("scrypt$");
+}
+
+/** Constant-time comparison of a login against a legacy plain-text password. */
+export function legacyPlaintextMatches(password: string, stored: string): boolean {
+  // Digests have equal length, which timingSafeEqual needs, whatever the inputs.
+  const a = createHash("sha256").update(password).digest();
+  const b = createHash("sha256").update(stored).digest();
+  return timingSafeEqual(a, b);
 }
 
 /** A store's answer for a login against the record it holds for `username`. */

@@ -11,7 +11,13 @@
  */
 import { createClient, ErrorReply } from "redis";
 import type { Logger } from "../log/logger.ts";
-import { checkStoredPassword, hashPassword, verifyAgainstDummy } from "./hash.ts";
+import {
+  checkStoredPassword,
+  hashPassword,
+  isLegacyPlaintext,
+  legacyPlaintextMatches,
+  verifyAgainstDummy,
+} from "./hash.ts";
 import { type AccountStore, checkUsername, requireValidAccount, unavailableMessage, type VerifyResult } from "./store.ts";
 
 const PASSWORD_FIELD = "password";
@@ -142,7 +148,29 @@ export class RedisAccountStore implements AccountStore {
       await verifyAgainstDummy(password);
       return { ok: false, reason: "unknown_user", message: `no account named ${JSON.stringify(checked.username)}` };
     }
+    if (isLegacyPlaintext(stored)) return this.#verifyLegacy(checked.username, password, stored);
     return checkStoredPassword(checked.username, password, stored, this.#log);
+  }
+
+  /**
+   * The original daemon kept passwords in plain text in this same field.
+   * Such a user still gets in (compatibility), and that login replaces the
+   * plain text with a scrypt record, so each legacy password lives on only
+   * until its owner's next login.
+   */
+  async #verifyLegacy(username: string, password: string, stored: string): Promise<VerifyResult> {
+    await verifyAgainstDummy(password); // the same cost as any other login
+    if (!legacyPlaintextMatches(password, stored)) {
+      return { ok: false, reason: "bad_password", message: `wrong password for ${JSON.stringify(username)} (legacy plain-text record)` };
+    }
+    try {
+      const record = await hashPassword(password);
+      await this.#run((c) => c.hSet(this.prefix + username, PASSWORD_FIELD, record));
+      this.#log?.info("replaced a legacy plain-text password with a scrypt hash", { user: username });
+    } catch (err) {
+      this.#log?.warn("could not upgrade a legacy plain-text password; it stays as it was", { user: username, error: describeError(err) });
+    }
+    return { ok: true, username };
   }
 
   async setPassword(username: string, password: string): Promise<void> {

@@ -318,6 +318,18 @@ describe("redis store", () => {
     expect(await store.verify("dana", "new-pw")).toMatchObject({ ok: false, reason: "unknown_user" });
   });
 
+  test("a plain-text password left by the original daemon still logs in, and is then replaced by a hash", async () => {
+    const store = await openStore({ prefix: "t9:" });
+    redis.cli("HSET", "t9:olduser", "password", "original-plain");
+    expect(await store.verify("olduser", "not-it")).toMatchObject({ ok: false, reason: "bad_password" });
+    expect(redis.cli("HGET", "t9:olduser", "password")).toBe("original-plain");
+    expect(await store.verify("olduser", "original-plain")).toEqual({ ok: true, username: "olduser" });
+    expect(redis.cli("HGET", "t9:olduser", "password")).toStartWith("scrypt$16384$8$1$");
+    expect(await store.verify("olduser", "original-plain")).toEqual({ ok: true, username: "olduser" });
+    expect(await store.verify("olduser", "not-it")).toMatchObject({ ok: false, reason: "bad_password" });
+    await store.close();
+  });
+
   test("list keeps only hashes with a password field; keys of other types are not users", async () => {
     const store = await openStore({ prefix: "t3:" });
     await store.setPassword("erin", "pw");
