@@ -42,34 +42,37 @@ export class HandlerHost {
   #entries = new Map<string, HandlerEntry>();
 
   constructor(
-    runtime: Runtime,
-    config: Config,
+    private readonly runtime: Runtime,
+    private config: Config,
     private readonly log: Logger,
   ) {
+    for (const h of Object.values(config.handlers.typeMap)) this.#entries.set(h.type, this.#makeEntry(h));
+  }
+
+  #makeEntry(h: HandlerConfig): HandlerEntry {
+    const { runtime, config } = this;
     const informer = config.informer.enabled ? config.informer.path : undefined;
     const cwd = config.source ? dirname(config.source) : undefined;
-    for (const h of Object.values(config.handlers.typeMap)) {
-      const hlog = log.with({ handler: h.type });
-      const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog };
-      const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
-      const argv = handlerArgv(runtime, h, informer);
-      const supervisor = argv
-        ? new Supervisor({
-            runtime,
-            type: h.type,
-            argv,
-            cwd,
-            socketPath: h.unixDomainSocketPath,
-            log: hlog,
-            env: {
-              BESTER_HANDLER_TYPE: h.type,
-              BESTER_HANDLER_SOCKET: h.unixDomainSocketPath,
-              BESTER_INFORMER_SOCKET: informer ?? "",
-            },
-          })
-        : undefined;
-      this.#entries.set(h.type, { config: h, link, supervisor });
-    }
+    const hlog = this.log.with({ handler: h.type });
+    const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog };
+    const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
+    const argv = handlerArgv(runtime, h, informer);
+    const supervisor = argv
+      ? new Supervisor({
+          runtime,
+          type: h.type,
+          argv,
+          cwd,
+          socketPath: h.unixDomainSocketPath,
+          log: hlog,
+          env: {
+            BESTER_HANDLER_TYPE: h.type,
+            BESTER_HANDLER_SOCKET: h.unixDomainSocketPath,
+            BESTER_INFORMER_SOCKET: informer ?? "",
+          },
+        })
+      : undefined;
+    return { config: h, link, supervisor };
   }
 
   get(type: string): HandlerEntry | undefined {
@@ -82,13 +85,17 @@ export class HandlerHost {
 
   /** Starts every managed handler and waits (bounded) until each is up. */
   async start(): Promise<void> {
-    const managed = [...this.#entries.values()].filter((e) => e.supervisor);
+    await this.#startEntries([...this.#entries.values()]);
+  }
+
+  async #startEntries(entries: HandlerEntry[]): Promise<void> {
+    const managed = entries.filter((e) => e.supervisor);
     for (const e of managed) e.supervisor!.start();
     const results = await Promise.all(managed.map((e) => e.supervisor!.waitUp(HANDLERS_READY_TIMEOUT_MS)));
     results.forEach((up, i) => {
       if (!up) {
         const e = managed[i]!;
-        this.log.error("handler is not up; its type answers \"bad\" until it is", {
+        this.log.error('handler is not up; its type answers "bad" until it is', {
           handler: e.config.type,
           reason: e.supervisor!.lastError,
         });
@@ -96,9 +103,28 @@ export class HandlerHost {
     });
   }
 
+  async #stopEntry(e: HandlerEntry, reason: string): Promise<void> {
+    e.link.close(reason);
+    await e.supervisor?.stop();
+  }
+
+  /**
+   * Applies a reloaded config: stops handlers that were removed or changed,
+   * then starts the added and changed ones. Messages already sent to a
+   * stopped handler get "bad"; later ones go to the new handler.
+   */
+  async apply(config: Config, removed: string[], added: HandlerConfig[]): Promise<void> {
+    this.config = config;
+    const leaving = removed.map((t) => this.#entries.get(t)).filter((e): e is HandlerEntry => e !== undefined);
+    for (const t of removed) this.#entries.delete(t);
+    await Promise.allSettled(leaving.map((e) => this.#stopEntry(e, `handler "${e.config.type}" was reconfigured`)));
+    const fresh = added.map((h) => this.#makeEntry(h));
+    for (const e of fresh) this.#entries.set(e.config.type, e);
+    await this.#startEntries(fresh);
+  }
+
   async stop(): Promise<void> {
-    for (const e of this.#entries.values()) e.link.close("the server is shutting down");
-    await Promise.allSettled([...this.#entries.values()].map((e) => e.supervisor?.stop()));
+    await Promise.allSettled([...this.#entries.values()].map((e) => this.#stopEntry(e, "the server is shutting down")));
   }
 
   status(): HandlerStatus[] {

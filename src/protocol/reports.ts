@@ -54,6 +54,8 @@ export const ErrorCodes = {
   notImplemented: "not_implemented",
   /** The client read too slowly and its pending output exceeded the limit. */
   slowConsumer: "slow_consumer",
+  /** An operator disconnected this client (control API). */
+  disconnected: "disconnected",
   /** A bug or unexpected failure inside the server. */
   internal: "internal_error",
 } as const;

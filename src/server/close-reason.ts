@@ -25,6 +25,8 @@ export const ClosedReason = {
   socketError: "socket_error",
   /** A server-scope connection finished its one message. */
   serverMessageDone: "server_message_done",
+  /** An operator disconnected the client through the control API. */
+  operator: "operator_disconnect",
   /** The gateway is shutting down. */
   shutdown: "server_shutdown",
 } as const;

@@ -1,18 +1,21 @@
 /**
- * The gateway's lifecycle: open listeners, own the sessions, stop cleanly.
+ * The gateway's lifecycle: open listeners, own the sessions, reload, stop
+ * cleanly.
  * @module
  */
-import type { Config } from "../config/schema.ts";
+import { planReload } from "../config/diff.ts";
+import { formatIssue, loadConfigFile } from "../config/load.ts";
+import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { Credentials } from "../protocol/messages.ts";
-import { ErrorCodes, fatalMessage } from "../protocol/reports.ts";
+import { ErrorCodes, fatalMessage, receivedMessage } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
-import { openListeners, type OpenListener } from "./listeners.ts";
+import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
 import { Stats } from "./stats.ts";
@@ -24,6 +27,8 @@ export class Gateway {
   readonly stats = new Stats();
   readonly handlers: HandlerHost;
   #listeners: OpenListener[] = [];
+  #config: Config;
+  #reloading: Promise<unknown> | undefined;
   #bySocket = new Map<Conn, Session>();
   #router;
   #stopping = false;
@@ -32,14 +37,21 @@ export class Gateway {
 
   constructor(
     readonly runtime: Runtime,
-    readonly config: Config,
+    config: Config,
     readonly log: Logger,
   ) {
-    this.handlers = new HandlerHost(runtime, config, log);
-    this.#router = createRouter(
-      createHandlerDispatch({ host: this.handlers, registry: this.registry, limits: config.limits, log, stats: this.stats }),
-    );
+    this.#config = config;
     const gateway = this;
+    this.handlers = new HandlerHost(runtime, config, log);
+    // Limits are read through the gateway, so a reload reaches every session and command at once.
+    const limits = {
+      get maxHandlerHops() {
+        return gateway.config.limits.maxHandlerHops;
+      },
+    };
+    this.#router = createRouter(
+      createHandlerDispatch({ host: this.handlers, registry: this.registry, limits, log, stats: this.stats }),
+    );
     this.#host = {
       log,
       get limits() {
@@ -50,6 +62,7 @@ export class Gateway {
         this.stats.messageIn(payload.type);
         return this.#router.route(session, payload);
       },
+      reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {
         this.registry.add(session);
         session.log.info("client authenticated", { user: session.username, listener: session.listener });
@@ -65,8 +78,17 @@ export class Gateway {
     };
   }
 
+  /** The config in force (replaced by a successful reload). */
+  get config(): Config {
+    return this.#config;
+  }
+
   get listeners(): readonly OpenListener[] {
     return this.#listeners;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
   }
 
   get accounts(): AccountStore | undefined {
@@ -90,17 +112,109 @@ export class Gateway {
     }
   }
 
-  /** Stops accepting, tells every client why, waits (bounded) for them to go, closes the rest. */
+  /**
+   * Re-reads the config file and applies the difference; an invalid file or a
+   * change that cannot be made live leaves everything as it was. Concurrent
+   * reloads run one after the other.
+   */
+  reload(): Promise<ReloadOutcome> {
+    const run = (this.#reloading ?? Promise.resolve()).then(() => this.#reload());
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(): Promise<ReloadOutcome> {
+    if (this.#stopping) return { ok: false, errors: ["the gateway is shutting down"], warnings: [] };
+    const source = this.#config.source;
+    if (source === null) return { ok: true, changes: [], warnings: [] }; // the embedded default cannot change
+    const loaded = await loadConfigFile(source);
+    if (!loaded.ok) return { ok: false, errors: loaded.errors.map(formatIssue), warnings: loaded.warnings };
+    const next = loaded.config;
+    const planned = planReload(this.#config, next);
+    if (!planned.ok) return { ok: false, errors: planned.reasons, warnings: loaded.warnings };
+    const plan = planned.plan;
+
+    // Everything that can fail comes first, so a failure leaves the old state whole.
+    let accounts: AccountStore | undefined;
+    if (plan.reopenAccounts) {
+      try {
+        accounts = await openAccountStore(this.runtime, next.database, this.log.with({ component: "accounts" }));
+      } catch (err) {
+        return { ok: false, errors: [`database: ${(err as Error).message}`], warnings: loaded.warnings };
+      }
+    }
+    const opened: OpenListener[] = [];
+    for (const kind of plan.openListeners) {
+      const moving = plan.closeListeners.includes(kind) ? this.#listeners.find((l) => l.kind === kind) : undefined;
+      // A listener moving to another address can only bind once the old one let go.
+      if (moving && sameBinding(this.#config, next, kind)) await moving.listener.close();
+      try {
+        opened.push({ kind, listener: await this.runtime.listen(endpointFor(kind, next.network), this.#socketEvents(kind)) });
+      } catch (err) {
+        await Promise.allSettled(opened.map((o) => o.listener.close()));
+        await accounts?.close();
+        const message = err instanceof Error ? err.message : String(err);
+        return { ok: false, errors: [`${kind} listener: ${message}`], warnings: loaded.warnings };
+      }
+    }
+
+    // From here on nothing fails: apply.
+    const closing = this.#listeners.filter((l) => plan.closeListeners.includes(l.kind));
+    this.#listeners = [...this.#listeners.filter((l) => !plan.closeListeners.includes(l.kind)), ...opened];
+    await Promise.allSettled(closing.map((l) => l.listener.close()));
+    for (const { kind, listener } of opened) this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
+    if (accounts) {
+      const old = this.#accounts;
+      this.#accounts = accounts;
+      await old?.close();
+    }
+    this.#config = next;
+    this.log.configure(next.log.level, next.log.format);
+    await this.handlers.apply(next, plan.stopHandlers, plan.startHandlers);
+    for (const change of plan.changes) this.log.info("reloaded", { change });
+    return { ok: true, changes: plan.changes, warnings: loaded.warnings };
+  }
+
+  /** Closes every session of `username` with a fatal frame; returns how many there were. */
+  disconnect(username: string, reason: string): number {
+    const sessions = [...(this.registry.sessionsOf(username) ?? [])];
+    for (const s of sessions) {
+      s.fatal({ code: ErrorCodes.disconnected, message: reason }, null, ClosedReason.operator);
+    }
+    return sessions.length;
+  }
+
+  /** Delivers `data` to the named users as if a handler of `type` had answered sendClients. */
+  inject(type: string, users: string[], data: unknown): { delivered: string[]; undelivered: string[] } {
+    const frame = encodeFrame(receivedMessage(type, data));
+    const delivered: string[] = [];
+    const undelivered: string[] = [];
+    for (const name of new Set(users)) {
+      let any = false;
+      for (const s of this.registry.sessionsOf(name) ?? []) any = s.sendBytes(frame) || any;
+      (any ? delivered : undelivered).push(name);
+      if (any) this.stats.delivered(type);
+    }
+    return { delivered, undelivered };
+  }
+
+  /**
+   * Stops accepting; lets the messages in flight finish (bounded by
+   * limits.shutdownGraceMs) while taking no new ones; then tells every client
+   * why and closes; then stops the handlers.
+   */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
-    for (const session of this.sessions) {
-      session.fatal({ code: ErrorCodes.shuttingDown, message: "the server is shutting down" }, null, ClosedReason.shutdown);
-    }
+    const shuttingDown = { code: ErrorCodes.shuttingDown, message: "the server is shutting down" };
+    for (const session of this.sessions) session.drain(shuttingDown);
     const deadline = Date.now() + this.config.limits.shutdownGraceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const session of this.sessions) session.conn.destroy();
+    for (const session of this.sessions) {
+      session.fatal(shuttingDown, null, ClosedReason.shutdown);
+      session.conn.destroy();
+    }
     await this.handlers.stop();
     await this.#accounts?.close();
   }
@@ -146,4 +260,14 @@ export class Gateway {
 
 function encodeFatal(message: string): Uint8Array {
   return encodeFrame(fatalMessage({ code: ErrorCodes.tooManyConnections, message }, null));
+}
+
+export type ReloadOutcome =
+  | { ok: true; changes: string[]; warnings: string[] }
+  | { ok: false; errors: string[]; warnings: string[] };
+
+/** Whether a moved listener keeps its port (so the old socket must close before the new one binds). */
+function sameBinding(old: Config, next: Config, kind: ConfigListenerKind): boolean {
+  if (kind === "unix") return old.network.unix?.address === next.network.unix?.address;
+  return old.network[kind]?.port === next.network[kind]?.port && next.network[kind]?.port !== 0;
 }

@@ -40,6 +40,8 @@ export interface SessionHost {
   authenticate(credentials: Credentials, session: Session): AuthResult | Promise<AuthResult>;
   route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
   clientReady(session: Session): void;
+  /** A status report went out (for metrics). */
+  reportSent?(status: "good" | "bad"): void;
   sessionClosed(session: Session, reason: ClosedReason, detail?: string): void;
 }
 
@@ -63,6 +65,7 @@ export class Session {
   #authenticating = false;
   #paused = false;
   #closing = false;
+  #draining: ErrorInfo | undefined;
   #gone = false;
   #closeReason: ClosedReason | undefined;
   #closeDetail: string | undefined;
@@ -143,6 +146,24 @@ export class Session {
     this.close(reason, `${error.code}: ${error.message}`);
   }
 
+  /**
+   * Graceful end: take no new messages, finish those in flight, then send
+   * `error` as a fatal frame and close. Frames read but not yet started are
+   * answered "bad" with the same error, so nothing is dropped unreported.
+   */
+  drain(error: ErrorInfo): void {
+    if (this.#closing || this.#draining) return;
+    this.#draining = error;
+    this.conn.pause();
+    for (let i = this.#backlogHead; i < this.#backlog.length; i++) {
+      const id = idOf(this.#backlog[i]);
+      if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", error));
+    }
+    this.#backlog = [];
+    this.#backlogHead = 0;
+    if (this.#slots.length === 0) this.fatal(error, null, ClosedReason.shutdown);
+  }
+
   /** Closes after everything queued has been written. */
   close(reason: ClosedReason, detail?: string): void {
     if (this.#closing) return;
@@ -155,6 +176,11 @@ export class Session {
 
   #onFrame(value: unknown): void {
     if (this.#closing) return;
+    if (this.#draining) {
+      const id = idOf(value);
+      if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", this.#draining));
+      return;
+    }
     this.#backlog.push(value);
     this.#pump();
   }
@@ -298,12 +324,20 @@ export class Session {
       }
       this.#slots.shift();
       if (this.#closing) continue;
-      for (const frame of slot.result.frames) this.send(frame);
+      for (const frame of slot.result.frames) {
+        this.send(frame);
+        const header = (frame as { header?: { messageType?: unknown; status?: unknown } }).header;
+        if (header?.messageType === "statusReport") this.host.reportSent?.(header.status === "good" ? "good" : "bad");
+      }
       if (slot.result.close) closeAfter = true;
       if (closeAfter) break;
     }
     if (closeAfter) {
       this.close(ClosedReason.clientRequested);
+      return;
+    }
+    if (this.#draining && this.#slots.length === 0) {
+      this.fatal(this.#draining, null, ClosedReason.shutdown);
       return;
     }
     this.#pump();

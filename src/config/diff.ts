@@ -1,0 +1,112 @@
+/**
+ * Old config vs new → what a reload must do, or why it cannot. Listeners,
+ * handlers, the account store, limits, logging and admin.info change live;
+ * anything else refuses the whole reload, so a reload never half-applies.
+ * @module
+ */
+import type { Config, HandlerConfig, ListenerKind } from "./schema.ts";
+
+export interface ReloadPlan {
+  /** Listener kinds to close: removed, or bound elsewhere now. */
+  closeListeners: ListenerKind[];
+  /** Listener kinds to open: added, or bound elsewhere now. */
+  openListeners: ListenerKind[];
+  /** Handler types to stop: removed or changed. */
+  stopHandlers: string[];
+  /** Handlers to start: added or changed. */
+  startHandlers: HandlerConfig[];
+  /** The account store must be reopened. */
+  reopenAccounts: boolean;
+  /** One line per change, for the log and the reload response. */
+  changes: string[];
+}
+
+/** Keys applied in place or through the plan; any other top-level key must not change. */
+const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log"]);
+
+/** JSON with sorted keys, so equal values compare equal whatever their key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v,
+  );
+}
+
+const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
+
+function where(c: Config, kind: ListenerKind): string {
+  if (kind === "unix") return c.network.unix!.address;
+  const b = c.network[kind]!;
+  return kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`;
+}
+
+export function planReload(old: Config, next: Config): { ok: true; plan: ReloadPlan } | { ok: false; reasons: string[] } {
+  const reasons: string[] = [];
+  for (const key of new Set([...Object.keys(old), ...Object.keys(next)])) {
+    if (RELOADABLE.has(key)) continue;
+    if (!same((old as unknown as Record<string, unknown>)[key], (next as unknown as Record<string, unknown>)[key])) {
+      reasons.push(`${key}: changed, but it cannot be changed while running; restart the gateway to apply it`);
+    }
+  }
+  if (reasons.length > 0) return { ok: false, reasons };
+
+  const plan: ReloadPlan = {
+    closeListeners: [],
+    openListeners: [],
+    stopHandlers: [],
+    startHandlers: [],
+    reopenAccounts: false,
+    changes: [],
+  };
+
+  const kinds = new Set<ListenerKind>([...old.network.types, ...next.network.types]);
+  for (const kind of kinds) {
+    const had = old.network.types.includes(kind);
+    const has = next.network.types.includes(kind);
+    if (had && !has) {
+      plan.closeListeners.push(kind);
+      plan.changes.push(`listener ${kind} removed (${where(old, kind)})`);
+    } else if (!had && has) {
+      plan.openListeners.push(kind);
+      plan.changes.push(`listener ${kind} added (${where(next, kind)})`);
+    } else if (had && has && where(old, kind) !== where(next, kind)) {
+      plan.closeListeners.push(kind);
+      plan.openListeners.push(kind);
+      plan.changes.push(`listener ${kind} moved (${where(old, kind)} -> ${where(next, kind)})`);
+    }
+  }
+
+  const before = old.handlers.typeMap;
+  const after = next.handlers.typeMap;
+  for (const type of Object.keys(before)) {
+    if (!(type in after)) {
+      plan.stopHandlers.push(type);
+      plan.changes.push(`handler ${type} removed`);
+    }
+  }
+  // Where a handler's program gets its informer socket and frame limit from.
+  const contextChanged = !same(old.informer, next.informer) || old.limits.maxFrameBytes !== next.limits.maxFrameBytes;
+  for (const [type, h] of Object.entries(after)) {
+    if (!(type in before)) {
+      plan.startHandlers.push(h);
+      plan.changes.push(`handler ${type} added`);
+    } else if (!same(before[type], h) || contextChanged) {
+      plan.stopHandlers.push(type);
+      plan.startHandlers.push(h);
+      plan.changes.push(`handler ${type} restarted (settings changed)`);
+    }
+  }
+
+  if (!same(old.database, next.database)) {
+    plan.reopenAccounts = true;
+    plan.changes.push(`account store reopened (${old.database.type} -> ${next.database.type})`);
+  }
+  for (const [key, value] of Object.entries(next.limits)) {
+    const was = old.limits[key as keyof Config["limits"]];
+    if (was !== value) plan.changes.push(`limits.${key}: ${was} -> ${value}`);
+  }
+  if (!same(old.log, next.log)) plan.changes.push(`log: ${old.log.level}/${old.log.format} -> ${next.log.level}/${next.log.format}`);
+  if (!same(old.admin, next.admin)) plan.changes.push("admin.info changed");
+  return { ok: true, plan };
+}
