@@ -1,5 +1,6 @@
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
-import type { Runtime } from "../runtime/types.ts";
+import { startControlServer } from "../control/server.ts";
+import { type HttpServer, ListenError, type Runtime } from "../runtime/types.ts";
 import { Gateway } from "../server/gateway.ts";
 import { ListenerStartError } from "../server/listeners.ts";
 import { VERSION } from "../version.ts";
@@ -51,43 +52,54 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
   for (const w of outcome.warnings) log.warn(`config: ${w}`);
 
   const gateway = new Gateway(runtime, config, log);
+  let control: HttpServer | undefined;
   // Signals are taken from before start-up, so one that arrives while handlers
   // start still ends in a clean stop rather than the default kill.
   let exitCode: ((code: number) => void) | undefined;
   const finished = new Promise<number>((resolve) => (exitCode = resolve));
   let stopping = false;
-  let started = false;
-  const stop = (signal: string) => {
+  const stop = (why: string) => {
     if (stopping) {
-      log.warn("second signal: exiting now", { signal });
+      log.warn("second stop request: exiting now", { signal: why });
       exitCode!(1);
       return;
     }
     stopping = true;
-    log.info("shutting down", { signal });
-    gateway.stop().then(
-      () => {
-        log.info("stopped");
-        exitCode!(0);
-      },
-      (err) => {
-        log.error("shutdown failed", { error: err });
-        exitCode!(1);
-      },
-    );
+    log.info("shutting down", { signal: why });
+    gateway
+      .stop()
+      .then(() => control?.close(true))
+      .then(
+        () => {
+          log.info("stopped");
+          exitCode!(0);
+        },
+        (err) => {
+          log.error("shutdown failed", { error: err });
+          exitCode!(1);
+        },
+      );
   };
   runtime.onSignal("SIGINT", () => stop("SIGINT"));
   runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
+  runtime.onSignal("SIGHUP", () => {
+    log.info("reloading", { signal: "SIGHUP" });
+    gateway.reload().then((r) => {
+      if (r.ok) log.info("reload done", { changes: r.changes.length });
+      else for (const e of r.errors) log.error("reload refused", { error: e });
+    });
+  });
 
   try {
     await gateway.start();
-    started = true;
+    if (!stopping) control = await startControlServer(gateway, log, () => stop("POST /v1/shutdown"));
   } catch (err) {
     if (err instanceof ListenerStartError) log.error(err.message, { listener: err.kind });
+    else if (err instanceof ListenError) log.error(`control API: ${err.message}`);
     else log.error(`cannot start: ${(err as Error).message ?? err}`);
     await gateway.stop();
     return 1;
   }
-  if (!stopping && started) log.info("ready", { pid: process.pid });
+  if (!stopping) log.info("ready", { pid: process.pid });
   return await finished;
 }

@@ -26,7 +26,8 @@ Options:
       --log-format FMT  text | json (overrides log.format)
   -h, --help            show this help
 
-Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0).`;
+Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0); SIGHUP
+reloads the config file (what cannot change live is refused, and logged).`;
 
 export const CHECK_HELP = `Usage: bester check [--config FILE | FILE]
 

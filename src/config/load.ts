@@ -277,8 +277,12 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
         errors.push({ path: "control.port", message: `port ${control.port} is already used by network.${kind}` });
       }
     }
-    if (!isLoopback(control.address) && control.token === undefined) {
-      warnings.push(`control: listens on ${control.address} without a token; anyone who reaches it can reload or stop the server`);
+    // Refused, not warned: anyone who reaches it could reload, inject messages or stop the server.
+    if (!isLoopback(control.address) && control.token === undefined && !process.env.BESTER_CONTROL_TOKEN) {
+      errors.push({
+        path: "control.token",
+        message: `required because control.address ${control.address} is not loopback; set it, or the BESTER_CONTROL_TOKEN environment variable`,
+      });
     }
   }
 

@@ -356,13 +356,20 @@ describe("rules across keys", () => {
     ]);
   });
 
-  test("control API: port clash is an error, an open address without token a warning", () => {
+  test("control API: port clash is an error, and so is an open address without a token", () => {
     expect(errorLines(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 2280 } } }))).toEqual([
       "control.port: port 2280 is already used by network.tcp4",
     ]);
-    const r = load(tcp4Only({ control: { address: "0.0.0.0" } }));
-    expect(r.warnings).toEqual(["control: listens on 0.0.0.0 without a token; anyone who reaches it can reload or stop the server"]);
-    expect(load(tcp4Only({ control: { address: "0.0.0.0", token: "s3cret" } })).warnings).toEqual([]);
+    expect(errorLines(load(tcp4Only({ control: { address: "0.0.0.0" } })))).toEqual([
+      "control.token: required because control.address 0.0.0.0 is not loopback; set it, or the BESTER_CONTROL_TOKEN environment variable",
+    ]);
+    expect(load(tcp4Only({ control: { address: "0.0.0.0", token: "s3cret" } })).ok).toBe(true);
+    process.env.BESTER_CONTROL_TOKEN = "from-env";
+    try {
+      expect(load(tcp4Only({ control: { address: "0.0.0.0" } })).ok).toBe(true);
+    } finally {
+      delete process.env.BESTER_CONTROL_TOKEN;
+    }
   });
 
   test("redactConfig hides the control token and leaves the config alone", () => {

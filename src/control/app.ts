@@ -1,0 +1,115 @@
+/**
+ * The HTTP control API: a Hono app made from a read-only view of the gateway
+ * and the actions it allows. It knows nothing of sockets or runtimes; the
+ * gateway serves its `fetch` through the runtime adapter.
+ * @module
+ */
+import { timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import * as v from "valibot";
+import { renderMetrics } from "./metrics.ts";
+import type { ControlActions, ControlView } from "./types.ts";
+
+export interface ControlOptions {
+  /** Bearer token; when set, every endpoint but /health requires it. */
+  token?: string;
+}
+
+/** Every error the API returns has this shape. */
+function errorBody(code: string, message: string, details?: unknown) {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+}
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  // timingSafeEqual needs equal lengths; compare against itself to spend the same time.
+  return a.length === b.length ? timingSafeEqual(a, b) : (timingSafeEqual(b, b), false);
+}
+
+const usernames = v.pipe(
+  v.union([v.string(), v.array(v.string())], "expected a username or a list of usernames"),
+  v.transform((x) => (typeof x === "string" ? [x] : x)),
+  v.check((x) => x.length > 0 && x.every((u) => u.trim() !== ""), "expected at least one non-empty username"),
+);
+
+/** POST /v1/messages: deliver as if a handler of `type` had answered sendClients. */
+const MessageBody = v.object({
+  to: usernames,
+  data: v.optional(v.unknown(), null),
+  type: v.optional(v.pipe(v.string("expected a string"), v.nonEmpty("expected a non-empty string")), "control"),
+});
+
+function describeIssues(issues: v.BaseIssue<unknown>[]): string {
+  return issues.map((i) => `${v.getDotPath(i) ?? "body"}: ${i.message}`).join("; ");
+}
+
+export function createControlApp(view: ControlView, actions: ControlActions, options: ControlOptions = {}) {
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    if (!options.token || c.req.path === "/health") return next();
+    const header = c.req.header("authorization") ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    if (!tokenMatches(given, options.token)) {
+      c.header("WWW-Authenticate", 'Bearer realm="bester"');
+      return c.json(errorBody("unauthorized", "missing or wrong bearer token"), 401);
+    }
+    return next();
+  });
+
+  app.get("/health", (c) => c.json(view.health()));
+
+  app.get("/ready", (c) => {
+    const r = view.readiness();
+    return c.json(r, r.ready ? 200 : 503);
+  });
+
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(renderMetrics(view.metrics()));
+  });
+
+  app.get("/v1/listeners", (c) => c.json({ listeners: view.listeners() }));
+  app.get("/v1/clients", (c) => c.json({ clients: view.clients() }));
+  app.get("/v1/handlers", (c) => c.json({ handlers: view.handlers() }));
+
+  app.post("/v1/reload", async (c) => {
+    const result = await actions.reload();
+    if (result.ok) return c.json(result);
+    return c.json(
+      { ...errorBody("reload_failed", "the config was not applied; the gateway runs unchanged", result.errors), warnings: result.warnings },
+      422,
+    );
+  });
+
+  app.post("/v1/clients/:username/disconnect", (c) => {
+    const username = c.req.param("username");
+    const n = actions.disconnect(username);
+    if (n === 0) return c.json(errorBody("not_connected", `no client named ${JSON.stringify(username)} is connected`), 404);
+    return c.json({ username, disconnected: n });
+  });
+
+  app.post("/v1/messages", async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);
+    }
+    const parsed = v.safeParse(MessageBody, body);
+    if (!parsed.success) return c.json(errorBody("invalid_request", describeIssues(parsed.issues)), 400);
+    const { to, data, type } = parsed.output;
+    return c.json({ type, ...actions.inject(type, to, data) });
+  });
+
+  app.post("/v1/shutdown", (c) => {
+    // After the response has gone out.
+    setTimeout(() => actions.shutdown(), 10);
+    return c.json({ status: "shutting down" }, 202);
+  });
+
+  app.notFound((c) => c.json(errorBody("not_found", `no endpoint ${c.req.method} ${c.req.path}`), 404));
+  app.onError((err, c) => c.json(errorBody("internal_error", err.message), 500));
+  return app;
+}
