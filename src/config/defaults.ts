@@ -50,6 +50,31 @@ export const MAX_HANDLER_HOPS = 64;
 /** Time in-flight messages get to finish on shutdown before connections are cut; shorter than typical service-manager stop timeouts (systemd: 90 s). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
 
+// --- federation (config key `federation`) -----------------------------------
+
+/** Dialling a peer: a server on a working network accepts within milliseconds; 3 s allows a slow link without holding the sender long. */
+export const DEFAULT_PEER_CONNECT_TIMEOUT_MS = 3_000;
+/**
+ * How long a sendServers waits for the peer's status report. The peer runs its
+ * own handler (default timeout 5 s) and may forward further, so this must be
+ * longer than one handler's timeout; 10 s.
+ */
+export const DEFAULT_PEER_REPLY_TIMEOUT_MS = 10_000;
+/**
+ * Server-to-server hops a message may make (A -> B is one). Real relays need
+ * one or two; four leaves room, and a loop between servers ends after it.
+ */
+export const DEFAULT_MAX_SERVER_HOPS = 4;
+/** Upper bound for the setting: every hop holds a connection open on each server behind it. */
+export const MAX_SERVER_HOPS = 32;
+/** A shared secret shorter than this is guessable; refused in the config. */
+export const MIN_PEER_SECRET_LENGTH = 16;
+
+// --- informer ---------------------------------------------------------------
+
+/** Informer connections open at once; handlers keep one or a few each, so this only stops a runaway. */
+export const INFORMER_MAX_CONNECTIONS = 256;
+
 /** setTimeout fires at once for delays above 2^31-1 ms, so no timeout may exceed it. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -151,6 +176,13 @@ export function embeddedDefaultConfig(runDir: string): Config {
     admin: { info: {} },
     control: { enabled: true, address: DEFAULT_CONTROL_ADDRESS, port: DEFAULT_CONTROL_PORT },
     informer: { enabled: true, path: join(runDir, "informer.sock") },
+    federation: {
+      peers: Object.create(null),
+      allowOriginal: [],
+      connectTimeoutMs: DEFAULT_PEER_CONNECT_TIMEOUT_MS,
+      replyTimeoutMs: DEFAULT_PEER_REPLY_TIMEOUT_MS,
+      maxHops: DEFAULT_MAX_SERVER_HOPS,
+    },
     limits: {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,

@@ -8,7 +8,13 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import * as v from "valibot";
-import { FRAME_HEADER_BYTES, INFORMER_SOCKET_NAME, MAX_UNIX_SOCKET_PATH_BYTES, SQLITE_FILE_NAME } from "./defaults.ts";
+import {
+  FRAME_HEADER_BYTES,
+  INFORMER_SOCKET_NAME,
+  MAX_UNIX_SOCKET_PATH_BYTES,
+  MIN_PEER_SECRET_LENGTH,
+  SQLITE_FILE_NAME,
+} from "./defaults.ts";
 import { findJsonSyntaxError } from "./json-error.ts";
 import {
   type Config,
@@ -20,7 +26,9 @@ import {
   joinPath,
   LISTENER_KINDS,
   type ListenerKind,
+  type PeerConfig,
 } from "./schema.ts";
+import { normaliseIp } from "./server-address.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -47,7 +55,11 @@ export function formatIssue(i: ConfigIssue): string {
 
 /** The config for printing: secrets replaced by "***". */
 export function redactConfig(c: Config): unknown {
-  return c.control.token === undefined ? c : { ...c, control: { ...c.control, token: "***" } };
+  const control = c.control.token === undefined ? c.control : { ...c.control, token: "***" };
+  const peers = Object.fromEntries(
+    Object.entries(c.federation.peers).map(([name, p]) => [name, p.secret === undefined ? p : { ...p, secret: "***" }]),
+  );
+  return { ...c, control, federation: { ...c.federation, peers } };
 }
 
 export async function loadConfigFile(path: string): Promise<LoadResult> {
@@ -225,6 +237,7 @@ function normalise(file: ConfigFile, source: string): Config {
         ? join(network.unix ? dirname(network.unix.address) : dir, INFORMER_SOCKET_NAME)
         : at(inf.path),
     },
+    federation: normaliseFederation(file.federation),
     limits: {
       maxFrameBytes: l.maxFrameBytes,
       authTimeoutMs: l.authTimeoutMs,
@@ -237,6 +250,56 @@ function normalise(file: ConfigFile, source: string): Config {
     },
     log: { level: file.log.level, format: file.log.format },
   };
+}
+
+function normaliseFederation(f: ConfigFile["federation"]): Config["federation"] {
+  const peers: Record<string, PeerConfig> = Object.create(null);
+  for (const [name, p] of Object.entries(f.peers)) {
+    peers[name] = {
+      name,
+      ...(p.address === undefined ? {} : { address: p.address }),
+      ...(p.secret === undefined ? {} : { secret: p.secret }),
+      original: p.original,
+    };
+  }
+  return {
+    ...(f.name === undefined ? {} : { name: f.name }),
+    peers,
+    allowOriginal: [...new Set(f.allowOriginal.map(normaliseIp))],
+    connectTimeoutMs: f.connectTimeoutMs,
+    replyTimeoutMs: f.replyTimeoutMs,
+    maxHops: f.maxHops,
+  };
+}
+
+/** Federation rules between keys: every peer is either secret-bearing or original, and we have a name to send. */
+function checkFederation(f: Config["federation"], errors: ConfigIssue[]): void {
+  const at = (name: string, key?: string) => {
+    const base = joinPath("federation.peers", name);
+    return key === undefined ? base : joinPath(base, key);
+  };
+  const byAddress = new Map<string, string>();
+  let needsName: string | undefined;
+  for (const p of Object.values(f.peers)) {
+    if (p.original && p.secret !== undefined) {
+      errors.push({ path: at(p.name, "secret"), message: `an original peer sends and takes no credentials; remove the secret or "original": true` });
+    } else if (p.original && p.address === undefined) {
+      errors.push({ path: at(p.name, "address"), message: `required for an original peer (it is only dialled; to accept one, list its IP in federation.allowOriginal)` });
+    } else if (!p.original && p.secret === undefined) {
+      errors.push({ path: at(p.name, "secret"), message: `required (a shared secret, the same in both servers' configs), unless the peer is an original server ("original": true)` });
+    } else if (p.secret !== undefined && p.secret.length < MIN_PEER_SECRET_LENGTH) {
+      errors.push({ path: at(p.name, "secret"), message: `expected at least ${MIN_PEER_SECRET_LENGTH} characters, got ${p.secret.length}` });
+    }
+    if (p.secret !== undefined) needsName ??= p.name;
+    if (p.address !== undefined) {
+      const other = byAddress.get(p.address);
+      if (other !== undefined) errors.push({ path: at(p.name, "address"), message: `same address as ${at(other, "address")} (${p.address})` });
+      else byAddress.set(p.address, p.name);
+    }
+  }
+  if (needsName !== undefined && f.name === undefined) {
+    errors.push({ path: "federation.name", message: `required because ${at(needsName)} has a secret: peers know this server by its name` });
+  }
 }
 
 const isLoopback = (address: string) =>
@@ -285,6 +348,8 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
       });
     }
   }
+
+  checkFederation(config.federation, errors);
 
   // Every UNIX socket the gateway binds or dials: a shared path means two parties fight over one file.
   const sockets: { path: string; file: string; program?: boolean }[] = [];

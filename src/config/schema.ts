@@ -23,6 +23,9 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_HANDLER_HOPS,
   DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_MAX_SERVER_HOPS,
+  DEFAULT_PEER_CONNECT_TIMEOUT_MS,
+  DEFAULT_PEER_REPLY_TIMEOUT_MS,
   DEFAULT_REDIS_ADDRESS,
   DEFAULT_REDIS_PORT,
   DEFAULT_SESSION_WINDOW,
@@ -31,10 +34,12 @@ import {
   DEFAULT_TCP6_PORT,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
+  MAX_SERVER_HOPS,
   MAX_SESSION_WINDOW,
   MAX_TIMER_MS,
   MIN_MAX_FRAME_BYTES,
 } from "./defaults.ts";
+import { isIpLiteral, parseServerAddress } from "./server-address.ts";
 
 // --- the normalised config, as the rest of the gateway sees it ---------------
 
@@ -50,6 +55,28 @@ export interface HandlerConfig {
   connections: number;
   envelope: boolean;
   timeoutMs: number;
+}
+/** Extension: another Bester server this one exchanges sendServers messages with (docs/FEDERATION.md). */
+export interface PeerConfig {
+  /** The peer's name: what it sends as `header.authentication.server`, and the key in `federation.peers`. */
+  name: string;
+  /** Where it is dialled, canonical `host:port` or `[ipv6]:port`; absent for a peer that only dials us. */
+  address?: string;
+  /** The secret both sides share; absent for an original-protocol peer. */
+  secret?: string;
+  /** An original Bester server: dialled without credentials, and "good" once the message is written (it sends no report). */
+  original: boolean;
+}
+export interface FederationConfig {
+  /** This server's name, sent to peers with the secret. Required once a peer has a secret. */
+  name?: string;
+  /** No prototype, like typeMap. */
+  peers: Record<string, PeerConfig>;
+  /** IP addresses from which server-scope connections without credentials (original servers) are accepted. */
+  allowOriginal: string[];
+  connectTimeoutMs: number;
+  replyTimeoutMs: number;
+  maxHops: number;
 }
 export interface Config {
   source: string | null;
@@ -70,6 +97,7 @@ export interface Config {
   admin: { info: unknown };
   control: { enabled: boolean; address: string; port: number; token?: string };
   informer: { enabled: boolean; path: string };
+  federation: FederationConfig;
   limits: {
     maxFrameBytes: number;
     authTimeoutMs: number;
@@ -186,6 +214,25 @@ const handlersSchema = obj({
   typeMap: v.optional(v.record(v.string(), handlerSchema, expected("an object")), () => ({})),
 });
 
+/** `host:port` or `[ipv6]:port`, as sendServers names servers. */
+const serverAddress = convert("a server address HOST:PORT or [IPV6]:PORT", (x) => parseServerAddress(x)?.key);
+const ipLiteral = convert("an IPv4 or IPv6 address", (x) => (typeof x === "string" && isIpLiteral(x) ? x : undefined));
+
+const peerSchema = obj({
+  address: v.optional(serverAddress),
+  secret: v.optional(text),
+  original: v.optional(bool, false),
+});
+
+const federationSchema = obj({
+  name: v.optional(text),
+  peers: v.optional(v.record(v.string(), peerSchema, expected("an object")), () => ({})),
+  allowOriginal: v.optional(list(ipLiteral), () => []),
+  connectTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_PEER_CONNECT_TIMEOUT_MS),
+  replyTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_PEER_REPLY_TIMEOUT_MS),
+  maxHops: v.optional(int(1, MAX_SERVER_HOPS), DEFAULT_MAX_SERVER_HOPS),
+});
+
 const databaseSchema = obj({
   type: v.optional(pick(DATABASE_TYPES), "open"),
   redis: v.optional(
@@ -228,6 +275,7 @@ const configEntries = {
     () => ({}),
   ),
   informer: v.optional(obj({ enabled: v.optional(bool, true), path: v.optional(text) }), () => ({})),
+  federation: v.optional(federationSchema, () => ({})),
   limits: v.optional(limitsSchema, () => ({})),
   log: v.optional(
     obj({ level: v.optional(pick(LOG_LEVELS), DEFAULT_LOG_LEVEL), format: v.optional(pick(LOG_FORMATS), DEFAULT_LOG_FORMAT) }),

@@ -101,13 +101,25 @@ export class FrameDecoder {
   #body: Uint8Array | undefined;
   #bodyFill = 0;
   #failed: FrameError | undefined;
+  readonly #onBadBody: ((error: FrameError) => void) | undefined;
 
-  constructor(maxFrameBytes: number, onFrame: (value: unknown, index: number) => void) {
+  /**
+   * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
+   * JSON, and decoding goes on with the next frame (the length prefix still
+   * delimits it), for streams where one bad request must not end the
+   * connection (the informer). Without it such a frame fails the decoder.
+   */
+  constructor(
+    maxFrameBytes: number,
+    onFrame: (value: unknown, index: number) => void,
+    options: { onBadBody?: (error: FrameError) => void } = {},
+  ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
     }
     this.#maxFrameBytes = maxFrameBytes;
     this.#onFrame = onFrame;
+    this.#onBadBody = options.onBadBody;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -193,22 +205,29 @@ export class FrameDecoder {
   #deliver(body: Uint8Array): FrameError | undefined {
     const index = this.#index;
     if (body.length === 0) {
-      return this.#fail(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: empty frame`));
+      return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: empty frame`));
     }
     let text: string;
     try {
       text = decoder.decode(body);
     } catch (cause) {
-      return this.#fail(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
+      return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
     }
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      return this.#fail(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
+      return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
     }
     this.#onFrame(value, index);
+    return undefined;
+  }
+
+  /** A body that is not JSON: reported and skipped when the caller asked for that, else fatal. */
+  #bad(error: FrameError): FrameError | undefined {
+    if (this.#onBadBody === undefined) return this.#fail(error);
+    this.#onBadBody(error);
     return undefined;
   }
 

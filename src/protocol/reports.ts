@@ -56,6 +56,16 @@ export const ErrorCodes = {
   slowConsumer: "slow_consumer",
   /** An operator disconnected this client (control API). */
   disconnected: "disconnected",
+  /** sendServers: at least one server did not accept the message; `header.failedServers` says which and why. */
+  peerFailed: "peer_failed",
+  /** sendServers named a server that is not a configured peer (federation.peers). */
+  unknownPeer: "unknown_peer",
+  /** A peer server could not be reached (refused, unresolvable, or no connection within the connect timeout). */
+  peerUnreachable: "peer_unreachable",
+  /** A peer server took the message but sent no status report within the reply timeout. */
+  peerTimeout: "peer_timeout",
+  /** An informer request named a command the server does not know. */
+  unknownCommand: "unknown_command",
   /** A bug or unexpected failure inside the server. */
   internal: "internal_error",
 } as const;

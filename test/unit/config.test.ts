@@ -291,6 +291,7 @@ describe("defaults", () => {
       admin: { info: {} },
       control: { enabled: true, address: "127.0.0.1", port: 2280 },
       informer: { enabled: true, path: "/etc/bester/run/bester-informer.sock" },
+      federation: { peers: {}, allowOriginal: [], connectTimeoutMs: 3_000, replyTimeoutMs: 10_000, maxHops: 4 },
       limits: {
         maxFrameBytes: 1024 * 1024,
         authTimeoutMs: 10_000,
