@@ -60,7 +60,11 @@ export class Supervisor {
     this.#loop ??= this.#run();
   }
 
-  /** Resolves true once the handler is up, false if `ms` passes first. */
+  /**
+   * Resolves true once the handler is up; false if `ms` passes first or the
+   * current attempt ends without it coming up (a handler that crashes at
+   * start-up must not hold the gateway's start for the whole timeout).
+   */
   waitUp(ms: number): Promise<boolean> {
     if (this.state === "up") return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -128,6 +132,7 @@ export class Supervisor {
     } catch (err) {
       this.lastError = `cannot use socket ${socketPath}: ${(err as Error).message}`;
       log.error("handler not started", { error: this.lastError });
+      this.#upWaiters.splice(0).forEach((w) => w(false));
       return;
     }
     let child: Child;
@@ -140,6 +145,7 @@ export class Supervisor {
     } catch (err) {
       this.lastError = `cannot start ${argv[0]}: ${(err as Error).message}`;
       log.error("handler not started", { error: this.lastError });
+      this.#upWaiters.splice(0).forEach((w) => w(false));
       return;
     }
     this.#child = child;
@@ -168,6 +174,7 @@ export class Supervisor {
       this.#upWaiters.splice(0).forEach((w) => w(true));
     }
     const { code, signal } = await exit;
+    if (!up) this.#upWaiters.splice(0).forEach((w) => w(false));
     this.#child = undefined;
     this.pid = undefined;
     if (this.#stopped) {

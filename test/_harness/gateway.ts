@@ -16,6 +16,8 @@ export interface RunningGateway {
   tcp4: Target;
   tcp6: Target;
   unix: Target;
+  /** Base URL of the control API when the config enables it (e.g. http://127.0.0.1:40123). */
+  control: string | undefined;
   logs: string[];
   child: ChildProcess;
   /** Parsed JSON log records so far. */
@@ -147,6 +149,7 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, ready
     tcp4: addressOf("tcp4"),
     tcp6: addressOf("tcp6"),
     unix: addressOf("unix"),
+    control: parsed.find((r) => r.msg === "control API listening")?.address,
     logs,
     child,
     records: () => parsed,

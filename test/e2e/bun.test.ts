@@ -1,5 +1,6 @@
 import { accountsSuite } from "./accounts.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
+import { controlSuite } from "./control.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
@@ -11,3 +12,4 @@ handlerSuite("bun");
 loginSuite("bun");
 accountsSuite("bun");
 sdkSuite("bun");
+controlSuite("bun");
