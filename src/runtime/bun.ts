@@ -20,7 +20,8 @@ import {
   type SpawnOptions,
   formatEndpoint,
 } from "./types.ts";
-import { lineSplitter } from "./lines.ts";
+import { dialWithTimeout } from "./dial.ts";
+import { pumpLines } from "./lines.ts";
 
 let nextId = 1;
 
@@ -186,22 +187,8 @@ async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): P
     to.kind === "unix"
       ? Bun.connect<BunConn>({ unix: to.path, socket, data: conn })
       : Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`connect to ${formatEndpoint(to)} timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([dial, timeout]);
-    return conn;
-  } catch (err) {
-    // A dial that completes after its timeout must not leak a socket.
-    dial.then((s) => s.terminate(), () => {});
-    throw err instanceof Error && err.message.includes("timed out")
-      ? err
-      : new Error(`cannot connect to ${formatEndpoint(to)}: ${(err as Error).message ?? err}`);
-  } finally {
-    clearTimeout(timer);
-  }
+  await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
+  return conn;
 }
 
 function spawn(argv: string[], options: SpawnOptions = {}): Child {
@@ -212,12 +199,7 @@ function spawn(argv: string[], options: SpawnOptions = {}): Child {
     stdout: "pipe",
     stderr: "pipe",
   });
-  const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
-    const split = lineSplitter((line) => options.onOutput?.(name, line));
-    for await (const chunk of stream) split.push(chunk);
-    split.end();
-  };
-  const drained = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]).catch(() => {});
+  const drained = Promise.all([pumpLines(proc.stdout, "stdout", options.onOutput), pumpLines(proc.stderr, "stderr", options.onOutput)]).catch(() => {});
   return {
     pid: proc.pid,
     exited: proc.exited.then(async (code) => {

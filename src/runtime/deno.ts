@@ -7,7 +7,8 @@
 import { fileURLToPath } from "node:url";
 import { ChunkQueue } from "./chunk-queue.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
-import { lineSplitter } from "./lines.ts";
+import { dialWithTimeout } from "./dial.ts";
+import { pumpLines } from "./lines.ts";
 import {
   type Child,
   type Conn,
@@ -217,26 +218,10 @@ export function createDenoRuntime(): Runtime {
   }
 
   async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
-    const dial = deno.connect(dialOptions(to));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`connect to ${formatEndpoint(to)} timed out after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
-    try {
-      const conn = await Promise.race([dial, timeout]);
-      const adapter = new DenoConnAdapter(conn, to, events);
-      adapter.start();
-      return adapter;
-    } catch (err) {
-      dial.then((c) => c.close(), () => {});
-      if ((err as Error).message?.includes("timed out")) throw err;
-      throw new Error(`cannot connect to ${formatEndpoint(to)}: ${(err as Error).message ?? err}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    const conn = await dialWithTimeout(to, deno.connect(dialOptions(to)), timeoutMs, (c) => c.close());
+    const adapter = new DenoConnAdapter(conn, to, events);
+    adapter.start();
+    return adapter;
   }
 
   function spawn(argv: string[], options: SpawnOptions = {}): Child {
@@ -249,12 +234,7 @@ export function createDenoRuntime(): Runtime {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
-      const split = lineSplitter((line) => options.onOutput?.(name, line));
-      for await (const chunk of stream) split.push(chunk);
-      split.end();
-    };
-    const drained = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]).catch(() => {});
+    const drained = Promise.all([pumpLines(child.stdout, "stdout", options.onOutput), pumpLines(child.stderr, "stderr", options.onOutput)]).catch(() => {});
     return {
       pid: child.pid,
       exited: child.status.then(async (s) => {

@@ -16,3 +16,14 @@ export function lineSplitter(onLine: (line: string) => void) {
     },
   };
 }
+
+/** Reads a child's output stream to its end, line by line (both adapters' spawn). */
+export async function pumpLines(
+  stream: ReadableStream<Uint8Array>,
+  name: "stdout" | "stderr",
+  onOutput: ((stream: "stdout" | "stderr", line: string) => void) | undefined,
+): Promise<void> {
+  const split = lineSplitter((line) => onOutput?.(name, line));
+  for await (const chunk of stream) split.push(chunk);
+  split.end();
+}

@@ -57,11 +57,21 @@ export function baseConfig(dir: string): Json {
   };
 }
 
-/** Spawns the gateway with a raw argv tail, collecting output; for CLI tests. */
-export function runCli(runtime: RuntimeName, args: string[], timeoutMs = 20000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+export interface CliOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the bester CLI under `runtime` with a raw argv tail and collects its
+ * output; `input`, if given, is written to its stdin (else stdin is closed).
+ */
+export function runCli(runtime: RuntimeName, args: string[], options: { input?: string; timeoutMs?: number } = {}) {
+  const timeoutMs = options.timeoutMs ?? 20000;
+  return new Promise<CliOutcome>((resolve, reject) => {
     const [cmd, ...pre] = RUNTIMES[runtime];
-    const child = spawn(cmd!, [...pre, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));
@@ -70,11 +80,12 @@ export function runCli(runtime: RuntimeName, args: string[], timeoutMs = 20000) 
       child.kill("SIGKILL");
       reject(new Error(`bester ${args.join(" ")} did not exit within ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
-    child.on("exit", (code) => {
+    // "close" (not "exit") waits until the pipes are drained.
+    child.on("close", (code) => {
       clearTimeout(timer);
-      // let the pipes drain
-      setTimeout(() => resolve({ code, stdout, stderr }), 20);
+      resolve({ code, stdout, stderr });
     });
+    child.stdin!.end(options.input ?? "");
   });
 }
 

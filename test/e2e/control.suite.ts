@@ -6,17 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
-import { ROOT, type RuntimeName } from "../_harness/runtimes.ts";
+import { scripted } from "../_harness/handlers.ts";
+import type { RuntimeName } from "../_harness/runtimes.ts";
 import { expectClosed, login, openWire } from "../_harness/wire.ts";
 
-const BUN = join(ROOT, "node_modules/.bin/bun");
-const SCRIPTED = join(ROOT, "test/fixtures/handlers/scripted.ts");
-const scripted = (socket: string, extra: object = {}) => ({
-  handlerBinary: BUN,
-  handlerArgs: [SCRIPTED],
-  unixDomainSocketPath: socket,
-  ...extra,
-});
 
 const withControl = (extra: object = {}) => ({
   control: { enabled: true, address: "127.0.0.1", port: 0 },

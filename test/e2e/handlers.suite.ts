@@ -6,18 +6,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { BUN, SCRIPTED, scripted } from "../_harness/handlers.ts";
 import { ROOT, type RuntimeName } from "../_harness/runtimes.ts";
 import { authFrame, frame, login, openWire, type Wire } from "../_harness/wire.ts";
 
-const BUN = join(ROOT, "node_modules/.bin/bun");
-const SCRIPTED = join(ROOT, "test/fixtures/handlers/scripted.ts");
-
-const scripted = (socket: string, extra: object = {}) => ({
-  handlerBinary: BUN,
-  handlerArgs: [SCRIPTED],
-  unixDomainSocketPath: socket,
-  ...extra,
-});
 
 export const handlerConfig = {
   handlers: {

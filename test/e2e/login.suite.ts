@@ -3,22 +3,16 @@
  * real redis-server that goes away and comes back while the gateway runs.
  */
 import { describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startGateway, tempDir } from "../_harness/gateway.ts";
+import { runCli, startGateway, tempDir } from "../_harness/gateway.ts";
 import { startRedis } from "../_harness/redis.ts";
-import { RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
+import type { RuntimeName } from "../_harness/runtimes.ts";
 import { authFrame, expectClosed, openWire, type Target } from "../_harness/wire.ts";
 
 /** `bester passwd add USER --config FILE` with the password on stdin. */
-function addUser(runtime: RuntimeName, config: string, user: string, password: string): Promise<number | null> {
-  return new Promise((resolve) => {
-    const [cmd, ...pre] = RUNTIMES[runtime];
-    const child = spawn(cmd!, [...pre, "passwd", "add", user, "--config", config], { stdio: ["pipe", "ignore", "inherit"] });
-    child.on("close", resolve);
-    child.stdin!.end(`${password}\n`);
-  });
+async function addUser(runtime: RuntimeName, config: string, user: string, password: string): Promise<number | null> {
+  return (await runCli(runtime, ["passwd", "add", user, "--config", config], { input: `${password}\n` })).code;
 }
 
 async function attempt(target: Target, user: string, password: string) {
