@@ -1,7 +1,7 @@
 /**
  * Carries a client's message to its handler and carries out the handler's
  * answer (PROTOCOL.md §4): sendClients, sendHandler (bounded hops), and
- * sendServers (not yet: federation lands separately).
+ * sendServers (to peer servers, bounded server hops; see peers.ts).
  * @module
  */
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
@@ -11,6 +11,7 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, receivedMessage, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
+import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
 import type { RouteResult, Session } from "./session.ts";
 import type { Stats } from "./stats.ts";
@@ -37,6 +38,8 @@ export interface CommandDeps {
   limits: { maxHandlerHops: number };
   log: Logger;
   stats: Stats;
+  /** Delivers sendServers; without it sendServers answers not_implemented. */
+  federation?: Federation;
 }
 
 export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
@@ -104,6 +107,45 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     return { frames: [report] };
   }
 
+  /**
+   * Sends the answer's data to every named server at once; good only when each
+   * one's status report said good (an original peer: once it was written).
+   */
+  async function sendServers(session: Session, id: string, type: string, servers: unknown, data: unknown): Promise<RouteResult> {
+    const federation = deps.federation;
+    if (!federation) {
+      return bad(id, { code: ErrorCodes.notImplemented, message: `handler "${type}" asked for sendServers, which this server does not serve` });
+    }
+    const targets = typeof servers === "string" ? [servers] : servers;
+    if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string")) {
+      return bad(id, {
+        code: ErrorCodes.badCommand,
+        message: `handler "${type}": sendServers needs a list of "host:port" strings, got ${JSON.stringify(servers)?.slice(0, 60)}`,
+      });
+    }
+    const hops = session.hops + 1;
+    if (hops > federation.maxHops) {
+      log.warn("sendServers hop limit reached", { type, hops, peer: session.peer });
+      return bad(id, {
+        code: ErrorCodes.hopLimit,
+        message: `sendServers would make server hop ${hops}, more than federation.maxHops (${federation.maxHops}) allows; a forwarding loop?`,
+      });
+    }
+    const failed = await federation.send(targets as string[], { type, data }, hops);
+    if (failed.length === 0) return { frames: [statusReport(id, "good")] };
+    const n = new Set(targets).size;
+    // A loop stopped further along stays recognisable as one at every server it passed.
+    const code = failed.every((f) => f.code === ErrorCodes.hopLimit) ? ErrorCodes.hopLimit : ErrorCodes.peerFailed;
+    const list = failed.map((f) => `${f.server} (${f.code}: ${f.message})`).join("; ");
+    const report = statusReport(id, "bad", {
+      code,
+      message: `${failed.length} of ${n} server${n === 1 ? "" : "s"} did not accept the message: ${list}`,
+    }) as { header: Record<string, unknown> };
+    // Extension: which servers failed and why, for machines.
+    report.header.failedServers = failed;
+    return { frames: [report] };
+  }
+
   async function execute(
     session: Session,
     payload: ClientPayload,
@@ -138,10 +180,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         return execute(session, payload, next, answer.response, chain);
       }
       case "sendServers":
-        return bad(payload.id, {
-          code: ErrorCodes.notImplemented,
-          message: `handler "${type}" asked for sendServers, but federation is not available in this build`,
-        });
+        return sendServers(session, payload.id, type, command.data, response.data);
       default:
         return bad(payload.id, {
           code: ErrorCodes.badCommand,
@@ -164,6 +203,8 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 }
 
 function metaOf(session: Session, payload: ClientPayload, type: string, via: string[]): EnvelopeMeta {
+  // From a peer server, "from" is that server's name (or address, for an original server).
+  if (session.kind === "server") return { from: session.peer ?? "", scope: "server", id: payload.id, type, via };
   return { from: session.username ?? "", scope: "client", id: payload.id, type, via };
 }
 

@@ -15,6 +15,8 @@ import { ClosedReason } from "./close-reason.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
+import { InformerService } from "../informer/service.ts";
+import { admitPeer, Federation } from "./peers.ts";
 import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
@@ -34,6 +36,8 @@ export class Gateway {
   #stopping = false;
   #accounts: AccountStore | undefined;
   #host: SessionHost;
+  #federation: Federation;
+  #informer: InformerService;
 
   constructor(
     readonly runtime: Runtime,
@@ -49,15 +53,41 @@ export class Gateway {
         return gateway.config.limits.maxHandlerHops;
       },
     };
+    this.#federation = new Federation({
+      runtime,
+      config: () => this.config.federation,
+      maxFrameBytes: () => this.config.limits.maxFrameBytes,
+      log: log.with({ component: "federation" }),
+    });
     this.#router = createRouter(
-      createHandlerDispatch({ host: this.handlers, registry: this.registry, limits, log, stats: this.stats }),
+      createHandlerDispatch({
+        host: this.handlers,
+        registry: this.registry,
+        limits,
+        log,
+        stats: this.stats,
+        federation: this.#federation,
+      }),
     );
+    this.#informer = new InformerService({
+      runtime,
+      log: log.with({ component: "informer" }),
+      limits: () => this.config.limits,
+      view: {
+        usernames: () => this.registry.usernames(),
+        isConnected: (username) => this.registry.isConnected(username),
+        clientCount: () => this.registry.sessionCount,
+        adminInfo: () => this.config.admin.info,
+        listeners: () => this.#listeners.map((l) => ({ kind: l.kind, address: l.listener.address })),
+      },
+    });
     this.#host = {
       log,
       get limits() {
         return gateway.config.limits;
       },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
+      admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
       route: (session, payload) => {
         this.stats.messageIn(payload.type);
         return this.#router.route(session, payload);
@@ -98,7 +128,12 @@ export class Gateway {
   async start(): Promise<void> {
     this.#accounts = await openAccountStore(this.runtime, this.config.database, this.log.with({ component: "accounts" }));
     this.log.info("account store", { kind: this.#accounts.kind, ...this.#accounts.health() });
-    // Handlers first, so the gateway is ready to route by the time clients can connect.
+    // The informer before the handlers, which are given its path and may ask at once.
+    if (this.config.informer.enabled) {
+      await this.#informer.start(this.config.informer.path);
+      this.log.info("informer listening", { path: this.config.informer.path });
+    }
+    // Handlers before the listeners, so the gateway is ready to route by the time clients can connect.
     await this.handlers.start();
     if (this.#stopping) return;
     this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
@@ -215,7 +250,9 @@ export class Gateway {
       session.fatal(shuttingDown, null, ClosedReason.shutdown);
       session.conn.destroy();
     }
+    this.#federation.closeAll();
     await this.handlers.stop();
+    await this.#informer.stop();
     await this.#accounts?.close();
   }
 

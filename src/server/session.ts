@@ -5,10 +5,11 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
-import { type ClientPayload, type Credentials, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
+import { type ClientPayload, type Credentials, type FirstFrame, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
+import type { PeerAdmission } from "./peers.ts";
 
 export type ListenerKind = "tcp4" | "tcp6" | "unix";
 
@@ -38,6 +39,12 @@ export interface SessionHost {
   readonly log: Logger;
   readonly limits: SessionLimits;
   authenticate(credentials: Credentials, session: Session): AuthResult | Promise<AuthResult>;
+  /**
+   * Server scope (federation): whether the peer may deliver its message. The
+   * header is the first frame's. Without it, every server-scope connection is
+   * refused.
+   */
+  admitServer?(header: Record<string, unknown>, session: Session): PeerAdmission;
   route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
   clientReady(session: Session): void;
   /** A status report went out (for metrics). */
@@ -56,6 +63,15 @@ const AUTH_SPECIAL_ID = "auth_special";
 export class Session {
   kind: "pending" | "client" | "server" = "pending";
   username: string | undefined;
+  /** Server scope: the peer's name, or its address for an original server. */
+  peer: string | undefined;
+  /**
+   * Server hops the message on this connection has made (0 for a client), so a
+   * sendServers it leads to carries one more.
+   */
+  hops = 0;
+  /** Server scope: the sender's payload id, which the status report names; none from an original server. */
+  #replyTo: string | undefined;
   readonly openedAt = Date.now();
   messagesIn = 0;
   #decoder: FrameDecoder;
@@ -214,6 +230,8 @@ export class Session {
 
   #handle(value: unknown): void {
     if (this.kind === "pending") return this.#handleFirst(value);
+    // A server connection carries one message (PROTOCOL.md §2); anything after it is not read.
+    if (this.kind === "server") return;
     const parsed = parseClientPayload(value);
     if (!parsed.ok) {
       const id = idOf(value);
@@ -231,13 +249,7 @@ export class Session {
       return this.fatal({ code, message }, idOf(value), reason);
     }
     const frame = parsed.frame;
-    if (frame.scope === "server") {
-      return this.fatal(
-        { code: ErrorCodes.notImplemented, message: "server-scope connections are not accepted: no peers are configured" },
-        null,
-        ClosedReason.badScope,
-      );
-    }
+    if (frame.scope === "server") return this.#admitServer(frame, value);
     clearTimeout(this.#authTimer);
     this.#authenticating = true;
     const done = (result: AuthResult) => {
@@ -261,6 +273,45 @@ export class Session {
     } catch (err) {
       failed(err);
     }
+  }
+
+  /**
+   * A server-scope first frame: admitted peers get their message dispatched
+   * like a client's; the status report about it goes back, then the connection
+   * closes (see #flushSlots).
+   */
+  #admitServer(frame: Extract<FirstFrame, { scope: "server" }>, value: unknown): void {
+    clearTimeout(this.#authTimer);
+    const header = (value as { header: Record<string, unknown> }).header;
+    const id = frame.payload.id;
+    const admission: PeerAdmission = this.host.admitServer
+      ? this.host.admitServer(header, this)
+      : {
+          ok: false,
+          fatal: true,
+          reason: "server scope is not served",
+          error: { code: ErrorCodes.authFailed, message: "this server accepts no server-scope connections" },
+        };
+    if (!admission.ok) {
+      this.log.warn("server connection refused", { reason: admission.reason, code: admission.error.code });
+      if (admission.fatal) return this.fatal(admission.error, id ?? null, ClosedReason.authFailed);
+      this.kind = "server";
+      if (id !== undefined) this.send(statusReport(id, "bad", admission.error));
+      return this.close(ClosedReason.serverMessageDone, admission.reason);
+    }
+    this.kind = "server";
+    this.peer = admission.peer;
+    this.hops = admission.hops;
+    this.#replyTo = id;
+    this.log.info("server message accepted", {
+      peer: admission.peer,
+      original: admission.original || undefined,
+      type: frame.payload.type,
+      id,
+      hops: admission.hops,
+    });
+    // An original server sends no id; the message still needs one inside the gateway (logs, envelope).
+    this.#dispatch({ type: frame.payload.type, id: id ?? `server-${this.id}`, data: frame.payload.data });
   }
 
   #refuse(error: ErrorInfo): void {
@@ -324,6 +375,10 @@ export class Session {
       }
       this.#slots.shift();
       if (this.#closing) continue;
+      if (this.kind === "server") {
+        this.#answerServer(slot);
+        return;
+      }
       for (const frame of slot.result.frames) {
         this.send(frame);
         const header = (frame as { header?: { messageType?: unknown; status?: unknown } }).header;
@@ -341,6 +396,29 @@ export class Session {
       return;
     }
     this.#pump();
+  }
+
+  /** The one message of a server connection is done: report to the sender (if it gave an id) and close. */
+  #answerServer(slot: Slot): void {
+    const report = slot.result.frames.find(
+      (f) => (f as { header?: { messageType?: unknown } }).header?.messageType === "statusReport",
+    ) as { header: { status: string; error?: ErrorInfo } } | undefined;
+    const status = report?.header.status === "good" ? "good" : "bad";
+    this.log[status === "good" ? "debug" : "info"]("server message done", {
+      peer: this.peer,
+      status,
+      code: report?.header.error?.code,
+    });
+    if (this.#replyTo !== undefined) {
+      // The report names the sender's id, whatever id the gateway used inside.
+      const out = report ? { ...report, payload: { id: this.#replyTo } } : statusReport(this.#replyTo, "bad", {
+        code: ErrorCodes.internal,
+        message: "the message produced no status report",
+      });
+      this.send(out);
+      this.host.reportSent?.(status);
+    }
+    this.close(ClosedReason.serverMessageDone);
   }
 }
 

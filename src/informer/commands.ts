@@ -1,0 +1,89 @@
+/**
+ * The informer's commands (PROTOCOL.md §7): one request in, one reply out,
+ * nothing else touched, so they can be answered synchronously and in order.
+ * @module
+ */
+import { type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
+import type { Endpoint } from "../runtime/types.ts";
+
+/** What the informer may read of the gateway. */
+export interface InformerView {
+  /** Connected client usernames, sorted, each once. */
+  usernames(): string[];
+  isConnected(username: string): boolean;
+  /** Authenticated client sessions (a user on two devices counts twice). */
+  clientCount(): number;
+  /** `admin.info` from the config in force. */
+  adminInfo(): unknown;
+  listeners(): { kind: string; address: Endpoint }[];
+}
+
+/** A reply frame: `status` "0" with the result, or "1" with `error` (Extension) saying why. */
+export interface InformerReply {
+  status: "0" | "1";
+  data: unknown;
+  error?: ErrorInfo;
+}
+
+export const INFORMER_COMMANDS = ["listClients", "isClient", "serverInfo", "quit"] as const;
+
+const failed = (code: string, message: string): InformerReply => ({ status: "1", data: null, error: { code, message } });
+const done = (data: unknown): InformerReply => ({ status: "0", data });
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function short(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length <= 40 ? json : `${json.slice(0, 37)}...`;
+}
+
+/** `listeners` as the original's serverInfo shaped it: `{"listener0": {"address": ...}, ...}`, plus type and port. */
+function listenersBlock(view: InformerView): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  view.listeners().forEach(({ kind, address }, i) => {
+    out[`listener${i}`] =
+      address.kind === "unix" ? { type: kind, address: address.path } : { type: kind, address: address.host, port: address.port };
+  });
+  return out;
+}
+
+/**
+ * Answers one request `{"command": {"type": ..., "data": ...}}`.
+ * @returns the reply, and whether the connection ends after it (`quit`)
+ */
+export function answerInformer(request: unknown, view: InformerView): { reply: InformerReply; quit: boolean } {
+  const command = isRecord(request) ? request["command"] : undefined;
+  if (!isRecord(command)) {
+    return { reply: failed(ErrorCodes.malformed, `command: expected an object {"type", "data"}, got ${short(isRecord(request) ? command : request)}`), quit: false };
+  }
+  const type = command["type"];
+  if (typeof type !== "string") {
+    return { reply: failed(ErrorCodes.malformed, `command.type: expected a string, got ${short(type)}`), quit: false };
+  }
+  const data = command["data"];
+  switch (type) {
+    case "listClients":
+      return { reply: done(view.usernames()), quit: false };
+    case "isClient":
+      if (typeof data !== "string") {
+        return { reply: failed(ErrorCodes.malformed, `command.data: expected a username (a string), got ${short(data)}`), quit: false };
+      }
+      // Usernames are trimmed at login, so the question is too.
+      return { reply: done(view.isConnected(data.trim())), quit: false };
+    case "serverInfo":
+      return {
+        reply: done({ clientCount: view.clientCount(), adminInfo: view.adminInfo() ?? null, listeners: listenersBlock(view) }),
+        quit: false,
+      };
+    case "quit":
+      return { reply: done(null), quit: true };
+    default:
+      return {
+        reply: failed(ErrorCodes.unknownCommand, `unknown command ${short(type)}; known: ${INFORMER_COMMANDS.join(", ")}`),
+        quit: false,
+      };
+  }
+}
