@@ -1,11 +1,13 @@
 /**
  * The public SDK of bester: {@link serveHandler} / {@link runHandlerMain} to
- * write message handlers, {@link connectClient} to write clients. Both halves
- * are also importable alone (`bester/sdk/handler`, `bester/sdk/client`).
+ * write message handlers, {@link connectInformer} for a handler to ask its
+ * gateway who is connected, {@link connectClient} to write clients. Each part
+ * is also importable alone (`bester/sdk/handler`, `bester/sdk/informer`,
+ * `bester/sdk/client`).
  *
  * @example
  * ```ts
- * import { connectClient, runHandlerMain, sendClients } from "bester/sdk";
+ * import { connectClient, connectInformer, runHandlerMain, sendClients } from "bester/sdk";
  * ```
  *
  * @module
@@ -43,3 +45,13 @@ export {
   type ReceivedMessage,
   type StatusReport,
 } from "./client.ts";
+export {
+  connectInformer,
+  DEFAULT_INFORMER_TIMEOUT_MS,
+  InformerError,
+  informerSocketPath,
+  type ConnectInformerOptions,
+  type InformerClient,
+  type InformerListener,
+  type ServerInfo,
+} from "./informer.ts";
