@@ -1,7 +1,9 @@
 import { accountsSuite } from "./accounts.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
 import { controlSuite } from "./control.suite.ts";
+import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
@@ -13,3 +15,5 @@ loginSuite("bun");
 accountsSuite("bun");
 sdkSuite("bun");
 controlSuite("bun");
+federationSuite("bun");
+informerSuite("bun");

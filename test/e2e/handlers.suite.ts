@@ -114,7 +114,7 @@ export function handlerSuite(runtime: RuntimeName) {
         ["closing without an answer", { do: "close" }, "handler_failed", /closed the connection/],
         ["no answer in time", { do: "slow", ms: 4000 }, "handler_timeout", /within 1500 ms/],
         ["an unknown command", { do: "teleport" }, "bad_command", /unknown command "teleport"/],
-        ["sendServers (no federation yet)", { do: "servers" }, "not_implemented", /sendServers/],
+        ["sendServers to a server that is not a configured peer", { do: "servers" }, "peer_failed", /127\.0\.0\.1:1 \(unknown_peer/],
       ];
       for (const [name, data, code, text] of cases) {
         test(name, async () => {
