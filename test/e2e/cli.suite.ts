@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, startGateway, tempDir } from "../_harness/gateway.ts";
-import { ROOT, type RuntimeName } from "../_harness/runtimes.ts";
+import { ENGINE, ROOT, type RuntimeName } from "../_harness/runtimes.ts";
 import { login } from "../_harness/wire.ts";
 
 const FIXTURES = join(ROOT, "test/fixtures");
@@ -14,7 +14,7 @@ export function cliSuite(runtime: RuntimeName) {
     test("version prints the package version and the runtime", async () => {
       const { code, stdout } = await runCli(runtime, ["version"]);
       expect(code).toBe(0);
-      expect(stdout).toMatch(new RegExp(`^bester \\d+\\.\\d+\\.\\d+ \\(${runtime} `));
+      expect(stdout).toMatch(new RegExp(`^bester \\d+\\.\\d+\\.\\d+ \\(${ENGINE[runtime]} `));
     });
 
     test("--help for the program and each command", async () => {
