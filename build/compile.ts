@@ -1,0 +1,147 @@
+/**
+ * Compiles src/main.ts into one self-contained executable per platform with
+ * `bun build --compile`, into dist/, plus dist/SHA256SUMS.
+ *
+ *     bun build/compile.ts               every target in TARGETS (npm run build)
+ *     bun build/compile.ts --host        only this machine's target (npm run build:host)
+ *     bun build/compile.ts linux-arm64   the targets named
+ *
+ * The version is embedded because src/version.ts imports package.json, which
+ * the bundler inlines. Cross targets need Bun's runtime for that platform,
+ * which `bun build` fetches (and caches) on first use.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { CHECKSUM_FILE, TARGETS, type Target, binaryName, hostPlatform, hostTarget } from "./targets.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const DIST = join(ROOT, "dist");
+const ENTRY = join(ROOT, "src/main.ts");
+const VERSION: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+
+function fail(message: string): never {
+  console.error(`build: ${message}`);
+  process.exit(1);
+}
+
+function parseTargets(argv: string[]): { targets: Target[]; all: boolean } {
+  if (argv.includes("--host")) {
+    const host = hostTarget();
+    if (!host) fail(`no release target for this machine (${hostPlatform()}); targets: ${TARGETS.join(", ")}`);
+    return { targets: [host], all: false };
+  }
+  for (const a of argv) {
+    if (!(TARGETS as readonly string[]).includes(a)) fail(`unknown target '${a}'; targets: ${TARGETS.join(", ")} (or --host)`);
+  }
+  return argv.length ? { targets: argv as Target[], all: false } : { targets: [...TARGETS], all: true };
+}
+
+/** What the file header says the executable is, e.g. "linux-x64": catches a target that produced the wrong thing. */
+export function executableKind(bytes: Uint8Array): string {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0) === 0x7f454c46) {
+    const machine = view.getUint16(18, true); // e_machine of a little-endian ELF
+    return `linux-${machine === 0x3e ? "x64" : machine === 0xb7 ? "arm64" : `machine-${machine}`}`;
+  }
+  if (view.getUint32(0, true) === 0xfeedfacf) {
+    const cpu = view.getUint32(4, true); // 64-bit Mach-O cputype
+    return `darwin-${cpu === 0x01000007 ? "x64" : cpu === 0x0100000c ? "arm64" : `cpu-${cpu}`}`;
+  }
+  if (bytes[0] === 0x4d && bytes[1] === 0x5a) {
+    const pe = view.getUint32(0x3c, true); // offset of the "PE\0\0" header
+    if (view.getUint32(pe) === 0x50450000) {
+      const machine = view.getUint16(pe + 4, true);
+      return `windows-${machine === 0x8664 ? "x64" : machine === 0xaa64 ? "arm64" : `machine-${machine}`}`;
+    }
+  }
+  return "unknown";
+}
+
+function sha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** Runs the freshly built host binary from an empty folder: it must start and report the package version. */
+function smokeTest(path: string): string {
+  const cwd = mkdtempSync(join(tmpdir(), "bester-smoke-"));
+  try {
+    const out = execFileSync(path, ["version"], { cwd, encoding: "utf8", timeout: 30_000 }).trim();
+    const expected = `bester ${VERSION} (bun ${Bun.version})`;
+    if (out !== expected) fail(`${path} version printed '${out}', expected '${expected}'`);
+    return "ran `version`";
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+}
+
+async function compile(target: Target, staging: string): Promise<string> {
+  const staged = join(staging, binaryName(target));
+  await Bun.build({
+    entrypoints: [ENTRY],
+    compile: {
+      target: `bun-${target}`,
+      outfile: staged,
+      // A gateway must behave the same whatever folder it is started in:
+      // no .env or bunfig.toml from the working directory.
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+    },
+    minify: true,
+    // Embedded (zstd), so a crash report points at src/ lines, not minified ones.
+    sourcemap: "linked",
+    // Parsed at build time: every start (the gateway and each bundled handler) skips it.
+    // ESM, because bytecode otherwise implies CJS, which has no top-level await.
+    bytecode: true,
+    format: "esm",
+  });
+  return staged;
+}
+
+async function main(): Promise<void> {
+  const { targets, all } = parseTargets(process.argv.slice(2));
+  mkdirSync(DIST, { recursive: true });
+  if (all) {
+    // A full build is a release: nothing stale may sit beside it.
+    for (const f of readdirSync(DIST)) if (f.startsWith("bester") || f === CHECKSUM_FILE) rmSync(join(DIST, f), { force: true });
+  }
+  // Built aside, then renamed in: a process still running the old binary keeps its
+  // inode, and nobody ever sees a half-written file.
+  const staging = mkdtempSync(join(DIST, ".staging-"));
+  const host = hostTarget();
+  const failed: string[] = [];
+  try {
+    for (const target of targets) {
+      const started = performance.now();
+      let staged: string;
+      try {
+        staged = await compile(target, staging);
+      } catch (err) {
+        const logs = (err as AggregateError).errors?.map(String).join("\n") ?? String(err);
+        console.error(`build: ${target} failed:\n${logs}`);
+        failed.push(target);
+        continue;
+      }
+      const kind = executableKind(readFileSync(staged).subarray(0, 4096));
+      if (kind !== target) fail(`${binaryName(target)} is a ${kind} executable, expected ${target}`);
+      const final = join(DIST, binaryName(target));
+      renameSync(staged, final);
+      const checked = target === host ? smokeTest(final) : "header checked, not run";
+      const mb = (statSync(final).size / 1e6).toFixed(1);
+      console.log(`${binaryName(target).padEnd(24)} ${mb.padStart(6)} MB  ${((performance.now() - started) / 1000).toFixed(1)} s  ${checked}`);
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+
+  // The checksum file always matches what dist/ holds, whichever targets this run built.
+  const binaries = readdirSync(DIST).filter((f) => f.startsWith("bester-")).sort();
+  writeFileSync(join(DIST, CHECKSUM_FILE), binaries.map((f) => `${sha256(join(DIST, f))}  ${f}\n`).join(""));
+  console.log(`${CHECKSUM_FILE}: ${binaries.length} file(s), bester ${VERSION}, bun ${Bun.version}`);
+  if (failed.length) fail(`not built: ${failed.join(", ")}`);
+}
+
+if (import.meta.main) await main();
