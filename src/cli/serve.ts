@@ -10,6 +10,8 @@ import { SERVE_HELP } from "./usage.ts";
 
 const LEVELS = ["debug", "info", "warn", "error"];
 const FORMATS = ["text", "json"];
+/** A stop signal repeated within this is one request delivered twice, not a second request. */
+const REPEATED_SIGNAL_MS = 500;
 
 export async function serveCommand(runtime: Runtime, argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -58,13 +60,18 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
   let exitCode: ((code: number) => void) | undefined;
   const finished = new Promise<number>((resolve) => (exitCode = resolve));
   let stopping = false;
+  let stoppingAt = 0;
   const stop = (why: string) => {
     if (stopping) {
+      // A wrapper (`deno task`) forwards the terminal's Ctrl-C to a child that got
+      // it from the terminal too: a repeat within a moment is the same request.
+      if (performance.now() - stoppingAt < REPEATED_SIGNAL_MS) return;
       log.warn("second stop request: exiting now", { signal: why });
       exitCode!(1);
       return;
     }
     stopping = true;
+    stoppingAt = performance.now();
     log.info("shutting down", { signal: why });
     gateway
       .stop()
