@@ -174,10 +174,10 @@ export function informerSuite(runtime: RuntimeName) {
       const [a, b] = await Promise.all([client.serverInfo(), client.listClients()]);
       expect(a.adminInfo).toEqual(ADMIN_INFO);
       expect(b).toEqual(["carol-s"]);
-      const err = await client.request("nope").catch((e) => e);
+      const err = (await client.request("nope").catch((e: unknown) => e)) as InformerError;
       expect(err).toBeInstanceOf(InformerError);
       expect(err.code).toBe("failed");
-      expect(err.detail.code).toBe("unknown_command");
+      expect(err.detail?.code).toBe("unknown_command");
       expect(await client.isClient("carol-s")).toBe(true);
       await client.quit();
       const after = await client.listClients().catch((e) => e);
