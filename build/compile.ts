@@ -61,6 +61,41 @@ export function executableKind(bytes: Uint8Array): string {
   return "unknown";
 }
 
+/**
+ * Checks a Mach-O's code signature the way macOS does: the CodeDirectory's
+ * SHA-256 page hashes must match the file up to the signature. Apple Silicon
+ * refuses to start a binary whose signature does not (`bun build --compile`
+ * has shipped darwin binaries with a stale one), so the build says which.
+ */
+export function machoSignature(file: Uint8Array): "valid" | "unsigned" | `invalid: ${string}` {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  let at = 32; // past the 64-bit Mach-O header
+  let sigOffset: number | undefined;
+  for (let i = 0, n = view.getUint32(16, true); i < n; i++, at += view.getUint32(at + 4, true)) {
+    if (view.getUint32(at, true) === 0x1d) sigOffset = view.getUint32(at + 8, true); // LC_CODE_SIGNATURE
+  }
+  if (sigOffset === undefined) return "unsigned";
+  // SuperBlob and CodeDirectory fields are big-endian.
+  for (let i = 0, n = view.getUint32(sigOffset + 8); i < n; i++) {
+    const blob = sigOffset + view.getUint32(sigOffset + 16 + i * 8);
+    if (view.getUint32(sigOffset + 12 + i * 8) !== 0 || view.getUint32(blob) !== 0xfade0c02) continue;
+    const hashOffset = view.getUint32(blob + 16);
+    const slots = view.getUint32(blob + 28);
+    const codeLimit = view.getUint32(blob + 32);
+    const [hashSize, hashType, pageShift] = [view.getUint8(blob + 36), view.getUint8(blob + 37), view.getUint8(blob + 39)];
+    if (hashType !== 2) return `invalid: hash type ${hashType}, expected SHA-256`;
+    if (codeLimit !== sigOffset) return `invalid: it covers ${codeLimit} bytes, the code runs to ${sigOffset}`;
+    let bad = 0;
+    for (let s = 0; s < slots; s++) {
+      const page = file.subarray(s << pageShift, Math.min((s + 1) << pageShift, codeLimit));
+      const want = file.subarray(blob + hashOffset + s * hashSize, blob + hashOffset + (s + 1) * hashSize);
+      if (Buffer.compare(createHash("sha256").update(page).digest(), want) !== 0) bad++;
+    }
+    return bad ? `invalid: ${bad} of ${slots} page hashes differ` : "valid";
+  }
+  return "invalid: no CodeDirectory";
+}
+
 function sha256(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
@@ -125,11 +160,17 @@ async function main(): Promise<void> {
         failed.push(target);
         continue;
       }
-      const kind = executableKind(readFileSync(staged).subarray(0, 4096));
+      const bytes = readFileSync(staged);
+      const kind = executableKind(bytes);
       if (kind !== target) fail(`${binaryName(target)} is a ${kind} executable, expected ${target}`);
       const final = join(DIST, binaryName(target));
       renameSync(staged, final);
-      const checked = target === host ? smokeTest(final) : "header checked, not run";
+      let checked = target === host ? smokeTest(final) : "header checked, not run";
+      if (target.startsWith("darwin-")) {
+        // Not fatal here: only macOS can re-sign (the release workflow does, then checks again).
+        const signature = machoSignature(bytes);
+        checked += signature === "valid" ? ", ad-hoc signature valid" : `; signature ${signature}: run codesign --force --sign - on macOS`;
+      }
       const mb = (statSync(final).size / 1e6).toFixed(1);
       console.log(`${binaryName(target).padEnd(24)} ${mb.padStart(6)} MB  ${((performance.now() - started) / 1000).toFixed(1)} s  ${checked}`);
     }
