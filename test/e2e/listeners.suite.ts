@@ -149,7 +149,7 @@ export function listenerSuite(runtime: RuntimeName) {
       test("a server-scope connection while no peers are configured", async () => {
         await expectFatal(
           (w) => w.send({ header: { scope: "server" }, payload: { type: "chat", data: 1 } }),
-          "not_implemented",
+          "auth_failed",
           false,
         );
       });
