@@ -8,6 +8,7 @@
  * ports in a fresh run dir, and stops it before the next run starts.
  * @module
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -38,18 +39,34 @@ async function once(runtime: RuntimeName): Promise<number> {
   }
 }
 
+/** Bare process start for comparison: `version` loads the program and exits. */
+function version(runtime: RuntimeName): number {
+  const [cmd, ...pre] = RUNTIMES[runtime];
+  const started = performance.now();
+  const r = spawnSync(cmd!, [...pre, "version"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${runtime} version: exit ${r.status}\n${r.stderr}`);
+  return performance.now() - started;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 const rows: string[] = [];
 for (const runtime of ["binary", "bun", "deno"] as const) {
   await once(runtime); // warm the file cache (and Deno's module cache) first
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once(runtime));
+  const versions: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    times.push(await once(runtime));
+    versions.push(version(runtime));
+  }
   times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)]!;
   const cmd = RUNTIMES[runtime].map((a) => (a.startsWith(ROOT) ? relative(ROOT, a) : a)).join(" ");
-  rows.push(`| ${LABELS[runtime]} | \`${cmd} serve\` | ${median.toFixed(0)} ms | ${times[0]!.toFixed(0)}–${times.at(-1)!.toFixed(0)} ms |`);
+  rows.push(
+    `| ${LABELS[runtime]} | \`${cmd} serve\` | ${median(times).toFixed(0)} ms (${times[0]!.toFixed(0)}–${times.at(-1)!.toFixed(0)}) | ${median(versions).toFixed(0)} ms |`,
+  );
 }
 
 console.log(`binary: ${relative(ROOT, BINARY)}, ${(statSync(BINARY).size / 1e6).toFixed(1)} MB`);
-console.log(`start to ready, ${runs} runs each (after one warm-up run):\n`);
-console.log("| how | command | median | range |\n| --- | --- | --- | --- |");
+console.log(`median of ${runs} runs each, after one warm-up run; serve runs the embedded default on free ports:\n`);
+console.log("| how | command | start to `ready` (min–max) | `version` |\n| --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
