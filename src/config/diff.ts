@@ -1,6 +1,7 @@
 /**
  * Old config vs new → what a reload must do, or why it cannot. Listeners,
- * handlers, the account store, limits, logging and admin.info change live;
+ * handlers, the account store, limits, logging, admin.info and federation
+ * peers change live;
  * anything else refuses the whole reload, so a reload never half-applies.
  * @module
  */
@@ -22,7 +23,7 @@ export interface ReloadPlan {
 }
 
 /** Keys applied in place or through the plan; any other top-level key must not change. */
-const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log"]);
+const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log", "federation"]);
 
 /** JSON with sorted keys, so equal values compare equal whatever their key order. */
 function canonical(value: unknown): string {
@@ -108,5 +109,9 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
   }
   if (!same(old.log, next.log)) plan.changes.push(`log: ${old.log.level}/${old.log.format} -> ${next.log.level}/${next.log.format}`);
   if (!same(old.admin, next.admin)) plan.changes.push("admin.info changed");
+  // Peers, secrets and timeouts are read per message, so they apply from the next one on.
+  if (!same((old as { federation?: unknown }).federation, (next as { federation?: unknown }).federation)) {
+    plan.changes.push("federation changed (applies to the next server message)");
+  }
   return { ok: true, plan };
 }

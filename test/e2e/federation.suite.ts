@@ -277,6 +277,13 @@ export function federationSuite(runtime: RuntimeName) {
         bob.close();
       });
 
+      test("an admitted server's dummy is a good report, not an error", async () => {
+        const peer = await openWire(b.tcp4);
+        peer.send({ header: { scope: "server" }, payload: { type: "dummy", id: "ping-1", data: null } });
+        expect(await peer.next()).toEqual({ header: { status: "good", messageType: "statusReport" }, payload: { id: "ping-1" } });
+        await expectClosed(peer);
+      });
+
       const intruders: Array<[string, object, RegExp]> = [
         ["no credentials from an address that is not allowed (::1)", {}, /need header\.authentication/],
         ["an unknown server name", { authentication: { server: "mallory", secret: SECRET_AB } }, /^unknown server or wrong secret$/],

@@ -1,0 +1,93 @@
+/** planReload: what a reload does, and what it refuses. */
+import { describe, expect, test } from "bun:test";
+import { planReload } from "../../src/config/diff.ts";
+import { parseConfigText } from "../../src/config/load.ts";
+import type { Config } from "../../src/config/schema.ts";
+
+function config(raw: object): Config {
+  const r = parseConfigText(JSON.stringify(raw), "/srv/bester/server.conf");
+  if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.message}`).join("\n"));
+  return r.config;
+}
+
+const base = {
+  network: { types: ["tcp4", "unix"], tcp4: { address: "127.0.0.1", port: 2220 }, unix: { address: "gw.sock" } },
+  handlers: {
+    availableTypes: ["a", "b"],
+    typeMap: { a: { handlerBinary: "./a", unixDomainSocketPath: "a.sock" }, b: { unixDomainSocketPath: "b.sock" } },
+  },
+};
+
+const plan = (next: object) => {
+  const r = planReload(config(base), config(next));
+  if (!r.ok) throw new Error(r.reasons.join("\n"));
+  return r.plan;
+};
+
+describe("planReload", () => {
+  test("the same config changes nothing", () => {
+    expect(plan(base)).toEqual({
+      closeListeners: [],
+      openListeners: [],
+      stopHandlers: [],
+      startHandlers: [],
+      reopenAccounts: false,
+      changes: [],
+    });
+  });
+
+  test("listeners: added, removed, moved", () => {
+    const p = plan({
+      ...base,
+      network: { types: ["tcp4", "tcp6"], tcp4: { address: "127.0.0.1", port: 2230 }, tcp6: { address: "::1", port: 2221 } },
+    });
+    expect(p.openListeners.sort()).toEqual(["tcp4", "tcp6"]);
+    expect(p.closeListeners.sort()).toEqual(["tcp4", "unix"]);
+    expect(p.changes).toEqual([
+      "listener tcp4 moved (127.0.0.1:2220 -> 127.0.0.1:2230)",
+      "listener unix removed (/srv/bester/gw.sock)",
+      "listener tcp6 added ([::1]:2221)",
+    ]);
+  });
+
+  test("handlers: removed, added, and restarted only when their settings changed", () => {
+    const p = plan({
+      ...base,
+      handlers: {
+        availableTypes: ["a", "c"],
+        typeMap: {
+          a: { handlerBinary: "./a", unixDomainSocketPath: "a.sock", mode: "persistent" },
+          c: { unixDomainSocketPath: "c.sock" },
+        },
+      },
+    });
+    expect(p.stopHandlers.sort()).toEqual(["a", "b"]);
+    expect(p.startHandlers.map((h) => h.type).sort()).toEqual(["a", "c"]);
+    expect(p.changes).toContain("handler a restarted (settings changed)");
+    expect(p.changes).toContain("handler b removed");
+    expect(p.changes).toContain("handler c added");
+    expect(plan({ ...base, limits: { sessionWindow: 8 } }).stopHandlers).toEqual([]);
+  });
+
+  test("a new frame limit restarts handlers, whose links read it", () => {
+    expect(plan({ ...base, limits: { maxFrameBytes: 4096 } }).stopHandlers.sort()).toEqual(["a", "b"]);
+  });
+
+  test("limits, log and the account store", () => {
+    const p = plan({ ...base, limits: { maxConnections: 5 }, log: { level: "debug" }, database: { type: "sqlite" } });
+    expect(p.reopenAccounts).toBe(true);
+    expect(p.changes).toContain("limits.maxConnections: 10000 -> 5");
+    expect(p.changes).toContain("log: info/text -> debug/text");
+  });
+
+  test("the control API and the informer cannot change live", () => {
+    const r = planReload(config(base), config({ ...base, control: { port: 2281 }, informer: { enabled: false } }));
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reasons).toEqual([
+        "control: changed, but it cannot be changed while running; restart the gateway to apply it",
+        "informer: changed, but it cannot be changed while running; restart the gateway to apply it",
+      ]);
+    }
+  });
+});
