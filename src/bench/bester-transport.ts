@@ -1,0 +1,245 @@
+/**
+ * The bench's Bester clients, on the runtime adapter's push-based sockets
+ * (Bun.connect / Deno.connect behind one interface), so the load generator is
+ * as cheap per message as the gateway it measures.
+ *
+ * - `relay`: sender `bench-t<i>` sends type "relay" with data
+ *   `{"to": "bench-g<i>", "r": RUN, "s": SEQ, "t": SENT_AT, "p": PADDING}`;
+ *   the relay handler answers `sendClients ["bench-g<i>"]` with that data;
+ *   receiver `bench-g<i>` reads `s` and `t` from what it gets.
+ * - `dummy`: sender `bench-t<i>` sends type "dummy" (same data) and the
+ *   gateway answers itself; the reply carries only the id, so the send time is
+ *   kept by sequence number on this side.
+ * @module
+ */
+import { encodeJsonFrame } from "../protocol/frame.ts";
+import type { Conn, Endpoint, Runtime } from "../runtime/types.ts";
+import { FrameSplitter } from "./frames.ts";
+import type { LoadSink, LoadTransport, PairLink } from "./load.ts";
+
+export type BenchScenario = "dummy" | "relay";
+
+export interface BesterTransportOptions {
+  runtime: Runtime;
+  target: Endpoint;
+  scenario: BenchScenario;
+  /** The handler type the relay messages are sent as. */
+  type: string;
+  password: string;
+  /** Approximate size of each message's data, as JSON. */
+  size: number;
+  /** Marks this run's messages, so a receiver can tell them from another run's. */
+  runId: string;
+  /** In-flight bound per sender; sizes the dummy send-time ring. */
+  window: number;
+  connectTimeoutMs?: number;
+}
+
+const LOGIN_TIMEOUT_MS = 10_000;
+
+/** How the gateway writes the reports the bench sees most; anything else is parsed in full. */
+const GOOD_REPORT_PREFIX = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":"';
+const DUMMY_REPLY_PREFIX = '{"header":{"status":"0"},"payload":{"data":null,"type":"dummy","id":"';
+
+const text = new TextDecoder();
+
+export function senderName(i: number): string {
+  return `bench-t${i}`;
+}
+
+export function receiverName(i: number): string {
+  return `bench-g${i}`;
+}
+
+/**
+ * The data of one message, as JSON text with `SEQ` and `SENT` placeholders
+ * cut out: the padding makes the whole about `size` bytes with typical values.
+ */
+function dataTemplate(to: string, runId: string, size: number): [string, string, string] {
+  const head = `{"to":"${to}","r":"${runId}","s":`;
+  const mid = `,"t":`;
+  const tail = `,"p":"`;
+  // A typical sequence number and timestamp: 6 and 12 characters.
+  const fixed = head.length + 6 + mid.length + 12 + tail.length + 2;
+  const pad = "x".repeat(Math.max(0, size - fixed));
+  return [head, mid, `${tail}${pad}"}`];
+}
+
+interface Session {
+  conn: Conn;
+  /** Resolves when the login was answered. */
+  ready: Promise<void>;
+}
+
+/**
+ * Opens one connection and logs in. `onFrame` gets every frame after the
+ * login answer, as text; `onClose` when the connection ends.
+ */
+function openSession(
+  opts: BesterTransportOptions,
+  username: string,
+  onFrame: (frame: string) => void,
+  onClose: (why: string) => void,
+): Promise<Session> {
+  let loggedIn = false;
+  let settleLogin: { resolve(): void; reject(err: Error): void } | undefined;
+  const ready = new Promise<void>((resolve, reject) => (settleLogin = { resolve, reject }));
+  const splitter = new FrameSplitter((body) => {
+    const frame = text.decode(body);
+    if (loggedIn) return onFrame(frame);
+    let value: { header?: { status?: string; messageType?: string; error?: { code?: string; message?: string } }; payload?: { id?: string } };
+    try {
+      value = JSON.parse(frame);
+    } catch {
+      return settleLogin?.reject(new Error(`${username}: unreadable answer to the login`));
+    }
+    if (value.payload?.id === "auth_special" && value.header?.status === "good") {
+      loggedIn = true;
+      settleLogin?.resolve();
+    } else {
+      const e = value.header?.error;
+      settleLogin?.reject(new Error(`${username}: login refused${e ? `: ${e.code}: ${e.message}` : ""}`));
+    }
+  });
+  return opts.runtime
+    .connect(
+      opts.target,
+      {
+        data(conn, chunk) {
+          const err = splitter.push(chunk);
+          if (err !== undefined) conn.destroy(new Error(err));
+        },
+        close(_conn, err) {
+          const why = `${username}: connection closed${err ? `: ${err.message}` : " by the server"}`;
+          if (!loggedIn) settleLogin?.reject(new Error(why));
+          else onClose(why);
+        },
+      },
+      opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS,
+    )
+    .then((conn) => {
+      const login = {
+        header: { scope: "client", authentication: { username, password: opts.password } },
+        payload: { type: "dummy", id: "login", data: null },
+      };
+      conn.write(encodeJsonFrame(JSON.stringify(login)));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${username}: no answer to the login within ${LOGIN_TIMEOUT_MS} ms`)), LOGIN_TIMEOUT_MS);
+      });
+      return Promise.race([ready, timeout]).then(
+        () => {
+          clearTimeout(timer);
+          return { conn, ready };
+        },
+        (err) => {
+          clearTimeout(timer);
+          conn.destroy();
+          throw err;
+        },
+      );
+    });
+}
+
+type ParsedFrame = {
+  header?: { status?: string; messageType?: string; error?: { code?: string; message?: string } };
+  payload?: { id?: string; data?: unknown };
+};
+
+function describeBad(frame: ParsedFrame): string {
+  const e = frame.header?.error;
+  return e ? `${e.code}: ${e.message}` : "bad status report without an error";
+}
+
+export function besterTransport(opts: BesterTransportOptions): LoadTransport {
+  return {
+    async openPair(index: number, sink: LoadSink): Promise<PairLink> {
+      const to = receiverName(index);
+      const [head, mid, tail] = dataTemplate(to, opts.runId, opts.size);
+      const type = opts.scenario === "dummy" ? "dummy" : opts.type;
+      const prefix = `{"header":{"scope":"client"},"payload":{"type":${JSON.stringify(type)},"id":"`;
+
+      // Set once the run closes the pair: the closes that follow are not failures.
+      let closing = false;
+      const broken = (why: string) => {
+        if (!closing) sink.broken(index, why);
+      };
+
+      let receiver: Session | undefined;
+      if (opts.scenario === "relay") {
+        receiver = await openSession(
+          opts,
+          to,
+          (frame) => {
+            let value: ParsedFrame;
+            try {
+              value = JSON.parse(frame);
+            } catch {
+              return sink.unexpected(index, "an unreadable frame at the receiver");
+            }
+            const data = value.payload?.data as { r?: unknown; s?: unknown; t?: unknown } | undefined;
+            if (value.header?.messageType === "receivedMessage" && data?.r === opts.runId) {
+              return sink.delivered(index, Number(data.s), Number(data.t));
+            }
+            if (value.header?.messageType === "fatal") return sink.broken(index, `${to}: fatal: ${describeBad(value)}`);
+            sink.unexpected(index, `a frame at the receiver: ${frame.slice(0, 120)}`);
+          },
+          broken,
+        );
+      }
+
+      // dummy: send times by sequence number; at most `window` are outstanding.
+      let ringSize = 1;
+      while (ringSize < opts.window * 2) ringSize *= 2;
+      const sentAt = new Float64Array(ringSize);
+      const mask = ringSize - 1;
+
+      const onSenderFrame = (frame: string) => {
+        if (frame.startsWith(GOOD_REPORT_PREFIX)) return sink.accepted(index);
+        if (opts.scenario === "dummy" && frame.startsWith(DUMMY_REPLY_PREFIX)) {
+          const seq = parseInt(frame.slice(DUMMY_REPLY_PREFIX.length), 10);
+          return sink.delivered(index, seq, sentAt[seq & mask]!);
+        }
+        let value: ParsedFrame;
+        try {
+          value = JSON.parse(frame);
+        } catch {
+          return sink.unexpected(index, "an unreadable frame at the sender");
+        }
+        const h = value.header;
+        const id = value.payload?.id;
+        if (h?.messageType === "statusReport") {
+          if (h.status === "good") return sink.accepted(index);
+          return sink.refused(index, Number(id), describeBad(value));
+        }
+        if (h?.messageType === "fatal") return sink.broken(index, `${senderName(index)}: fatal: ${describeBad(value)}`);
+        if (h?.status === "0" && opts.scenario === "dummy" && typeof id === "string") {
+          const seq = Number(id);
+          return sink.delivered(index, seq, sentAt[seq & mask]!);
+        }
+        sink.unexpected(index, `a frame at the sender: ${frame.slice(0, 120)}`);
+      };
+      let sender: Session;
+      try {
+        sender = await openSession(opts, senderName(index), onSenderFrame, broken);
+      } catch (err) {
+        closing = true;
+        receiver?.conn.destroy();
+        throw err;
+      }
+      const conn = sender.conn;
+
+      return {
+        send(seq: number, at: number) {
+          sentAt[seq & mask] = at;
+          conn.write(encodeJsonFrame(`${prefix}${seq}","data":${head}${seq}${mid}${at}${tail}}}`));
+        },
+        close() {
+          closing = true;
+          conn.end();
+          receiver?.conn.end();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * A gateway for one bench run, in its own process: a generated config
+ * (loopback listener on a free port, the relay bench handler in the asked
+ * mode, open accounts, no control API), started as `bester serve` by the same
+ * runtime and entry point the bench runs on, its JSON log read for the bound
+ * address and readiness.
+ * @module
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Child, Endpoint, Runtime } from "../runtime/types.ts";
+import { childPids, cmdline } from "./proc.ts";
+
+export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export type HandlerMode = "per-message" | "persistent";
+
+export interface BenchGatewayOptions {
+  runtime: Runtime;
+  /** The listener the bench connects to. */
+  listener: ListenerKind;
+  /** The relay handler's connection mode; null: no handler (the dummy scenario). */
+  handlerMode: HandlerMode | null;
+  /** The message type the relay handler serves. */
+  type: string;
+  /** limits.sessionWindow: at least the bench's window, so the gateway does not cap it. */
+  sessionWindow: number;
+  /** limits.maxConnections. */
+  maxConnections: number;
+  /** Write a CPU profile of the gateway into this directory (when the runtime allows). */
+  cpuProfDir?: string;
+}
+
+export interface BenchGateway {
+  readonly pid: number;
+  readonly target: Endpoint;
+  /** The relay handler's process, once the gateway is ready; null without a handler. */
+  readonly handlerPid: number | null;
+  /** The gateway's last log lines, for error messages. */
+  logTail(): string;
+  /** SIGTERM, then SIGKILL after 10 s; removes the run directory. Returns the CPU profile's path, if one was written. */
+  stop(): Promise<string | null>;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+const LOG_TAIL_LINES = 30;
+
+/** The argv that runs this program again, with `extra` flags for the runtime itself (e.g. profiling). */
+function selfArgv(runtime: Runtime, runtimeFlags: string[]): string[] {
+  const self = runtime.selfCommand();
+  if (runtimeFlags.length === 0) return self;
+  // Deno: `deno run FLAGS...`; Bun: `bun FLAGS... main.ts`. A compiled binary takes no runtime flags.
+  if (runtime.name === "deno") return [self[0]!, self[1]!, ...runtimeFlags, ...self.slice(2)];
+  if (self.length > 1) return [self[0]!, ...runtimeFlags, ...self.slice(1)];
+  return self;
+}
+
+/** The config file the bench gateway runs on. */
+export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
+  const self = opts.runtime.selfCommand();
+  const network =
+    opts.listener === "unix"
+      ? { types: ["unix"], unix: { address: join(dir, "bester.sock") } }
+      : { types: [opts.listener], [opts.listener]: { address: opts.listener === "tcp4" ? "127.0.0.1" : "::1", port: 0 } };
+  const handlers =
+    opts.handlerMode === null
+      ? { availableTypes: [], typeMap: {} }
+      : {
+          availableTypes: [opts.type],
+          typeMap: {
+            [opts.type]: {
+              // This same program, as `bester bench handler SOCKET`: works from source and from the binary.
+              handlerBinary: self[0],
+              handlerArgs: [...self.slice(1), "bench", "handler"],
+              unixDomainSocketPath: join(dir, "relay.sock"),
+              mode: opts.handlerMode,
+              connections: 1,
+            },
+          },
+        };
+  return {
+    network,
+    handlers,
+    database: { type: "open" },
+    control: { enabled: false },
+    informer: { enabled: false },
+    limits: { sessionWindow: opts.sessionWindow, maxConnections: opts.maxConnections },
+    log: { level: "info", format: "json" },
+  };
+}
+
+export async function startBenchGateway(opts: BenchGatewayOptions): Promise<BenchGateway> {
+  const { runtime } = opts;
+  const dir = mkdtempSync(join(tmpdir(), "bester-bench-"));
+  const configPath = join(dir, "server.conf");
+  writeFileSync(configPath, JSON.stringify(benchConfig(dir, opts), null, 2));
+
+  const profFlags =
+    opts.cpuProfDir === undefined
+      ? []
+      : runtime.name === "bun"
+        ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`]
+        : [`--cpu-prof-dir=${opts.cpuProfDir}`];
+  const argv = [...selfArgv(runtime, profFlags), "serve", "--config", configPath];
+
+  const lines: string[] = [];
+  const records: Array<Record<string, unknown>> = [];
+  let wake: (() => void) | undefined;
+  const child: Child = runtime.spawn(argv, {
+    cwd: dir,
+    onOutput(_stream, line) {
+      lines.push(line);
+      if (lines.length > 500) lines.splice(0, lines.length - LOG_TAIL_LINES);
+      if (line.startsWith("{")) {
+        try {
+          records.push(JSON.parse(line));
+        } catch {
+          // not a log record
+        }
+      }
+      wake?.();
+    },
+  });
+  let exited = false;
+  void child.exited.then(() => {
+    exited = true;
+    wake?.();
+  });
+  const logTail = () => lines.slice(-LOG_TAIL_LINES).join("\n");
+
+  const stopChild = async (): Promise<void> => {
+    if (!exited) child.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gone = await Promise.race([
+      child.exited.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!gone) {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+  };
+
+  // Ready: the gateway logs "ready" after its listeners are bound and its handler is up.
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!records.some((r) => r["msg"] === "ready")) {
+    if (exited || Date.now() > deadline) {
+      await stopChild();
+      rmSync(dir, { recursive: true, force: true });
+      const why = exited ? "exited during start-up" : `was not ready within ${READY_TIMEOUT_MS} ms`;
+      throw new Error(`the bench gateway ${why}:\n${logTail()}`);
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 100);
+      wake = () => (clearTimeout(t), resolve());
+    });
+    wake = undefined;
+  }
+
+  const listening = records.find((r) => r["msg"] === "listening" && r["listener"] === opts.listener);
+  const address = String(listening?.["address"] ?? "");
+  let target: Endpoint;
+  if (address.startsWith("unix:")) target = { kind: "unix", path: address.slice(5) };
+  else {
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(address);
+    if (!m) {
+      await stopChild();
+      throw new Error(`the bench gateway did not log its ${opts.listener} address:\n${logTail()}`);
+    }
+    target = { kind: opts.listener === "tcp6" ? "tcp6" : "tcp4", host: m[1]!, port: Number(m[2]) };
+  }
+
+  const handlerPid =
+    opts.handlerMode === null
+      ? null
+      : (childPids(child.pid).find((pid) => {
+          const argv = cmdline(pid) ?? [];
+          return argv.includes("bench") && argv.includes("handler");
+        }) ?? null);
+
+  return {
+    pid: child.pid,
+    target,
+    handlerPid,
+    logTail,
+    async stop() {
+      await stopChild();
+      let profile: string | null = null;
+      if (opts.cpuProfDir !== undefined) {
+        // The runtime names the file itself (CPU.<time>.<pid>.cpuprofile); take this process's.
+        const mine = readdirSync(opts.cpuProfDir).filter((f) => f.endsWith(".cpuprofile") && f.includes(String(child.pid)));
+        profile = mine.length > 0 ? join(opts.cpuProfDir, mine.sort().at(-1)!) : null;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return profile;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * The bench report: its JSON shape (`--json`) and the tables printed for people.
+ * @module
+ */
+import type { LatencySummary } from "./histogram.ts";
+import type { IdleResult } from "./idle.ts";
+import type { MachineInfo, ProcessUsage } from "./proc.ts";
+import { formatProfile, type ProfileSummary } from "./profile.ts";
+
+export type Scenario = "dummy" | "per-message" | "persistent";
+
+export interface RunReport {
+  /** One of the bench's scenarios; a comparison (bench/compare/) puts the other system's name here. */
+  scenario: Scenario | (string & {});
+  pairs: number;
+  /** Requested size of each message's data (JSON bytes). */
+  size: number;
+  window: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  /** Length of the measured interval as it happened. */
+  measuredSeconds: number;
+  messagesPerSecond: number;
+  latencyMs: LatencySummary;
+  sent: number;
+  received: number;
+  lost: number;
+  /** Of the lost: refused by the gateway with a "bad" status report. */
+  refused: number;
+  duplicated: number;
+  unexpected: number;
+  /** "good" status reports the senders received. */
+  accepted: number;
+  /** Over the measured interval; null for a gateway the bench did not start. */
+  gateway: ProcessUsage | null;
+  handler: ProcessUsage | null;
+  loadGenerator: ProcessUsage | null;
+  problems: string[];
+  profile?: ProfileSummary;
+}
+
+export interface BenchReport {
+  bester: string;
+  runtime: string;
+  machine: MachineInfo;
+  /** "started": a gateway per run, started by the bench; else the address given with --connect. */
+  gateway: { started: true; listener: string } | { started: false; address: string };
+  /** Which processes did what, for the reader of the figures. */
+  processes: string;
+  runs: RunReport[];
+  idle?: IdleResult;
+}
+
+const num = (n: number) => n.toLocaleString("en-US");
+const ms = (n: number | null) => (n === null ? "-" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
+const pct = (u: ProcessUsage | null) => (u?.cpuPercent == null ? "n/a" : `${u.cpuPercent.toFixed(0)}%`);
+const mib = (kib: number | null | undefined) => (kib == null ? "n/a" : `${(kib / 1024).toFixed(1)} MiB`);
+
+function table(header: string[], rows: string[][], leftColumns = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "machine" | "gateway" | "processes">): string {
+  const m = report.machine;
+  const where = report.gateway.started
+    ? `a gateway started by the bench for each run (${report.gateway.listener} on loopback)`
+    : `the gateway at ${report.gateway.address}`;
+  return [
+    `bester bench: bester ${report.bester} on ${report.runtime}; ${m.cpus} CPUs (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB; load average ${m.loadAverage} at start`,
+    `target: ${where}`,
+    `processes: ${report.processes}`,
+  ].join("\n");
+}
+
+export function formatRuns(runs: RunReport[]): string {
+  if (runs.length === 0) return "";
+  const main = table(
+    ["scenario", "pairs", "size", "window", "msgs/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "sent", "received", "lost", "dup"],
+    runs.map((r) => [
+      r.scenario,
+      String(r.pairs),
+      String(r.size),
+      String(r.window),
+      num(r.messagesPerSecond),
+      ms(r.latencyMs.p50),
+      ms(r.latencyMs.p90),
+      ms(r.latencyMs.p99),
+      ms(r.latencyMs.max),
+      num(r.sent),
+      num(r.received),
+      num(r.lost),
+      num(r.duplicated),
+    ]),
+  );
+  const resources = table(
+    ["scenario", "pairs", "size", "gateway CPU", "gateway peak RSS", "handler CPU", "handler peak RSS", "load generator CPU"],
+    runs.map((r) => [
+      r.scenario,
+      String(r.pairs),
+      String(r.size),
+      pct(r.gateway),
+      mib(r.gateway?.peakRssKiB),
+      r.scenario === "dummy" ? "-" : pct(r.handler),
+      r.scenario === "dummy" ? "-" : mib(r.handler?.peakRssKiB),
+      pct(r.loadGenerator),
+    ]),
+  );
+  const notes: string[] = [];
+  for (const r of runs) {
+    for (const p of r.problems) notes.push(`  ${r.scenario} ${r.pairs}x${r.size}: ${p}`);
+  }
+  const profiles = runs.filter((r) => r.profile).map((r) => `${r.scenario} ${r.pairs}x${r.size}: ${formatProfile(r.profile!)}`);
+  return [
+    main,
+    "",
+    "CPU: share of one core over the measured interval; peak RSS: VmHWM, whole process lifetime.",
+    resources,
+    ...(notes.length > 0 ? ["", "problems:", ...notes] : []),
+    ...(profiles.length > 0 ? ["", ...profiles] : []),
+  ].join("\n");
+}
+
+export function formatIdle(idle: IdleResult): string {
+  const g = idle.gateway;
+  const perConn = g?.bytesPerConnection == null ? "n/a" : `${num(g.bytesPerConnection)} bytes (${(g.bytesPerConnection / 1024).toFixed(2)} KiB)`;
+  return [
+    `idle clients: ${num(idle.connected)} of ${num(idle.requested)} logged in (${num(idle.failed)} failed, ${num(idle.droppedAfterLogin)} dropped later) in ${idle.openSeconds} s`,
+    `  source addresses: ${idle.sourceAddresses.length > 0 ? idle.sourceAddresses.join(", ") : "n/a (UNIX socket)"}`,
+    ...(idle.firstError ? [`  first failure: ${idle.firstError}`] : []),
+    `  gateway RSS: ${mib(g?.rssBeforeKiB)} after ${idle.warmupClients} clients, ${mib(g?.rssAfterKiB)} with all; peak ${mib(g?.peakRssKiB)}`,
+    `  RSS per idle connection: ${perConn}`,
+  ].join("\n");
+}
