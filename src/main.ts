@@ -3,6 +3,7 @@
  * @module
  */
 import { UsageError } from "./cli/args.ts";
+import { BENCH_HELP, benchCommand } from "./cli/bench.ts";
 import { checkCommand } from "./cli/check.ts";
 import { CLIENT_HELP, clientCommand, SEND_HELP, sendCommand } from "./cli/client.ts";
 import { HANDLER_HELP, handlerCommand } from "./cli/handler.ts";
@@ -20,6 +21,7 @@ const HELP: Record<string, string> = {
   client: CLIENT_HELP,
   send: SEND_HELP,
   handler: HANDLER_HELP,
+  bench: BENCH_HELP,
 };
 
 async function main(runtime: Runtime, argv: string[]): Promise<number> {
@@ -57,6 +59,8 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
         return await sendCommand(runtime, rest);
       case "handler":
         return await handlerCommand(runtime, rest);
+      case "bench":
+        return await benchCommand(runtime, rest);
       default:
         throw new UsageError("", `unknown command '${command}'`);
     }

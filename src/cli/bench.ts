@@ -1,0 +1,460 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import process from "node:process";
+import { besterTransport } from "../bench/bester-transport.ts";
+import { type BenchGateway, type ListenerKind, startBenchGateway } from "../bench/gateway.ts";
+import { runIdle } from "../bench/idle.ts";
+import { type Progress, runLoad } from "../bench/load.ts";
+import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
+import { summariseProfile } from "../bench/profile.ts";
+import { handle as relayHandle } from "../bench/relay-handler.ts";
+import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, type Scenario } from "../bench/report.ts";
+import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
+import type { Endpoint, Runtime } from "../runtime/types.ts";
+import { parseTarget } from "../sdk/client.ts";
+import { serveHandler } from "../sdk/handler.ts";
+import { VERSION } from "../version.ts";
+import { parseCommandArgs, UsageError } from "./args.ts";
+
+const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
+
+const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 1, type: "relay", password: "bench" } as const;
+
+/** After sending stops, what is in flight gets this long to arrive (above the default handler timeout, 5 s). */
+const DRAIN_MS = 6_000;
+
+export const BENCH_HELP = `Usage: bester bench [options]
+       bester bench --idle N [options]
+       bester bench handler SOCKET
+
+Measures the full message path: N sender/receiver pairs; each sender keeps
+WINDOW messages in flight (sent, not yet received by its partner) for a
+warm-up and then DURATION measured seconds, and the report gives delivered
+messages/s, latency p50/p90/p99/max (each message carries its send time),
+sent/received/lost/duplicated, and the gateway's CPU and peak RSS.
+
+By default the bench starts a gateway for each run in its own process (a
+generated config: a loopback listener on a free port, the relay handler in
+its own process, open accounts, no control API) and the load generator is
+this process, all pairs in it. With --connect it uses a running gateway.
+
+Scenarios (--mode):
+  dummy         sender bench-tI sends type "dummy"; the gateway answers itself
+                (no handler); latency is the round trip
+  per-message   sender bench-tI sends type "relay" {"to":"bench-gI",...}; the
+                relay handler, one new connection per message (the original
+                protocol), answers sendClients ["bench-gI"]; receiver bench-gI
+                measures the latency
+  persistent    the same, through one kept, pipelined handler connection
+
+Options:
+  -m, --mode LIST         scenarios, comma-separated, or all (default all)
+  -p, --pairs LIST        sender/receiver pairs; a comma list runs each (default ${DEFAULTS.pairs})
+  -s, --size LIST         bytes of each message's data, as JSON (at least ~60);
+                          a comma list runs each (default ${DEFAULTS.size})
+  -w, --window N          messages in flight per sender (default ${DEFAULTS.window})
+  -d, --duration SEC      measured seconds per run (default ${DEFAULTS.duration})
+      --warmup SEC        unmeasured seconds before (default ${DEFAULTS.warmup})
+  -n, --messages N        also stop each sender after N messages
+  -c, --connect ADDR      bench the gateway at HOST:PORT, [IPV6]:PORT or unix:PATH
+                          instead of starting one; it needs a handler for TYPE
+                          that relays (see 'bester bench handler') and accounts
+                          bench-t0.., bench-g0.. (or the open account store)
+      --type TYPE         message type of the relay handler (default ${DEFAULTS.type})
+      --password PW       password of the bench users (default $BESTER_PASSWORD, else "${DEFAULTS.password}")
+      --listener KIND     tcp4, tcp6 or unix: where the started gateway listens (default tcp4)
+      --idle N            instead: log in N clients that stay idle, and report the
+                          gateway's RSS per connection (raises the open-file limit
+                          with prlimit when it can)
+      --cpu-prof DIR      profile the started gateway (a .cpuprofile per run in DIR)
+                          and list its hot spots; profiling slows it down
+      --json              print the report as JSON on stdout
+  -q, --quiet             no progress line on stderr
+  -h, --help              show this help
+
+'bester bench handler SOCKET' runs the relay handler on a UNIX socket: each
+request {"to": USER, ...} is answered sendClients [USER] with the same data.
+The started gateway runs it this way; run it yourself for --connect.
+
+Exit 0 when every message arrived exactly once; 1 if any was lost or
+duplicated, or the bench could not run; 2 for usage mistakes.`;
+
+const OPTIONS = {
+  mode: { type: "string", short: "m" },
+  pairs: { type: "string", short: "p" },
+  size: { type: "string", short: "s" },
+  window: { type: "string", short: "w" },
+  duration: { type: "string", short: "d" },
+  warmup: { type: "string" },
+  messages: { type: "string", short: "n" },
+  connect: { type: "string", short: "c" },
+  type: { type: "string" },
+  password: { type: "string" },
+  listener: { type: "string" },
+  idle: { type: "string" },
+  "cpu-prof": { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError("bench", `--${flag} expects a whole number from ${min} to ${max}, got '${text}'`);
+  }
+  return n;
+}
+
+function integers(flag: string, text: string, min: number, max: number): number[] {
+  return text.split(",").map((part) => integer(flag, part, min, max));
+}
+
+function seconds(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError("bench", `--${flag} expects seconds from ${min} to ${max}, got '${text}'`);
+  }
+  return n;
+}
+
+function scenariosOf(text: string | undefined): Scenario[] {
+  if (text === undefined || text === "all") return [...SCENARIOS];
+  return text.split(",").map((s) => {
+    if (!(SCENARIOS as readonly string[]).includes(s)) {
+      throw new UsageError("bench", `--mode: unknown scenario '${s}'; expected ${SCENARIOS.join(", ")} or all`);
+    }
+    return s as Scenario;
+  });
+}
+
+function endpointOf(text: string): Endpoint {
+  let target;
+  try {
+    target = parseTarget(text);
+  } catch (err) {
+    throw new UsageError("bench", `--connect: ${(err as Error).message}`);
+  }
+  if ("path" in target) return { kind: "unix", path: target.path };
+  return { kind: target.host.includes(":") ? "tcp6" : "tcp4", host: target.host, port: target.port };
+}
+
+/** The progress line: rewritten in place on a terminal, one line a second otherwise. */
+function progressPrinter(quiet: boolean) {
+  const tty = process.stderr.isTTY === true;
+  let shown = false;
+  return {
+    show(label: string, p: Progress) {
+      if (quiet) return;
+      const line =
+        `${label}  ${p.elapsedSeconds.toFixed(0).padStart(3)} s  ${p.phase.padEnd(7)}  ` +
+        `${p.rate.toLocaleString("en-US").padStart(9)} msgs/s  in flight ${String(p.inFlight).padStart(5)}  ` +
+        `max ${p.maxLatencyMs.toFixed(1)} ms`;
+      if (tty) {
+        process.stderr.write(`\r${line}\x1b[K`);
+        shown = true;
+      } else process.stderr.write(`${line}\n`);
+    },
+    note(text: string) {
+      if (quiet) return;
+      this.clear();
+      process.stderr.write(`${text}\n`);
+    },
+    clear() {
+      if (tty && shown) process.stderr.write("\r\x1b[K");
+      shown = false;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// bester bench handler SOCKET
+
+async function relayHandlerCommand(runtime: Runtime, socketArg: string | undefined): Promise<number> {
+  const socket = socketArg ?? (process.env["BESTER_HANDLER_SOCKET"] || undefined);
+  if (socket === undefined) throw new UsageError("bench", "handler: missing the SOCKET path (or set BESTER_HANDLER_SOCKET)");
+  const log = (line: string) => console.error(`relay: ${line}`);
+  let running;
+  try {
+    running = await serveHandler({ socket, handle: relayHandle, envelope: false, log });
+  } catch (err) {
+    console.error(`bester bench handler: ${(err as Error).message}`);
+    return 1;
+  }
+  log(`listening on ${socket}`);
+  await new Promise<void>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => resolve());
+  });
+  for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => runtime.exit(1));
+  await running.close();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// bester bench
+
+export async function benchCommand(runtime: Runtime, argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs("bench", argv, OPTIONS, 2);
+  if (values.help) {
+    console.log(BENCH_HELP);
+    return 0;
+  }
+  if (positionals[0] === "handler") return await relayHandlerCommand(runtime, positionals[1]);
+  if (positionals.length > 0) throw new UsageError("bench", `unexpected argument '${positionals[0]}'`);
+
+  const scenarios = scenariosOf(values.mode);
+  const pairsList = values.pairs === undefined ? [DEFAULTS.pairs] : integers("pairs", values.pairs, 1, 1000);
+  const sizes = values.size === undefined ? [DEFAULTS.size] : integers("size", values.size, 0, 512 * 1024);
+  const window = values.window === undefined ? DEFAULTS.window : integer("window", values.window, 1, MAX_SESSION_WINDOW);
+  const durationS = values.duration === undefined ? DEFAULTS.duration : seconds("duration", values.duration, 0.1, 3600);
+  const warmupS = values.warmup === undefined ? DEFAULTS.warmup : seconds("warmup", values.warmup, 0, 600);
+  const maxMessages = values.messages === undefined ? Number.MAX_SAFE_INTEGER : integer("messages", values.messages, 1, 1e12);
+  const target = values.connect === undefined ? undefined : endpointOf(values.connect);
+  const type = values.type ?? DEFAULTS.type;
+  const password = values.password ?? (process.env["BESTER_PASSWORD"] || DEFAULTS.password);
+  const listener = (values.listener ?? "tcp4") as ListenerKind;
+  if (!["tcp4", "tcp6", "unix"].includes(listener)) {
+    throw new UsageError("bench", `--listener must be tcp4, tcp6 or unix, got '${values.listener}'`);
+  }
+  if (values.listener !== undefined && target !== undefined) {
+    throw new UsageError("bench", "--listener is for the gateway the bench starts; with --connect the address says it");
+  }
+  const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
+  const cpuProfDir = values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]);
+  if (cpuProfDir !== undefined && target !== undefined) {
+    throw new UsageError("bench", "--cpu-prof profiles the gateway the bench starts; it cannot profile one given with --connect");
+  }
+  if (cpuProfDir !== undefined && runtime.selfCommand().length === 1) {
+    throw new UsageError("bench", "--cpu-prof needs bester run from source (bun run src/main.ts or deno task), not the compiled binary");
+  }
+  if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true });
+
+  const progress = progressPrinter(values.quiet === true);
+  const report: BenchReport = {
+    bester: VERSION,
+    runtime: `${runtime.name} ${runtime.version}`,
+    machine: machineInfo(),
+    gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect! },
+    processes:
+      target === undefined
+        ? "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
+        : "load generator: this process, every pair; the gateway and its handler: not started by the bench (CPU and RSS n/a)",
+    runs: [],
+  };
+
+  // Ctrl-C: stop the gateway we started before leaving.
+  let current: BenchGateway | undefined;
+  runtime.onSignal("SIGINT", () => {
+    progress.clear();
+    void (current?.stop() ?? Promise.resolve()).finally(() => runtime.exit(130));
+  });
+
+  if (!values.json) console.log(formatHeader(report));
+
+  if (idle !== undefined) {
+    const code = await idleRun(runtime, report, { idle, target, password, listener, progress });
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else console.log(`\n${formatIdle(report.idle!)}`);
+    return code;
+  }
+
+  const runId = randomBytes(4).toString("hex");
+  let failures = 0;
+  for (const scenario of scenarios) {
+    for (const size of sizes) {
+      for (const pairs of pairsList) {
+        const label = `[${scenario} ${pairs}x${size}B]`;
+        let gateway: BenchGateway | undefined;
+        let endpoint = target;
+        if (endpoint === undefined) {
+          try {
+            gateway = current = await startBenchGateway({
+              runtime,
+              listener,
+              handlerMode: scenario === "dummy" ? null : scenario,
+              type,
+              sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, window),
+              maxConnections: Math.max(1000, pairs * 2 + 100),
+              ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+            });
+          } catch (err) {
+            progress.clear();
+            console.error(`bester bench: ${(err as Error).message}`);
+            return 1;
+          }
+          endpoint = gateway.target;
+        }
+
+        const usage: { gateway?: ReturnType<typeof startUsage>; handler?: ReturnType<typeof startUsage>; self?: ReturnType<typeof startUsage> } = {};
+        let measureStarted = 0;
+        const finished: { gateway: ProcessUsage | null; handler: ProcessUsage | null; self: ProcessUsage | null } = {
+          gateway: null,
+          handler: null,
+          self: null,
+        };
+        let result;
+        try {
+          result = await runLoad(
+            besterTransport({
+              runtime,
+              target: endpoint,
+              scenario: scenario === "dummy" ? "dummy" : "relay",
+              type,
+              password,
+              size,
+              runId,
+              window,
+            }),
+            {
+              pairs,
+              window,
+              warmupMs: warmupS * 1000,
+              durationMs: durationS * 1000,
+              drainMs: DRAIN_MS,
+              maxMessagesPerPair: maxMessages,
+              expectReports: scenario !== "dummy",
+              onPhase(phase) {
+                if (phase === "measure") {
+                  measureStarted = performance.now();
+                  if (gateway) usage.gateway = startUsage(gateway.pid);
+                  if (gateway?.handlerPid != null) usage.handler = startUsage(gateway.handlerPid);
+                  usage.self = startUsage(process.pid);
+                } else if (phase === "drain") {
+                  const wall = (performance.now() - measureStarted) / 1000;
+                  finished.gateway = usage.gateway?.finish(wall) ?? null;
+                  finished.handler = usage.handler?.finish(wall) ?? null;
+                  finished.self = usage.self?.finish(wall) ?? null;
+                }
+              },
+              onProgress: (p) => progress.show(label, p),
+            },
+          );
+        } catch (err) {
+          progress.clear();
+          console.error(`bester bench: ${label} ${(err as Error).message}`);
+          if (gateway) {
+            console.error(`gateway log:\n${gateway.logTail()}`);
+            await gateway.stop();
+          }
+          return 1;
+        }
+        // Peak RSS is read once the run is over, before the processes go away.
+        if (gateway && finished.gateway) finished.gateway = { ...finished.gateway, ...peakOf(finished.gateway.pid) };
+        if (finished.handler) finished.handler = { ...finished.handler, ...peakOf(finished.handler.pid) };
+        const profileFile = gateway ? await gateway.stop() : null;
+        current = undefined;
+        progress.clear();
+
+        const run: RunReport = {
+          scenario,
+          pairs,
+          size,
+          window,
+          warmupSeconds: warmupS,
+          durationSeconds: durationS,
+          measuredSeconds: result.measuredSeconds,
+          messagesPerSecond: result.messagesPerSecond,
+          latencyMs: result.latencyMs,
+          sent: result.sent,
+          received: result.received,
+          lost: result.lost,
+          refused: result.refused,
+          duplicated: result.duplicated,
+          unexpected: result.unexpected,
+          accepted: result.accepted,
+          gateway: finished.gateway,
+          handler: scenario === "dummy" ? null : finished.handler,
+          loadGenerator: finished.self,
+          problems: result.problems,
+        };
+        if (profileFile !== null) {
+          try {
+            run.profile = summariseProfile(profileFile);
+          } catch (err) {
+            run.problems.push(`cannot read the CPU profile ${profileFile}: ${(err as Error).message}`);
+          }
+        } else if (cpuProfDir !== undefined) {
+          run.problems.push(`no CPU profile was written into ${cpuProfDir}`);
+        }
+        report.runs.push(run);
+        if (run.lost > 0 || run.duplicated > 0) failures++;
+        if (!values.json && !values.quiet) {
+          progress.note(
+            `${label} ${run.messagesPerSecond.toLocaleString("en-US")} msgs/s, p99 ${run.latencyMs.p99 ?? "-"} ms, lost ${run.lost}, duplicated ${run.duplicated}`,
+          );
+        }
+      }
+    }
+  }
+
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else console.log(`\n${formatRuns(report.runs)}`);
+  if (failures > 0) {
+    console.error(`bester bench: ${failures} run${failures === 1 ? "" : "s"} lost or duplicated messages`);
+    return 1;
+  }
+  return 0;
+}
+
+function peakOf(pid: number): Partial<ProcessUsage> {
+  const usage = startUsage(pid).finish(0);
+  const out: Partial<ProcessUsage> = {};
+  if (usage.peakRssKiB !== null) out.peakRssKiB = usage.peakRssKiB;
+  if (usage.rssKiB !== null) out.rssKiB = usage.rssKiB;
+  return out;
+}
+
+async function idleRun(
+  runtime: Runtime,
+  report: BenchReport,
+  opts: {
+    idle: number;
+    target: Endpoint | undefined;
+    password: string;
+    listener: ListenerKind;
+    progress: ReturnType<typeof progressPrinter>;
+  },
+): Promise<number> {
+  const { idle, progress } = opts;
+  // Every client is a descriptor here and one in the gateway: ask for room in both.
+  const wanted = idle + 512;
+  const mine = raiseOpenFileLimit(process.pid, wanted);
+  if (mine !== null && mine.soft < wanted) {
+    progress.note(`bester bench: open-file limit ${mine.soft} here (wanted ${wanted}); expect failures past it`);
+  }
+  let gateway: BenchGateway | undefined;
+  let target = opts.target;
+  if (target === undefined) {
+    try {
+      gateway = await startBenchGateway({
+        runtime,
+        listener: opts.listener,
+        handlerMode: null,
+        type: DEFAULTS.type,
+        sessionWindow: DEFAULT_SESSION_WINDOW,
+        maxConnections: idle + 100,
+      });
+    } catch (err) {
+      console.error(`bester bench: ${(err as Error).message}`);
+      return 1;
+    }
+    target = gateway.target;
+    const theirs = raiseOpenFileLimit(gateway.pid, wanted);
+    if (theirs !== null && theirs.soft < wanted) {
+      progress.note(`bester bench: the gateway's open-file limit is ${theirs.soft} (wanted ${wanted}); expect failures past it`);
+    }
+  }
+  try {
+    report.idle = await runIdle({
+      target,
+      count: idle,
+      password: opts.password,
+      gatewayPid: gateway?.pid ?? null,
+      onProgress: (connected, failed) => progress.note(`  ${connected.toLocaleString("en-US")} idle clients logged in, ${failed} failed`),
+    });
+  } finally {
+    await gateway?.stop();
+  }
+  return report.idle.connected === idle ? 0 : 1;
+}
