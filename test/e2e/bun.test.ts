@@ -1,4 +1,5 @@
 import { accountsSuite } from "./accounts.suite.ts";
+import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
@@ -17,3 +18,4 @@ sdkSuite("bun");
 controlSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
+benchSuite("bun");

@@ -1,0 +1,145 @@
+/**
+ * `bester bench` through the real CLI: the report's shape and its accounting
+ * (every message sent arrives once), on a gateway the bench starts and on one
+ * given by address. Correctness only: the figures themselves are not judged.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { runCli, startGateway } from "../_harness/gateway.ts";
+import { RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
+
+const QUICK = ["--window", "8", "--duration", "1", "--warmup", "0", "--json", "--quiet"];
+
+function expectAccounted(run: any) {
+  expect(run.sent).toBeGreaterThan(0);
+  expect(run.sent).toBe(run.received + run.lost);
+  expect(run.lost).toBe(0);
+  expect(run.duplicated).toBe(0);
+  expect(run.unexpected).toBe(0);
+  expect(run.problems).toEqual([]);
+}
+
+export function benchSuite(runtime: RuntimeName) {
+  describe(`${runtime}: bench`, () => {
+    test(
+      "every scenario on a gateway it starts: the JSON report accounts for every message",
+      async () => {
+        const { code, stdout, stderr } = await runCli(runtime, ["bench", "--mode", "all", "--pairs", "1", "--size", "100", ...QUICK], { timeoutMs: 90_000 });
+        expect(stderr).not.toContain("lost or duplicated");
+        expect(code).toBe(0);
+        const report = JSON.parse(stdout);
+        expect(report.bester).toMatch(/^\d+\.\d+\.\d+/);
+        expect(report.gateway).toEqual({ started: true, listener: "tcp4" });
+        expect(report.machine.cpus).toBeGreaterThanOrEqual(1);
+        expect(typeof report.processes).toBe("string");
+        expect(report.runs.map((r: any) => r.scenario)).toEqual(["dummy", "per-message", "persistent"]);
+        for (const run of report.runs) {
+          expectAccounted(run);
+          expect(run).toMatchObject({ pairs: 1, size: 100, window: 8, durationSeconds: 1, warmupSeconds: 0 });
+          expect(typeof run.messagesPerSecond).toBe("number");
+          for (const key of ["p50", "p90", "p99", "max"]) expect(typeof run.latencyMs[key]).toBe("number");
+          expect(run.latencyMs.p50).toBeLessThanOrEqual(run.latencyMs.p99);
+          expect(run.latencyMs.p99).toBeLessThanOrEqual(run.latencyMs.max);
+          // The gateway the bench started: its CPU and peak RSS are read from /proc.
+          expect(run.gateway.pid).toBeGreaterThan(0);
+          expect(run.gateway.peakRssKiB).toBeGreaterThan(0);
+          expect(typeof run.gateway.cpuSeconds).toBe("number");
+          expect(typeof run.loadGenerator.cpuSeconds).toBe("number");
+          if (run.scenario === "dummy") {
+            expect(run.handler).toBeNull();
+          } else {
+            expect(run.handler.peakRssKiB).toBeGreaterThan(0);
+            // Every relayed message got its "good" status report too.
+            expect(run.accepted).toBe(run.sent);
+          }
+        }
+      },
+      120_000,
+    );
+
+    test(
+      "--messages bounds each sender; several pairs; 4 KiB data",
+      async () => {
+        const { code, stdout } = await runCli(
+          runtime,
+          ["bench", "--mode", "persistent", "--pairs", "2", "--size", "4096", "--messages", "50", "--window", "8", "--duration", "30", "--warmup", "0", "--json", "-q"],
+          { timeoutMs: 90_000 },
+        );
+        expect(code).toBe(0);
+        const [run] = JSON.parse(stdout).runs;
+        expectAccounted(run);
+        expect(run.sent).toBe(100);
+        expect(run.received).toBe(100);
+        // Stopped by the count, long before the 30 s.
+        expect(run.measuredSeconds).toBeLessThan(30);
+      },
+      120_000,
+    );
+
+    test(
+      "--connect: a running gateway with the relay handler; its resources are n/a",
+      async () => {
+        const [program, ...pre] = RUNTIMES[runtime];
+        const gw = await startGateway(runtime, {
+          handlers: {
+            availableTypes: ["relay"],
+            typeMap: {
+              relay: { handlerBinary: program, handlerArgs: [...pre, "bench", "handler"], unixDomainSocketPath: "relay.sock", mode: "persistent" },
+            },
+          },
+        });
+        try {
+          const address = `${(gw.tcp4 as { host: string }).host}:${(gw.tcp4 as { port: number }).port}`;
+          const { code, stdout } = await runCli(
+            runtime,
+            ["bench", "--connect", address, "--mode", "persistent,dummy", "--pairs", "2", ...QUICK],
+            { timeoutMs: 90_000 },
+          );
+          expect(code).toBe(0);
+          const report = JSON.parse(stdout);
+          expect(report.gateway).toEqual({ started: false, address });
+          expect(report.runs.map((r: any) => r.scenario)).toEqual(["persistent", "dummy"]);
+          for (const run of report.runs) {
+            expectAccounted(run);
+            expect(run.gateway).toBeNull();
+            expect(run.handler).toBeNull();
+          }
+          // The text report says n/a rather than inventing figures.
+          const text = await runCli(runtime, ["bench", "--connect", address, "--mode", "dummy", "--window", "4", "--duration", "0.5", "--warmup", "0", "-q"], { timeoutMs: 60_000 });
+          expect(text.code).toBe(0);
+          expect(text.stdout).toContain("n/a");
+        } finally {
+          await gw.stop();
+        }
+      },
+      120_000,
+    );
+
+    test(
+      "--idle N logs in N idle clients and reports the gateway's RSS",
+      async () => {
+        const { code, stdout } = await runCli(runtime, ["bench", "--idle", "50", "--json", "-q"], { timeoutMs: 90_000 });
+        expect(code).toBe(0);
+        const { idle } = JSON.parse(stdout);
+        expect(idle).toMatchObject({ requested: 50, connected: 50, failed: 0, droppedAfterLogin: 0 });
+        expect(idle.gateway.rssAfterKiB).toBeGreaterThan(0);
+        expect(typeof idle.gateway.bytesPerConnection).toBe("number");
+      },
+      120_000,
+    );
+
+    test("usage mistakes exit 2 and name the flag", async () => {
+      const a = await runCli(runtime, ["bench", "--mode", "fast"]);
+      expect(a.code).toBe(2);
+      expect(a.stderr).toContain("unknown scenario 'fast'");
+      const b = await runCli(runtime, ["bench", "--pairs", "0"]);
+      expect(b.code).toBe(2);
+      expect(b.stderr).toContain("--pairs");
+      const c = await runCli(runtime, ["bench", "--connect", "127.0.0.1:1", "--cpu-prof", join("tmp", "x")]);
+      expect(c.code).toBe(2);
+      const help = await runCli(runtime, ["bench", "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain("Usage: bester bench");
+    });
+  });
+}
