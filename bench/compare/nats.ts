@@ -1,0 +1,231 @@
+/**
+ * Bester next to NATS on the same flow, in the same session, on this machine:
+ *
+ *   NATS:   T --PUB relay--> nats-server --MSG--> relay subscriber --PUB g.G--> nats-server --MSG--> G
+ *   Bester: T --"relay"--> gateway --> relay handler --sendClients [G]--> gateway --> G
+ *
+ * Both are driven by the same load generator (src/bench/load.ts): N pairs in
+ * one process, WINDOW messages in flight per sender (sent, not yet received by
+ * its partner), latency from the send time each message carries. For every
+ * (size, pairs) the NATS run and `bester bench` runs alternate, so drift on
+ * the machine hits both alike.
+ *
+ * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
+ * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
+ *          [--duration 5] [--warmup 1] [--mode persistent,per-message] [--repeat 1] [--json]
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { runLoad, type LoadSink, type LoadTransport, type PairLink } from "../../src/bench/load.ts";
+import { machineInfo, type ProcessUsage, startUsage, vmKiB } from "../../src/bench/proc.ts";
+import { formatRuns, type RunReport } from "../../src/bench/report.ts";
+import { loadRuntime } from "../../src/runtime/index.ts";
+import type { Child, Runtime } from "../../src/runtime/types.ts";
+import { connectNats } from "./nats-wire.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url).href);
+const { values } = parseArgs({
+  options: {
+    pairs: { type: "string", default: "1,8" },
+    size: { type: "string", default: "100,4096" },
+    window: { type: "string", default: "64" },
+    duration: { type: "string", default: "5" },
+    warmup: { type: "string", default: "1" },
+    mode: { type: "string", default: "persistent" },
+    repeat: { type: "string", default: "1" },
+    json: { type: "boolean", default: false },
+  },
+});
+const pairsList = values.pairs.split(",").map(Number);
+const sizes = values.size.split(",").map(Number);
+const window = Number(values.window);
+const durationS = Number(values.duration);
+const warmupS = Number(values.warmup);
+const repeat = Number(values.repeat);
+const runtime = await loadRuntime();
+const runId = randomBytes(4).toString("hex");
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns and waits for a line on stdout/stderr matching `ready`. */
+async function spawnUntil(argv: string[], ready: RegExp, what: string): Promise<{ child: Child; lines: string[] }> {
+  const lines: string[] = [];
+  let wake: (() => void) | undefined;
+  const child = runtime.spawn(argv, {
+    onOutput(_s, line) {
+      lines.push(line);
+      wake?.();
+    },
+  });
+  let exited = false;
+  void child.exited.then(() => {
+    exited = true;
+    wake?.();
+  });
+  const deadline = Date.now() + 15_000;
+  while (!lines.some((l) => ready.test(l))) {
+    if (exited || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${what} did not start:\n${lines.join("\n")}`);
+    }
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, 50);
+      wake = () => (clearTimeout(t), r());
+    });
+  }
+  return { child, lines };
+}
+
+async function stop(child: Child): Promise<void> {
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await child.exited;
+  clearTimeout(t);
+}
+
+function natsTransport(rt: Runtime, port: number, size: number): LoadTransport {
+  const text = new TextDecoder();
+  return {
+    async openPair(i: number, sink: LoadSink): Promise<PairLink> {
+      const to = `bench-g${i}`;
+      const at = { kind: "tcp4" as const, host: "127.0.0.1", port };
+      let closing = false;
+      const receiver = await connectNats(rt, at, to);
+      receiver.subscribe(`g.${to}`, (payload) => {
+        const data = JSON.parse(text.decode(payload)) as { r?: unknown; s?: unknown; t?: unknown };
+        if (data.r === runId) sink.delivered(i, Number(data.s), Number(data.t));
+        else sink.unexpected(i, "a message of another run");
+      });
+      await receiver.flush();
+      const sender = await connectNats(rt, at, `bench-t${i}`);
+      void receiver.closed.then((why) => closing || sink.broken(i, why));
+      void sender.closed.then((why) => closing || sink.broken(i, why));
+      // The same data as the Bester bench sends (src/bench/bester-transport.ts).
+      const head = `{"to":"${to}","r":"${runId}","s":`;
+      const fixed = head.length + 6 + 5 + 12 + 6 + 2;
+      const tail = `,"p":"${"x".repeat(Math.max(0, size - fixed))}"}`;
+      return {
+        send(seq, sentAt) {
+          sender.publish("relay", `${head}${seq},"t":${sentAt}${tail}`);
+        },
+        close() {
+          closing = true;
+          sender.close();
+          receiver.close();
+        },
+      };
+    },
+  };
+}
+
+async function natsRun(pairs: number, size: number): Promise<RunReport> {
+  const port = await freePort();
+  const server = await spawnUntil(["nats-server", "-a", "127.0.0.1", "-p", String(port)], /Server is ready/, "nats-server");
+  const relayArgv =
+    runtime.name === "bun"
+      ? [process.execPath, `${ROOT}bench/compare/nats-relay.ts`, "127.0.0.1", String(port)]
+      : [process.execPath, "run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}bench/compare/nats-relay.ts`, "127.0.0.1", String(port)];
+  const relay = await spawnUntil(relayArgv, /relay: subscribed/, "the NATS relay subscriber");
+  const usage: Record<string, ReturnType<typeof startUsage>> = {};
+  const done: Record<string, ProcessUsage | null> = {};
+  let started = 0;
+  try {
+    const result = await runLoad(natsTransport(runtime, port, size), {
+      pairs,
+      window,
+      warmupMs: warmupS * 1000,
+      durationMs: durationS * 1000,
+      drainMs: 6_000,
+      maxMessagesPerPair: Number.MAX_SAFE_INTEGER,
+      onPhase(phase) {
+        if (phase === "measure") {
+          started = performance.now();
+          usage.server = startUsage(server.child.pid);
+          usage.relay = startUsage(relay.child.pid);
+          usage.self = startUsage(process.pid);
+        } else if (phase === "drain") {
+          const wall = (performance.now() - started) / 1000;
+          for (const k of Object.keys(usage)) done[k] = usage[k]!.finish(wall);
+        }
+      },
+      onProgress: values.json ? undefined : (p) => process.stderr.write(`[nats ${pairs}x${size}B] ${p.elapsedSeconds} s ${p.rate} msgs/s\n`),
+    });
+    for (const [k, pid] of [["server", server.child.pid], ["relay", relay.child.pid]] as const) {
+      if (done[k]) done[k] = { ...done[k]!, peakRssKiB: vmKiB(pid, "VmHWM") };
+    }
+    return {
+      scenario: "nats",
+      pairs,
+      size,
+      window,
+      warmupSeconds: warmupS,
+      durationSeconds: durationS,
+      measuredSeconds: result.measuredSeconds,
+      messagesPerSecond: result.messagesPerSecond,
+      latencyMs: result.latencyMs,
+      sent: result.sent,
+      received: result.received,
+      lost: result.lost,
+      refused: result.refused,
+      duplicated: result.duplicated,
+      unexpected: result.unexpected,
+      accepted: result.accepted,
+      gateway: done.server ?? null,
+      handler: done.relay ?? null,
+      loadGenerator: done.self ?? null,
+      problems: result.problems,
+    };
+  } finally {
+    await stop(relay.child);
+    await stop(server.child);
+  }
+}
+
+async function besterRun(pairs: number, size: number): Promise<RunReport[]> {
+  const main = `${ROOT}src/main.ts`;
+  const argv = [
+    ...(runtime.name === "bun" ? [process.execPath, main] : [process.execPath, "run", "-A", "--config", `${ROOT}deno.json`, main]),
+    "bench", "--json", "--quiet",
+    "--mode", values.mode, "--pairs", String(pairs), "--size", String(size), "--window", String(window),
+    "--duration", String(durationS), "--warmup", String(warmupS),
+  ];
+  const out: string[] = [];
+  const child = runtime.spawn(argv, { onOutput: (stream, line) => (stream === "stdout" ? out.push(line) : process.stderr.write(`${line}\n`)) });
+  await child.exited;
+  const report = JSON.parse(out.join("\n")) as { runs: RunReport[] };
+  return report.runs;
+}
+
+const runs: RunReport[] = [];
+const machine = machineInfo();
+for (let r = 0; r < repeat; r++) {
+  for (const size of sizes) {
+    for (const pairs of pairsList) {
+      runs.push(await natsRun(pairs, size));
+      runs.push(...(await besterRun(pairs, size)));
+    }
+  }
+}
+
+if (values.json) {
+  console.log(JSON.stringify({ runtime: `${runtime.name} ${runtime.version}`, machine, runs }, null, 2));
+} else {
+  console.log(
+    `NATS (nats-server, relay subscriber) and bester (${values.mode}) on ${runtime.name} ${runtime.version}; ` +
+      `${machine.cpus} CPUs (${machine.cpuModel}); load average ${machine.loadAverage} at start`,
+  );
+  console.log('For "nats" rows, the gateway columns are nats-server and the handler columns the relay subscriber.\n');
+  console.log(formatRuns(runs));
+}
