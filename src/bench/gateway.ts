@@ -38,6 +38,8 @@ export interface BenchGateway {
   readonly handlerPid: number | null;
   /** The gateway's last log lines, for error messages. */
   logTail(): string;
+  /** Null while it runs; how it ended once it has (before stop(): it died under the bench). */
+  exitStatus(): string | null;
   /** SIGTERM, then SIGKILL after 10 s; removes the run directory. Returns the CPU profile's path, if one was written. */
   stop(): Promise<string | null>;
 }
@@ -123,8 +125,10 @@ export async function startBenchGateway(opts: BenchGatewayOptions): Promise<Benc
     },
   });
   let exited = false;
-  void child.exited.then(() => {
+  let exitStatus: string | null = null;
+  void child.exited.then((e) => {
     exited = true;
+    exitStatus = e.signal !== null ? `killed by ${e.signal}` : `exit code ${e.code}`;
     wake?.();
   });
   const logTail = () => lines.slice(-LOG_TAIL_LINES).join("\n");
@@ -185,6 +189,7 @@ export async function startBenchGateway(opts: BenchGatewayOptions): Promise<Benc
     target,
     handlerPid,
     logTail,
+    exitStatus: () => exitStatus,
     async stop() {
       await stopChild();
       let profile: string | null = null;

@@ -32,6 +32,10 @@ export interface IdleResult {
   /** Connections that were up and later closed before the measurement ended. */
   droppedAfterLogin: number;
   firstError: string | null;
+  /** Set when an open-file limit allowed fewer clients than requested (`connected` then counts those). */
+  limitedBy?: string;
+  /** Set when the gateway died during the test: how, and its last log lines. */
+  gatewayExit?: string;
   sourceAddresses: string[];
   openSeconds: number;
   /** Clients opened before the baseline was taken (warm-up), not counted in the per-connection figure. */

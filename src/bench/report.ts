@@ -129,7 +129,9 @@ export function formatIdle(idle: IdleResult): string {
   return [
     `idle clients: ${num(idle.connected)} of ${num(idle.requested)} logged in (${num(idle.failed)} failed, ${num(idle.droppedAfterLogin)} dropped later) in ${idle.openSeconds} s`,
     `  source addresses: ${idle.sourceAddresses.length > 0 ? idle.sourceAddresses.join(", ") : "n/a (UNIX socket)"}`,
+    ...(idle.limitedBy ? [`  limited: ${idle.limitedBy}`] : []),
     ...(idle.firstError ? [`  first failure: ${idle.firstError}`] : []),
+    ...(idle.gatewayExit ? [`  ${idle.gatewayExit}`] : []),
     `  gateway RSS: ${mib(g?.rssBeforeKiB)} after ${idle.warmupClients} clients, ${mib(g?.rssAfterKiB)} with all; peak ${mib(g?.peakRssKiB)}`,
     `  RSS per idle connection: ${perConn}`,
   ].join("\n");

@@ -21,6 +21,9 @@ const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
 
 const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 1, type: "relay", password: "bench" } as const;
 
+/** Descriptors each process keeps for itself beside the idle clients (listeners, pipes, /proc reads). */
+const FD_RESERVE = 64;
+
 /** After sending stops, what is in flight gets this long to arrive (above the default handler timeout, 5 s). */
 const DRAIN_MS = 6_000;
 
@@ -237,7 +240,11 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     machine: machineInfo(),
     gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect! },
     processes:
-      target === undefined
+      idle !== undefined
+        ? target === undefined
+          ? "gateway in its own process; the idle clients in this process (node:net sockets)"
+          : "the idle clients in this process (node:net sockets); the gateway: not started by the bench (RSS n/a)"
+        : target === undefined
         ? "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
         : "load generator: this process, every pair; the gateway and its handler: not started by the bench (CPU and RSS n/a)",
     runs: [],
@@ -339,6 +346,8 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           }
           return 1;
         }
+        const died = gateway?.exitStatus();
+        if (gateway && died) result.problems.push(`the gateway ended during the run (${died}); its last log lines:\n${gateway.logTail()}`);
         // Peak RSS is read once the run is over, before the processes go away.
         if (gateway && finished.gateway) finished.gateway = { ...finished.gateway, ...peakOf(finished.gateway.pid) };
         if (finished.handler) finished.handler = { ...finished.handler, ...peakOf(finished.handler.pid) };
@@ -416,14 +425,15 @@ async function idleRun(
     progress: ReturnType<typeof progressPrinter>;
   },
 ): Promise<number> {
-  const { idle, progress } = opts;
+  const { progress } = opts;
+  let idle = opts.idle;
   // Every client is a descriptor here and one in the gateway: ask for room in both.
-  const wanted = idle + 512;
+  const wanted = idle + FD_RESERVE;
+  const limits: string[] = [];
   const mine = raiseOpenFileLimit(process.pid, wanted);
-  if (mine !== null && mine.soft < wanted) {
-    progress.note(`bester bench: open-file limit ${mine.soft} here (wanted ${wanted}); expect failures past it`);
-  }
+  if (mine !== null && mine.soft < wanted) limits.push(`the bench process's open-file limit is ${mine.soft}`);
   let gateway: BenchGateway | undefined;
+  let theirs: { soft: number } | null = null;
   let target = opts.target;
   if (target === undefined) {
     try {
@@ -440,10 +450,18 @@ async function idleRun(
       return 1;
     }
     target = gateway.target;
-    const theirs = raiseOpenFileLimit(gateway.pid, wanted);
-    if (theirs !== null && theirs.soft < wanted) {
-      progress.note(`bester bench: the gateway's open-file limit is ${theirs.soft} (wanted ${wanted}); expect failures past it`);
-    }
+    theirs = raiseOpenFileLimit(gateway.pid, wanted);
+    if (theirs !== null && theirs.soft < wanted) limits.push(`the gateway's is ${theirs.soft}`);
+  }
+  let limitedBy: string | undefined;
+  if (limits.length > 0) {
+    // Both processes need a few descriptors of their own (listeners, pipes, /proc reads).
+    const room = Math.min(mine?.soft ?? Infinity, theirs?.soft ?? Infinity) - FD_RESERVE;
+    limitedBy =
+      `${limits.join(" and ")} and could not be raised (prlimit: raising a hard limit needs root with CAP_SYS_RESOURCE)` +
+      (room < idle ? `, so ${room.toLocaleString("en-US")} clients are opened instead of ${idle.toLocaleString("en-US")}` : "");
+    if (room < idle) idle = Math.max(1, room);
+    progress.note(`bester bench: ${limitedBy}`);
   }
   try {
     report.idle = await runIdle({
@@ -453,8 +471,12 @@ async function idleRun(
       gatewayPid: gateway?.pid ?? null,
       onProgress: (connected, failed) => progress.note(`  ${connected.toLocaleString("en-US")} idle clients logged in, ${failed} failed`),
     });
+    if (limitedBy !== undefined) report.idle.limitedBy = limitedBy;
+    report.idle.requested = opts.idle;
+    const died = gateway?.exitStatus();
+    if (gateway && died) report.idle.gatewayExit = `the gateway ended during the test (${died}); its last log lines:\n${gateway.logTail()}`;
   } finally {
     await gateway?.stop();
   }
-  return report.idle.connected === idle ? 0 : 1;
+  return report.idle.connected === idle && report.idle.gatewayExit === undefined ? 0 : 1;
 }
