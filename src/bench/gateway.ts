@@ -27,7 +27,7 @@ export interface BenchGatewayOptions {
   sessionWindow: number;
   /** limits.maxConnections. */
   maxConnections: number;
-  /** Write a CPU profile of the gateway into this directory (when the runtime allows). */
+  /** Write CPU profiles of the gateway and of the relay handler into this directory (from source only). */
   cpuProfDir?: string;
 }
 
@@ -40,8 +40,8 @@ export interface BenchGateway {
   logTail(): string;
   /** Null while it runs; how it ended once it has (before stop(): it died under the bench). */
   exitStatus(): string | null;
-  /** SIGTERM, then SIGKILL after 10 s; removes the run directory. Returns the CPU profile's path, if one was written. */
-  stop(): Promise<string | null>;
+  /** SIGTERM, then SIGKILL after 10 s; removes the run directory. Returns the CPU profiles written, if any. */
+  stop(): Promise<{ gateway: string | null; handler: string | null }>;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -58,9 +58,15 @@ function selfArgv(runtime: Runtime, runtimeFlags: string[]): string[] {
   return self;
 }
 
+/** Runtime flags that make a process write a CPU profile into `dir` on exit. */
+function profileFlags(runtime: Runtime, dir: string | undefined): string[] {
+  if (dir === undefined) return [];
+  return runtime.name === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [`--cpu-prof-dir=${dir}`];
+}
+
 /** The config file the bench gateway runs on. */
 export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
-  const self = opts.runtime.selfCommand();
+  const self = selfArgv(opts.runtime, profileFlags(opts.runtime, opts.cpuProfDir));
   const network =
     opts.listener === "unix"
       ? { types: ["unix"], unix: { address: join(dir, "bester.sock") } }
@@ -98,13 +104,7 @@ export async function startBenchGateway(opts: BenchGatewayOptions): Promise<Benc
   const configPath = join(dir, "server.conf");
   writeFileSync(configPath, JSON.stringify(benchConfig(dir, opts), null, 2));
 
-  const profFlags =
-    opts.cpuProfDir === undefined
-      ? []
-      : runtime.name === "bun"
-        ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`]
-        : [`--cpu-prof-dir=${opts.cpuProfDir}`];
-  const argv = [...selfArgv(runtime, profFlags), "serve", "--config", configPath];
+  const argv = [...selfArgv(runtime, profileFlags(runtime, opts.cpuProfDir)), "serve", "--config", configPath];
 
   const lines: string[] = [];
   const records: Array<Record<string, unknown>> = [];
@@ -192,14 +192,15 @@ export async function startBenchGateway(opts: BenchGatewayOptions): Promise<Benc
     exitStatus: () => exitStatus,
     async stop() {
       await stopChild();
-      let profile: string | null = null;
-      if (opts.cpuProfDir !== undefined) {
-        // The runtime names the file itself (CPU.<time>.<pid>.cpuprofile); take this process's.
-        const mine = readdirSync(opts.cpuProfDir).filter((f) => f.endsWith(".cpuprofile") && f.includes(String(child.pid)));
-        profile = mine.length > 0 ? join(opts.cpuProfDir, mine.sort().at(-1)!) : null;
-      }
+      // The runtime names each file itself (CPU.<time>.<pid>...cpuprofile): find each process's.
+      const profileOf = (pid: number | null): string | null => {
+        if (opts.cpuProfDir === undefined || pid === null) return null;
+        const pattern = new RegExp(`\\.${pid}\\..*cpuprofile$`);
+        const files = readdirSync(opts.cpuProfDir).filter((f) => pattern.test(f)).sort();
+        return files.length > 0 ? join(opts.cpuProfDir, files.at(-1)!) : null;
+      };
       rmSync(dir, { recursive: true, force: true });
-      return profile;
+      return { gateway: profileOf(child.pid), handler: profileOf(handlerPid) };
     },
   };
 }

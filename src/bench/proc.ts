@@ -7,16 +7,19 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime; 100 on every common Linux build. */
-const CLOCK_TICKS = (() => {
-  try {
-    const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
-    const n = Number(out.stdout?.trim());
-    return Number.isFinite(n) && n > 0 ? n : 100;
-  } catch {
-    return 100;
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime; 100 on every common Linux build. Asked once, when first needed. */
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      const n = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim());
+      clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
+    } catch {
+      clockTicks = 100;
+    }
   }
-})();
+  return clockTicks;
+}
 
 function read(path: string): string | null {
   try {
@@ -36,7 +39,7 @@ export function cpuSeconds(pid: number): number | null {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
-  return (utime + stime) / CLOCK_TICKS;
+  return (utime + stime) / ticksPerSecond();
 }
 
 /** A `Vm*` line of /proc/<pid>/status in KiB: `VmHWM` (peak resident), `VmRSS` (resident now). */

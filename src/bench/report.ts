@@ -36,7 +36,9 @@ export interface RunReport {
   handler: ProcessUsage | null;
   loadGenerator: ProcessUsage | null;
   problems: string[];
+  /** With --cpu-prof: where the gateway's and the relay handler's time went. */
   profile?: ProfileSummary;
+  handlerProfile?: ProfileSummary;
 }
 
 export interface BenchReport {
@@ -112,7 +114,10 @@ export function formatRuns(runs: RunReport[]): string {
   for (const r of runs) {
     for (const p of r.problems) notes.push(`  ${r.scenario} ${r.pairs}x${r.size}: ${p}`);
   }
-  const profiles = runs.filter((r) => r.profile).map((r) => `${r.scenario} ${r.pairs}x${r.size}: ${formatProfile(r.profile!)}`);
+  const profiles = runs.flatMap((r) => [
+    ...(r.profile ? [`${r.scenario} ${r.pairs}x${r.size}, gateway: ${formatProfile(r.profile)}`] : []),
+    ...(r.handlerProfile ? [`${r.scenario} ${r.pairs}x${r.size}, relay handler: ${formatProfile(r.handlerProfile)}`] : []),
+  ]);
   return [
     main,
     "",

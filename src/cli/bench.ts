@@ -70,8 +70,9 @@ Options:
       --idle N            instead: log in N clients that stay idle, and report the
                           gateway's RSS per connection (raises the open-file limit
                           with prlimit when it can)
-      --cpu-prof DIR      profile the started gateway (a .cpuprofile per run in DIR)
-                          and list its hot spots; profiling slows it down
+      --cpu-prof DIR      profile the started gateway and relay handler (a .cpuprofile
+                          each per run in DIR) and list their hot spots; profiling
+                          slows them down
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -351,7 +352,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
         // Peak RSS is read once the run is over, before the processes go away.
         if (gateway && finished.gateway) finished.gateway = { ...finished.gateway, ...peakOf(finished.gateway.pid) };
         if (finished.handler) finished.handler = { ...finished.handler, ...peakOf(finished.handler.pid) };
-        const profileFile = gateway ? await gateway.stop() : null;
+        const profiles = gateway ? await gateway.stop() : { gateway: null, handler: null };
         current = undefined;
         progress.clear();
 
@@ -377,14 +378,21 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           loadGenerator: finished.self,
           problems: result.problems,
         };
-        if (profileFile !== null) {
-          try {
-            run.profile = summariseProfile(profileFile);
-          } catch (err) {
-            run.problems.push(`cannot read the CPU profile ${profileFile}: ${(err as Error).message}`);
+        if (cpuProfDir !== undefined) {
+          for (const [who, file] of [["gateway", profiles.gateway], ["handler", profiles.handler]] as const) {
+            if (who === "handler" && scenario === "dummy") continue;
+            if (file === null) {
+              run.problems.push(`no CPU profile of the ${who} was written into ${cpuProfDir}`);
+              continue;
+            }
+            try {
+              const summary = summariseProfile(file);
+              if (who === "gateway") run.profile = summary;
+              else run.handlerProfile = summary;
+            } catch (err) {
+              run.problems.push(`cannot read the CPU profile ${file}: ${(err as Error).message}`);
+            }
           }
-        } else if (cpuProfDir !== undefined) {
-          run.problems.push(`no CPU profile was written into ${cpuProfDir}`);
         }
         report.runs.push(run);
         if (run.lost > 0 || run.duplicated > 0) failures++;
