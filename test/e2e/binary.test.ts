@@ -13,6 +13,7 @@ import { chat, differences, onFreePorts, printedDefault, serve } from "../_harne
 import { tempDir } from "../_harness/gateway.ts";
 import { BINARY, ROOT } from "../_harness/runtimes.ts";
 import { accountsSuite } from "./accounts.suite.ts";
+import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
@@ -34,6 +35,7 @@ const SUITES = {
   controlSuite,
   federationSuite,
   informerSuite,
+  benchSuite,
 };
 for (const suite of Object.values(SUITES)) suite("binary");
 
