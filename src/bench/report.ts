@@ -58,6 +58,11 @@ const ms = (n: number | null) => (n === null ? "-" : n < 10 ? n.toFixed(2) : n <
 const pct = (u: ProcessUsage | null) => (u?.cpuPercent == null ? "n/a" : `${u.cpuPercent.toFixed(0)}%`);
 const mib = (kib: number | null | undefined) => (kib == null ? "n/a" : `${(kib / 1024).toFixed(1)} MiB`);
 
+/** CPU microseconds per message delivered in the measured interval. */
+function cpuPerMessage(r: RunReport, u: ProcessUsage | null): string {
+  return u?.cpuSeconds == null || r.latencyMs.count === 0 ? "n/a" : ((u.cpuSeconds * 1e6) / r.latencyMs.count).toFixed(1);
+}
+
 function table(header: string[], rows: string[][], leftColumns = 1): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
@@ -98,17 +103,23 @@ export function formatRuns(runs: RunReport[]): string {
     ]),
   );
   const resources = table(
-    ["scenario", "pairs", "size", "gateway CPU", "gateway peak RSS", "handler CPU", "handler peak RSS", "load generator CPU"],
-    runs.map((r) => [
-      r.scenario,
-      String(r.pairs),
-      String(r.size),
-      pct(r.gateway),
-      mib(r.gateway?.peakRssKiB),
-      r.scenario === "dummy" ? "-" : pct(r.handler),
-      r.scenario === "dummy" ? "-" : mib(r.handler?.peakRssKiB),
-      pct(r.loadGenerator),
-    ]),
+    ["scenario", "pairs", "size", "gateway CPU", "µs/msg", "peak RSS", "handler CPU", "µs/msg", "peak RSS", "load gen CPU", "µs/msg"],
+    runs.map((r) => {
+      const noHandler = r.scenario === "dummy";
+      return [
+        r.scenario,
+        String(r.pairs),
+        String(r.size),
+        pct(r.gateway),
+        cpuPerMessage(r, r.gateway),
+        mib(r.gateway?.peakRssKiB),
+        noHandler ? "-" : pct(r.handler),
+        noHandler ? "-" : cpuPerMessage(r, r.handler),
+        noHandler ? "-" : mib(r.handler?.peakRssKiB),
+        pct(r.loadGenerator),
+        cpuPerMessage(r, r.loadGenerator),
+      ];
+    }),
   );
   const notes: string[] = [];
   for (const r of runs) {
@@ -121,7 +132,8 @@ export function formatRuns(runs: RunReport[]): string {
   return [
     main,
     "",
-    "CPU: share of one core over the measured interval; peak RSS: VmHWM, whole process lifetime.",
+    "Over the measured interval: CPU as a share of one core, and CPU time per delivered message (µs/msg);",
+    "peak RSS: VmHWM, the whole process lifetime.",
     resources,
     ...(notes.length > 0 ? ["", "problems:", ...notes] : []),
     ...(profiles.length > 0 ? ["", ...profiles] : []),
