@@ -32,8 +32,9 @@ reloads the config file (what cannot change live is refused, and logged).`;
 export const CHECK_HELP = `Usage: bester check [--config FILE | FILE]
 
 Validates FILE. On success prints the effective config (defaults filled in,
-paths resolved, secrets hidden) as JSON on stdout and exits 0. Otherwise
-prints every problem as "path: message" on stderr and exits 1.
+paths resolved, secrets shown as "***") as JSON on stdout and exits 0; it is
+itself a valid config file. Otherwise prints every problem as
+"path: message" on stderr and exits 1.
 Without FILE, checks and prints the embedded default.
 
 Options:

@@ -54,12 +54,20 @@ export function formatIssue(i: ConfigIssue): string {
 }
 
 /** The config for printing: secrets replaced by "***". */
+/**
+ * The config as `bester check` prints it: secrets shown as "***", and only
+ * keys a config file has, so the output (secrets filled back in) loads again
+ * as a config file.
+ */
 export function redactConfig(c: Config): unknown {
   const control = c.control.token === undefined ? c.control : { ...c.control, token: "***" };
   const peers = Object.fromEntries(
     Object.entries(c.federation.peers).map(([name, p]) => [name, p.secret === undefined ? p : { ...p, secret: "***" }]),
   );
-  return { ...c, control, federation: { ...c.federation, peers } };
+  // `type` repeats the typeMap key; left out, the printed config loads back without warnings.
+  const typeMap = Object.fromEntries(Object.entries(c.handlers.typeMap).map(([k, { type: _type, ...h }]) => [k, h]));
+  const { source: _source, ...rest } = c;
+  return { ...rest, handlers: { ...c.handlers, typeMap }, control, federation: { ...c.federation, peers } };
 }
 
 export async function loadConfigFile(path: string): Promise<LoadResult> {

@@ -225,6 +225,9 @@ export const DEFAULT_HANDLER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
  */
 export const CLOSE_GRACE_MS = 2000;
 
+/** In {@link runHandlerMain}, a stop signal repeated within this is the same request, not a second one. */
+export const REPEATED_SIGNAL_MS = 500;
+
 /**
  * Requests of one connection being worked on at once; past it the connection
  * is not read until answers go out, so a flood cannot exhaust memory.
@@ -562,7 +565,7 @@ export interface RunHandlerMainOptions extends Omit<ServeHandlerOptions, "handle
  * (`PROGRAM [args...] SOCKET [INFORMER]`, with `BESTER_HANDLER_SOCKET` set):
  * takes the socket path from `options.socket`, else `BESTER_HANDLER_SOCKET`,
  * else `process.argv[2]`; serves; on SIGTERM or SIGINT closes, removes the
- * socket file and exits 0 (a second signal exits 1 at once). If it cannot
+ * socket file and exits 0 (a second signal, more than 500 ms later, exits 1 at once). If it cannot
  * start it prints why on stderr and exits 1 (2 when no socket path is given).
  *
  * @param handle the handler function
@@ -595,10 +598,15 @@ export async function runHandlerMain(handle: HandleFunction, options: RunHandler
     log(`${program}: ${messageOf(err)}`);
     process.exit(1);
   }
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
+    // Ctrl-C in a terminal reaches the handler twice: SIGINT from the terminal,
+    // then SIGTERM from the gateway stopping it. That is one request.
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < REPEATED_SIGNAL_MS) return;
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
     log(`${program}: ${signal}: closing ${socket}`);
     running.close().then(
       () => process.exit(0),

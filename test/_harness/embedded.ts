@@ -31,12 +31,8 @@ export function onFreePorts(config: Json): Json {
     }
     return out;
   };
-  // `source` (where the config came from) and each handler's `type` (its typeMap key)
-  // are in check's output but are not keys of the file format.
-  const { source: _source, ...rest } = config;
-  const out = walk(rest, []);
-  for (const h of Object.values(out.handlers?.typeMap ?? {}) as Json[]) delete h.type;
-  return out;
+  // check's output has only keys of the file format, so it loads back as is.
+  return walk(config, []);
 }
 
 /** Dotted paths whose values differ between two JSON trees. */

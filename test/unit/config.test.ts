@@ -373,6 +373,13 @@ describe("rules across keys", () => {
     }
   });
 
+  test("the printed effective config loads back as a config file: same config, no warnings", () => {
+    const c = ok(load(tcp4Only({ handlers: { availableTypes: ["a"], typeMap: { a: { unixDomainSocketPath: "a.sock" } } } })));
+    const again = parseConfigText(JSON.stringify(redactConfig(c)), "/elsewhere/server.conf");
+    expect(again.warnings).toEqual([]);
+    expect(ok(again)).toEqual({ ...c, source: "/elsewhere/server.conf" });
+  });
+
   test("redactConfig hides the control token and leaves the config alone", () => {
     const c = ok(load(tcp4Only({ control: { token: "s3cret" } })));
     expect(JSON.stringify(redactConfig(c))).not.toContain("s3cret");
