@@ -244,6 +244,17 @@ export function parseFirstFrame(value: unknown): { ok: true; frame: FirstFrame }
 
 /** A client's message after the first: the header is ignored, the payload must be complete. */
 export function parseClientPayload(value: unknown): { ok: true; payload: ClientPayload } | { ok: false; problem: Problem } {
+  // Hot path: a well-formed message is checked by hand; only a malformed one
+  // goes through the schema, for its precise problem. (Equivalence: messages.test.ts.)
+  const p = isRecord(value) ? value["payload"] : undefined;
+  if (isRecord(p) && typeof p["type"] === "string" && typeof p["id"] === "string") {
+    return { ok: true, payload: { type: p["type"], id: p["id"], data: p["data"] ?? null } };
+  }
+  return _parseClientPayloadBySchema(value);
+}
+
+/** The schema path of {@link parseClientPayload}; exported for the equivalence test only. */
+export function _parseClientPayloadBySchema(value: unknown): { ok: true; payload: ClientPayload } | { ok: false; problem: Problem } {
   const parsed = v.safeParse(ClientMessageSchema, value);
   if (!parsed.success) return { ok: false, problem: problemFrom(ErrorCodes.malformed, parsed.issues, MESSAGE) };
   const { type, id, data } = parsed.output.payload;
@@ -256,6 +267,24 @@ export function parseClientPayload(value: unknown): { ok: true; payload: ClientP
  * `header.command: "<name>"` + `header.commandData` with `payload.data`.
  */
 export function parseHandlerResponse(value: unknown): { ok: true; response: HandlerResponse } | { ok: false; problem: Problem } {
+  // Hot path, as in parseClientPayload: the usual good answer by hand, anything else by the schema.
+  const header = isRecord(value) ? value["header"] : undefined;
+  const command = isRecord(header) ? header["command"] : undefined;
+  if (isRecord(header) && typeof header["status"] === "string" && isRecord(command) && typeof command["type"] === "string") {
+    return {
+      ok: true,
+      response: {
+        status: header["status"],
+        data: responseData(value as Record<string, unknown>),
+        command: { type: command["type"], data: command["data"] ?? null },
+      },
+    };
+  }
+  return _parseHandlerResponseBySchema(value);
+}
+
+/** The schema path of {@link parseHandlerResponse}; exported for the equivalence test only. */
+export function _parseHandlerResponseBySchema(value: unknown): { ok: true; response: HandlerResponse } | { ok: false; problem: Problem } {
   const where: Where = { root: "response" };
   const parsed = v.safeParse(HandlerStatusSchema, value);
   if (!parsed.success) return { ok: false, problem: problemFrom(ErrorCodes.handlerFailed, parsed.issues, where) };

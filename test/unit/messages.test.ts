@@ -1,6 +1,8 @@
 import { describe, test, expect } from "bun:test";
 import fc from "fast-check";
 import {
+  _parseClientPayloadBySchema,
+  _parseHandlerResponseBySchema,
   parseBuiltinCommand,
   parseClientPayload,
   parseFirstFrame,
@@ -312,5 +314,55 @@ describe("parseBuiltinCommand", () => {
     for (const [input, message] of cases) {
       expect(problemOf(parseBuiltinCommand(input))).toEqual({ code: "malformed_message", message });
     }
+  });
+});
+
+describe("hot paths agree with the schemas", () => {
+  // Values near the valid shapes, so both branches of each fast path are exercised.
+  const scalar = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.constant(0));
+  const loose = fc.oneof(scalar, fc.jsonValue({ maxDepth: 2 }));
+  // Mostly strings where strings belong, so valid messages (and near misses) are common.
+  const str = fc.oneof({ arbitrary: fc.string(), weight: 4 }, { arbitrary: loose, weight: 1 });
+  const payload = fc.record({ type: str, id: str, data: loose }, { requiredKeys: [] });
+  const clientMessage = fc.oneof(
+    fc.record({ header: loose, payload: fc.oneof(payload, loose) }, { requiredKeys: [] }),
+    loose,
+    fc.array(payload, { maxLength: 1 }),
+  );
+  const command = fc.oneof(
+    { arbitrary: fc.record({ type: str, data: loose }, { requiredKeys: [] }), weight: 4 },
+    { arbitrary: loose, weight: 1 },
+  );
+  const response = fc.oneof(
+    fc.record(
+      {
+        header: fc.oneof(
+          { arbitrary: fc.record({ status: str, command, commandData: loose, error: loose }, { requiredKeys: [] }), weight: 4 },
+          { arbitrary: loose, weight: 1 },
+        ),
+        data: loose,
+        payload: fc.oneof(fc.record({ data: loose }, { requiredKeys: [] }), loose),
+      },
+      { requiredKeys: [] },
+    ),
+    loose,
+  );
+
+  test("parseClientPayload", () => {
+    fc.assert(
+      fc.property(clientMessage, (m) => {
+        expect(parseClientPayload(m)).toStrictEqual(_parseClientPayloadBySchema(m));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("parseHandlerResponse", () => {
+    fc.assert(
+      fc.property(response, (r) => {
+        expect(parseHandlerResponse(r)).toStrictEqual(_parseHandlerResponseBySchema(r));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
