@@ -100,7 +100,8 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
 interface Pending {
   resolve(value: unknown): void;
   reject(err: HandlerError): void;
-  timer: ReturnType<typeof setTimeout>;
+  deadline: number;
+  timeoutMs: number;
 }
 
 /**
@@ -115,6 +116,7 @@ class PipelinedConnection {
   #conn: Conn | undefined;
   #outbox: Uint8Array[] = [];
   #dead = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #decoder: FrameDecoder;
 
   constructor(
@@ -159,13 +161,30 @@ class PipelinedConnection {
 
   request(frame: Uint8Array, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms (kept connection reset)`);
-      }, timeoutMs);
-      this.#pending.push({ resolve, reject, timer });
+      this.#pending.push({ resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs });
+      this.#armTimer();
       if (this.#conn) this.#conn.write(frame);
       else this.#outbox.push(frame);
     });
+  }
+
+  /**
+   * One timer per connection, not one per request: answers come in FIFO order,
+   * so the oldest unanswered request is always the first to run out of time.
+   */
+  #armTimer(): void {
+    if (this.#timer !== undefined || this.#head >= this.#pending.length) return;
+    const head = this.#pending[this.#head]!;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#dead || this.#head >= this.#pending.length) return;
+      const oldest = this.#pending[this.#head]!;
+      if (performance.now() >= oldest.deadline - 1) {
+        this.fail(ErrorCodes.handlerTimeout, `no answer within ${oldest.timeoutMs} ms (kept connection reset)`);
+      } else {
+        this.#armTimer();
+      }
+    }, Math.max(0, head.deadline - performance.now()));
   }
 
   #answer(value: unknown): void {
@@ -180,7 +199,6 @@ class PipelinedConnection {
       this.#pending = this.#pending.slice(this.#head);
       this.#head = 0;
     }
-    clearTimeout(p.timer);
     p.resolve(value);
   }
 
@@ -191,12 +209,11 @@ class PipelinedConnection {
     const pending = this.#pending.slice(this.#head);
     this.#pending = [];
     this.#head = 0;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#conn?.destroy();
     this.onDead(this);
-    for (const p of pending) {
-      clearTimeout(p.timer);
-      p.reject(new HandlerError(code, message));
-    }
+    for (const p of pending) p.reject(new HandlerError(code, message));
   }
 }
 

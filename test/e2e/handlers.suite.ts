@@ -136,6 +136,23 @@ export function handlerSuite(runtime: RuntimeName) {
       }
     });
 
+    test("persistent mode: a timeout fails what waits behind it on that connection, then a new one serves", async () => {
+      const alice = await login(gw.tcp4, "patient");
+      alice.send(msg("piped", "stuck", { do: "slow", ms: 4000 }));
+      alice.send(msg("piped", "quick", { do: "deliver", to: ["patient"], body: "ok" }));
+      // In arrival order: stuck's report first; quick's delivery waits for its turn, then its report.
+      const stuck = await report(alice, "stuck");
+      expect(stuck.header.status).toBe("bad");
+      expect(stuck.header.error.code).toBe("handler_timeout");
+      expect(stuck.header.error.message).toContain("within 1500 ms");
+      expect((await alice.next()).payload.data).toBe("ok");
+      expect((await report(alice, "quick")).header.status).toBe("good");
+      alice.send(msg("piped", "later", { do: "deliver", to: ["patient"], body: "after" }));
+      expect((await alice.next()).payload.data).toBe("after");
+      expect((await report(alice, "later")).header.status).toBe("good");
+      alice.close();
+    });
+
     test("an external handler that is down: handler_unavailable", async () => {
       const alice = await login(gw.tcp4, "alice6");
       alice.send(msg("ghost", "g1", 1));
