@@ -13,6 +13,7 @@
  * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
  * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
  *          [--duration 5] [--warmup 1] [--mode persistent,per-message] [--repeat 1] [--json]
+ *          [--bester LABEL=DIR[:MODE+MODE],...]   (other checkouts of bester, e.g. a baseline worktree)
  * @module
  */
 import { randomBytes } from "node:crypto";
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "1" },
     mode: { type: "string", default: "persistent" },
     repeat: { type: "string", default: "1" },
+    /** Bester checkouts to run, LABEL=DIR[:MODES],...; default: this one, as "bester". */
+    bester: { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -193,19 +196,34 @@ async function natsRun(pairs: number, size: number): Promise<RunReport> {
   }
 }
 
-async function besterRun(pairs: number, size: number): Promise<RunReport[]> {
-  const main = `${ROOT}src/main.ts`;
+interface Checkout {
+  label: string;
+  root: string;
+  modes: string;
+}
+
+/** --bester base=/tmp/a:persistent,... : which checkouts of bester to run, each with its scenarios. */
+const checkouts: Checkout[] = values.bester
+  ? values.bester.split(",").map((spec) => {
+      const [label, rest] = spec.split("=") as [string, string];
+      const [dir, modes] = rest.split(":") as [string, string | undefined];
+      return { label, root: dir.endsWith("/") ? dir : `${dir}/`, modes: (modes ?? values.mode).replaceAll("+", ",") };
+    })
+  : [{ label: "", root: ROOT, modes: values.mode }];
+
+async function besterRun(checkout: Checkout, pairs: number, size: number): Promise<RunReport[]> {
+  const main = `${checkout.root}src/main.ts`;
   const argv = [
-    ...(runtime.name === "bun" ? [process.execPath, main] : [process.execPath, "run", "-A", "--config", `${ROOT}deno.json`, main]),
+    ...(runtime.name === "bun" ? [process.execPath, main] : [process.execPath, "run", "-A", "--config", `${checkout.root}deno.json`, main]),
     "bench", "--json", "--quiet",
-    "--mode", values.mode, "--pairs", String(pairs), "--size", String(size), "--window", String(window),
+    "--mode", checkout.modes, "--pairs", String(pairs), "--size", String(size), "--window", String(window),
     "--duration", String(durationS), "--warmup", String(warmupS),
   ];
   const out: string[] = [];
   const child = runtime.spawn(argv, { onOutput: (stream, line) => (stream === "stdout" ? out.push(line) : process.stderr.write(`${line}\n`)) });
   await child.exited;
   const report = JSON.parse(out.join("\n")) as { runs: RunReport[] };
-  return report.runs;
+  return checkout.label ? report.runs.map((r) => ({ ...r, scenario: `${r.scenario}@${checkout.label}` })) : report.runs;
 }
 
 const runs: RunReport[] = [];
@@ -214,13 +232,23 @@ for (let r = 0; r < repeat; r++) {
   for (const size of sizes) {
     for (const pairs of pairsList) {
       runs.push(await natsRun(pairs, size));
-      runs.push(...(await besterRun(pairs, size)));
+      for (const checkout of checkouts) runs.push(...(await besterRun(checkout, pairs, size)));
     }
   }
 }
 
+/** Per (system, pairs, size): the run with the median msgs/s, so one disturbed run does not decide. */
+function medians(all: RunReport[]): RunReport[] {
+  const groups = new Map<string, RunReport[]>();
+  for (const r of all) {
+    const key = `${r.size}|${r.pairs}|${r.scenario}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => [...g].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[Math.floor((g.length - 1) / 2)]!);
+}
+
 if (values.json) {
-  console.log(JSON.stringify({ runtime: `${runtime.name} ${runtime.version}`, machine, runs }, null, 2));
+  console.log(JSON.stringify({ runtime: `${runtime.name} ${runtime.version}`, machine, runs, medians: repeat > 1 ? medians(runs) : undefined }, null, 2));
 } else {
   console.log(
     `NATS (nats-server, relay subscriber) and bester (${values.mode}) on ${runtime.name} ${runtime.version}; ` +
@@ -228,4 +256,8 @@ if (values.json) {
   );
   console.log('For "nats" rows, the gateway columns are nats-server and the handler columns the relay subscriber.\n');
   console.log(formatRuns(runs));
+  if (repeat > 1) {
+    console.log(`\nMedian of ${repeat} runs (by msgs/s), each row one whole run:\n`);
+    console.log(formatRuns(medians(runs)));
+  }
 }
