@@ -246,7 +246,9 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           ? "gateway in its own process; the idle clients in this process (node:net sockets)"
           : "the idle clients in this process (node:net sockets); the gateway: not started by the bench (RSS n/a)"
         : target === undefined
-        ? "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
+        ? scenarios.every((sc) => sc === "dummy")
+          ? "gateway and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
+          : "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
         : "load generator: this process, every pair; the gateway and its handler: not started by the bench (CPU and RSS n/a)",
     runs: [],
   };
