@@ -76,7 +76,8 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
                 if (err) finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
               },
               close() {
-                finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
+                // The usual close follows the answer: build no Error (a stack capture) for it.
+                if (!settled) finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
               },
             },
             timeoutMs,

@@ -25,6 +25,30 @@ import { pumpLines } from "./lines.ts";
 
 let nextId = 1;
 
+/**
+ * Connections with bytes waiting, flushed once per event-loop turn. A
+ * microtask flush would run after the first step of a promise chain, and a
+ * relayed message reaches its writes several steps after its read: per turn,
+ * every frame produced from one batch of reads leaves in one write per socket.
+ */
+let dirty = new Set<BunConn>();
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const batch = dirty;
+  dirty = new Set();
+  for (const conn of batch) conn.flush();
+}
+
+function markDirty(conn: BunConn): void {
+  dirty.add(conn);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushDirty);
+  }
+}
+
 class BunConn implements Conn {
   readonly id = nextId++;
   #queue = new ChunkQueue();
@@ -45,20 +69,16 @@ class BunConn implements Conn {
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
-    // Coalesce: everything written in this tick leaves in one socket write.
+    // Coalesce: everything written in this turn leaves in one socket write.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
+      markDirty(this);
     }
   }
 
-  #flush = (): void => {
-    this.#flushScheduled = false;
-    this.flush();
-  };
-
   /** Writes what the kernel takes; returns true when the queue is empty. */
   flush(): boolean {
+    this.#flushScheduled = false;
     const socket = this.socket;
     if (!socket || this.#closed) return false;
     if (this.#queue.empty) return true;
@@ -113,6 +133,8 @@ function socketHandlers() {
       const conn = socket.data;
       conn.socket = socket;
       conn.events.open?.(conn);
+      // Bytes written before the socket existed go out now.
+      if (conn.pendingBytes > 0) markDirty(conn);
     },
     data(socket: Socket<BunConn>, chunk: Uint8Array) {
       socket.data.events.data(socket.data, chunk);

@@ -72,8 +72,9 @@ class DenoConnAdapter implements Conn {
     this.#queue.push(bytes);
     if (!this.#writing) {
       this.#writing = true;
-      // Start on a microtask so frames written in the same tick are joined.
-      queueMicrotask(() => void this.#writeLoop());
+      // Start on the next turn so every frame written in this one is joined
+      // (a relayed message reaches its writes several promise steps after its read).
+      setImmediate(() => void this.#writeLoop());
     }
   }
 

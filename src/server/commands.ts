@@ -87,7 +87,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const frame = encodeFrame(receivedMessage(type, data));
     const undelivered: string[] = [];
     const failed: string[] = [];
-    for (const name of new Set(names as string[])) {
+    for (const name of names.length === 1 ? (names as string[]) : new Set(names as string[])) {
       const sessions = registry.sessionsOf(name);
       if (!sessions) {
         undelivered.push(name);
