@@ -28,39 +28,66 @@ function textValue(v: unknown): string {
   return JSON.stringify(v) ?? "undefined";
 }
 
+interface LoggerState {
+  min: number;
+  format: LogFormat;
+  write: (line: string) => void;
+}
+
+/**
+ * Methods on the prototype, not closures: a logger is made for every
+ * connection, and idle connections are many.
+ */
+class BoundLogger implements Logger {
+  constructor(
+    private readonly state: LoggerState,
+    private readonly bound: LogFields,
+  ) {}
+
+  debug(msg: string, fields?: LogFields): void {
+    this.#emit("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.#emit("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.#emit("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.#emit("error", msg, fields);
+  }
+  with(fields: LogFields): Logger {
+    return new BoundLogger(this.state, { ...this.bound, ...fields });
+  }
+  configure(level: LogLevel, format: LogFormat): void {
+    this.state.min = RANK[level];
+    this.state.format = format;
+  }
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= this.state.min;
+  }
+
+  #emit(level: LogLevel, msg: string, fields?: LogFields): void {
+    const state = this.state;
+    if (RANK[level] < state.min) return;
+    const all = fields ? { ...this.bound, ...fields } : this.bound;
+    const time = new Date().toISOString();
+    if (state.format === "json") {
+      const obj: LogFields = { time, level, msg };
+      for (const [k, v] of Object.entries(all)) obj[k] = v instanceof Error ? v.message : v;
+      state.write(JSON.stringify(obj));
+      return;
+    }
+    let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
+    for (const [k, v] of Object.entries(all)) if (v !== undefined) line += ` ${k}=${textValue(v)}`;
+    state.write(line);
+  }
+}
+
 export function createLogger(
   level: LogLevel = "info",
   format: LogFormat = "text",
   write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
 ): Logger {
-  const state = { min: RANK[level], format };
-  const make = (bound: LogFields): Logger => {
-    const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
-      if (RANK[lvl] < state.min) return;
-      const all = fields ? { ...bound, ...fields } : bound;
-      const time = new Date().toISOString();
-      if (state.format === "json") {
-        const obj: LogFields = { time, level: lvl, msg };
-        for (const [k, v] of Object.entries(all)) obj[k] = v instanceof Error ? v.message : v;
-        write(JSON.stringify(obj));
-        return;
-      }
-      let line = `${time} ${lvl.toUpperCase().padEnd(5)} ${msg}`;
-      for (const [k, v] of Object.entries(all)) if (v !== undefined) line += ` ${k}=${textValue(v)}`;
-      write(line);
-    };
-    return {
-      debug: (m, f) => emit("debug", m, f),
-      info: (m, f) => emit("info", m, f),
-      warn: (m, f) => emit("warn", m, f),
-      error: (m, f) => emit("error", m, f),
-      with: (fields) => make({ ...bound, ...fields }),
-      configure(lvl, fmt) {
-        state.min = RANK[lvl];
-        state.format = fmt;
-      },
-      enabled: (lvl) => RANK[lvl] >= state.min,
-    };
-  };
-  return make({});
+  return new BoundLogger({ min: RANK[level], format, write }, {});
 }

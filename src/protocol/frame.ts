@@ -94,8 +94,8 @@ export class FrameDecoder {
   readonly #onFrame: (value: unknown, index: number) => void;
   /** Frames whose header has been read so far; the current frame's 1-based index. */
   #index = 0;
-  /** Header bytes of a header split across chunks. */
-  readonly #header = new Uint8Array(FRAME_HEADER_BYTES);
+  /** Header bytes of a header split across chunks; allocated on the first split, since idle connections are many. */
+  #header: Uint8Array | undefined;
   #headerFill = 0;
   /** Body of a frame split across chunks, allocated once at its declared size. */
   #body: Uint8Array | undefined;
@@ -162,11 +162,11 @@ export class FrameDecoder {
         at += FRAME_HEADER_BYTES;
       } else {
         const take = Math.min(FRAME_HEADER_BYTES - this.#headerFill, chunk.length - at);
-        this.#header.set(chunk.subarray(at, at + take), this.#headerFill);
+        (this.#header ??= new Uint8Array(FRAME_HEADER_BYTES)).set(chunk.subarray(at, at + take), this.#headerFill);
         this.#headerFill += take;
         at += take;
         if (this.#headerFill < FRAME_HEADER_BYTES) return undefined;
-        length = readHeader(this.#header, 0);
+        length = readHeader(this.#header!, 0);
       }
       this.#index++;
 

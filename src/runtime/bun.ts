@@ -51,6 +51,7 @@ function markDirty(conn: BunConn): void {
 
 class BunConn implements Conn {
   readonly id = nextId++;
+  context: unknown = undefined;
   #queue = new ChunkQueue();
   #flushScheduled = false;
   #ending = false;

@@ -4,7 +4,8 @@
  * many small frames written in one tick leave in one system call.
  */
 export class ChunkQueue {
-  #chunks: Uint8Array[] = [];
+  // No array until something waits: most connections are idle most of the time.
+  #chunks: Uint8Array[] | undefined;
   #bytes = 0;
 
   get bytes(): number {
@@ -17,15 +18,15 @@ export class ChunkQueue {
 
   push(chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return;
-    this.#chunks.push(chunk);
+    (this.#chunks ??= []).push(chunk);
     this.#bytes += chunk.byteLength;
   }
 
   /** Removes and returns everything queued as one buffer. */
   takeAll(): Uint8Array {
-    const chunks = this.#chunks;
+    const chunks = this.#chunks ?? [];
     const total = this.#bytes;
-    this.#chunks = [];
+    this.#chunks = undefined;
     this.#bytes = 0;
     if (chunks.length === 1) return chunks[0]!;
     const joined = new Uint8Array(total);
@@ -40,12 +41,12 @@ export class ChunkQueue {
   /** Puts back the part of a taken buffer the socket did not accept. */
   unshift(rest: Uint8Array): void {
     if (rest.byteLength === 0) return;
-    this.#chunks.unshift(rest);
+    (this.#chunks ??= []).unshift(rest);
     this.#bytes += rest.byteLength;
   }
 
   clear(): void {
-    this.#chunks = [];
+    this.#chunks = undefined;
     this.#bytes = 0;
   }
 }

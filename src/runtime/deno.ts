@@ -25,11 +25,18 @@ import {
 } from "./types.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 
-const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Each connection's pending read holds its own buffer, so its size is memory
+ * per idle client: start small, and grow (up to the maximum) only for a
+ * connection whose reads keep filling it.
+ */
+const READ_BUFFER_MIN_BYTES = 2 * 1024;
+const READ_BUFFER_MAX_BYTES = 64 * 1024;
 let nextId = 1;
 
 class DenoConnAdapter implements Conn {
   readonly id = nextId++;
+  context: unknown = undefined;
   #queue = new ChunkQueue();
   #writing = false;
   #ending = false;
@@ -52,7 +59,7 @@ class DenoConnAdapter implements Conn {
   }
 
   async #readLoop(): Promise<void> {
-    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    let buf = new Uint8Array(READ_BUFFER_MIN_BYTES);
     try {
       while (!this.#closed) {
         if (this.#paused) await this.#paused.promise;
@@ -60,6 +67,7 @@ class DenoConnAdapter implements Conn {
         if (n === null) break;
         if (this.#closed) return;
         this.events.data(this, buf.subarray(0, n));
+        if (n === buf.byteLength && buf.byteLength < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(buf.byteLength * 2);
       }
       this.#finish();
     } catch (err) {

@@ -35,6 +35,8 @@ export interface Conn {
   readonly remote: Endpoint;
   /** Bytes accepted by `write` that the kernel has not taken yet. */
   readonly pendingBytes: number;
+  /** Free for the owner of the connection (the gateway keeps its session here); the adapter never reads it. */
+  context: unknown;
   /** Queues bytes; never throws on a closed connection (they are dropped). */
   write(bytes: Uint8Array): void;
   /** Stops `data` callbacks until `resume`. */

@@ -31,7 +31,6 @@ export class Gateway {
   #listeners: OpenListener[] = [];
   #config: Config;
   #reloading: Promise<unknown> | undefined;
-  #bySocket = new Map<Conn, Session>();
   #router;
   #stopping = false;
   #accounts: AccountStore | undefined;
@@ -95,11 +94,16 @@ export class Gateway {
       reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {
         this.registry.add(session);
-        session.log.info("client authenticated", { user: session.username, listener: session.listener });
+        // Through the gateway's logger, so an idle session holds no logger of its own.
+        this.log.info("client authenticated", {
+          conn: session.id,
+          remote: formatEndpoint(session.conn.remote),
+          user: session.username,
+          listener: session.listener,
+        });
       },
       sessionClosed: (session, reason, detail) => {
         this.sessions.delete(session);
-        this.#bySocket.delete(session.conn);
         this.registry.remove(session);
         this.stats.connectionClosed(reason);
         const quiet = reason === ClosedReason.peerClosed || reason === ClosedReason.clientRequested;
@@ -270,10 +274,10 @@ export class Gateway {
         this.stats.connectionsOpened++;
         const session = new Session(conn, kind, this.#host);
         this.sessions.add(session);
-        this.#bySocket.set(conn, session);
+        conn.context = session;
       },
-      data: (conn: Conn, chunk: Uint8Array) => this.#bySocket.get(conn)?.onData(chunk),
-      close: (conn: Conn, err?: Error) => this.#bySocket.get(conn)?.onClose(err),
+      data: (conn: Conn, chunk: Uint8Array) => (conn.context as Session | undefined)?.onData(chunk),
+      close: (conn: Conn, err?: Error) => (conn.context as Session | undefined)?.onClose(err),
     };
   }
 

@@ -86,14 +86,24 @@ export class Session {
   #closeReason: ClosedReason | undefined;
   #closeDetail: string | undefined;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly log: Logger;
+  #log: Logger | undefined;
+
+  /** Drops the timer itself too: a cleared timer object kept in a field stays alive. */
+  #stopAuthTimer(): void {
+    clearTimeout(this.#authTimer);
+    this.#authTimer = undefined;
+  }
+
+  /** This connection's logger (conn and remote on every line), made on first use: idle clients are many. */
+  get log(): Logger {
+    return (this.#log ??= this.host.log.with({ conn: this.conn.id, remote: formatEndpoint(this.conn.remote) }));
+  }
 
   constructor(
     readonly conn: Conn,
     readonly listener: ListenerKind,
     readonly host: SessionHost,
   ) {
-    this.log = host.log.with({ conn: conn.id, remote: formatEndpoint(conn.remote) });
     this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, (value) => this.#onFrame(value));
     this.#authTimer = setTimeout(() => {
       this.fatal(
@@ -126,7 +136,7 @@ export class Session {
   /** The socket closed, for whatever reason; called once. */
   onClose(err?: Error): void {
     this.#gone = true;
-    clearTimeout(this.#authTimer);
+    this.#stopAuthTimer();
     const reason = this.#closeReason ?? (err ? ClosedReason.socketError : ClosedReason.peerClosed);
     this.#closing = true;
     this.host.sessionClosed(this, reason, this.#closeDetail ?? err?.message);
@@ -186,7 +196,7 @@ export class Session {
     this.#closing = true;
     this.#closeReason = reason;
     this.#closeDetail = detail;
-    clearTimeout(this.#authTimer);
+    this.#stopAuthTimer();
     this.conn.end();
   }
 
@@ -250,7 +260,7 @@ export class Session {
     }
     const frame = parsed.frame;
     if (frame.scope === "server") return this.#admitServer(frame, value);
-    clearTimeout(this.#authTimer);
+    this.#stopAuthTimer();
     this.#authenticating = true;
     const done = (result: AuthResult) => {
       this.#authenticating = false;
@@ -281,7 +291,7 @@ export class Session {
    * closes (see #flushSlots).
    */
   #admitServer(frame: Extract<FirstFrame, { scope: "server" }>, value: unknown): void {
-    clearTimeout(this.#authTimer);
+    this.#stopAuthTimer();
     const header = (value as { header: Record<string, unknown> }).header;
     const id = frame.payload.id;
     const admission: PeerAdmission = this.host.admitServer
