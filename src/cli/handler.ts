@@ -2,7 +2,7 @@ import { handle as chat } from "../../handlers/chat.ts";
 import { handle as echo } from "../../handlers/echo.ts";
 import { handle as shout } from "../../handlers/shout.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { serveHandler, type HandleFunction } from "../sdk/handler.ts";
+import { REPEATED_SIGNAL_MS, serveHandler, type HandleFunction } from "../sdk/handler.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 
 /** The handlers shipped inside bester, by the name `bester handler NAME` takes. */
@@ -59,8 +59,15 @@ export async function handlerCommand(runtime: Runtime, argv: string[]): Promise<
     for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => resolve(sig));
   });
   log(`${signal}: closing`);
-  // A second signal while closing means: stop now.
-  for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => runtime.exit(1));
+  // A second signal while closing means: stop now. Within REPEATED_SIGNAL_MS it
+  // is the same request twice (Ctrl-C in a terminal reaches the handler, and
+  // the gateway then sends SIGTERM), not a second one.
+  const since = Date.now();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    runtime.onSignal(sig, () => {
+      if (Date.now() - since >= REPEATED_SIGNAL_MS) runtime.exit(1);
+    });
+  }
   await running.close();
   return 0;
 }

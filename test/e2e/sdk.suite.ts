@@ -422,6 +422,19 @@ export function sdkSuite(runtime: RuntimeName) {
         rmSync(dir, { recursive: true, force: true });
       });
 
+      test("Ctrl-C in a terminal: SIGINT, then the gateway's SIGTERM right after, is one stop (exit 0)", async () => {
+        const dir = tempDir("bester-handler-");
+        const socket = join(dir, "chat.sock");
+        const h = startCli(runtime, ["handler", "chat", socket]);
+        await waitForFile(socket);
+        h.child.kill("SIGINT");
+        await new Promise((r) => setTimeout(r, 50));
+        h.child.kill("SIGTERM");
+        expect(await h.exited).toBe(0);
+        expect(existsSync(socket)).toBe(false);
+        rmSync(dir, { recursive: true, force: true });
+      });
+
       // A handler file as its own entry point; the binary runs only its compiled entry (RUNS_SCRIPTS).
       test.skipIf(!RUNS_SCRIPTS[runtime])("a handler file run directly (runHandlerMain): socket from BESTER_HANDLER_SOCKET, in_use refused, SIGTERM exits 0", async () => {
         const dir = tempDir("bester-handler-");
