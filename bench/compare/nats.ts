@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runLoad, type LoadSink, type LoadTransport, type PairLink } from "../../src/bench/load.ts";
 import { machineInfo, type ProcessUsage, startUsage, vmKiB } from "../../src/bench/proc.ts";
-import { formatRuns, type RunReport } from "../../src/bench/report.ts";
+import { formatRuns, type RunReport, runReport } from "../../src/bench/report.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { connectNats } from "./nats-wire.ts";
@@ -168,28 +168,11 @@ async function natsRun(pairs: number, size: number): Promise<RunReport> {
     for (const [k, pid] of [["server", server.child.pid], ["relay", relay.child.pid]] as const) {
       if (done[k]) done[k] = { ...done[k]!, peakRssKiB: vmKiB(pid, "VmHWM") };
     }
-    return {
-      scenario: "nats",
-      pairs,
-      size,
-      window,
-      warmupSeconds: warmupS,
-      durationSeconds: durationS,
-      measuredSeconds: result.measuredSeconds,
-      messagesPerSecond: result.messagesPerSecond,
-      latencyMs: result.latencyMs,
-      sent: result.sent,
-      received: result.received,
-      lost: result.lost,
-      refused: result.refused,
-      duplicated: result.duplicated,
-      unexpected: result.unexpected,
-      accepted: result.accepted,
+    return runReport({ scenario: "nats", size, warmupSeconds: warmupS, durationSeconds: durationS }, result, {
       gateway: done.server ?? null,
       handler: done.relay ?? null,
       loadGenerator: done.self ?? null,
-      problems: result.problems,
-    };
+    });
   } finally {
     await stop(relay.child);
     await stop(server.child);

@@ -99,6 +99,19 @@ export interface LoadResult {
 
 const MAX_PROBLEMS = 5;
 
+/** Counts summed over every pair. */
+function totals(states: readonly PairState[]) {
+  const t = { inFlight: 0, sent: 0, received: 0, refused: 0, duplicated: 0 };
+  for (const s of states) {
+    t.inFlight += s.inFlight;
+    t.sent += s.nextSeq;
+    t.received += s.received;
+    t.refused += s.refused;
+    t.duplicated += s.duplicated;
+  }
+  return t;
+}
+
 class PairState {
   nextSeq = 0;
   received = 0;
@@ -250,14 +263,7 @@ export async function runLoad(transport: LoadTransport, options: LoadOptions): P
   });
 
   const progressTimer = setInterval(() => {
-    let inFlight = 0;
-    let sent = 0;
-    let received = 0;
-    for (const s of states) {
-      inFlight += s.inFlight;
-      sent += s.nextSeq;
-      received += s.received;
-    }
+    const { inFlight, sent, received } = totals(states);
     options.onProgress?.({
       phase,
       elapsedSeconds: round((performance.now() - started) / 1000, 1),
@@ -307,16 +313,7 @@ export async function runLoad(transport: LoadTransport, options: LoadOptions): P
   clearInterval(progressTimer);
   for (const s of states) s.link?.close();
 
-  let sent = 0;
-  let received = 0;
-  let refused = 0;
-  let duplicated = 0;
-  for (const s of states) {
-    sent += s.nextSeq;
-    received += s.received;
-    refused += s.refused;
-    duplicated += s.duplicated;
-  }
+  const { sent, received, refused, duplicated } = totals(states);
   const measuredSeconds = Math.max((measureEnd - measureStart) / 1000, 0);
   if (sent - received > 0 && problems.length === 0) problem(`${sent - received} messages did not arrive within the drain time`);
   return {

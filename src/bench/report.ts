@@ -4,6 +4,7 @@
  */
 import type { LatencySummary } from "./histogram.ts";
 import type { IdleResult } from "./idle.ts";
+import type { LoadResult } from "./load.ts";
 import type { MachineInfo, ProcessUsage } from "./proc.ts";
 import { formatProfile, type ProfileSummary } from "./profile.ts";
 
@@ -39,6 +40,31 @@ export interface RunReport {
   /** With --cpu-prof: where the gateway's and the relay handler's time went. */
   profile?: ProfileSummary;
   handlerProfile?: ProfileSummary;
+}
+
+/** A run's report: what the load generator measured, plus how the run was set up and what each process used. */
+export function runReport(
+  setup: { scenario: RunReport["scenario"]; size: number; warmupSeconds: number; durationSeconds: number },
+  result: LoadResult,
+  usage: { gateway: ProcessUsage | null; handler: ProcessUsage | null; loadGenerator: ProcessUsage | null },
+): RunReport {
+  return {
+    ...setup,
+    pairs: result.pairs,
+    window: result.window,
+    measuredSeconds: result.measuredSeconds,
+    messagesPerSecond: result.messagesPerSecond,
+    latencyMs: result.latencyMs,
+    sent: result.sent,
+    received: result.received,
+    lost: result.lost,
+    refused: result.refused,
+    duplicated: result.duplicated,
+    unexpected: result.unexpected,
+    accepted: result.accepted,
+    ...usage,
+    problems: result.problems,
+  };
 }
 
 export interface BenchReport {

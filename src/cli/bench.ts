@@ -9,7 +9,7 @@ import { type Progress, runLoad } from "../bench/load.ts";
 import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
 import { summariseProfile } from "../bench/profile.ts";
 import { handle as relayHandle } from "../bench/relay-handler.ts";
-import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, type Scenario } from "../bench/report.ts";
+import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
 import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
 import type { Endpoint, Runtime } from "../runtime/types.ts";
 import { parseTarget } from "../sdk/client.ts";
@@ -358,28 +358,15 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
         current = undefined;
         progress.clear();
 
-        const run: RunReport = {
-          scenario,
-          pairs,
-          size,
-          window,
-          warmupSeconds: warmupS,
-          durationSeconds: durationS,
-          measuredSeconds: result.measuredSeconds,
-          messagesPerSecond: result.messagesPerSecond,
-          latencyMs: result.latencyMs,
-          sent: result.sent,
-          received: result.received,
-          lost: result.lost,
-          refused: result.refused,
-          duplicated: result.duplicated,
-          unexpected: result.unexpected,
-          accepted: result.accepted,
-          gateway: finished.gateway,
-          handler: scenario === "dummy" ? null : finished.handler,
-          loadGenerator: finished.self,
-          problems: result.problems,
-        };
+        const run: RunReport = runReport(
+          { scenario, size, warmupSeconds: warmupS, durationSeconds: durationS },
+          result,
+          {
+            gateway: finished.gateway,
+            handler: scenario === "dummy" ? null : finished.handler,
+            loadGenerator: finished.self,
+          },
+        );
         if (cpuProfDir !== undefined) {
           for (const [who, file] of [["gateway", profiles.gateway], ["handler", profiles.handler]] as const) {
             if (who === "handler" && scenario === "dummy") continue;
