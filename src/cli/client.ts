@@ -10,6 +10,7 @@ import {
   type StatusReport,
 } from "../sdk/client.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
+import { canPrompt, promptHidden } from "./prompt.ts";
 
 const DEFAULT_ADDRESS = "127.0.0.1:2220";
 
@@ -85,46 +86,12 @@ async function passwordOf(command: string, user: string, flag: string | undefine
   if (flag !== undefined) return flag;
   const fromEnv = process.env["BESTER_PASSWORD"];
   if (fromEnv) return fromEnv;
-  if (process.stdin.isTTY && typeof process.stdin.setRawMode === "function") {
+  if (canPrompt()) {
     return await promptHidden(`password for ${user}: `);
   }
   throw new UsageError(command, "no password: give --password, set BESTER_PASSWORD, or run on a terminal to be asked");
 }
 
-/** Reads one line from the terminal without echoing it. */
-function promptHidden(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  // Raw mode before the prompt: whatever is typed after seeing it is never echoed.
-  stdin.setRawMode(true);
-  stdin.resume();
-  process.stderr.write(prompt);
-  return new Promise((resolve, reject) => {
-    let chars: string[] = [];
-    const finish = () => {
-      stdin.off("data", onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      process.stderr.write("\n");
-    };
-    const onData = (chunk: Buffer | string) => {
-      for (const ch of String(chunk)) {
-        if (ch === "\r" || ch === "\n" || ch === "\u0004") {
-          finish();
-          resolve(chars.join(""));
-          return;
-        }
-        if (ch === "\u0003") {
-          finish();
-          reject(new Error("interrupted"));
-          return;
-        }
-        if (ch === "\u007f" || ch === "\b") chars = chars.slice(0, -1);
-        else chars.push(ch);
-      }
-    };
-    stdin.on("data", onData);
-  });
-}
 
 async function login(command: string, values: { user?: string; password?: string; connect?: string }): Promise<BesterClient> {
   const user = values.user;

@@ -9,6 +9,7 @@ import { checkUsername, openAccountStore, type AccountStore } from "../accounts/
 import type { Runtime } from "../runtime/types.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { resolveConfig } from "./config-source.ts";
+import { canPrompt, promptHidden } from "./prompt.ts";
 
 export const PASSWD_HELP = `Usage: bester passwd add USER [--config FILE]      create or change USER's password
        bester passwd remove USER [--config FILE]
@@ -129,10 +130,10 @@ async function perform(store: AccountStore, action: Action, rawUser: string): Pr
 /** Twice without echo on a terminal; otherwise the first line of stdin. */
 async function readPassword(user: string): Promise<string> {
   let password: string;
-  if (process.stdin.isTTY && typeof process.stdin.setRawMode === "function") {
-    password = await promptHidden(`New password for ${user}: `);
+  if (canPrompt()) {
+    password = await promptHidden(`New password for ${user}: `, "cancelled; nothing changed");
     if (password === "") throw new Error("the password must not be empty; nothing changed");
-    const again = await promptHidden("Repeat the password: ");
+    const again = await promptHidden("Repeat the password: ", "cancelled; nothing changed");
     if (again !== password) throw new Error("the passwords do not match; nothing changed");
   } else {
     const line = await firstLine();
@@ -158,50 +159,3 @@ function firstLine(): Promise<string | undefined> {
   });
 }
 
-/** Reads one line in raw mode, echoing nothing. */
-function promptHidden(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  // Echo off before the prompt shows, so nothing typed after seeing it can echo.
-  stdin.setRawMode(true);
-  process.stderr.write(prompt);
-  stdin.resume();
-  return new Promise((resolve, reject) => {
-    let chars: string[] = [];
-    const decoder = new TextDecoder(); // streaming: a character may arrive split across chunks
-    const finish = () => {
-      stdin.off("data", onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      process.stderr.write("\n");
-    };
-    const onData = (chunk: Uint8Array | string) => {
-      for (const ch of typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })) {
-        switch (ch) {
-          case "\r":
-          case "\n":
-            finish();
-            return resolve(chars.join(""));
-          case "\u0003": // Ctrl-C: raw mode turned it into a byte
-            finish();
-            return reject(new Error("cancelled; nothing changed"));
-          case "\u0004": // Ctrl-D on an empty line
-            if (chars.length === 0) {
-              finish();
-              return reject(new Error("cancelled; nothing changed"));
-            }
-            break;
-          case "\u007f":
-          case "\b":
-            chars = chars.slice(0, -1);
-            break;
-          case "\u0015": // Ctrl-U clears the line
-            chars = [];
-            break;
-          default:
-            chars.push(ch);
-        }
-      }
-    };
-    stdin.on("data", onData);
-  });
-}
