@@ -55,7 +55,10 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
 
   return {
     route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult> {
-      if (payload.type === "dummy") return { frames: [dummyReply(payload.id)] };
+      if (payload.type === "dummy") {
+        // A peer server gets its one status report; a client the dummy reply it expects.
+        return { frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] };
+      }
       if (payload.type === "builtin") return builtin(session, payload);
       if (handlers?.has(payload.type)) return handlers.dispatch(session, payload);
       const known = handlers?.types() ?? [];

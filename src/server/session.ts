@@ -410,13 +410,9 @@ export class Session {
 
   /** The one message of a server connection is done: report to the sender (if it gave an id) and close. */
   #answerServer(slot: Slot): void {
-    // A peer's dummy is answered with the dummy reply, not a report: it succeeded.
-    const dummy = slot.result.frames.some((f) => (f as { payload?: { type?: unknown } }).payload?.type === "dummy");
-    const report = (slot.result.frames.find(
+    const report = slot.result.frames.find(
       (f) => (f as { header?: { messageType?: unknown } }).header?.messageType === "statusReport",
-    ) ?? (dummy ? statusReport(this.#replyTo ?? "", "good") : undefined)) as
-      | { header: { status: string; error?: ErrorInfo } }
-      | undefined;
+    ) as { header: { status: string; error?: ErrorInfo } } | undefined;
     const status = report?.header.status === "good" ? "good" : "bad";
     this.log[status === "good" ? "debug" : "info"]("server message done", {
       peer: this.peer,
