@@ -40,9 +40,9 @@ export function gatewayView(gateway: Gateway): ControlView {
           reasons.push(`handler ${h.type} is ${h.state}` + (h.lastError ? `: ${h.lastError}` : ""));
         }
       }
-      const accounts = gateway.accounts;
-      if (!accounts) reasons.push("the account store is not open");
-      else if (!accounts.health().ok) reasons.push(`account store: ${accounts.health().detail}`);
+      const health = gateway.accounts?.health();
+      if (!health) reasons.push("the account store is not open");
+      else if (!health.ok) reasons.push(`account store: ${health.detail}`);
       return { ready: reasons.length === 0, reasons };
     },
     metrics() {

@@ -1,5 +1,5 @@
 /** Splits a byte stream into text lines; used for child process output. */
-export function lineSplitter(onLine: (line: string) => void) {
+function lineSplitter(onLine: (line: string) => void) {
   const decoder = new TextDecoder();
   let rest = "";
   return {
