@@ -2,8 +2,9 @@ import { handle as chat } from "../../handlers/chat.ts";
 import { handle as echo } from "../../handlers/echo.ts";
 import { handle as shout } from "../../handlers/shout.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { REPEATED_SIGNAL_MS, serveHandler, type HandleFunction } from "../sdk/handler.ts";
+import { serveHandler, type HandleFunction } from "../sdk/handler.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
+import { stopRequests } from "./stop-requests.ts";
 
 /** The handlers shipped inside bester, by the name `bester handler NAME` takes. */
 export const BUNDLED_HANDLER_FUNCTIONS: Readonly<Record<string, HandleFunction>> = Object.freeze({ echo, chat, shout });
@@ -46,6 +47,19 @@ export async function handlerCommand(runtime: Runtime, argv: string[]): Promise<
 
   // stderr, one line per event: the gateway's supervisor logs handler output line by line.
   const log = (line: string) => console.error(`${name}: ${line}`);
+  // Listening for stop signals before the socket exists: the gateway counts a
+  // handler up once its socket file appears, and may stop it right then.
+  let stopRequested!: () => void;
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  const request = stopRequests(
+    (signal) => {
+      log(`${signal}: closing`);
+      stopRequested();
+    },
+    () => runtime.exit(1), // a second request while closing: stop now
+  );
+  for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => request(sig));
+
   let running;
   try {
     running = await serveHandler({ socket, handle: BUNDLED_HANDLER_FUNCTIONS[name]!, log });
@@ -54,20 +68,7 @@ export async function handlerCommand(runtime: Runtime, argv: string[]): Promise<
     return 1;
   }
   log(`listening on ${socket}`);
-
-  const signal = await new Promise<string>((resolve) => {
-    for (const sig of ["SIGTERM", "SIGINT"] as const) runtime.onSignal(sig, () => resolve(sig));
-  });
-  log(`${signal}: closing`);
-  // A second signal while closing means: stop now. Within REPEATED_SIGNAL_MS it
-  // is the same request twice (Ctrl-C in a terminal reaches the handler, and
-  // the gateway then sends SIGTERM), not a second one.
-  const since = Date.now();
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    runtime.onSignal(sig, () => {
-      if (Date.now() - since >= REPEATED_SIGNAL_MS) runtime.exit(1);
-    });
-  }
+  await stopped;
   await running.close();
   return 0;
 }

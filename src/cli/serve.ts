@@ -6,12 +6,11 @@ import { ListenerStartError } from "../server/listeners.ts";
 import { VERSION } from "../version.ts";
 import { configPathOf, parseCommandArgs, UsageError } from "./args.ts";
 import { resolveConfig } from "./config-source.ts";
+import { stopRequests } from "./stop-requests.ts";
 import { SERVE_HELP } from "./usage.ts";
 
 const LEVELS = ["debug", "info", "warn", "error"];
 const FORMATS = ["text", "json"];
-/** A stop signal repeated within this is one request delivered twice, not a second request. */
-const REPEATED_SIGNAL_MS = 500;
 
 export async function serveCommand(runtime: Runtime, argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -60,33 +59,29 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
   let exitCode: ((code: number) => void) | undefined;
   const finished = new Promise<number>((resolve) => (exitCode = resolve));
   let stopping = false;
-  let stoppingAt = 0;
-  const stop = (why: string) => {
-    if (stopping) {
-      // A wrapper (`deno task`) forwards the terminal's Ctrl-C to a child that got
-      // it from the terminal too: a repeat within a moment is the same request.
-      if (performance.now() - stoppingAt < REPEATED_SIGNAL_MS) return;
+  const stop = stopRequests(
+    (why) => {
+      stopping = true;
+      log.info("shutting down", { signal: why });
+      gateway
+        .stop()
+        .then(() => control?.close(true))
+        .then(
+          () => {
+            log.info("stopped");
+            exitCode!(0);
+          },
+          (err) => {
+            log.error("shutdown failed", { error: err });
+            exitCode!(1);
+          },
+        );
+    },
+    (why) => {
       log.warn("second stop request: exiting now", { signal: why });
       exitCode!(1);
-      return;
-    }
-    stopping = true;
-    stoppingAt = performance.now();
-    log.info("shutting down", { signal: why });
-    gateway
-      .stop()
-      .then(() => control?.close(true))
-      .then(
-        () => {
-          log.info("stopped");
-          exitCode!(0);
-        },
-        (err) => {
-          log.error("shutdown failed", { error: err });
-          exitCode!(1);
-        },
-      );
-  };
+    },
+  );
   runtime.onSignal("SIGINT", () => stop("SIGINT"));
   runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
   runtime.onSignal("SIGHUP", () => {

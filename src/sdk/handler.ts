@@ -607,14 +607,18 @@ export async function runHandlerMain(handle: HandleFunction, options: RunHandler
     log(`${program}: no socket path: give it as the first argument or set BESTER_HANDLER_SOCKET`);
     process.exit(2);
   }
-  let running: RunningHandler;
-  try {
-    running = await serveHandler({ ...options, socket, handle, log });
-  } catch (err) {
-    log(`${program}: ${messageOf(err)}`);
-    process.exit(1);
-  }
+  // Listening for stop signals before the socket exists: a gateway counts the
+  // handler up once its socket file appears, and may stop it right then.
+  let running: RunningHandler | undefined;
   let stoppingSince: number | undefined;
+  const close = (r: RunningHandler) =>
+    r.close().then(
+      () => process.exit(0),
+      (err) => {
+        log(`${program}: close failed: ${messageOf(err)}`);
+        process.exit(1);
+      },
+    );
   const onSignal = (signal: NodeJS.Signals) => {
     // Ctrl-C in a terminal reaches the handler twice: SIGINT from the terminal,
     // then SIGTERM from the gateway stopping it. That is one request.
@@ -624,16 +628,17 @@ export async function runHandlerMain(handle: HandleFunction, options: RunHandler
     }
     stoppingSince = Date.now();
     log(`${program}: ${signal}: closing ${socket}`);
-    running.close().then(
-      () => process.exit(0),
-      (err) => {
-        log(`${program}: close failed: ${messageOf(err)}`);
-        process.exit(1);
-      },
-    );
+    if (running) void close(running); // else: closed as soon as it is serving
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  try {
+    running = await serveHandler({ ...options, socket, handle, log });
+  } catch (err) {
+    log(`${program}: ${messageOf(err)}`);
+    process.exit(1);
+  }
+  if (stoppingSince !== undefined) void close(running);
   log(`${program}: listening on ${socket}`);
   return running;
 }
