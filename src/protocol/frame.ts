@@ -13,8 +13,9 @@ export const FRAME_HEADER_BYTES = 4;
 const MAX_ENCODABLE_BYTES = 0xffff_ffff;
 
 const encoder = new TextEncoder();
-// fatal: malformed UTF-8 must be an error, not silently become U+FFFD.
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// Malformed UTF-8 must be an error, not silently become U+FFFD: see #deliver.
+const lenient = new TextDecoder("utf-8");
+const strict = new TextDecoder("utf-8", { fatal: true });
 
 function writeHeader(out: Uint8Array, length: number): void {
   out[0] = length & 0xff;
@@ -30,14 +31,8 @@ function readHeader(bytes: Uint8Array, at: number): number {
 
 /** Frames already-serialised JSON text. The text is not checked. */
 export function encodeJsonFrame(json: string): Uint8Array {
-  // Most traffic is ASCII, where UTF-8 length equals string length: try one exact
-  // allocation first. UTF-8 never needs fewer bytes than UTF-16 code units, so
-  // reading the whole string means it filled the buffer exactly.
-  const exact = new Uint8Array(FRAME_HEADER_BYTES + json.length);
-  if (encoder.encodeInto(json, exact.subarray(FRAME_HEADER_BYTES)).read === json.length) {
-    writeHeader(exact, json.length);
-    return exact;
-  }
+  // encode() then one copy: measured 2-3x faster on JavaScriptCore than
+  // encodeInto() through a subarray() view, whose species lookup is slow there.
   const body = encoder.encode(json);
   if (body.length > MAX_ENCODABLE_BYTES) {
     throw new RangeError(`frame body of ${body.length} bytes does not fit a 4-byte length`);
@@ -207,11 +202,15 @@ export class FrameDecoder {
     if (body.length === 0) {
       return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: empty frame`));
     }
-    let text: string;
-    try {
-      text = decoder.decode(body);
-    } catch (cause) {
-      return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
+    // The lenient decoder is twice as fast as the fatal one; malformed input
+    // always yields U+FFFD, so only text containing one is decoded again strictly.
+    let text = lenient.decode(body);
+    if (text.includes("\uFFFD")) {
+      try {
+        text = strict.decode(body);
+      } catch (cause) {
+        return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
+      }
     }
     let value: unknown;
     try {

@@ -234,6 +234,16 @@ export const REPEATED_SIGNAL_MS = 500;
  */
 const MAX_IN_FLIGHT = 1024;
 
+function join(chunks: Uint8Array[], total: number): Uint8Array {
+  const joined = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    joined.set(c, at);
+    at += c.length;
+  }
+  return joined;
+}
+
 /** How long the stale-socket probe waits for a connection to be accepted. */
 const PROBE_TIMEOUT_MS = 1000;
 
@@ -432,22 +442,10 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
   const connections = new Set<Connection>();
   let closing: Promise<void> | undefined;
 
-  const answerFor = async (value: unknown): Promise<Uint8Array> => {
-    const request = requestOf(value, mode);
-    let answer: unknown;
-    if (isAnswer(request)) {
-      answer = request;
-    } else {
-      try {
-        answer = await handle(request);
-      } catch (err) {
-        log(`handle threw: ${err instanceof Error && err.stack ? err.stack : messageOf(err)}`);
-        answer = fail(messageOf(err), "handler_error");
-      }
-      if (!isAnswer(answer)) {
-        log(`handle returned ${answer === undefined ? "nothing" : "a value that is not an answer"}; answering with a failure`);
-        answer = fail("the handler returned no answer (use sendClients, sendHandler, sendServers or fail)", "handler_error");
-      }
+  const encodeAnswer = (answer: unknown): Uint8Array => {
+    if (!isAnswer(answer)) {
+      log(`handle returned ${answer === undefined ? "nothing" : "a value that is not an answer"}; answering with a failure`);
+      answer = fail("the handler returned no answer (use sendClients, sendHandler, sendServers or fail)", "handler_error");
     }
     try {
       return encodeFrame(answer);
@@ -456,41 +454,90 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
       return encodeFrame(fail(`the handler's answer is not JSON-serialisable: ${messageOf(err)}`, "handler_error"));
     }
   };
+  const threw = (err: unknown): Uint8Array => {
+    log(`handle threw: ${err instanceof Error && err.stack ? err.stack : messageOf(err)}`);
+    return encodeFrame(fail(messageOf(err), "handler_error"));
+  };
+
+  /**
+   * Calls `done` with the encoded answer: at once when `handle` answers
+   * synchronously (no promise per request on the hot path), else when it settles.
+   */
+  const answerFor = (value: unknown, done: (bytes: Uint8Array) => void): void => {
+    const request = requestOf(value, mode);
+    if (isAnswer(request)) return done(encodeAnswer(request));
+    let result: unknown;
+    try {
+      result = handle(request);
+    } catch (err) {
+      return done(threw(err));
+    }
+    if (result !== null && typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+      Promise.resolve(result).then(
+        (answer) => done(encodeAnswer(answer)),
+        (err) => done(threw(err)),
+      );
+    } else {
+      done(encodeAnswer(result));
+    }
+  };
 
   const serveConnection = (socket: Socket) => {
     const conn: Connection = { socket, inFlight: 0, paused: false, finishing: false };
     connections.add(conn);
     if (closing !== undefined) conn.finishing = true;
-    // Answers are chained so they leave in arrival order even when later ones are computed first.
-    let tail = Promise.resolve();
-    // Answers finished in one event-loop turn leave in one write (corked until
-    // the next turn), instead of one system call each under pipelined load.
-    let corked = false;
-    const send = (bytes: Uint8Array) => {
-      if (!socket.writable) return;
-      // Only while more answers are due: a lone answer (per-message mode) goes at once.
-      if (!corked && conn.inFlight > 0) {
-        corked = true;
-        socket.cork();
-        setImmediate(() => {
-          corked = false;
-          socket.uncork();
-        });
+    // One slot per request in arrival order; answers leave in that order even
+    // when later ones are ready first.
+    let slots: (Uint8Array | undefined)[] = [];
+    let head = 0;
+    // Answers ready to leave, joined into one write: under pipelined load one
+    // system call carries every answer of a read, not one each.
+    let out: Uint8Array[] = [];
+    let outBytes = 0;
+    let reading = false;
+    let flushQueued = false;
+
+    const flush = () => {
+      flushQueued = false;
+      if (out.length === 0) return;
+      const chunk = out.length === 1 ? out[0]! : join(out, outBytes);
+      out = [];
+      outBytes = 0;
+      if (socket.writable) socket.write(chunk);
+      if (conn.inFlight === 0 && conn.finishing) socket.end();
+    };
+    const release = () => {
+      while (head < slots.length && slots[head] !== undefined) {
+        const bytes = slots[head]!;
+        slots[head++] = undefined;
+        out.push(bytes);
+        outBytes += bytes.length;
+        conn.inFlight--;
       }
-      socket.write(bytes);
+      if (head === slots.length) {
+        slots = [];
+        head = 0;
+      }
+      if (conn.paused && conn.inFlight < MAX_IN_FLIGHT) {
+        conn.paused = false;
+        socket.resume();
+      }
+      // Inside a read, the read's end flushes; an answer finished later waits
+      // for the turn's end only while more answers are due.
+      if (reading) return;
+      if (conn.inFlight === 0) flush();
+      else if (!flushQueued) {
+        flushQueued = true;
+        setImmediate(flush);
+      }
     };
     const decoder = new FrameDecoder(maxFrameBytes, (value) => {
       conn.inFlight++;
-      const answer = answerFor(value);
-      tail = tail.then(async () => {
-        const bytes = await answer;
-        conn.inFlight--;
-        send(bytes);
-        if (conn.paused && conn.inFlight < MAX_IN_FLIGHT) {
-          conn.paused = false;
-          socket.resume();
-        }
-        if (conn.inFlight === 0 && conn.finishing) socket.end();
+      // Indices stay valid: the array is only replaced once every slot is released.
+      const at = slots.push(undefined) - 1;
+      answerFor(value, (bytes) => {
+        slots[at] = bytes;
+        release();
       });
       if (conn.inFlight >= MAX_IN_FLIGHT && !conn.paused) {
         conn.paused = true;
@@ -498,11 +545,15 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
       }
     });
     socket.on("data", (chunk: Uint8Array) => {
+      reading = true;
       const err = decoder.push(chunk);
+      reading = false;
       if (err !== undefined) {
         log(`closing a gateway connection: ${err.message}`);
         socket.destroy();
+        return;
       }
+      flush();
     });
     // allowHalfOpen: a peer that shuts its side after the request still gets the answer.
     socket.on("end", () => {
