@@ -21,8 +21,8 @@ export class HandlerError extends Error {
 }
 
 export interface HandlerLink {
-  /** Sends one encoded frame and resolves with the handler's answer (decoded JSON). */
-  request(frame: Uint8Array, timeoutMs: number): Promise<unknown>;
+  /** Sends one frame of serialised JSON and resolves with the handler's answer (decoded JSON). */
+  request(json: string, timeoutMs: number): Promise<unknown>;
   /** Requests written and not yet answered. */
   readonly inFlight: number;
   /** Fails whatever is in flight and drops kept connections. */
@@ -43,7 +43,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
     get inFlight() {
       return open.size;
     },
-    request(frame, timeoutMs) {
+    request(json, timeoutMs) {
       return new Promise<unknown>((resolve, reject) => {
         let settled = false;
         let conn: Conn | undefined;
@@ -86,7 +86,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
             (c) => {
               conn = c;
               if (settled) c.destroy();
-              else c.write(frame);
+              else c.writeFrame(json);
             },
             (err: Error) => finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
           );
@@ -115,7 +115,7 @@ class PipelinedConnection {
   #pending: Pending[] = [];
   #head = 0;
   #conn: Conn | undefined;
-  #outbox: Uint8Array[] = [];
+  #outbox: string[] = [];
   #dead = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #decoder: FrameDecoder;
@@ -145,7 +145,7 @@ class PipelinedConnection {
         (conn) => {
           if (this.#dead) return conn.destroy();
           this.#conn = conn;
-          for (const f of this.#outbox) conn.write(f);
+          for (const json of this.#outbox) conn.writeFrame(json);
           this.#outbox = [];
         },
         (err: Error) => this.fail(ErrorCodes.handlerUnavailable, err.message),
@@ -160,12 +160,12 @@ class PipelinedConnection {
     return this.#dead;
   }
 
-  request(frame: Uint8Array, timeoutMs: number): Promise<unknown> {
+  request(json: string, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs });
       this.#armTimer();
-      if (this.#conn) this.#conn.write(frame);
-      else this.#outbox.push(frame);
+      if (this.#conn) this.#conn.writeFrame(json);
+      else this.#outbox.push(json);
     });
   }
 
@@ -229,7 +229,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
     get inFlight() {
       return slots.reduce((n, c) => n + (c?.inFlight ?? 0), 0);
     },
-    request(frame, timeoutMs) {
+    request(json, timeoutMs) {
       let best = -1;
       for (let i = 0; i < slots.length; i++) {
         const c = slots[i];
@@ -241,7 +241,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
       }
       let conn = slots[best];
       if (!conn || conn.dead) conn = slots[best] = new PipelinedConnection(opts, forget, timeoutMs);
-      return conn.request(frame, timeoutMs);
+      return conn.request(json, timeoutMs);
     },
     close(reason) {
       for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason);

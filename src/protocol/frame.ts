@@ -44,11 +44,11 @@ export function encodeJsonFrame(json: string): Uint8Array {
 }
 
 /**
- * Serialises `value` as JSON and frames it. Throws a TypeError for values JSON
- * cannot carry (undefined, functions, symbols, BigInt, cycles), so a bug in the
- * caller never puts a bogus frame on the wire.
+ * Serialises `value` as JSON. Throws a TypeError for values JSON cannot carry
+ * (undefined, functions, symbols, BigInt, cycles), so a bug in the caller
+ * never puts a bogus frame on the wire.
  */
-export function encodeFrame(value: unknown): Uint8Array {
+export function frameJson(value: unknown): string {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -60,7 +60,12 @@ export function encodeFrame(value: unknown): Uint8Array {
   if (json === undefined) {
     throw new TypeError(`value is not JSON-serialisable: ${typeof value}`);
   }
-  return encodeJsonFrame(json);
+  return json;
+}
+
+/** Serialises `value` as JSON and frames it; throws like {@link frameJson}. */
+export function encodeFrame(value: unknown): Uint8Array {
+  return encodeJsonFrame(frameJson(value));
 }
 
 export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";

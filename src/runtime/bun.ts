@@ -4,7 +4,7 @@
  * @module
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { ChunkQueue } from "./chunk-queue.ts";
+import { OutBuffer } from "./out-buffer.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,
@@ -52,7 +52,7 @@ function markDirty(conn: BunConn): void {
 class BunConn implements Conn {
   readonly id = nextId++;
   context: unknown = undefined;
-  #queue = new ChunkQueue();
+  #queue = new OutBuffer();
   #flushScheduled = false;
   #ending = false;
   #closed = false;
@@ -70,6 +70,16 @@ class BunConn implements Conn {
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
+    this.#queued();
+  }
+
+  writeFrame(json: string): void {
+    if (this.#closed || this.#ending) return;
+    this.#queue.pushFrame(json);
+    this.#queued();
+  }
+
+  #queued(): void {
     // Coalesce: everything written in this turn leaves in one socket write.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -83,12 +93,10 @@ class BunConn implements Conn {
     const socket = this.socket;
     if (!socket || this.#closed) return false;
     if (this.#queue.empty) return true;
-    const chunk = this.#queue.takeAll();
-    const written = socket.write(chunk);
-    if (written < chunk.byteLength) {
-      this.#queue.unshift(chunk.subarray(Math.max(written, 0)));
-      return false;
-    }
+    const chunk = this.#queue.peek();
+    const written = Math.max(socket.write(chunk), 0);
+    this.#queue.consume(written);
+    if (written < chunk.byteLength) return false;
     if (this.#ending) socket.end();
     return true;
   }

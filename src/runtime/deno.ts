@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { ChunkQueue } from "./chunk-queue.ts";
+import { OutBuffer } from "./out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { pumpLines } from "./lines.ts";
@@ -37,7 +37,7 @@ let nextId = 1;
 class DenoConnAdapter implements Conn {
   readonly id = nextId++;
   context: unknown = undefined;
-  #queue = new ChunkQueue();
+  #queue = new OutBuffer();
   #writing = false;
   #ending = false;
   #closed = false;
@@ -78,6 +78,16 @@ class DenoConnAdapter implements Conn {
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
+    this.#queued();
+  }
+
+  writeFrame(json: string): void {
+    if (this.#closed || this.#ending) return;
+    this.#queue.pushFrame(json);
+    this.#queued();
+  }
+
+  #queued(): void {
     if (!this.#writing) {
       this.#writing = true;
       // Start on the next turn so every frame written in this one is joined

@@ -39,6 +39,13 @@ export interface Conn {
   context: unknown;
   /** Queues bytes; never throws on a closed connection (they are dropped). */
   write(bytes: Uint8Array): void;
+  /**
+   * Queues `json` as one Bester frame (PROTOCOL.md §1), encoded straight into
+   * the connection's output buffer: the hot path's way to write, with no
+   * allocation per frame. The text is not checked. Dropped like `write` on a
+   * closed connection.
+   */
+  writeFrame(json: string): void;
   /** Stops `data` callbacks until `resume`. */
   pause(): void;
   resume(): void;

@@ -7,7 +7,7 @@
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import { HandlerError } from "../handlers/link.ts";
 import type { Logger } from "../log/logger.ts";
-import { encodeFrame } from "../protocol/frame.ts";
+import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, receivedMessage, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
@@ -51,7 +51,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const started = performance.now();
     let value: unknown;
     try {
-      value = await entry.link.request(encodeFrame(body), entry.config.timeoutMs);
+      value = await entry.link.request(frameJson(body), entry.config.timeoutMs);
     } catch (err) {
       stats.handlerFailure(type);
       const code = err instanceof HandlerError ? err.code : ErrorCodes.handlerFailed;
@@ -83,8 +83,11 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         message: `handler "${type}": sendClients needs a list of usernames, got ${JSON.stringify(users)?.slice(0, 60)}`,
       });
     }
-    // Encoded once, however many sessions receive it.
-    const frame = encodeFrame(receivedMessage(type, data));
+    // Serialised once; the first recipient's copy is encoded straight into its
+    // socket buffer, and any others share one encoding.
+    const json = frameJson(receivedMessage(type, data));
+    let frame: Uint8Array | undefined;
+    let recipients = 0;
     const undelivered: string[] = [];
     const failed: string[] = [];
     for (const name of names.length === 1 ? (names as string[]) : new Set(names as string[])) {
@@ -94,7 +97,8 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         continue;
       }
       for (const s of sessions) {
-        if (s.sendBytes(frame)) stats.delivered(type);
+        const sent = recipients++ === 0 ? s.sendJson(json) : s.sendBytes((frame ??= encodeJsonFrame(json)));
+        if (sent) stats.delivered(type);
         else if (!failed.includes(name)) failed.push(name);
       }
     }

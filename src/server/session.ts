@@ -4,7 +4,7 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { FrameDecoder, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type Credentials, type FirstFrame, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint } from "../runtime/types.ts";
@@ -144,7 +144,14 @@ export class Session {
 
   /** Queues one message to the peer. */
   send(message: object): boolean {
-    return this.sendBytes(encodeFrame(message));
+    return this.sendJson(frameJson(message));
+  }
+
+  /** Queues one frame of already-serialised JSON; false like {@link sendBytes}. */
+  sendJson(json: string): boolean {
+    if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
+    this.conn.writeFrame(json);
+    return this.#checkBacklog();
   }
 
   /**
@@ -154,6 +161,10 @@ export class Session {
   sendBytes(frame: Uint8Array): boolean {
     if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
     this.conn.write(frame);
+    return this.#checkBacklog();
+  }
+
+  #checkBacklog(): boolean {
     if (this.conn.pendingBytes > this.host.limits.maxPendingBytes) {
       // A fatal frame would only queue behind the backlog, so close at once.
       this.#closeReason = ClosedReason.slowConsumer;

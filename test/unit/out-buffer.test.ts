@@ -1,0 +1,87 @@
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { encodeJsonFrame } from "../../src/protocol/frame.ts";
+import { OutBuffer } from "../../src/runtime/out-buffer.ts";
+
+const join = (parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+describe("OutBuffer", () => {
+  test("a frame pushed as text is byte for byte the encoded frame", () => {
+    for (const text of ['{"a":1}', '"héllo ✓ 😀"', JSON.stringify("x".repeat(40_000)), "{}"]) {
+      const out = new OutBuffer();
+      out.pushFrame(text);
+      expect([...out.peek()]).toEqual([...encodeJsonFrame(text)]);
+      expect(out.bytes).toBe(encodeJsonFrame(text).length);
+    }
+  });
+
+  test("an empty buffer holds nothing and peeks empty", () => {
+    const out = new OutBuffer();
+    expect(out.empty).toBe(true);
+    expect(out.peek().length).toBe(0);
+    expect(out.takeAll().length).toBe(0);
+  });
+
+  test("takeAll hands the bytes over: later pushes do not touch them", () => {
+    const out = new OutBuffer();
+    out.pushFrame('{"first":true}');
+    const taken = out.takeAll();
+    const copy = [...taken];
+    expect(out.empty).toBe(true);
+    for (let i = 0; i < 100; i++) out.pushFrame('{"later":"' + "y".repeat(200) + '"}');
+    expect([...taken]).toEqual(copy);
+  });
+
+  test("any sequence of pushes, partial consumes and frames keeps the byte stream exact", () => {
+    const op = fc.oneof(
+      // Sizes drawn explicitly: fast-check's own arrays stay small, and the
+      // interesting paths (compaction, growth past a block) need kilobytes.
+      fc.record({
+        kind: fc.constant("bytes" as const),
+        data: fc.tuple(fc.nat(9000), fc.nat(255)).map(([n, b]) => Uint8Array.from({ length: n }, (_, i) => (b + i) & 0xff)),
+      }),
+      fc.record({
+        kind: fc.constant("frame" as const),
+        text: fc.oneof(
+          fc.string({ maxLength: 300 }),
+          fc.tuple(fc.nat(7000), fc.string({ unit: "grapheme", minLength: 1, maxLength: 4 })).map(([n, s]) => s.repeat(n)),
+        ),
+      }),
+      fc.record({ kind: fc.constant("consume" as const), share: fc.double({ min: 0, max: 1, noNaN: true }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const out = new OutBuffer();
+        const expected: Uint8Array[] = [];
+        const written: Uint8Array[] = [];
+        for (const o of ops) {
+          if (o.kind === "bytes") {
+            out.push(o.data);
+            expected.push(o.data);
+          } else if (o.kind === "frame") {
+            const text = JSON.stringify(o.text);
+            out.pushFrame(text);
+            expected.push(encodeJsonFrame(text));
+          } else {
+            const view = out.peek();
+            const n = Math.floor(view.length * o.share);
+            written.push(new Uint8Array(view.subarray(0, n))); // a copy: peek() may be a Buffer, whose slice is a view
+            out.consume(n);
+          }
+        }
+        written.push(new Uint8Array(out.peek()));
+        expect(out.bytes).toBe(written[written.length - 1]!.length);
+        expect(Buffer.from(join(written)).equals(Buffer.from(join(expected)))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
