@@ -20,9 +20,15 @@ export class HandlerError extends Error {
   }
 }
 
+export type Done = (error: HandlerError | undefined, answer?: unknown) => void;
+
 export interface HandlerLink {
-  /** Sends one frame of serialised JSON and resolves with the handler's answer (decoded JSON). */
-  request(json: string, timeoutMs: number): Promise<unknown>;
+  /**
+   * Sends one frame of serialised JSON; `done` is called once, with the
+   * handler's answer (decoded JSON) or why there is none. A callback, not a
+   * promise: this is the innermost loop of every handled message.
+   */
+  request(json: string, timeoutMs: number, done: Done): void;
   /** Requests written and not yet answered. */
   readonly inFlight: number;
   /** Fails whatever is in flight and drops kept connections. */
@@ -43,54 +49,48 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
     get inFlight() {
       return open.size;
     },
-    request(json, timeoutMs) {
-      return new Promise<unknown>((resolve, reject) => {
-        let settled = false;
-        let conn: Conn | undefined;
-        const finish = (err: HandlerError | undefined, value?: unknown) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          open.delete(abort);
-          if (err) {
-            conn?.destroy();
-            reject(err);
-          } else {
-            conn?.end();
-            resolve(value);
-          }
-        };
-        const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
-        open.add(abort);
-        const timer = setTimeout(
-          () => finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms`)),
+    request(json, timeoutMs, done) {
+      let settled = false;
+      let conn: Conn | undefined;
+      const finish = (err: HandlerError | undefined, value?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        open.delete(abort);
+        if (err) conn?.destroy();
+        else conn?.end();
+        done(err, value);
+      };
+      const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
+      open.add(abort);
+      const timer = setTimeout(
+        () => finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const decoder = new FrameDecoder(opts.maxFrameBytes, (value) => finish(undefined, value));
+      opts.runtime
+        .connect(
+          { kind: "unix", path: opts.socketPath },
+          {
+            data(_c, chunk) {
+              const err = decoder.push(chunk);
+              if (err) finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
+            },
+            close() {
+              // The usual close follows the answer: build no Error (a stack capture) for it.
+              if (!settled) finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
+            },
+          },
           timeoutMs,
+        )
+        .then(
+          (c) => {
+            conn = c;
+            if (settled) c.destroy();
+            else c.writeFrame(json);
+          },
+          (err: Error) => finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
         );
-        const decoder = new FrameDecoder(opts.maxFrameBytes, (value) => finish(undefined, value));
-        opts.runtime
-          .connect(
-            { kind: "unix", path: opts.socketPath },
-            {
-              data(_c, chunk) {
-                const err = decoder.push(chunk);
-                if (err) finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
-              },
-              close() {
-                // The usual close follows the answer: build no Error (a stack capture) for it.
-                if (!settled) finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
-              },
-            },
-            timeoutMs,
-          )
-          .then(
-            (c) => {
-              conn = c;
-              if (settled) c.destroy();
-              else c.writeFrame(json);
-            },
-            (err: Error) => finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
-          );
-      });
     },
     close(reason) {
       for (const abort of [...open]) abort(reason);
@@ -99,8 +99,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
 }
 
 interface Pending {
-  resolve(value: unknown): void;
-  reject(err: HandlerError): void;
+  done: Done;
   deadline: number;
   timeoutMs: number;
 }
@@ -160,13 +159,11 @@ class PipelinedConnection {
     return this.#dead;
   }
 
-  request(json: string, timeoutMs: number): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs });
-      this.#armTimer();
-      if (this.#conn) this.#conn.writeFrame(json);
-      else this.#outbox.push(json);
-    });
+  request(json: string, timeoutMs: number, done: Done): void {
+    this.#pending.push({ done, deadline: performance.now() + timeoutMs, timeoutMs });
+    this.#armTimer();
+    if (this.#conn) this.#conn.writeFrame(json);
+    else this.#outbox.push(json);
   }
 
   /**
@@ -200,7 +197,7 @@ class PipelinedConnection {
       this.#pending = this.#pending.slice(this.#head);
       this.#head = 0;
     }
-    p.resolve(value);
+    p.done(undefined, value);
   }
 
   /** Fails everything in flight and drops the connection. */
@@ -214,7 +211,8 @@ class PipelinedConnection {
     this.#timer = undefined;
     this.#conn?.destroy();
     this.onDead(this);
-    for (const p of pending) p.reject(new HandlerError(code, message));
+    const error = new HandlerError(code, message);
+    for (const p of pending) p.done(error);
   }
 }
 
@@ -229,7 +227,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
     get inFlight() {
       return slots.reduce((n, c) => n + (c?.inFlight ?? 0), 0);
     },
-    request(json, timeoutMs) {
+    request(json, timeoutMs, done) {
       let best = -1;
       for (let i = 0; i < slots.length; i++) {
         const c = slots[i];
@@ -241,7 +239,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
       }
       let conn = slots[best];
       if (!conn || conn.dead) conn = slots[best] = new PipelinedConnection(opts, forget, timeoutMs);
-      return conn.request(json, timeoutMs);
+      conn.request(json, timeoutMs, done);
     },
     close(reason) {
       for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason);

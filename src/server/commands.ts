@@ -5,7 +5,6 @@
  * @module
  */
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
-import { HandlerError } from "../handlers/link.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
@@ -45,20 +44,32 @@ export interface CommandDeps {
 export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   const { host, registry, log, stats } = deps;
 
-  async function ask(entry: HandlerEntry, data: unknown, meta: EnvelopeMeta): Promise<Answer> {
+  /** Asks `entry`'s handler; `done` gets its checked answer. Never throws, never calls `done` twice. */
+  function ask(entry: HandlerEntry, data: unknown, meta: () => EnvelopeMeta, done: (answer: Answer) => void): void {
     const type = entry.config.type;
-    const body = entry.config.envelope ? { data, meta } : data;
-    const started = performance.now();
-    let value: unknown;
+    let json: string;
     try {
-      value = await entry.link.request(frameJson(body), entry.config.timeoutMs);
+      json = frameJson(entry.config.envelope ? { data, meta: meta() } : data);
     } catch (err) {
-      stats.handlerFailure(type);
-      const code = err instanceof HandlerError ? err.code : ErrorCodes.handlerFailed;
-      return { ok: false, error: { code, message: `handler "${type}": ${(err as Error).message}` } };
-    } finally {
-      stats.handlerLatency(type, performance.now() - started);
+      return done({ ok: false, error: { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` } });
     }
+    const started = performance.now();
+    const failed = (code: string, message: string) => {
+      stats.handlerFailure(type);
+      done({ ok: false, error: { code, message: `handler "${type}": ${message}` } });
+    };
+    try {
+      entry.link.request(json, entry.config.timeoutMs, (err, value) => {
+        stats.handlerLatency(type, performance.now() - started);
+        if (err !== undefined) return failed(err.code, err.message);
+        done(checkAnswer(type, value));
+      });
+    } catch (err) {
+      failed(ErrorCodes.handlerFailed, (err as Error).message);
+    }
+  }
+
+  function checkAnswer(type: string, value: unknown): Answer {
     const parsed = parseHandlerResponse(value);
     if (!parsed.ok) {
       stats.handlerFailure(type);
@@ -150,13 +161,14 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     return { frames: [report] };
   }
 
-  async function execute(
+  /** Carries out a handler's command; synchronous for sendClients, the common case. */
+  function execute(
     session: Session,
     payload: ClientPayload,
     entry: HandlerEntry,
     response: HandlerResponse,
     via: string[],
-  ): Promise<RouteResult> {
+  ): RouteResult | Promise<RouteResult> {
     const type = entry.config.type;
     const command = response.command!;
     switch (command.type) {
@@ -179,9 +191,16 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
             message: `sendHandler chain longer than ${deps.limits.maxHandlerHops} hops: ${[...chain, next.config.type].join(" -> ")}`,
           });
         }
-        const answer = await ask(next, response.data, metaOf(session, payload, next.config.type, chain));
-        if (!answer.ok) return bad(payload.id, answer.error);
-        return execute(session, payload, next, answer.response, chain);
+        return new Promise((resolve) =>
+          ask(next, response.data, () => metaOf(session, payload, next.config.type, chain), (answer) => {
+            if (!answer.ok) return resolve(bad(payload.id, answer.error));
+            try {
+              resolve(execute(session, payload, next, answer.response, chain));
+            } catch (err) {
+              resolve(bad(payload.id, { code: ErrorCodes.internal, message: (err as Error).message }));
+            }
+          }),
+        );
       }
       case "sendServers":
         return sendServers(session, payload.id, type, command.data, response.data);
@@ -196,12 +215,16 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   return {
     has: (type) => host.get(type) !== undefined,
     types: () => host.types(),
-    async dispatch(session, payload) {
+    dispatch(session, payload) {
       const entry = host.get(payload.type)!;
-      const answer = await ask(entry, payload.data, metaOf(session, payload, payload.type, []));
-      if (!answer.ok) return bad(payload.id, answer.error);
-      // Carried out in the order the client sent its messages, so deliveries keep that order too.
-      return { frames: [], deferred: () => execute(session, payload, entry, answer.response, []) };
+      // One promise per message: the link answers through a callback.
+      return new Promise((resolve) =>
+        ask(entry, payload.data, () => metaOf(session, payload, payload.type, []), (answer) => {
+          if (!answer.ok) return resolve(bad(payload.id, answer.error));
+          // Carried out in the order the client sent its messages, so deliveries keep that order too.
+          resolve({ frames: [], deferred: () => execute(session, payload, entry, answer.response, []) });
+        }),
+      );
     },
   };
 }
