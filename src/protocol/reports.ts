@@ -116,3 +116,25 @@ export function dummyReply(id: string): DummyReplyMessage {
 export function receivedMessage(type: string, data: unknown): ReceivedMessage {
   return { header: { messageType: "receivedMessage" }, payload: { data, type } };
 }
+
+// Serialised forms of the two frames every handled message produces, built
+// from text: JSON.stringify of the whole object costs several times more.
+// Each equals JSON.stringify of its object form (unit-tested).
+const GOOD_REPORT_HEAD = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":';
+
+/** `JSON.stringify(statusReport(id, "good"))`, cheaply. */
+export function goodReportJson(id: string): string {
+  return GOOD_REPORT_HEAD + JSON.stringify(id) + "}}";
+}
+
+/** Whether `json` came from {@link goodReportJson}. */
+export function isGoodReportJson(json: string): boolean {
+  return json.startsWith(GOOD_REPORT_HEAD);
+}
+
+/** `JSON.stringify(receivedMessage(type, data))`, given `dataJson = JSON.stringify(data)`. */
+export function receivedMessageJson(type: string, dataJson: string | undefined): string {
+  const tail = '"type":' + JSON.stringify(type) + "}}";
+  // Undefined data (an answer without "data") has no key at all, as JSON.stringify leaves it out.
+  return '{"header":{"messageType":"receivedMessage"},"payload":{' + (dataJson === undefined ? tail : '"data":' + dataJson + "," + tail);
+}

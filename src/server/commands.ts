@@ -8,7 +8,7 @@ import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, receivedMessage, statusReport } from "../protocol/reports.ts";
+import { type ErrorInfo, ErrorCodes, goodReportJson, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
@@ -96,7 +96,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
     // Serialised once; the first recipient's copy is encoded straight into its
     // socket buffer, and any others share one encoding.
-    const json = frameJson(receivedMessage(type, data));
+    const json = receivedMessageJson(type, JSON.stringify(data));
     let frame: Uint8Array | undefined;
     let recipients = 0;
     const undelivered: string[] = [];
@@ -116,9 +116,10 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     if (failed.length > 0) {
       return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failed.join(", ")}` });
     }
+    if (undelivered.length === 0) return { frames: [goodReportJson(id)] };
     const report = statusReport(id, "good") as { header: Record<string, unknown> };
     // Extension: the original silently ignored users who were not connected; say who they were.
-    if (undelivered.length > 0) report.header.undelivered = undelivered;
+    report.header.undelivered = undelivered;
     return { frames: [report] };
   }
 

@@ -6,7 +6,7 @@
 import type { Logger } from "../log/logger.ts";
 import { FrameDecoder, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type Credentials, type FirstFrame, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
+import { type ErrorInfo, ErrorCodes, fatalMessage, isGoodReportJson, statusReport } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
 import type { PeerAdmission } from "./peers.ts";
@@ -27,7 +27,8 @@ export interface SessionLimits {
  * sends is carried out in the order it was sent.
  */
 export interface RouteResult {
-  frames: object[];
+  /** Frames to send, in order; a string is a frame's JSON text, already serialised. */
+  frames: (object | string)[];
   close?: boolean;
   deferred?: () => RouteResult | Promise<RouteResult>;
 }
@@ -401,6 +402,11 @@ export class Session {
         return;
       }
       for (const frame of slot.result.frames) {
+        if (typeof frame === "string") {
+          this.sendJson(frame);
+          if (isGoodReportJson(frame)) this.host.reportSent?.("good");
+          continue;
+        }
         this.send(frame);
         const header = (frame as { header?: { messageType?: unknown; status?: unknown } }).header;
         if (header?.messageType === "statusReport") this.host.reportSent?.(header.status === "good" ? "good" : "bad");
@@ -421,9 +427,11 @@ export class Session {
 
   /** The one message of a server connection is done: report to the sender (if it gave an id) and close. */
   #answerServer(slot: Slot): void {
-    const report = slot.result.frames.find(
-      (f) => (f as { header?: { messageType?: unknown } }).header?.messageType === "statusReport",
-    ) as { header: { status: string; error?: ErrorInfo } } | undefined;
+    const report = slot.result.frames
+      .map((f) => (typeof f === "string" ? (JSON.parse(f) as object) : f))
+      .find((f) => (f as { header?: { messageType?: unknown } }).header?.messageType === "statusReport") as
+      | { header: { status: string; error?: ErrorInfo } }
+      | undefined;
     const status = report?.header.status === "good" ? "good" : "bad";
     this.log[status === "good" ? "debug" : "info"]("server message done", {
       peer: this.peer,

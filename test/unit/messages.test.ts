@@ -8,7 +8,16 @@ import {
   parseFirstFrame,
   parseHandlerResponse,
 } from "../../src/protocol/messages.ts";
-import { dummyReply, ErrorCodes, fatalMessage, receivedMessage, statusReport } from "../../src/protocol/reports.ts";
+import {
+  dummyReply,
+  ErrorCodes,
+  fatalMessage,
+  goodReportJson,
+  isGoodReportJson,
+  receivedMessage,
+  receivedMessageJson,
+  statusReport,
+} from "../../src/protocol/reports.ts";
 import type { FrameErrorCode } from "../../src/protocol/frame.ts";
 
 const client = (authentication: unknown, extra: Record<string, unknown> = {}) => ({
@@ -50,6 +59,18 @@ describe("reports", () => {
     const err = Object.assign(new Error("frame 1 declares 9 bytes"), { code: "frame_too_large" });
     const wire = JSON.parse(JSON.stringify(fatalMessage(err, null)));
     expect(wire.header.error).toEqual({ code: "frame_too_large", message: "frame 1 declares 9 bytes" });
+  });
+
+  test("the text-built good report and delivery equal JSON.stringify of their objects", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.option(fc.jsonValue(), { nil: undefined }), (id, type, data) => {
+        expect(goodReportJson(id)).toBe(JSON.stringify(statusReport(id, "good")));
+        expect(isGoodReportJson(goodReportJson(id))).toBe(true);
+        expect(isGoodReportJson(JSON.stringify(statusReport(id, "bad", { code: "x", message: "y" })))).toBe(false);
+        expect(receivedMessageJson(type, JSON.stringify(data))).toBe(JSON.stringify(receivedMessage(type, data)));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test("dummy reply and received message, exactly as the original", () => {
