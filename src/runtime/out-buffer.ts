@@ -12,19 +12,32 @@
 import { Buffer } from "node:buffer";
 
 const BLOCK_BYTES = 16 * 1024;
-/** Blocks kept for reuse: enough for the connections busy in one turn under load. */
-const MAX_POOLED_BLOCKS = 64;
+/** Bytes kept for reuse across connections: enough for those busy in one turn under load. */
+const MAX_POOLED_BYTES = 4 * 1024 * 1024;
 const MAX_FRAME_BODY_BYTES = 0xffff_ffff;
+/** UTF-8 needs at most 4 bytes for one character. */
+const MAX_CHAR_BYTES = 4;
 const pool: Buffer[] = [];
+let pooledBytes = 0;
 
 function allocate(min: number, previous: number): Buffer {
-  if (min <= BLOCK_BYTES) return pool.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+  for (let i = pool.length - 1; i >= 0; i--) {
+    const buf = pool[i]!;
+    if (buf.length >= min) {
+      pool[i] = pool[pool.length - 1]!;
+      pool.pop();
+      pooledBytes -= buf.length;
+      return buf;
+    }
+  }
   // Doubling keeps a growing backlog (a slow reader) from being copied over and over.
-  return Buffer.allocUnsafeSlow(Math.max(min, previous * 2));
+  return Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, min, previous * 2));
 }
 
 function recycle(buf: Buffer): void {
-  if (buf.length === BLOCK_BYTES && pool.length < MAX_POOLED_BLOCKS) pool.push(buf);
+  if (pooledBytes + buf.length > MAX_POOLED_BYTES) return;
+  pool.push(buf);
+  pooledBytes += buf.length;
 }
 
 export class OutBuffer {
@@ -53,11 +66,21 @@ export class OutBuffer {
    * bytes, little-endian, then `text` as UTF-8. The text is not checked.
    */
   pushFrame(text: string): void {
-    // UTF-8 needs at most 3 bytes per UTF-16 code unit (a pair is 4 for 2);
-    // a long text is measured instead, so it does not reserve three times its size.
-    const at = this.#room(4 + (text.length > BLOCK_BYTES ? Buffer.byteLength(text, "utf8") : text.length * 3));
-    const buf = this.#buf!;
-    const n = buf.write(text, at + 4, "utf8");
+    // Room for the shortest possible encoding (all ASCII) first: reserving the
+    // worst case (3 bytes per UTF-16 unit) would triple every large frame's claim.
+    let at = this.#room(4 + text.length + MAX_CHAR_BYTES);
+    let buf = this.#buf!;
+    let n = buf.write(text, at + 4, "utf8");
+    // write() stops short only when the next character does not fit, so with
+    // MAX_CHAR_BYTES or more left over the whole text is in.
+    if (buf.length - (at + 4 + n) < MAX_CHAR_BYTES) {
+      const exact = Buffer.byteLength(text, "utf8");
+      if (exact > n) {
+        at = this.#room(4 + exact);
+        buf = this.#buf!;
+        n = buf.write(text, at + 4, "utf8");
+      }
+    }
     if (n > MAX_FRAME_BODY_BYTES) throw new RangeError(`frame body of ${n} bytes does not fit a 4-byte length`);
     buf[at] = n & 0xff;
     buf[at + 1] = (n >>> 8) & 0xff;
