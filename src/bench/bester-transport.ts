@@ -12,7 +12,6 @@
  *   kept by sequence number on this side.
  * @module
  */
-import { encodeJsonFrame } from "../protocol/frame.ts";
 import type { Conn, Endpoint, Runtime } from "../runtime/types.ts";
 import { FrameSplitter } from "./frames.ts";
 import type { LoadSink, LoadTransport, PairLink } from "./load.ts";
@@ -122,7 +121,7 @@ function openSession(
         header: { scope: "client", authentication: { username, password: opts.password } },
         payload: { type: "dummy", id: "login", data: null },
       };
-      conn.write(encodeJsonFrame(JSON.stringify(login)));
+      conn.writeFrame(JSON.stringify(login));
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`${username}: no answer to the login within ${LOGIN_TIMEOUT_MS} ms`)), LOGIN_TIMEOUT_MS);
@@ -232,7 +231,7 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
       return {
         send(seq: number, at: number) {
           sentAt[seq & mask] = at;
-          conn.write(encodeJsonFrame(`${prefix}${seq}","data":${head}${seq}${mid}${at}${tail}}}`));
+          conn.writeFrame(`${prefix}${seq}","data":${head}${seq}${mid}${at}${tail}}}`);
         },
         close() {
           closing = true;

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { OutBuffer } from "./out-buffer.ts";
+import { OutBuffer } from "../protocol/out-buffer.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,

@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { OutBuffer } from "./out-buffer.ts";
+import { OutBuffer } from "../protocol/out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { pumpLines } from "./lines.ts";

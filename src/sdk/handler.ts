@@ -28,7 +28,8 @@ import { lstat, unlink } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { basename } from "node:path";
 import process from "node:process";
-import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { FrameDecoder, frameJson } from "../protocol/frame.ts";
+import { OutBuffer } from "../protocol/out-buffer.ts";
 import type { ErrorInfo } from "../protocol/reports.ts";
 
 /**
@@ -234,16 +235,6 @@ export const REPEATED_SIGNAL_MS = 500;
  */
 const MAX_IN_FLIGHT = 1024;
 
-function join(chunks: Uint8Array[], total: number): Uint8Array {
-  const joined = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    joined.set(c, at);
-    at += c.length;
-  }
-  return joined;
-}
-
 /** How long the stale-socket probe waits for a connection to be accepted. */
 const PROBE_TIMEOUT_MS = 1000;
 
@@ -442,28 +433,28 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
   const connections = new Set<Connection>();
   let closing: Promise<void> | undefined;
 
-  const encodeAnswer = (answer: unknown): Uint8Array => {
+  const encodeAnswer = (answer: unknown): string => {
     if (!isAnswer(answer)) {
       log(`handle returned ${answer === undefined ? "nothing" : "a value that is not an answer"}; answering with a failure`);
       answer = fail("the handler returned no answer (use sendClients, sendHandler, sendServers or fail)", "handler_error");
     }
     try {
-      return encodeFrame(answer);
+      return frameJson(answer);
     } catch (err) {
       log(`answer is not JSON-serialisable: ${messageOf(err)}`);
-      return encodeFrame(fail(`the handler's answer is not JSON-serialisable: ${messageOf(err)}`, "handler_error"));
+      return frameJson(fail(`the handler's answer is not JSON-serialisable: ${messageOf(err)}`, "handler_error"));
     }
   };
-  const threw = (err: unknown): Uint8Array => {
+  const threw = (err: unknown): string => {
     log(`handle threw: ${err instanceof Error && err.stack ? err.stack : messageOf(err)}`);
-    return encodeFrame(fail(messageOf(err), "handler_error"));
+    return frameJson(fail(messageOf(err), "handler_error"));
   };
 
   /**
    * Calls `done` with the encoded answer: at once when `handle` answers
    * synchronously (no promise per request on the hot path), else when it settles.
    */
-  const answerFor = (value: unknown, done: (bytes: Uint8Array) => void): void => {
+  const answerFor = (value: unknown, done: (json: string) => void): void => {
     const request = requestOf(value, mode);
     if (isAnswer(request)) return done(encodeAnswer(request));
     let result: unknown;
@@ -488,30 +479,26 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
     if (closing !== undefined) conn.finishing = true;
     // One slot per request in arrival order; answers leave in that order even
     // when later ones are ready first.
-    let slots: (Uint8Array | undefined)[] = [];
+    let slots: (string | undefined)[] = [];
     let head = 0;
     // Answers ready to leave, joined into one write: under pipelined load one
     // system call carries every answer of a read, not one each.
-    let out: Uint8Array[] = [];
-    let outBytes = 0;
+    const out = new OutBuffer();
     let reading = false;
     let flushQueued = false;
 
     const flush = () => {
       flushQueued = false;
-      if (out.length === 0) return;
-      const chunk = out.length === 1 ? out[0]! : join(out, outBytes);
-      out = [];
-      outBytes = 0;
+      if (out.empty) return;
+      // node:net may keep the chunk until the kernel takes it: hand it over.
+      const chunk = out.takeAll();
       if (socket.writable) socket.write(chunk);
       if (conn.inFlight === 0 && conn.finishing) socket.end();
     };
     const release = () => {
       while (head < slots.length && slots[head] !== undefined) {
-        const bytes = slots[head]!;
+        out.pushFrame(slots[head]!);
         slots[head++] = undefined;
-        out.push(bytes);
-        outBytes += bytes.length;
         conn.inFlight--;
       }
       if (head === slots.length) {
@@ -535,8 +522,8 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
       conn.inFlight++;
       // Indices stay valid: the array is only replaced once every slot is released.
       const at = slots.push(undefined) - 1;
-      answerFor(value, (bytes) => {
-        slots[at] = bytes;
+      answerFor(value, (json) => {
+        slots[at] = json;
         release();
       });
       if (conn.inFlight >= MAX_IN_FLIGHT && !conn.paused) {

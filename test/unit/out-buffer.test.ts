@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encodeJsonFrame } from "../../src/protocol/frame.ts";
-import { OutBuffer } from "../../src/runtime/out-buffer.ts";
+import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 
 const join = (parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -1,7 +1,9 @@
 /**
- * Bytes accepted by `Conn.write` / `Conn.writeFrame` that the socket has not
- * taken yet. Both adapters keep one per connection and flush it once per
- * event-loop turn, so many frames written in one turn leave in one system call.
+ * Bytes waiting for a socket, with frames encoded in place. The runtime
+ * adapters keep one per connection (what `Conn.write` / `Conn.writeFrame`
+ * accepted and the socket has not taken yet) and flush it once per event-loop
+ * turn, so many frames written in one turn leave in one system call; the
+ * handler SDK joins a read's answers in one the same way.
  *
  * Frames are encoded straight into the buffer (`Buffer#write` at an offset):
  * no allocation and no copy per frame, which on JavaScriptCore is most of what
