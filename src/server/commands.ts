@@ -216,16 +216,13 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   return {
     has: (type) => host.get(type) !== undefined,
     types: () => host.types(),
-    dispatch(session, payload) {
+    dispatch(session, payload, settle) {
       const entry = host.get(payload.type)!;
-      // One promise per message: the link answers through a callback.
-      return new Promise((resolve) =>
-        ask(entry, payload.data, () => metaOf(session, payload, payload.type, []), (answer) => {
-          if (!answer.ok) return resolve(bad(payload.id, answer.error));
-          // Carried out in the order the client sent its messages, so deliveries keep that order too.
-          resolve({ frames: [], deferred: () => execute(session, payload, entry, answer.response, []) });
-        }),
-      );
+      ask(entry, payload.data, () => metaOf(session, payload, payload.type, []), (answer) => {
+        if (!answer.ok) return settle(bad(payload.id, answer.error));
+        // Carried out in the order the client sent its messages, so deliveries keep that order too.
+        settle({ frames: [], deferred: () => execute(session, payload, entry, answer.response, []) });
+      });
     },
   };
 }

@@ -87,9 +87,9 @@ export class Gateway {
       },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
-      route: (session, payload) => {
+      route: (session, payload, settle) => {
         this.stats.messageIn(payload.type);
-        return this.#router.route(session, payload);
+        this.#router.route(session, payload, settle);
       },
       reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {

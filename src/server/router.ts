@@ -11,7 +11,8 @@ import type { RouteResult, Session } from "./session.ts";
 export interface HandlerDispatch {
   has(type: string): boolean;
   types(): string[];
-  dispatch(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
+  /** Calls `settle` once with the outcome: a callback, as this is every handled message's path. */
+  dispatch(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void;
 }
 
 /** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
@@ -54,22 +55,23 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
   }
 
   return {
-    route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult> {
+    /** Calls `settle` once with what answers `payload`: at once, or when its handler has answered. */
+    route(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void {
       if (payload.type === "dummy") {
         // A peer server gets its one status report; a client the dummy reply it expects.
-        return { frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] };
+        return settle({ frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] });
       }
-      if (payload.type === "builtin") return builtin(session, payload);
-      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload);
+      if (payload.type === "builtin") return settle(builtin(session, payload));
+      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload, settle);
       const known = handlers?.types() ?? [];
-      return {
+      settle({
         frames: [
           statusReport(payload.id, "bad", {
             code: ErrorCodes.unknownType,
             message: `no handler for type "${payload.type}"` + (known.length ? `; configured: ${known.join(", ")}` : ""),
           }),
         ],
-      };
+      });
     },
   };
 }

@@ -46,7 +46,8 @@ export interface SessionHost {
    * refused.
    */
   admitServer?(header: Record<string, unknown>, session: Session): PeerAdmission;
-  route(session: Session, payload: ClientPayload): RouteResult | Promise<RouteResult>;
+  /** Calls `settle` once with what answers `payload`, at once or later. */
+  route(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void;
   clientReady(session: Session): void;
   /** A status report went out (for metrics). */
   reportSent?(status: "good" | "bad"): void;
@@ -345,14 +346,15 @@ export class Session {
     this.messagesIn++;
     const slot: Slot = { id: payload.id, done: false, result: { frames: [] } };
     this.#slots.push(slot);
-    const finish = (result: RouteResult) => this.#settle(slot, result);
+    let settled = false;
+    const finish = (result: RouteResult) => {
+      // Once only, even if a route settles and then throws.
+      if (settled) return;
+      settled = true;
+      this.#settle(slot, result);
+    };
     try {
-      const result = this.host.route(this, payload);
-      if (result instanceof Promise) {
-        result.then(finish, (err) => finish(internalFailure(payload.id, err)));
-      } else {
-        finish(result);
-      }
+      this.host.route(this, payload, finish);
     } catch (err) {
       finish(internalFailure(payload.id, err));
     }

@@ -1,5 +1,6 @@
 import { describe, test, expect } from "bun:test";
 import fc from "fast-check";
+import { Buffer } from "node:buffer";
 import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameError, FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
 
 const MiB = 1024 * 1024;
@@ -378,6 +379,36 @@ describe("FrameDecoder properties", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  test("Buffer chunks (what Bun's sockets deliver) decode exactly as Uint8Array chunks do", () => {
+    fc.assert(
+      fc.property(streams, ([bytes, cuts, max]) => {
+        const plain = recorder(max);
+        const fromBuffers = recorder(max);
+        const errors: (string | undefined)[][] = [[], []];
+        for (const chunk of cut(bytes, cuts)) {
+          errors[0]!.push(plain.decoder.push(chunk)?.message);
+          errors[1]!.push(fromBuffers.decoder.push(Buffer.from(chunk))?.message);
+        }
+        expect(fromBuffers.values).toEqual(plain.values);
+        expect(errors[1]).toEqual(errors[0]!);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("a leading byte-order mark is dropped, from a Buffer or not; a second one is not", () => {
+    const bom = [0xef, 0xbb, 0xbf];
+    const body = [...bom, ...new TextEncoder().encode('{"a":1}')];
+    for (const make of [(b: number[]) => new Uint8Array(b), (b: number[]) => Buffer.from(b)]) {
+      const { decoder, values } = recorder(1024);
+      expect(decoder.push(make([...header(body.length), ...body]))).toBeUndefined();
+      expect(values).toEqual([{ a: 1 }]);
+      const twice = recorder(1024);
+      const err = twice.decoder.push(make([...header(body.length + 3), ...bom, ...body]));
+      expect(err?.code).toBe("invalid_json");
+    }
   });
 
   test("buffered never exceeds maxFrameBytes + 4", () => {
