@@ -57,8 +57,9 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
         settled = true;
         clearTimeout(timer);
         open.delete(abort);
-        if (err) conn?.destroy();
-        else conn?.end();
+        // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
+        // graceful end would add a shutdown() per message and wait for the handler.
+        conn?.destroy();
         done(err, value);
       };
       const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));

@@ -103,15 +103,16 @@ export class OutBuffer {
   }
 
   /**
-   * Removes and returns everything queued. The caller owns the bytes (a write
-   * still in flight may read them): the buffer is not reused.
+   * Removes and returns everything queued, as a copy the caller owns (a write
+   * still in flight may read it), so the buffer goes back to the pool: one
+   * allocation of the exact size, not a fresh block per write.
    */
   takeAll(): Uint8Array {
     const buf = this.#buf;
     if (buf === undefined) return new Uint8Array(0);
-    const out = buf.subarray(this.#start, this.#end);
-    this.#buf = undefined;
-    this.#start = this.#end = 0;
+    const out = new Uint8Array(this.#end - this.#start);
+    buf.copy(out, 0, this.#start, this.#end);
+    this.clear();
     return out;
   }
 
