@@ -11,6 +11,13 @@ import { Buffer } from "node:buffer";
 
 export const FRAME_HEADER_BYTES = 4;
 
+type Utf8Slicer = { utf8Slice?: (start: number, end: number) => string };
+// Buffer#utf8Slice (Node, Bun and Deno's node:buffer) skips toString's encoding dispatch.
+const utf8Slice: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as Utf8Slicer).utf8Slice === "function"
+    ? (buf, start, end) => (buf as Utf8Slicer).utf8Slice!(start, end)
+    : (buf, start, end) => buf.toString("utf8", start, end);
+
 /** The largest length the 4-byte header can carry. */
 const MAX_ENCODABLE_BYTES = 0xffff_ffff;
 
@@ -216,7 +223,7 @@ export class FrameDecoder {
     // a range without the subarray() view, which is slow on JavaScriptCore.
     let text: string;
     if (bytes instanceof Buffer) {
-      text = bytes.toString("utf8", start, end);
+      text = utf8Slice(bytes, start, end);
       // TextDecoder drops one leading byte-order mark; so must this path.
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     } else {
