@@ -100,7 +100,8 @@ export class FrameError extends Error {
  */
 export class FrameDecoder {
   readonly #maxFrameBytes: number;
-  readonly #onFrame: (value: unknown, index: number) => void;
+  readonly #onFrame: (value: unknown, index: number, owner: unknown) => void;
+  readonly #owner: unknown;
   /** Frames whose header has been read so far; the current frame's 1-based index. */
   #index = 0;
   /** Header bytes of a header split across chunks; allocated on the first split, since idle connections are many. */
@@ -117,11 +118,14 @@ export class FrameDecoder {
    * JSON, and decoding goes on with the next frame (the length prefix still
    * delimits it), for streams where one bad request must not end the
    * connection (the informer). Without it such a frame fails the decoder.
+   * `owner` is handed to `onFrame` as its third argument, so one shared
+   * function can serve many decoders (a closure per decoder costs memory
+   * for every idle connection).
    */
   constructor(
     maxFrameBytes: number,
-    onFrame: (value: unknown, index: number) => void,
-    options: { onBadBody?: (error: FrameError) => void } = {},
+    onFrame: (value: unknown, index: number, owner: unknown) => void,
+    options: { onBadBody?: (error: FrameError) => void; owner?: unknown } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
@@ -129,6 +133,7 @@ export class FrameDecoder {
     this.#maxFrameBytes = maxFrameBytes;
     this.#onFrame = onFrame;
     this.#onBadBody = options.onBadBody;
+    this.#owner = options.owner;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -243,7 +248,7 @@ export class FrameDecoder {
       const reason = cause instanceof Error ? cause.message : String(cause);
       return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
     }
-    this.#onFrame(value, index);
+    this.#onFrame(value, index, this.#owner);
     return undefined;
   }
 

@@ -14,8 +14,11 @@
 import { Buffer } from "node:buffer";
 
 const BLOCK_BYTES = 16 * 1024;
-/** Bytes kept for reuse across connections: enough for those busy in one turn under load. */
-const MAX_POOLED_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes kept for reuse across connections: the blocks of those busy in one
+ * turn under load. Small, as it is held even when every client is idle.
+ */
+const MAX_POOLED_BYTES = 1024 * 1024;
 const MAX_FRAME_BODY_BYTES = 0xffff_ffff;
 /** UTF-8 needs at most 4 bytes for one character. */
 const MAX_CHAR_BYTES = 4;

@@ -52,7 +52,8 @@ function markDirty(conn: BunConn): void {
 class BunConn implements Conn {
   readonly id = nextId++;
   context: unknown = undefined;
-  #queue = new OutBuffer();
+  /** Made on the first write and dropped once written out: idle connections hold none. */
+  #queue: OutBuffer | undefined;
   #flushScheduled = false;
   #ending = false;
   #closed = false;
@@ -64,18 +65,18 @@ class BunConn implements Conn {
   ) {}
 
   get pendingBytes(): number {
-    return this.#queue.bytes;
+    return this.#queue?.bytes ?? 0;
   }
 
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
-    this.#queue.push(bytes);
+    (this.#queue ??= new OutBuffer()).push(bytes);
     this.#queued();
   }
 
   writeFrame(json: string): void {
     if (this.#closed || this.#ending) return;
-    this.#queue.pushFrame(json);
+    (this.#queue ??= new OutBuffer()).pushFrame(json);
     this.#queued();
   }
 
@@ -92,11 +93,13 @@ class BunConn implements Conn {
     this.#flushScheduled = false;
     const socket = this.socket;
     if (!socket || this.#closed) return false;
-    if (this.#queue.empty) return true;
-    const chunk = this.#queue.peek();
+    const queue = this.#queue;
+    if (queue === undefined) return true;
+    const chunk = queue.peek();
     const written = Math.max(socket.write(chunk), 0);
-    this.#queue.consume(written);
+    queue.consume(written);
     if (written < chunk.byteLength) return false;
+    this.#queue = undefined;
     if (this.#ending) socket.end();
     return true;
   }
@@ -112,12 +115,13 @@ class BunConn implements Conn {
   end(): void {
     if (this.#closed || this.#ending) return;
     this.#ending = true;
-    if (this.#queue.empty && !this.#flushScheduled) this.socket?.end();
+    if (this.#queue === undefined && !this.#flushScheduled) this.socket?.end();
   }
 
   destroy(err?: Error): void {
     if (this.#closed) return;
-    this.#queue.clear();
+    this.#queue?.clear();
+    this.#queue = undefined;
     this.socket?.terminate();
     this.closed(err);
   }
@@ -125,7 +129,8 @@ class BunConn implements Conn {
   closed(err?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue.clear();
+    this.#queue?.clear();
+    this.#queue = undefined;
     this.events.close(this, err);
   }
 }
