@@ -44,28 +44,40 @@ export interface CommandDeps {
 export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   const { host, registry, log, stats } = deps;
 
-  /** Asks `entry`'s handler; `done` gets its checked answer. Never throws, never calls `done` twice. */
-  function ask(entry: HandlerEntry, data: unknown, meta: () => EnvelopeMeta, done: (answer: Answer) => void): void {
+  function failed(type: string, code: string, message: string, done: (answer: Answer) => void): void {
+    stats.handlerFailure(type);
+    done({ ok: false, error: { code, message: `handler "${type}": ${message}` } });
+  }
+
+  /**
+   * Asks `entry`'s handler about `payload`'s message (`data` is what to send:
+   * the payload's data, or the previous handler's along a sendHandler chain).
+   * `done` gets the checked answer. Never throws, never calls `done` twice.
+   */
+  function ask(
+    entry: HandlerEntry,
+    session: Session,
+    payload: ClientPayload,
+    data: unknown,
+    via: string[],
+    done: (answer: Answer) => void,
+  ): void {
     const type = entry.config.type;
     let json: string;
     try {
-      json = frameJson(entry.config.envelope ? { data, meta: meta() } : data);
+      json = frameJson(entry.config.envelope ? { data, meta: metaOf(session, payload, type, via) } : data);
     } catch (err) {
       return done({ ok: false, error: { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` } });
     }
     const started = performance.now();
-    const failed = (code: string, message: string) => {
-      stats.handlerFailure(type);
-      done({ ok: false, error: { code, message: `handler "${type}": ${message}` } });
-    };
     try {
       entry.link.request(json, entry.config.timeoutMs, (err, value) => {
         stats.handlerLatency(type, performance.now() - started);
-        if (err !== undefined) return failed(err.code, err.message);
+        if (err !== undefined) return failed(type, err.code, err.message, done);
         done(checkAnswer(type, value));
       });
     } catch (err) {
-      failed(ErrorCodes.handlerFailed, (err as Error).message);
+      failed(type, ErrorCodes.handlerFailed, (err as Error).message, done);
     }
   }
 
@@ -99,24 +111,30 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const json = receivedMessageJson(type, JSON.stringify(data));
     let frame: Uint8Array | undefined;
     let recipients = 0;
-    const undelivered: string[] = [];
-    const failed: string[] = [];
+    let undelivered: string[] | undefined;
+    let failedUsers: string[] | undefined;
+    const deliver = (s: Session, name: string) => {
+      const sent = recipients++ === 0 ? s.sendJson(json) : s.sendBytes((frame ??= encodeJsonFrame(json)));
+      if (sent) stats.delivered(type);
+      else if (!failedUsers?.includes(name)) (failedUsers ??= []).push(name);
+    };
     for (const name of names.length === 1 ? (names as string[]) : new Set(names as string[])) {
-      const sessions = registry.sessionsOf(name);
-      if (!sessions) {
-        undelivered.push(name);
+      const found = registry.lookup(name);
+      if (found === undefined) {
+        (undelivered ??= []).push(name);
         continue;
       }
-      for (const s of sessions) {
-        const sent = recipients++ === 0 ? s.sendJson(json) : s.sendBytes((frame ??= encodeJsonFrame(json)));
-        if (sent) stats.delivered(type);
-        else if (!failed.includes(name)) failed.push(name);
+      // Most users have one session: no array or iterator for them.
+      if (!(found instanceof Set)) {
+        deliver(found, name);
+        continue;
       }
+      for (const s of found) deliver(s, name);
     }
-    if (failed.length > 0) {
-      return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failed.join(", ")}` });
+    if (failedUsers !== undefined) {
+      return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failedUsers.join(", ")}` });
     }
-    if (undelivered.length === 0) return { frames: [goodReportJson(id)] };
+    if (undelivered === undefined) return { frames: [goodReportJson(id)] };
     const report = statusReport(id, "good") as { header: Record<string, unknown> };
     // Extension: the original silently ignored users who were not connected; say who they were.
     report.header.undelivered = undelivered;
@@ -193,7 +211,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
           });
         }
         return new Promise((resolve) =>
-          ask(next, response.data, () => metaOf(session, payload, next.config.type, chain), (answer) => {
+          ask(next, session, payload, response.data, chain, (answer) => {
             if (!answer.ok) return resolve(bad(payload.id, answer.error));
             try {
               resolve(execute(session, payload, next, answer.response, chain));
@@ -218,14 +236,17 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     types: () => host.types(),
     dispatch(session, payload, settle) {
       const entry = host.get(payload.type)!;
-      ask(entry, payload.data, () => metaOf(session, payload, payload.type, []), (answer) => {
+      ask(entry, session, payload, payload.data, NO_HOPS, (answer) => {
         if (!answer.ok) return settle(bad(payload.id, answer.error));
         // Carried out in the order the client sent its messages, so deliveries keep that order too.
-        settle({ frames: [], deferred: () => execute(session, payload, entry, answer.response, []) });
+        settle({ frames: [], deferred: () => execute(session, payload, entry, answer.response, NO_HOPS) });
       });
     },
   };
 }
+
+/** The `via` of a message no handler has passed on yet; never modified (chains are copied). */
+const NO_HOPS: string[] = [];
 
 function metaOf(session: Session, payload: ClientPayload, type: string, via: string[]): EnvelopeMeta {
   // From a peer server, "from" is that server's name (or address, for an original server).

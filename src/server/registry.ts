@@ -38,6 +38,11 @@ export class ClientRegistry {
     this.#count--;
   }
 
+  /** The user's session, or sessions when several are open; undefined when none. */
+  lookup(username: string): Session | Set<Session> | undefined {
+    return this.#byUser.get(username);
+  }
+
   sessionsOf(username: string): Iterable<Session> | undefined {
     const entry = this.#byUser.get(username);
     return entry === undefined ? undefined : entry instanceof Set ? entry : [entry];

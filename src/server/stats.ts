@@ -54,7 +54,11 @@ export class Stats {
     if (!h) this.handlerLatencyMs.set(type, (h = { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 }));
     h.count++;
     h.sumMs += ms;
-    const i = LATENCY_BUCKETS_MS.findIndex((b) => ms <= b);
-    if (i >= 0) h.buckets[i]!++;
+    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
+      if (ms <= LATENCY_BUCKETS_MS[i]!) {
+        h.buckets[i]!++;
+        break;
+      }
+    }
   }
 }
