@@ -20,7 +20,8 @@ export class HandlerError extends Error {
   }
 }
 
-export type Done = (error: HandlerError | undefined, answer?: unknown) => void;
+/** `answer` is the decoded JSON and `text` what it was parsed from. */
+export type Done = (error: HandlerError | undefined, answer?: unknown, text?: string) => void;
 
 export interface HandlerLink {
   /**
@@ -52,7 +53,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
     request(json, timeoutMs, done) {
       let settled = false;
       let conn: Conn | undefined;
-      const finish = (err: HandlerError | undefined, value?: unknown) => {
+      const finish = (err: HandlerError | undefined, value?: unknown, text?: string) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -60,7 +61,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
         // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
         // graceful end would add a shutdown() per message and wait for the handler.
         conn?.destroy();
-        done(err, value);
+        done(err, value, text);
       };
       const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
       open.add(abort);
@@ -68,7 +69,7 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
         () => finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      const decoder = new FrameDecoder(opts.maxFrameBytes, (value) => finish(undefined, value));
+      const decoder = new FrameDecoder(opts.maxFrameBytes, (value, _index, _owner, text) => finish(undefined, value, text));
       opts.runtime
         .connect(
           { kind: "unix", path: opts.socketPath },
@@ -125,7 +126,7 @@ class PipelinedConnection {
     private readonly onDead: (c: PipelinedConnection) => void,
     connectTimeoutMs: number,
   ) {
-    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value));
+    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value, _index, _owner, text) => this.#answer(value, text));
     opts.runtime
       .connect(
         { kind: "unix", path: opts.socketPath },
@@ -186,7 +187,7 @@ class PipelinedConnection {
     }, Math.max(0, head.deadline - performance.now()));
   }
 
-  #answer(value: unknown): void {
+  #answer(value: unknown, text: string): void {
     if (this.#head >= this.#pending.length) {
       this.opts.log.warn("handler sent an answer nobody asked for; dropping the connection");
       this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
@@ -198,7 +199,7 @@ class PipelinedConnection {
       this.#pending = this.#pending.slice(this.#head);
       this.#head = 0;
     }
-    p.done(undefined, value);
+    p.done(undefined, value, text);
   }
 
   /** Fails everything in flight and drops the connection. */

@@ -77,6 +77,12 @@ export function encodeFrame(value: unknown): Uint8Array {
   return encodeJsonFrame(frameJson(value));
 }
 
+/**
+ * Gets each decoded frame: the parsed value, its 1-based index on the stream,
+ * the decoder's `owner` option, and the JSON text it was parsed from.
+ */
+export type FrameCallback = (value: unknown, index: number, owner: unknown, text: string) => void;
+
 export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";
 
 export class FrameError extends Error {
@@ -100,7 +106,7 @@ export class FrameError extends Error {
  */
 export class FrameDecoder {
   readonly #maxFrameBytes: number;
-  readonly #onFrame: (value: unknown, index: number, owner: unknown) => void;
+  readonly #onFrame: FrameCallback;
   readonly #owner: unknown;
   /** Frames whose header has been read so far; the current frame's 1-based index. */
   #index = 0;
@@ -124,7 +130,7 @@ export class FrameDecoder {
    */
   constructor(
     maxFrameBytes: number,
-    onFrame: (value: unknown, index: number, owner: unknown) => void,
+    onFrame: FrameCallback,
     options: { onBadBody?: (error: FrameError) => void; owner?: unknown } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
@@ -248,7 +254,7 @@ export class FrameDecoder {
       const reason = cause instanceof Error ? cause.message : String(cause);
       return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
     }
-    this.#onFrame(value, index, this.#owner);
+    this.#onFrame(value, index, this.#owner, text);
     return undefined;
   }
 

@@ -7,7 +7,7 @@
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
-import { type ClientPayload, type HandlerResponse, parseHandlerResponse } from "../protocol/messages.ts";
+import { type ClientPayload, type HandlerResponse, handlerDataText, parseHandlerResponse } from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, goodReportJson, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
@@ -59,29 +59,35 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     session: Session,
     payload: ClientPayload,
     data: unknown,
+    dataText: string | undefined,
     via: string[],
     done: (answer: Answer) => void,
   ): void {
     const type = entry.config.type;
     let json: string;
     try {
-      json = frameJson(entry.config.envelope ? { data, meta: metaOf(session, payload, type, via) } : data);
+      if (!entry.config.envelope) json = dataText ?? frameJson(data);
+      else {
+        const meta = metaOf(session, payload, type, via);
+        // The same JSON as serialising {data, meta}, with data's text as it arrived.
+        json = dataText === undefined ? frameJson({ data, meta }) : '{"data":' + dataText + ',"meta":' + frameJson(meta) + "}";
+      }
     } catch (err) {
       return done({ ok: false, error: { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` } });
     }
     const started = performance.now();
     try {
-      entry.link.request(json, entry.config.timeoutMs, (err, value) => {
+      entry.link.request(json, entry.config.timeoutMs, (err, value, text) => {
         stats.handlerLatency(type, performance.now() - started);
         if (err !== undefined) return failed(type, err.code, err.message, done);
-        done(checkAnswer(type, value));
+        done(checkAnswer(type, value, text!));
       });
     } catch (err) {
       failed(type, ErrorCodes.handlerFailed, (err as Error).message, done);
     }
   }
 
-  function checkAnswer(type: string, value: unknown): Answer {
+  function checkAnswer(type: string, value: unknown, text: string): Answer {
     const parsed = parseHandlerResponse(value);
     if (!parsed.ok) {
       stats.handlerFailure(type);
@@ -95,10 +101,11 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     if (!response.command) {
       return { ok: false, error: { code: ErrorCodes.badCommand, message: `handler "${type}" answered "0" without a command` } };
     }
+    response.dataText = handlerDataText(value, text);
     return { ok: true, response };
   }
 
-  function sendClients(id: string, type: string, users: unknown, data: unknown): RouteResult {
+  function sendClients(id: string, type: string, users: unknown, data: unknown, dataText: string | undefined): RouteResult {
     const names = typeof users === "string" ? [users] : users;
     if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
       return bad(id, {
@@ -108,7 +115,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
     // Serialised once; the first recipient's copy is encoded straight into its
     // socket buffer, and any others share one encoding.
-    const json = receivedMessageJson(type, JSON.stringify(data));
+    const json = receivedMessageJson(type, dataText ?? JSON.stringify(data));
     let frame: Uint8Array | undefined;
     let recipients = 0;
     let undelivered: string[] | undefined;
@@ -192,7 +199,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const command = response.command!;
     switch (command.type) {
       case "sendClients":
-        return sendClients(payload.id, type, command.data, response.data);
+        return sendClients(payload.id, type, command.data, response.data, response.dataText);
       case "sendHandler": {
         const name = command.data;
         const next = typeof name === "string" ? host.get(name) : undefined;
@@ -211,7 +218,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
           });
         }
         return new Promise((resolve) =>
-          ask(next, session, payload, response.data, chain, (answer) => {
+          ask(next, session, payload, response.data, response.dataText, chain, (answer) => {
             if (!answer.ok) return resolve(bad(payload.id, answer.error));
             try {
               resolve(execute(session, payload, next, answer.response, chain));
@@ -236,7 +243,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     types: () => host.types(),
     dispatch(session, payload, settle) {
       const entry = host.get(payload.type)!;
-      ask(entry, session, payload, payload.data, NO_HOPS, (answer) => {
+      ask(entry, session, payload, payload.data, payload.dataText, NO_HOPS, (answer) => {
         if (!answer.ok) return settle(bad(payload.id, answer.error));
         // Carried out in the order the client sent its messages, so deliveries keep that order too.
         settle({ frames: [], deferred: () => execute(session, payload, entry, answer.response, NO_HOPS) });

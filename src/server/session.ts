@@ -5,7 +5,15 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { FrameDecoder, frameJson } from "../protocol/frame.ts";
-import { type ClientPayload, type Credentials, type FirstFrame, parseClientPayload, parseFirstFrame } from "../protocol/messages.ts";
+import {
+  type ClientPayload,
+  clientDataText,
+  type Credentials,
+  type FirstFrame,
+  PASS_THROUGH_MIN_CHARS,
+  parseClientPayload,
+  parseFirstFrame,
+} from "../protocol/messages.ts";
 import { type ErrorInfo, ErrorCodes, fatalMessage, isGoodReportJson, statusReport } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
@@ -61,6 +69,18 @@ interface Slot {
 }
 
 const AUTH_SPECIAL_ID = "auth_special";
+/** A backlog entry for a frame long enough to pass its data on as text. */
+class LargeFrame {
+  constructor(
+    readonly value: unknown,
+    readonly text: string,
+  ) {}
+}
+
+function valueOf(entry: unknown): unknown {
+  return entry instanceof LargeFrame ? entry.value : entry;
+}
+
 /** Never pushed to: replaced by a fresh array on first use. */
 const NONE: unknown[] = [];
 
@@ -121,8 +141,8 @@ export class Session {
     }, host.limits.authTimeoutMs);
   }
 
-  static #frameOf(value: unknown, _index: number, owner: unknown): void {
-    (owner as Session).#onFrame(value);
+  static #frameOf(value: unknown, _index: number, owner: unknown, text: string): void {
+    (owner as Session).#onFrame(value, text);
   }
 
   get id(): number {
@@ -204,7 +224,7 @@ export class Session {
     this.#draining = error;
     this.conn.pause();
     for (let i = this.#backlogHead; i < this.#backlog.length; i++) {
-      const id = idOf(this.#backlog[i]);
+      const id = idOf(valueOf(this.#backlog[i]));
       if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", error));
     }
     this.#backlog = NONE;
@@ -222,7 +242,7 @@ export class Session {
     this.conn.end();
   }
 
-  #onFrame(value: unknown): void {
+  #onFrame(value: unknown, text: string): void {
     if (this.#closing) return;
     if (this.#draining) {
       const id = idOf(value);
@@ -230,7 +250,8 @@ export class Session {
       return;
     }
     if (this.#backlog === NONE) this.#backlog = [];
-    this.#backlog.push(value);
+    // A large frame keeps its text, so its data can be passed on without serialising it again.
+    this.#backlog.push(text.length < PASS_THROUGH_MIN_CHARS ? value : new LargeFrame(value, text));
     this.#pump();
   }
 
@@ -261,7 +282,8 @@ export class Session {
     }
   }
 
-  #handle(value: unknown): void {
+  #handle(entry: unknown): void {
+    const value = valueOf(entry);
     if (this.kind === "pending") return this.#handleFirst(value);
     // A server connection carries one message (PROTOCOL.md §2); anything after it is not read.
     if (this.kind === "server") return;
@@ -270,6 +292,7 @@ export class Session {
       const id = idOf(value);
       return this.fatal({ code: parsed.problem.code, message: parsed.problem.message }, id, ClosedReason.malformed);
     }
+    if (entry instanceof LargeFrame) parsed.payload.dataText = clientDataText(entry.text);
     this.#dispatch(parsed.payload);
   }
 

@@ -97,6 +97,42 @@ export function handlerSuite(runtime: RuntimeName) {
       alice.close();
     });
 
+    describe("data passes through unchanged in value, small or large (large frames pass their text on)", () => {
+      // Spacing, escapes, a repeated key (the last one counts) and 1.50 (a number
+      // JSON.stringify would write as 1.5): the value must survive; for a large
+      // frame the text itself goes on as it arrived.
+      const dataText = (pad: number) =>
+        `{ "k" : 1,\n "k": 2, "esc": "q\\"uote \\u00e9 \\\\", "n": 1.50, "list": [ true, null, {"x": []} ], "pad": "${"p".repeat(pad)}" }`;
+      for (const [label, pad] of [["small", 10], ["large", 3000]] as const) {
+        test(`${label}: what the client wrote reaches the handler`, async () => {
+          const alice = await login(gw.tcp4, `raw-${label}`);
+          const text = dataText(pad);
+          const message = `{"payload":{"type":"script","id":"r1","data":{"do":"raw","to":["raw-${label}"],"data":${text}}}}`;
+          const body = new TextEncoder().encode(message);
+          const head = new Uint8Array(4);
+          new DataView(head.buffer).setUint32(0, body.length, true);
+          alice.sendRaw(new Uint8Array([...head, ...body]));
+          const got = await alice.next();
+          const received = got.payload.data.raw as string;
+          expect(JSON.parse(received)).toEqual(JSON.parse(message).payload.data);
+          if (label === "large") expect(received).toContain(text);
+          expect((await report(alice, "r1")).header.status).toBe("good");
+          alice.close();
+        });
+
+        test(`${label}: what the handler wrote reaches the client`, async () => {
+          const alice = await login(gw.tcp4, `raw2-${label}`);
+          const text = dataText(pad);
+          alice.send(msg("script", "r2", { do: "answer-text", to: [`raw2-${label}`], text }));
+          const got = await alice.next();
+          expect(got.payload).toEqual({ data: JSON.parse(text), type: "script" });
+          expect(got.payload.data.k).toBe(2);
+          expect((await report(alice, "r2")).header.status).toBe("good");
+          alice.close();
+        });
+      }
+    });
+
     test("the early spec's answer shape (command string, commandData, payload.data) works", async () => {
       const alice = await login(gw.tcp4, "alice5");
       alice.send(msg("script", "o1", { do: "old-shape", to: ["alice5"], body: { old: true } }));
