@@ -1,19 +1,11 @@
 import { describe, test, expect } from "bun:test";
 import fc from "fast-check";
+import { concat } from "../_harness/bytes.ts";
 import { Buffer } from "node:buffer";
 import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameError, FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
 
 const MiB = 1024 * 1024;
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function header(length: number): Uint8Array {
   const h = new Uint8Array(4);

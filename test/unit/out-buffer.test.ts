@@ -1,17 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { concat } from "../_harness/bytes.ts";
 import { encodeJsonFrame } from "../../src/protocol/frame.ts";
 import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 
-const join = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 
 describe("OutBuffer", () => {
   test("a frame pushed as text is byte for byte the encoded frame", () => {
@@ -79,7 +71,7 @@ describe("OutBuffer", () => {
         }
         written.push(new Uint8Array(out.peek()));
         expect(out.bytes).toBe(written[written.length - 1]!.length);
-        expect(Buffer.from(join(written)).equals(Buffer.from(join(expected)))).toBe(true);
+        expect(Buffer.from(concat(written)).equals(Buffer.from(concat(expected)))).toBe(true);
       }),
       { numRuns: 300 },
     );
