@@ -1,25 +1,33 @@
 /**
  * Bester next to NATS on the same flow, in the same session, on this machine:
  *
- *   NATS:   T --PUB relay--> nats-server --MSG--> relay subscriber --PUB g.G--> nats-server --MSG--> G
- *   Bester: T --"relay"--> gateway --> relay handler --sendClients [G]--> gateway --> G
+ *   NATS:    T --PUB relay--> nats-server --MSG--> relay subscriber --PUB g.G--> nats-server --MSG--> G
+ *   Bester:  T --"relay"--> gateway --> relay handler --sendClients [G]--> gateway --> G
+ *   Minimal: the same as Bester, through minimal-relay.ts instead of the gateway
+ *            (the same relay handler, `bester bench handler`, in its own process)
  *
- * Both are driven by the same load generator (src/bench/load.ts): N pairs in
+ * All are driven by the same load generator (src/bench/load.ts): N pairs in
  * one process, WINDOW messages in flight per sender (sent, not yet received by
  * its partner), latency from the send time each message carries. For every
- * (size, pairs) the NATS run and `bester bench` runs alternate, so drift on
- * the machine hits both alike.
+ * (size, pairs) the NATS run, `bester bench` runs and minimal relay runs
+ * alternate, so drift on the machine hits all alike.
  *
  * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
  * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
  *          [--duration 5] [--warmup 1] [--mode persistent,per-message] [--repeat 1] [--json]
  *          [--bester LABEL=DIR[:MODE+MODE],...]   (other checkouts of bester, e.g. a baseline worktree)
+ *          [--minimal per-message,persistent]    (also the minimal relay gateway, minimal-relay.ts,
+ *                                                 in these handler modes; default: none)
  * @module
  */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { besterTransport } from "../../src/bench/bester-transport.ts";
 import { runLoad, type LoadSink, type LoadTransport, type PairLink } from "../../src/bench/load.ts";
 import { machineInfo, type ProcessUsage, startUsage, vmKiB } from "../../src/bench/proc.ts";
 import { formatRuns, type RunReport, runReport } from "../../src/bench/report.ts";
@@ -39,6 +47,8 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "1" },
     /** Bester checkouts to run, LABEL=DIR[:MODES],...; default: this one, as "bester". */
     bester: { type: "string" },
+    /** Handler modes to run the minimal relay gateway (minimal-relay.ts) in; default: none. */
+    minimal: { type: "string", default: "" },
     json: { type: "boolean", default: false },
   },
 });
@@ -48,6 +58,13 @@ const window = Number(values.window);
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const repeat = Number(values.repeat);
+const minimalModes = values.minimal.split(",").filter((m) => m !== "");
+for (const m of minimalModes) {
+  if (m !== "per-message" && m !== "persistent") {
+    console.error(`--minimal: unknown mode '${m}'; expected per-message, persistent`);
+    process.exit(2);
+  }
+}
 const runtime = await loadRuntime();
 const runId = randomBytes(4).toString("hex");
 
@@ -133,49 +150,106 @@ function natsTransport(rt: Runtime, port: number, size: number): LoadTransport {
   };
 }
 
-async function natsRun(pairs: number, size: number): Promise<RunReport> {
-  const port = await freePort();
-  const server = await spawnUntil(["nats-server", "-a", "127.0.0.1", "-p", String(port)], /Server is ready/, "nats-server");
-  const relayArgv =
-    runtime.name === "bun"
-      ? [process.execPath, `${ROOT}bench/compare/nats-relay.ts`, "127.0.0.1", String(port)]
-      : [process.execPath, "run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}bench/compare/nats-relay.ts`, "127.0.0.1", String(port)];
-  const relay = await spawnUntil(relayArgv, /relay: subscribed/, "the NATS relay subscriber");
+/** Argv that runs a script of a bester checkout on this runtime. */
+function scriptArgv(root: string, script: string, ...args: string[]): string[] {
+  return runtime.name === "bun"
+    ? [process.execPath, `${root}${script}`, ...args]
+    : [process.execPath, "run", "-A", "--config", `${root}deno.json`, `${root}${script}`, ...args];
+}
+
+/**
+ * One load run in this process against servers already started: CPU of the
+ * "gateway" and "handler" processes and of this one over the measured interval.
+ */
+async function measuredRun(
+  scenario: string,
+  transport: LoadTransport,
+  pids: { gateway: number; handler: number },
+  pairs: number,
+  size: number,
+  expectReports: boolean,
+): Promise<RunReport> {
   const usage: Record<string, ReturnType<typeof startUsage>> = {};
   const done: Record<string, ProcessUsage | null> = {};
   let started = 0;
+  const result = await runLoad(transport, {
+    pairs,
+    window,
+    warmupMs: warmupS * 1000,
+    durationMs: durationS * 1000,
+    drainMs: 6_000,
+    maxMessagesPerPair: Number.MAX_SAFE_INTEGER,
+    expectReports,
+    onPhase(phase) {
+      if (phase === "measure") {
+        started = performance.now();
+        usage.gateway = startUsage(pids.gateway);
+        usage.handler = startUsage(pids.handler);
+        usage.self = startUsage(process.pid);
+      } else if (phase === "drain") {
+        const wall = (performance.now() - started) / 1000;
+        for (const k of Object.keys(usage)) done[k] = usage[k]!.finish(wall);
+      }
+    },
+    onProgress: values.json ? undefined : (p) => process.stderr.write(`[${scenario} ${pairs}x${size}B] ${p.elapsedSeconds} s ${p.rate} msgs/s\n`),
+  });
+  for (const k of ["gateway", "handler"] as const) {
+    if (done[k]) done[k] = { ...done[k]!, peakRssKiB: vmKiB(pids[k], "VmHWM") };
+  }
+  return runReport({ scenario, size, warmupSeconds: warmupS, durationSeconds: durationS }, result, {
+    gateway: done.gateway ?? null,
+    handler: done.handler ?? null,
+    loadGenerator: done.self ?? null,
+  });
+}
+
+async function natsRun(pairs: number, size: number): Promise<RunReport> {
+  const port = await freePort();
+  const server = await spawnUntil(["nats-server", "-a", "127.0.0.1", "-p", String(port)], /Server is ready/, "nats-server");
+  const relayArgv = scriptArgv(ROOT, "bench/compare/nats-relay.ts", "127.0.0.1", String(port));
+  const relay = await spawnUntil(relayArgv, /relay: subscribed/, "the NATS relay subscriber");
   try {
-    const result = await runLoad(natsTransport(runtime, port, size), {
-      pairs,
-      window,
-      warmupMs: warmupS * 1000,
-      durationMs: durationS * 1000,
-      drainMs: 6_000,
-      maxMessagesPerPair: Number.MAX_SAFE_INTEGER,
-      onPhase(phase) {
-        if (phase === "measure") {
-          started = performance.now();
-          usage.server = startUsage(server.child.pid);
-          usage.relay = startUsage(relay.child.pid);
-          usage.self = startUsage(process.pid);
-        } else if (phase === "drain") {
-          const wall = (performance.now() - started) / 1000;
-          for (const k of Object.keys(usage)) done[k] = usage[k]!.finish(wall);
-        }
-      },
-      onProgress: values.json ? undefined : (p) => process.stderr.write(`[nats ${pairs}x${size}B] ${p.elapsedSeconds} s ${p.rate} msgs/s\n`),
-    });
-    for (const [k, pid] of [["server", server.child.pid], ["relay", relay.child.pid]] as const) {
-      if (done[k]) done[k] = { ...done[k]!, peakRssKiB: vmKiB(pid, "VmHWM") };
-    }
-    return runReport({ scenario: "nats", size, warmupSeconds: warmupS, durationSeconds: durationS }, result, {
-      gateway: done.server ?? null,
-      handler: done.relay ?? null,
-      loadGenerator: done.self ?? null,
-    });
+    const pids = { gateway: server.child.pid, handler: relay.child.pid };
+    return await measuredRun("nats", natsTransport(runtime, port, size), pids, pairs, size, false);
   } finally {
     await stop(relay.child);
     await stop(server.child);
+  }
+}
+
+/**
+ * The minimal relay gateway (minimal-relay.ts) in `mode`, with bester's relay
+ * handler (`bester bench handler`) and the bench's own Bester clients.
+ */
+async function minimalRun(mode: string, pairs: number, size: number): Promise<RunReport> {
+  const dir = mkdtempSync(join(tmpdir(), "bester-minimal-"));
+  const socket = join(dir, "relay.sock");
+  try {
+    const handler = await spawnUntil(scriptArgv(ROOT, "src/main.ts", "bench", "handler", socket), /relay: listening on/, "the relay handler");
+    try {
+      const port = await freePort();
+      const relayArgv = scriptArgv(ROOT, "bench/compare/minimal-relay.ts", "--port", String(port), "--handler", socket, "--mode", mode);
+      const relay = await spawnUntil(relayArgv, /minimal-relay: listening on/, "the minimal relay");
+      try {
+        const transport = besterTransport({
+          runtime,
+          target: { kind: "tcp4", host: "127.0.0.1", port },
+          scenario: "relay",
+          type: "relay",
+          password: "bench",
+          size,
+          runId,
+          window,
+        });
+        return await measuredRun(`minimal/${mode}`, transport, { gateway: relay.child.pid, handler: handler.child.pid }, pairs, size, true);
+      } finally {
+        await stop(relay.child);
+      }
+    } finally {
+      await stop(handler.child);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -216,6 +290,7 @@ for (let r = 0; r < repeat; r++) {
     for (const pairs of pairsList) {
       runs.push(await natsRun(pairs, size));
       for (const checkout of checkouts) runs.push(...(await besterRun(checkout, pairs, size)));
+      for (const mode of minimalModes) runs.push(await minimalRun(mode, pairs, size));
     }
   }
 }
@@ -234,10 +309,16 @@ if (values.json) {
   console.log(JSON.stringify({ runtime: `${runtime.name} ${runtime.version}`, machine, runs, medians: repeat > 1 ? medians(runs) : undefined }, null, 2));
 } else {
   console.log(
-    `NATS (nats-server, relay subscriber) and bester (${values.mode}) on ${runtime.name} ${runtime.version}; ` +
+    `NATS (nats-server, relay subscriber), bester (${values.mode})` +
+      (minimalModes.length > 0 ? ` and the minimal relay (${minimalModes.join(",")})` : "") +
+      ` on ${runtime.name} ${runtime.version}; ` +
       `${machine.cpus} CPUs (${machine.cpuModel}); load average ${machine.loadAverage} at start`,
   );
-  console.log('For "nats" rows, the gateway columns are nats-server and the handler columns the relay subscriber.\n');
+  console.log('For "nats" rows, the gateway columns are nats-server and the handler columns the relay subscriber.');
+  if (minimalModes.length > 0) {
+    console.log('For "minimal/MODE" rows, the gateway columns are minimal-relay.ts and the handler columns `bester bench handler`.');
+  }
+  console.log("");
   console.log(formatRuns(runs));
   if (repeat > 1) {
     console.log(`\nMedian of ${repeat} runs (by msgs/s), each row one whole run:\n`);

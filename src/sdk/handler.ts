@@ -389,6 +389,16 @@ async function claimSocketPath(path: string): Promise<void> {
 // ---------------------------------------------------------------------------
 // Serving
 
+/**
+ * Closes a connection the gateway has finished with. With every answer
+ * already handed to the kernel, a plain close delivers them just the same and
+ * saves the shutdown() a graceful end adds, once per message in per-message mode.
+ */
+function finish(socket: Socket): void {
+  if (socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
 interface Connection {
   socket: Socket;
   inFlight: number;
@@ -493,7 +503,7 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
       // node:net may keep the chunk until the kernel takes it: hand it over.
       const chunk = out.takeAll();
       if (socket.writable) socket.write(chunk);
-      if (conn.inFlight === 0 && conn.finishing) socket.end();
+      if (conn.inFlight === 0 && conn.finishing) finish(socket);
     };
     const release = () => {
       while (head < slots.length && slots[head] !== undefined) {
@@ -545,7 +555,7 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
     // allowHalfOpen: a peer that shuts its side after the request still gets the answer.
     socket.on("end", () => {
       conn.finishing = true;
-      if (conn.inFlight === 0) socket.end();
+      if (conn.inFlight === 0) finish(socket);
     });
     socket.on("error", (err) => log(`gateway connection error: ${err.message}`));
     socket.on("close", () => connections.delete(conn));
