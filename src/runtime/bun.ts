@@ -141,30 +141,32 @@ function remoteOf(socket: Socket<BunConn>, at: Endpoint): Endpoint {
   return { kind: host.includes(":") ? "tcp6" : "tcp4", host, port: socket.remotePort };
 }
 
-function socketHandlers() {
-  return {
-    open(socket: Socket<BunConn>) {
-      const conn = socket.data;
-      conn.socket = socket;
-      conn.events.open?.(conn);
-      // Bytes written before the socket existed go out now.
-      if (conn.pendingBytes > 0) markDirty(conn);
-    },
-    data(socket: Socket<BunConn>, chunk: Uint8Array) {
-      socket.data.events.data(socket.data, chunk);
-    },
-    drain(socket: Socket<BunConn>) {
-      const conn = socket.data;
-      if (conn.flush()) conn.events.drain?.(conn);
-    },
-    close(socket: Socket<BunConn>, err?: Error) {
-      socket.data?.closed(err ?? undefined);
-    },
-    error(socket: Socket<BunConn>, err: Error) {
-      socket.data?.destroy(err);
-    },
-  };
-}
+/** One set of callbacks for every socket: they read their state from `socket.data`. */
+const SOCKET_HANDLERS = {
+  open(socket: Socket<BunConn>) {
+    const conn = socket.data;
+    conn.socket = socket;
+    conn.events.open?.(conn);
+    // Bytes written before the socket existed go out now.
+    if (conn.pendingBytes > 0) markDirty(conn);
+  },
+  data(socket: Socket<BunConn>, chunk: Uint8Array) {
+    socket.data.events.data(socket.data, chunk);
+  },
+  drain(socket: Socket<BunConn>) {
+    const conn = socket.data;
+    if (conn.flush()) conn.events.drain?.(conn);
+  },
+  close(socket: Socket<BunConn>, err?: Error) {
+    socket.data?.closed(err ?? undefined);
+  },
+  error(socket: Socket<BunConn>, err: Error) {
+    socket.data?.destroy(err);
+  },
+};
+
+/** Dials: a failed connect rejects Bun.connect's promise, nothing more to do. */
+const DIAL_HANDLERS = { ...SOCKET_HANDLERS, connectError() {} };
 
 function listenError(at: Endpoint, err: unknown): ListenError {
   if (err instanceof ListenError) return err;
@@ -186,7 +188,7 @@ async function unixAnswers(path: string): Promise<boolean> {
 }
 
 async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
-  const handlers = socketHandlers();
+  const handlers = SOCKET_HANDLERS;
   const base = {
     ...handlers,
     open(socket: Socket<BunConn>) {
@@ -218,7 +220,7 @@ async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
 
 async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
   const conn = new BunConn(to, events);
-  const socket = { ...socketHandlers(), connectError() {} };
+  const socket = DIAL_HANDLERS;
   const dial =
     to.kind === "unix"
       ? Bun.connect<BunConn>({ unix: to.path, socket, data: conn })
