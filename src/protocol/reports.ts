@@ -117,9 +117,9 @@ export function receivedMessage(type: string, data: unknown): ReceivedMessage {
   return { header: { messageType: "receivedMessage" }, payload: { data, type } };
 }
 
-// Serialised forms of the two frames every handled message produces, built
-// from text: JSON.stringify of the whole object costs several times more.
-// Each equals JSON.stringify of its object form (unit-tested).
+// Serialised forms of frames built from text. Each equals JSON.stringify of
+// its object form (unit-tested). The good report this way costs ~25% less
+// than serialising its object.
 const GOOD_REPORT_HEAD = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":';
 
 /** `JSON.stringify(statusReport(id, "good"))`, cheaply. */
@@ -132,7 +132,10 @@ export function isGoodReportJson(json: string): boolean {
   return json.startsWith(GOOD_REPORT_HEAD);
 }
 
-/** `JSON.stringify(receivedMessage(type, data))`, given `dataJson = JSON.stringify(data)`. */
+/**
+ * `JSON.stringify(receivedMessage(type, data))`, given data's JSON text
+ * (`dataJson`): for data passed on as the text that arrived.
+ */
 export function receivedMessageJson(type: string, dataJson: string | undefined): string {
   const tail = '"type":' + JSON.stringify(type) + "}}";
   // Undefined data (an answer without "data") has no key at all, as JSON.stringify leaves it out.
