@@ -32,6 +32,16 @@ let nextId = 1;
  * every frame produced from one batch of reads leaves in one write per socket.
  */
 let dirty = new Set<BunConn>();
+
+/**
+ * A connection with this many frames queued in one turn is flushed at once
+ * instead of at the turn's end: its receiver can start on them while the
+ * rest of the turn's output is produced, so the processes of a relay overlap
+ * instead of taking turns. Measured with `bester bench` (persistent, window
+ * 64): 1 pair of 100 B 66k → 97k msgs/s; 8 pairs and 4 KiB no worse. Lower
+ * counts cost more writes under load (docs/PERFORMANCE.md).
+ */
+const EARLY_FLUSH_FRAMES = 32;
 let flushScheduled = false;
 
 function flushDirty(): void {
@@ -55,6 +65,8 @@ class BunConn implements Conn {
   /** Made on the first write and dropped once written out: idle connections hold none. */
   #queue: OutBuffer | undefined;
   #flushScheduled = false;
+  /** Writes queued since the last flush. */
+  #framesThisTurn = 0;
   #ending = false;
   #closed = false;
   socket: Socket<BunConn> | undefined;
@@ -81,6 +93,12 @@ class BunConn implements Conn {
   }
 
   #queued(): void {
+    // A long run of frames leaves at once; its receiver starts on it while
+    // this turn produces the rest (see EARLY_FLUSH_FRAMES).
+    if (++this.#framesThisTurn >= EARLY_FLUSH_FRAMES) {
+      this.flush();
+      return;
+    }
     // Coalesce: everything written in this turn leaves in one socket write.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -91,6 +109,7 @@ class BunConn implements Conn {
   /** Writes what the kernel takes; returns true when the queue is empty. */
   flush(): boolean {
     this.#flushScheduled = false;
+    this.#framesThisTurn = 0;
     const socket = this.socket;
     if (!socket || this.#closed) return false;
     const queue = this.#queue;
