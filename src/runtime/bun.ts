@@ -67,6 +67,8 @@ class BunConn implements Conn {
   #flushScheduled = false;
   /** Writes queued since the last flush. */
   #framesThisTurn = 0;
+  /** Bytes queued since the last flush: not offered to the kernel yet (see Conn.pendingBytes). */
+  #unoffered = 0;
   #ending = false;
   #closed = false;
   socket: Socket<BunConn> | undefined;
@@ -77,18 +79,22 @@ class BunConn implements Conn {
   ) {}
 
   get pendingBytes(): number {
-    return this.#queue?.bytes ?? 0;
+    return this.#queue === undefined ? 0 : this.#queue.bytes - this.#unoffered;
   }
 
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     (this.#queue ??= new OutBuffer()).push(bytes);
+    this.#unoffered += bytes.byteLength;
     this.#queued();
   }
 
   writeFrame(json: string): void {
     if (this.#closed || this.#ending) return;
-    (this.#queue ??= new OutBuffer()).pushFrame(json);
+    const queue = (this.#queue ??= new OutBuffer());
+    const before = queue.bytes;
+    queue.pushFrame(json);
+    this.#unoffered += queue.bytes - before;
     this.#queued();
   }
 
@@ -110,6 +116,7 @@ class BunConn implements Conn {
   flush(): boolean {
     this.#flushScheduled = false;
     this.#framesThisTurn = 0;
+    this.#unoffered = 0;
     const socket = this.socket;
     if (!socket || this.#closed) return false;
     const queue = this.#queue;

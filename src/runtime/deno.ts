@@ -34,10 +34,26 @@ const READ_BUFFER_MIN_BYTES = 2 * 1024;
 const READ_BUFFER_MAX_BYTES = 64 * 1024;
 let nextId = 1;
 
+/** Counts event-loop turns in which something was written (see Conn.pendingBytes). */
+let turn = 0;
+let turnEnding = false;
+
+function noteTurn(): void {
+  if (turnEnding) return;
+  turnEnding = true;
+  setImmediate(() => {
+    turn++;
+    turnEnding = false;
+  });
+}
+
 class DenoConnAdapter implements Conn {
   readonly id = nextId++;
   context: unknown = undefined;
   #queue = new OutBuffer();
+  /** Bytes queued in turn #unofferedTurn (see Conn.pendingBytes). */
+  #unoffered = 0;
+  #unofferedTurn = -1;
   #writing = false;
   #ending = false;
   #closed = false;
@@ -50,7 +66,8 @@ class DenoConnAdapter implements Conn {
   ) {}
 
   get pendingBytes(): number {
-    return this.#queue.bytes;
+    const unoffered = this.#unofferedTurn === turn ? this.#unoffered : 0;
+    return Math.max(0, this.#queue.bytes - unoffered);
   }
 
   start(): void {
@@ -78,16 +95,24 @@ class DenoConnAdapter implements Conn {
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
-    this.#queued();
+    this.#queued(bytes.byteLength);
   }
 
   writeFrame(json: string): void {
     if (this.#closed || this.#ending) return;
+    const before = this.#queue.bytes;
     this.#queue.pushFrame(json);
-    this.#queued();
+    this.#queued(this.#queue.bytes - before);
   }
 
-  #queued(): void {
+  #queued(bytes: number): void {
+    // Bytes of this turn are not offered to the kernel before the turn ends.
+    noteTurn();
+    if (this.#unofferedTurn !== turn) {
+      this.#unofferedTurn = turn;
+      this.#unoffered = 0;
+    }
+    this.#unoffered += bytes;
     if (!this.#writing) {
       this.#writing = true;
       // Start on the next turn so every frame written in this one is joined

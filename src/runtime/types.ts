@@ -33,7 +33,12 @@ export interface Conn {
   readonly id: number;
   /** The peer: its address for TCP, the socket path for UNIX connections. */
   readonly remote: Endpoint;
-  /** Bytes accepted by `write` that the kernel has not taken yet. */
+  /**
+   * Bytes the kernel did not take when they were offered: what a slow reader
+   * leaves behind. Bytes queued in the current event-loop turn have not been
+   * offered yet and do not count, so a burst to a reader that keeps up is
+   * never mistaken for a backlog.
+   */
   readonly pendingBytes: number;
   /** Free for the owner of the connection (the gateway keeps its session here); the adapter never reads it. */
   context: unknown;
