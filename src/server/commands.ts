@@ -248,11 +248,14 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
       ask(entry, session, payload, payload.data, payload.dataText, NO_HOPS, (answer) => {
         if (!answer.ok) return settle(bad(payload.id, answer.error));
         // Carried out in the order the client sent its messages, so deliveries keep that order too.
-        settle({ frames: [], deferred: () => execute(session, payload, entry, answer.response, NO_HOPS) });
+        settle({ frames: NO_FRAMES, deferred: () => execute(session, payload, entry, answer.response, NO_HOPS) });
       });
     },
   };
 }
+
+/** A result's empty frame list (shared: never modified). */
+const NO_FRAMES: (object | string)[] = [];
 
 /** The `via` of a message no handler has passed on yet; never modified (chains are copied). */
 const NO_HOPS: string[] = [];

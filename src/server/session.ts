@@ -81,6 +81,9 @@ function valueOf(entry: unknown): unknown {
   return entry instanceof LargeFrame ? entry.value : entry;
 }
 
+/** A slot's result until its message is settled (shared: never modified). */
+const PENDING: RouteResult = Object.freeze({ frames: Object.freeze([]) as unknown as (object | string)[] });
+
 /** Never pushed to: replaced by a fresh array on first use. */
 const NONE: unknown[] = [];
 
@@ -249,9 +252,16 @@ export class Session {
       if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", this.#draining));
       return;
     }
-    if (this.#backlog === NONE) this.#backlog = [];
     // A large frame keeps its text, so its data can be passed on without serialising it again.
-    this.#backlog.push(text.length < PASS_THROUGH_MIN_CHARS ? value : new LargeFrame(value, text));
+    const entry = text.length < PASS_THROUGH_MIN_CHARS ? value : new LargeFrame(value, text);
+    // Nothing waiting and room in the window: handled at once, with no trip through the backlog.
+    if (this.#backlog === NONE && !this.#authenticating && this.#slots.length < this.host.limits.sessionWindow) {
+      this.#handle(entry);
+      if (this.#paused && this.#backlog === NONE) this.#pump();
+      return;
+    }
+    if (this.#backlog === NONE) this.#backlog = [];
+    this.#backlog.push(entry);
     this.#pump();
   }
 
@@ -377,7 +387,7 @@ export class Session {
 
   #dispatch(payload: ClientPayload): void {
     this.messagesIn++;
-    const slot: Slot = { id: payload.id, done: false, result: { frames: [] } };
+    const slot: Slot = { id: payload.id, done: false, result: PENDING };
     if (this.#slots === NONE) this.#slots = [];
     this.#slots.push(slot);
     let settled = false;
@@ -413,7 +423,7 @@ export class Session {
       const next = slot.result.deferred;
       if (next) {
         slot.done = false;
-        slot.result = { frames: [] };
+        slot.result = PENDING;
         let result: RouteResult | Promise<RouteResult>;
         try {
           result = next();
