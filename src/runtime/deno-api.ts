@@ -17,6 +17,8 @@ export interface DenoConn {
   write(buf: Uint8Array): Promise<number>;
   closeWrite(): Promise<void>;
   close(): void;
+  /** TCP connections only. */
+  setNoDelay?(noDelay?: boolean): void;
 }
 
 export interface DenoListener extends AsyncIterable<DenoConn> {

@@ -71,6 +71,10 @@ class DenoConnAdapter implements Conn {
   }
 
   start(): void {
+    // Nagle's algorithm would hold small frames back for the peer's delayed
+    // ACK (~40 ms); the adapter joins a turn's frames itself. Bun's sockets
+    // disable it by default.
+    this.conn.setNoDelay?.(true);
     this.events.open?.(this);
     void this.#readLoop();
   }
