@@ -76,30 +76,50 @@ export class OutBuffer {
 
   /**
    * Appends one Bester frame (PROTOCOL.md §1): the UTF-8 byte length as 4
-   * bytes, little-endian, then `text` as UTF-8. The text is not checked.
+   * bytes, little-endian, then the text as UTF-8. The text is `text`, `more`
+   * and `last` joined: a frame built from parts is encoded part by part, so
+   * no joined string is made (a joined string is flattened before encoding,
+   * which costs more than the join). Each part must be well-formed UTF-16 on
+   * its own (no surrogate pair split between parts). The text is not checked.
    */
-  pushFrame(text: string): void {
+  pushFrame(text: string, more = "", last = ""): void {
     // Room for the shortest possible encoding (all ASCII) first: reserving the
     // worst case (3 bytes per UTF-16 unit) would triple every large frame's claim.
-    let at = this.#room(4 + text.length + MAX_CHAR_BYTES);
-    let buf = this.#buf!;
-    let n = utf8Write(buf, text, at + 4);
-    // write() stops short only when the next character does not fit, so with
-    // MAX_CHAR_BYTES or more left over the whole text is in.
-    if (buf.length - (at + 4 + n) < MAX_CHAR_BYTES) {
-      const exact = Buffer.byteLength(text, "utf8");
-      if (exact > n) {
-        at = this.#room(4 + exact);
-        buf = this.#buf!;
-        n = utf8Write(buf, text, at + 4);
-      }
+    let at = this.#room(4 + text.length + more.length + last.length + MAX_CHAR_BYTES);
+    let n = this.#writeParts(at + 4, text, more, last, true);
+    if (n < 0) {
+      // A part may not have fitted: measure, make exact room, write again.
+      const exact = Buffer.byteLength(text, "utf8") + Buffer.byteLength(more, "utf8") + Buffer.byteLength(last, "utf8");
+      at = this.#room(4 + exact);
+      n = this.#writeParts(at + 4, text, more, last, false);
     }
     if (n > MAX_FRAME_BODY_BYTES) throw new RangeError(`frame body of ${n} bytes does not fit a 4-byte length`);
+    const buf = this.#buf!;
     buf[at] = n & 0xff;
     buf[at + 1] = (n >>> 8) & 0xff;
     buf[at + 2] = (n >>> 16) & 0xff;
     buf[at + 3] = (n >>> 24) & 0xff;
     this.#end = at + 4 + n;
+  }
+
+  /**
+   * Encodes the parts from `from` on; returns the bytes written, or -1 when
+   * `checked` and the space left after a part is too small to be sure it all
+   * fitted (utf8Write stops short only when the next character does not fit).
+   */
+  #writeParts(from: number, a: string, b: string, c: string, checked: boolean): number {
+    const buf = this.#buf!;
+    let end = from + utf8Write(buf, a, from);
+    if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+    if (b !== "") {
+      end += utf8Write(buf, b, end);
+      if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+    }
+    if (c !== "") {
+      end += utf8Write(buf, c, end);
+      if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+    }
+    return end - from;
   }
 
   /** Everything queued, as a view valid until the next push or consume. */

@@ -120,16 +120,13 @@ export function receivedMessage(type: string, data: unknown): ReceivedMessage {
 // Serialised forms of frames built from text. Each equals JSON.stringify of
 // its object form (unit-tested). The good report this way costs ~25% less
 // than serialising its object.
-const GOOD_REPORT_HEAD = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":';
+/** A good report is GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL. */
+export const GOOD_REPORT_HEAD = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":';
+export const GOOD_REPORT_TAIL = "}}";
 
 /** `JSON.stringify(statusReport(id, "good"))`, cheaply. */
 export function goodReportJson(id: string): string {
-  return GOOD_REPORT_HEAD + JSON.stringify(id) + "}}";
-}
-
-/** Whether `json` came from {@link goodReportJson}. */
-export function isGoodReportJson(json: string): boolean {
-  return json.startsWith(GOOD_REPORT_HEAD);
+  return GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL;
 }
 
 /**

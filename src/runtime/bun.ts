@@ -89,11 +89,11 @@ class BunConn implements Conn {
     this.#queued();
   }
 
-  writeFrame(json: string): void {
+  writeFrame(json: string, more?: string, last?: string): void {
     if (this.#closed || this.#ending) return;
     const queue = (this.#queue ??= new OutBuffer());
     const before = queue.bytes;
-    queue.pushFrame(json);
+    queue.pushFrame(json, more, last);
     this.#unoffered += queue.bytes - before;
     this.#queued();
   }

@@ -102,10 +102,10 @@ class DenoConnAdapter implements Conn {
     this.#queued(bytes.byteLength);
   }
 
-  writeFrame(json: string): void {
+  writeFrame(json: string, more?: string, last?: string): void {
     if (this.#closed || this.#ending) return;
     const before = this.#queue.bytes;
-    this.#queue.pushFrame(json);
+    this.#queue.pushFrame(json, more, last);
     this.#queued(this.#queue.bytes - before);
   }
 

@@ -48,9 +48,10 @@ export interface Conn {
    * Queues `json` as one Bester frame (PROTOCOL.md §1), encoded straight into
    * the connection's output buffer: the hot path's way to write, with no
    * allocation per frame. The text is not checked. Dropped like `write` on a
-   * closed connection.
+   * closed connection. `more` and `last`, when given, continue the JSON
+   * text: a frame built from parts is encoded without joining them first.
    */
-  writeFrame(json: string): void;
+  writeFrame(json: string, more?: string, last?: string): void;
   /** Stops `data` callbacks until `resume`. */
   pause(): void;
   resume(): void;

@@ -8,7 +8,7 @@ import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, handlerDataText, parseHandlerResponse } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, goodReportJson, receivedMessage, receivedMessageJson, statusReport } from "../protocol/reports.ts";
+import { type ErrorInfo, ErrorCodes, receivedMessage, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
@@ -143,7 +143,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     if (failedUsers !== undefined) {
       return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failedUsers.join(", ")}` });
     }
-    if (undelivered === undefined) return { frames: [goodReportJson(id)] };
+    if (undelivered === undefined) return DELIVERED;
     const report = statusReport(id, "good") as { header: Record<string, unknown> };
     // Extension: the original silently ignored users who were not connected; say who they were.
     report.header.undelivered = undelivered;
@@ -256,6 +256,9 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 
 /** A result's empty frame list (shared: never modified). */
 const NO_FRAMES: (object | string)[] = [];
+
+/** The result of a delivery that reached everyone: a good report, nothing else (shared). */
+const DELIVERED: RouteResult = { frames: NO_FRAMES, good: true };
 
 /** The `via` of a message no handler has passed on yet; never modified (chains are copied). */
 const NO_HOPS: string[] = [];

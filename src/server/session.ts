@@ -14,7 +14,7 @@ import {
   parseClientPayload,
   parseFirstFrame,
 } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, fatalMessage, isGoodReportJson, statusReport } from "../protocol/reports.ts";
+import { type ErrorInfo, ErrorCodes, fatalMessage, GOOD_REPORT_HEAD, GOOD_REPORT_TAIL, statusReport } from "../protocol/reports.ts";
 import { type Conn, formatEndpoint } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
 import type { PeerAdmission } from "./peers.ts";
@@ -37,6 +37,8 @@ export interface SessionLimits {
 export interface RouteResult {
   /** Frames to send, in order; a string is a frame's JSON text, already serialised. */
   frames: (object | string)[];
+  /** Then a plain good status report for the message (written from parts, no object). */
+  good?: boolean;
   close?: boolean;
   deferred?: () => RouteResult | Promise<RouteResult>;
 }
@@ -195,6 +197,12 @@ export class Session {
   sendBytes(frame: Uint8Array): boolean {
     if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
     this.conn.write(frame);
+    return this.#checkBacklog();
+  }
+
+  #sendGoodReport(id: string): boolean {
+    if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
+    this.conn.writeFrame(GOOD_REPORT_HEAD, JSON.stringify(id), GOOD_REPORT_TAIL);
     return this.#checkBacklog();
   }
 
@@ -451,12 +459,15 @@ export class Session {
       for (const frame of slot.result.frames) {
         if (typeof frame === "string") {
           this.sendJson(frame);
-          if (isGoodReportJson(frame)) this.host.reportSent?.("good");
           continue;
         }
         this.send(frame);
         const header = (frame as { header?: { messageType?: unknown; status?: unknown } }).header;
         if (header?.messageType === "statusReport") this.host.reportSent?.(header.status === "good" ? "good" : "bad");
+      }
+      if (slot.result.good) {
+        this.#sendGoodReport(slot.id);
+        this.host.reportSent?.("good");
       }
       if (slot.result.close) closeAfter = true;
       if (closeAfter) break;
@@ -474,7 +485,8 @@ export class Session {
 
   /** The one message of a server connection is done: report to the sender (if it gave an id) and close. */
   #answerServer(slot: Slot): void {
-    const report = slot.result.frames
+    const frames = slot.result.good ? [...slot.result.frames, statusReport(slot.id, "good")] : slot.result.frames;
+    const report = frames
       .map((f) => (typeof f === "string" ? (JSON.parse(f) as object) : f))
       .find((f) => (f as { header?: { messageType?: unknown } }).header?.messageType === "statusReport") as
       | { header: { status: string; error?: ErrorInfo } }

@@ -13,7 +13,6 @@ import {
   ErrorCodes,
   fatalMessage,
   goodReportJson,
-  isGoodReportJson,
   receivedMessage,
   receivedMessageJson,
   statusReport,
@@ -61,12 +60,10 @@ describe("reports", () => {
     expect(wire.header.error).toEqual({ code: "frame_too_large", message: "frame 1 declares 9 bytes" });
   });
 
-  test("the text-built good report and delivery equal JSON.stringify of their objects", () => {
+  test("the text-built good report (the parts a session writes) and delivery equal JSON.stringify of their objects", () => {
     fc.assert(
       fc.property(fc.string(), fc.string(), fc.option(fc.jsonValue(), { nil: undefined }), (id, type, data) => {
         expect(goodReportJson(id)).toBe(JSON.stringify(statusReport(id, "good")));
-        expect(isGoodReportJson(goodReportJson(id))).toBe(true);
-        expect(isGoodReportJson(JSON.stringify(statusReport(id, "bad", { code: "x", message: "y" })))).toBe(false);
         expect(receivedMessageJson(type, JSON.stringify(data))).toBe(JSON.stringify(receivedMessage(type, data)));
       }),
       { numRuns: 500 },

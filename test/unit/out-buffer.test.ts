@@ -42,6 +42,8 @@ describe("OutBuffer", () => {
       }),
       fc.record({
         kind: fc.constant("frame" as const),
+        parts: fc.boolean(),
+        cut: fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true })),
         text: fc.oneof(
           fc.string({ maxLength: 300 }),
           fc.tuple(fc.nat(7000), fc.string({ unit: "grapheme", minLength: 1, maxLength: 4 })).map(([n, s]) => s.repeat(n)),
@@ -60,7 +62,13 @@ describe("OutBuffer", () => {
             expected.push(o.data);
           } else if (o.kind === "frame") {
             const text = JSON.stringify(o.text);
-            out.pushFrame(text);
+            // In one part, or cut into three, as the gateway writes reports.
+            // Never inside a surrogate pair: each part must be well-formed on its own.
+            const whole = (at: number) => (/[\udc00-\udfff]/.test(text[at] ?? "") ? at + 1 : at);
+            const cut1 = whole(Math.floor(text.length * o.cut[0]));
+            const cut2 = whole(cut1 + Math.floor((text.length - cut1) * o.cut[1]));
+            if (o.parts) out.pushFrame(text.slice(0, cut1), text.slice(cut1, cut2), text.slice(cut2));
+            else out.pushFrame(text);
             expected.push(encodeJsonFrame(text));
           } else {
             const view = out.peek();
