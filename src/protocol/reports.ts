@@ -129,12 +129,27 @@ export function goodReportJson(id: string): string {
   return GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL;
 }
 
+/** A delivery is DELIVERY_HEAD + data's JSON + deliveryTail(type) (data defined). */
+export const DELIVERY_HEAD = '{"header":{"messageType":"receivedMessage"},"payload":{"data":';
+
+/** Handler types are few and fixed by the config: their tails are made once. */
+const deliveryTails = new Map<string, string>();
+
+export function deliveryTail(type: string): string {
+  let tail = deliveryTails.get(type);
+  if (tail === undefined) {
+    tail = ',"type":' + JSON.stringify(type) + "}}";
+    if (deliveryTails.size < 1024) deliveryTails.set(type, tail);
+  }
+  return tail;
+}
+
 /**
  * `JSON.stringify(receivedMessage(type, data))`, given data's JSON text
- * (`dataJson`): for data passed on as the text that arrived.
+ * (`dataJson`, undefined for undefined data).
  */
 export function receivedMessageJson(type: string, dataJson: string | undefined): string {
-  const tail = '"type":' + JSON.stringify(type) + "}}";
   // Undefined data (an answer without "data") has no key at all, as JSON.stringify leaves it out.
-  return '{"header":{"messageType":"receivedMessage"},"payload":{' + (dataJson === undefined ? tail : '"data":' + dataJson + "," + tail);
+  if (dataJson === undefined) return '{"header":{"messageType":"receivedMessage"},"payload":{"type":' + JSON.stringify(type) + "}}";
+  return DELIVERY_HEAD + dataJson + deliveryTail(type);
 }

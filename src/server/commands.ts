@@ -8,7 +8,7 @@ import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, handlerDataText, parseHandlerResponse } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, receivedMessage, receivedMessageJson, statusReport } from "../protocol/reports.ts";
+import { DELIVERY_HEAD, deliveryTail, type ErrorInfo, ErrorCodes, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
@@ -113,21 +113,29 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         message: `handler "${type}": sendClients needs a list of usernames, got ${JSON.stringify(users)?.slice(0, 60)}`,
       });
     }
-    // Serialised once; the first recipient's copy is encoded straight into its
-    // socket buffer, and any others share one encoding.
-    // A small message is serialised whole: measured faster than joining
-    // serialised parts, whose joined string must be flattened before encoding.
-    const json = dataText === undefined ? frameJson(receivedMessage(type, data)) : receivedMessageJson(type, dataText);
+    // The delivery is written as three parts (head, data, tail) straight into
+    // the first recipient's buffer: no object to serialise, no joined string.
+    // Any further recipients share one encoding.
+    const dataJson = dataText ?? JSON.stringify(data);
+    if (dataJson === undefined) {
+      // Data JSON cannot carry (undefined): the key is left out, as JSON.stringify does.
+      return sendClientsJson(id, type, names as string[], receivedMessageJson(type, undefined), "", "");
+    }
+    return sendClientsJson(id, type, names as string[], DELIVERY_HEAD, dataJson, deliveryTail(type));
+  }
+
+  /** Delivers the frame `head + body + tail` to every session of the named users. */
+  function sendClientsJson(id: string, type: string, names: string[], head: string, body: string, tail: string): RouteResult {
     let frame: Uint8Array | undefined;
     let recipients = 0;
     let undelivered: string[] | undefined;
     let failedUsers: string[] | undefined;
     const deliver = (s: Session, name: string) => {
-      const sent = recipients++ === 0 ? s.sendJson(json) : s.sendBytes((frame ??= encodeJsonFrame(json)));
+      const sent = recipients++ === 0 ? s.sendJson(head, body, tail) : s.sendBytes((frame ??= encodeJsonFrame(head + body + tail)));
       if (sent) stats.delivered(type);
       else if (!failedUsers?.includes(name)) (failedUsers ??= []).push(name);
     };
-    for (const name of names.length === 1 ? (names as string[]) : new Set(names as string[])) {
+    for (const name of names.length === 1 ? names : new Set(names)) {
       const found = registry.lookup(name);
       if (found === undefined) {
         (undelivered ??= []).push(name);

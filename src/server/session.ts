@@ -183,10 +183,13 @@ export class Session {
     return this.sendJson(frameJson(message));
   }
 
-  /** Queues one frame of already-serialised JSON; false like {@link sendBytes}. */
-  sendJson(json: string): boolean {
+  /**
+   * Queues one frame of already-serialised JSON, given whole or as up to
+   * three parts (encoded without joining them); false like {@link sendBytes}.
+   */
+  sendJson(json: string, more?: string, last?: string): boolean {
     if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
-    this.conn.writeFrame(json);
+    this.conn.writeFrame(json, more, last);
     return this.#checkBacklog();
   }
 
@@ -201,9 +204,7 @@ export class Session {
   }
 
   #sendGoodReport(id: string): boolean {
-    if (this.#closeReason === ClosedReason.slowConsumer || this.#gone) return false;
-    this.conn.writeFrame(GOOD_REPORT_HEAD, JSON.stringify(id), GOOD_REPORT_TAIL);
-    return this.#checkBacklog();
+    return this.sendJson(GOOD_REPORT_HEAD, JSON.stringify(id), GOOD_REPORT_TAIL);
   }
 
   #checkBacklog(): boolean {
