@@ -274,11 +274,17 @@ export function parseFirstFrame(value: unknown): { ok: true; frame: FirstFrame }
 export function parseClientPayload(value: unknown): { ok: true; payload: ClientPayload } | { ok: false; problem: Problem } {
   // Hot path: a well-formed message is checked by hand; only a malformed one
   // goes through the schema, for its precise problem. (Equivalence: messages.test.ts.)
+  const payload = clientPayloadOf(value);
+  return payload !== undefined ? { ok: true, payload } : _parseClientPayloadBySchema(value);
+}
+
+/** The hand check of {@link parseClientPayload}: the payload of a well-formed message, else undefined. */
+export function clientPayloadOf(value: unknown): ClientPayload | undefined {
   const p = isRecord(value) ? value["payload"] : undefined;
   if (isRecord(p) && typeof p["type"] === "string" && typeof p["id"] === "string") {
-    return { ok: true, payload: { type: p["type"], id: p["id"], data: p["data"] ?? null } };
+    return { type: p["type"], id: p["id"], data: p["data"] ?? null };
   }
-  return _parseClientPayloadBySchema(value);
+  return undefined;
 }
 
 /** The schema path of {@link parseClientPayload}; exported for the equivalence test only. */
@@ -296,19 +302,22 @@ export function _parseClientPayloadBySchema(value: unknown): { ok: true; payload
  */
 export function parseHandlerResponse(value: unknown): { ok: true; response: HandlerResponse } | { ok: false; problem: Problem } {
   // Hot path, as in parseClientPayload: the usual good answer by hand, anything else by the schema.
+  const response = handlerResponseOf(value);
+  return response !== undefined ? { ok: true, response } : _parseHandlerResponseBySchema(value);
+}
+
+/** The hand check of {@link parseHandlerResponse}: the usual good answer's shape, else undefined. */
+export function handlerResponseOf(value: unknown): HandlerResponse | undefined {
   const header = isRecord(value) ? value["header"] : undefined;
   const command = isRecord(header) ? header["command"] : undefined;
   if (isRecord(header) && typeof header["status"] === "string" && isRecord(command) && typeof command["type"] === "string") {
     return {
-      ok: true,
-      response: {
-        status: header["status"],
-        data: responseData(value as Record<string, unknown>),
-        command: { type: command["type"], data: command["data"] ?? null },
-      },
+      status: header["status"],
+      data: responseData(value as Record<string, unknown>),
+      command: { type: command["type"], data: command["data"] ?? null },
     };
   }
-  return _parseHandlerResponseBySchema(value);
+  return undefined;
 }
 
 /** The schema path of {@link parseHandlerResponse}; exported for the equivalence test only. */

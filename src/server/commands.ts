@@ -7,7 +7,7 @@
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
-import { type ClientPayload, type HandlerResponse, handlerDataText, parseHandlerResponse } from "../protocol/messages.ts";
+import { type ClientPayload, type HandlerResponse, handlerDataText, handlerResponseOf, parseHandlerResponse } from "../protocol/messages.ts";
 import { DELIVERY_HEAD, deliveryTail, type ErrorInfo, ErrorCodes, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
@@ -25,7 +25,12 @@ export interface EnvelopeMeta {
   via: string[];
 }
 
-type Answer = { ok: true; response: HandlerResponse } | { ok: false; error: ErrorInfo };
+/** Why a handler gave no usable answer. A class, so a good answer needs no wrapper. */
+class Refusal {
+  constructor(readonly error: ErrorInfo) {}
+}
+
+type Answer = HandlerResponse | Refusal;
 
 function bad(id: string, error: ErrorInfo): RouteResult {
   return { frames: [statusReport(id, "bad", error)] };
@@ -46,7 +51,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 
   function failed(type: string, code: string, message: string, done: (answer: Answer) => void): void {
     stats.handlerFailure(type);
-    done({ ok: false, error: { code, message: `handler "${type}": ${message}` } });
+    done(new Refusal({ code, message: `handler "${type}": ${message}` }));
   }
 
   /**
@@ -73,7 +78,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         json = dataText === undefined ? frameJson({ data, meta }) : '{"data":' + dataText + ',"meta":' + frameJson(meta) + "}";
       }
     } catch (err) {
-      return done({ ok: false, error: { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` } });
+      return done(new Refusal({ code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` }));
     }
     const started = performance.now();
     try {
@@ -88,21 +93,26 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   }
 
   function checkAnswer(type: string, value: unknown, text: string): Answer {
-    const parsed = parseHandlerResponse(value);
-    if (!parsed.ok) {
-      stats.handlerFailure(type);
-      return {
-        ok: false,
-        error: { code: ErrorCodes.handlerFailed, message: `handler "${type}" sent a malformed answer: ${parsed.problem.message}` },
-      };
+    // The usual good answer by hand; anything else (a failure, the early
+    // spec's shape, a malformed answer) by the full parse.
+    let response = handlerResponseOf(value);
+    if (response === undefined) {
+      const parsed = parseHandlerResponse(value);
+      if (!parsed.ok) {
+        stats.handlerFailure(type);
+        return new Refusal({
+          code: ErrorCodes.handlerFailed,
+          message: `handler "${type}" sent a malformed answer: ${parsed.problem.message}`,
+        });
+      }
+      response = parsed.response;
     }
-    const response = parsed.response;
-    if (response.status !== "0") return { ok: false, error: handlerError(type, response.status, value) };
+    if (response.status !== "0") return new Refusal(handlerError(type, response.status, value));
     if (!response.command) {
-      return { ok: false, error: { code: ErrorCodes.badCommand, message: `handler "${type}" answered "0" without a command` } };
+      return new Refusal({ code: ErrorCodes.badCommand, message: `handler "${type}" answered "0" without a command` });
     }
     response.dataText = handlerDataText(value, text);
-    return { ok: true, response };
+    return response;
   }
 
   function sendClients(id: string, type: string, users: unknown, data: unknown, dataText: string | undefined): RouteResult {
@@ -229,9 +239,9 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         }
         return new Promise((resolve) =>
           ask(next, session, payload, response.data, response.dataText, chain, (answer) => {
-            if (!answer.ok) return resolve(bad(payload.id, answer.error));
+            if (answer instanceof Refusal) return resolve(bad(payload.id, answer.error));
             try {
-              resolve(execute(session, payload, next, answer.response, chain));
+              resolve(execute(session, payload, next, answer, chain));
             } catch (err) {
               resolve(bad(payload.id, { code: ErrorCodes.internal, message: (err as Error).message }));
             }
@@ -254,12 +264,32 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     dispatch(session, payload, settle) {
       const entry = host.get(payload.type)!;
       ask(entry, session, payload, payload.data, payload.dataText, NO_HOPS, (answer) => {
-        if (!answer.ok) return settle(bad(payload.id, answer.error));
+        if (answer instanceof Refusal) return settle(bad(payload.id, answer.error));
         // Carried out in the order the client sent its messages, so deliveries keep that order too.
-        settle({ frames: NO_FRAMES, deferred: () => execute(session, payload, entry, answer.response, NO_HOPS) });
+        settle(new Answered(execute, session, payload, entry, answer));
       });
     },
   };
+}
+
+/**
+ * A handler's answer waiting for its turn: the result whose deferred step
+ * carries it out. One object per message where a closure, its scope and a
+ * result object were three.
+ */
+class Answered implements RouteResult {
+  readonly frames = NO_FRAMES;
+  constructor(
+    readonly run: (session: Session, payload: ClientPayload, entry: HandlerEntry, response: HandlerResponse, via: string[]) => RouteResult | Promise<RouteResult>,
+    readonly session: Session,
+    readonly payload: ClientPayload,
+    readonly entry: HandlerEntry,
+    readonly response: HandlerResponse,
+  ) {}
+
+  deferred(): RouteResult | Promise<RouteResult> {
+    return this.run(this.session, this.payload, this.entry, this.response, NO_HOPS);
+  }
 }
 
 /** A result's empty frame list (shared: never modified). */

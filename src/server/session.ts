@@ -8,6 +8,7 @@ import { FrameDecoder, frameJson } from "../protocol/frame.ts";
 import {
   type ClientPayload,
   clientDataText,
+  clientPayloadOf,
   type Credentials,
   type FirstFrame,
   PASS_THROUGH_MIN_CHARS,
@@ -306,13 +307,16 @@ export class Session {
     if (this.kind === "pending") return this.#handleFirst(value);
     // A server connection carries one message (PROTOCOL.md §2); anything after it is not read.
     if (this.kind === "server") return;
-    const parsed = parseClientPayload(value);
-    if (!parsed.ok) {
-      const id = idOf(value);
-      return this.fatal({ code: parsed.problem.code, message: parsed.problem.message }, id, ClosedReason.malformed);
+    // The usual message by hand, anything else by the schema (which says
+    // precisely what is wrong with a malformed one).
+    let payload = clientPayloadOf(value);
+    if (payload === undefined) {
+      const parsed = parseClientPayload(value);
+      if (!parsed.ok) return this.fatal({ code: parsed.problem.code, message: parsed.problem.message }, idOf(value), ClosedReason.malformed);
+      payload = parsed.payload;
     }
-    if (entry instanceof LargeFrame) parsed.payload.dataText = clientDataText(entry.text);
-    this.#dispatch(parsed.payload);
+    if (entry instanceof LargeFrame) payload.dataText = clientDataText(entry.text);
+    this.#dispatch(payload);
   }
 
   #handleFirst(value: unknown): void {
@@ -429,13 +433,14 @@ export class Session {
     let closeAfter = false;
     while (this.#slots.length > 0 && this.#slots[0]!.done) {
       const slot = this.#slots[0]!;
-      const next = slot.result.deferred;
-      if (next) {
+      const current = slot.result;
+      if (current.deferred) {
         slot.done = false;
         slot.result = PENDING;
         let result: RouteResult | Promise<RouteResult>;
         try {
-          result = next();
+          // Called on its result: a deferred step may be a method.
+          result = current.deferred();
         } catch (err) {
           result = internalFailure(slot.id, err);
         }
