@@ -293,13 +293,13 @@ class Answered implements RouteResult {
 }
 
 /** A result's empty frame list (shared: never modified). */
-const NO_FRAMES: (object | string)[] = [];
+const NO_FRAMES = Object.freeze([]) as unknown as (object | string)[];
 
 /** The result of a delivery that reached everyone: a good report, nothing else (shared). */
-const DELIVERED: RouteResult = { frames: NO_FRAMES, good: true };
+const DELIVERED: RouteResult = Object.freeze({ frames: NO_FRAMES, good: true });
 
 /** The `via` of a message no handler has passed on yet; never modified (chains are copied). */
-const NO_HOPS: string[] = [];
+const NO_HOPS = Object.freeze([]) as unknown as string[];
 
 function metaOf(session: Session, payload: ClientPayload, type: string, via: string[]): EnvelopeMeta {
   // From a peer server, "from" is that server's name (or address, for an original server).
