@@ -34,14 +34,18 @@ const utf8Write: (buf: Buffer, text: string, offset: number) => number =
 let pooledBytes = 0;
 
 function allocate(min: number, previous: number): Buffer {
-  for (let i = pool.length - 1; i >= 0; i--) {
-    const buf = pool[i]!;
-    if (buf.length >= min) {
-      pool[i] = pool[pool.length - 1]!;
-      pool.pop();
-      pooledBytes -= buf.length;
-      return buf;
-    }
+  // The largest pooled buffer: a connection that wrote a lot in the last turn
+  // likely does again, and growing a small block means copying it each time.
+  let best = -1;
+  for (let i = 0; i < pool.length; i++) {
+    if (pool[i]!.length >= min && (best < 0 || pool[i]!.length > pool[best]!.length)) best = i;
+  }
+  if (best >= 0) {
+    const buf = pool[best]!;
+    pool[best] = pool[pool.length - 1]!;
+    pool.pop();
+    pooledBytes -= buf.length;
+    return buf;
   }
   // Doubling keeps a growing backlog (a slow reader) from being copied over and over.
   return Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, min, previous * 2));
