@@ -88,6 +88,7 @@ export interface LoadResult {
   unexpected: number;
   /** "good" status reports (Bester only; 0 where the server sends none). */
   accepted: number;
+  /** Length of the measured interval as it happened. */
   measuredSeconds: number;
   /** Deliveries during the measured interval. */
   measuredMessages: number;

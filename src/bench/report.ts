@@ -2,7 +2,6 @@
  * The bench report: its JSON shape (`--json`) and the tables printed for people.
  * @module
  */
-import type { LatencySummary } from "./histogram.ts";
 import type { IdleResult } from "./idle.ts";
 import type { LoadResult } from "./load.ts";
 import type { MachineInfo, ProcessUsage } from "./proc.ts";
@@ -10,33 +9,18 @@ import { formatProfile, type ProfileSummary } from "./profile.ts";
 
 export type Scenario = "dummy" | "per-message" | "persistent";
 
-export interface RunReport {
+/** What the load generator measured (LoadResult, less its raw delivery count), plus the run's setup and each process's use. */
+export interface RunReport extends Omit<LoadResult, "measuredMessages"> {
   /** One of the bench's scenarios; a comparison (bench/compare/) puts the other system's name here. */
   scenario: Scenario | (string & {});
-  pairs: number;
   /** Requested size of each message's data (JSON bytes). */
   size: number;
-  window: number;
   warmupSeconds: number;
   durationSeconds: number;
-  /** Length of the measured interval as it happened. */
-  measuredSeconds: number;
-  messagesPerSecond: number;
-  latencyMs: LatencySummary;
-  sent: number;
-  received: number;
-  lost: number;
-  /** Of the lost: refused by the gateway with a "bad" status report. */
-  refused: number;
-  duplicated: number;
-  unexpected: number;
-  /** "good" status reports the senders received. */
-  accepted: number;
   /** Over the measured interval; null for a gateway the bench did not start. */
   gateway: ProcessUsage | null;
   handler: ProcessUsage | null;
   loadGenerator: ProcessUsage | null;
-  problems: string[];
   /** With --cpu-prof: where the gateway's and the relay handler's time went. */
   profile?: ProfileSummary;
   handlerProfile?: ProfileSummary;
@@ -48,23 +32,8 @@ export function runReport(
   result: LoadResult,
   usage: { gateway: ProcessUsage | null; handler: ProcessUsage | null; loadGenerator: ProcessUsage | null },
 ): RunReport {
-  return {
-    ...setup,
-    pairs: result.pairs,
-    window: result.window,
-    measuredSeconds: result.measuredSeconds,
-    messagesPerSecond: result.messagesPerSecond,
-    latencyMs: result.latencyMs,
-    sent: result.sent,
-    received: result.received,
-    lost: result.lost,
-    refused: result.refused,
-    duplicated: result.duplicated,
-    unexpected: result.unexpected,
-    accepted: result.accepted,
-    ...usage,
-    problems: result.problems,
-  };
+  const { measuredMessages: _counted, ...measured } = result;
+  return { ...setup, ...measured, ...usage };
 }
 
 export interface BenchReport {
