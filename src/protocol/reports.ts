@@ -120,14 +120,12 @@ export function receivedMessage(type: string, data: unknown): ReceivedMessage {
 // Serialised forms of frames built from text. Each equals JSON.stringify of
 // its object form (unit-tested). The good report this way costs ~25% less
 // than serialising its object.
-/** A good report is GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL. */
+/**
+ * `JSON.stringify(statusReport(id, "good"))` is GOOD_REPORT_HEAD +
+ * JSON.stringify(id) + GOOD_REPORT_TAIL: a session writes those three parts.
+ */
 export const GOOD_REPORT_HEAD = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":';
 export const GOOD_REPORT_TAIL = "}}";
-
-/** `JSON.stringify(statusReport(id, "good"))`, cheaply. */
-export function goodReportJson(id: string): string {
-  return GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL;
-}
 
 /** A delivery is DELIVERY_HEAD + data's JSON + deliveryTail(type) (data defined). */
 export const DELIVERY_HEAD = '{"header":{"messageType":"receivedMessage"},"payload":{"data":';

@@ -12,7 +12,8 @@ import {
   dummyReply,
   ErrorCodes,
   fatalMessage,
-  goodReportJson,
+  GOOD_REPORT_HEAD,
+  GOOD_REPORT_TAIL,
   receivedMessage,
   receivedMessageJson,
   statusReport,
@@ -63,7 +64,7 @@ describe("reports", () => {
   test("the text-built good report (the parts a session writes) and delivery equal JSON.stringify of their objects", () => {
     fc.assert(
       fc.property(fc.string(), fc.string(), fc.option(fc.jsonValue(), { nil: undefined }), (id, type, data) => {
-        expect(goodReportJson(id)).toBe(JSON.stringify(statusReport(id, "good")));
+        expect(GOOD_REPORT_HEAD + JSON.stringify(id) + GOOD_REPORT_TAIL).toBe(JSON.stringify(statusReport(id, "good")));
         expect(receivedMessageJson(type, JSON.stringify(data))).toBe(JSON.stringify(receivedMessage(type, data)));
       }),
       { numRuns: 500 },
