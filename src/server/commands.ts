@@ -258,6 +258,25 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
   }
 
+  /**
+   * A handler's answer waiting for its turn: the result whose deferred step
+   * carries it out. One object per message where a closure, its scope and a
+   * result object were three.
+   */
+  class Answered implements RouteResult {
+    readonly frames = NO_FRAMES;
+    constructor(
+      readonly session: Session,
+      readonly payload: ClientPayload,
+      readonly entry: HandlerEntry,
+      readonly response: HandlerResponse,
+    ) {}
+
+    deferred(): RouteResult | Promise<RouteResult> {
+      return execute(this.session, this.payload, this.entry, this.response, NO_HOPS);
+    }
+  }
+
   return {
     has: (type) => host.get(type) !== undefined,
     types: () => host.types(),
@@ -266,30 +285,10 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
       ask(entry, session, payload, payload.data, payload.dataText, NO_HOPS, (answer) => {
         if (answer instanceof Refusal) return settle(bad(payload.id, answer.error));
         // Carried out in the order the client sent its messages, so deliveries keep that order too.
-        settle(new Answered(execute, session, payload, entry, answer));
+        settle(new Answered(session, payload, entry, answer));
       });
     },
   };
-}
-
-/**
- * A handler's answer waiting for its turn: the result whose deferred step
- * carries it out. One object per message where a closure, its scope and a
- * result object were three.
- */
-class Answered implements RouteResult {
-  readonly frames = NO_FRAMES;
-  constructor(
-    readonly run: (session: Session, payload: ClientPayload, entry: HandlerEntry, response: HandlerResponse, via: string[]) => RouteResult | Promise<RouteResult>,
-    readonly session: Session,
-    readonly payload: ClientPayload,
-    readonly entry: HandlerEntry,
-    readonly response: HandlerResponse,
-  ) {}
-
-  deferred(): RouteResult | Promise<RouteResult> {
-    return this.run(this.session, this.payload, this.entry, this.response, NO_HOPS);
-  }
 }
 
 /** A result's empty frame list (shared: never modified). */
