@@ -67,16 +67,19 @@ describe("the federation block", () => {
   });
 
   test("every problem is named by its path", () => {
+    // With a top-level error present, only the top-level errors are reported;
+    // alone, every peer's own problem is.
+    const badPeers = {
+      nosecret: { address: "127.0.0.1:1" },
+      short: { secret: "tooshort" },
+      both: { address: "127.0.0.1:2", secret: SECRET, original: true },
+      dup: { address: "127.0.0.1:2", secret: SECRET },
+      lost: { original: true },
+    };
     expect(
       errors(
         load({
-          peers: {
-            nosecret: { address: "127.0.0.1:1" },
-            short: { secret: "tooshort" },
-            both: { address: "127.0.0.1:2", secret: SECRET, original: true },
-            dup: { address: "127.0.0.1:2", secret: SECRET },
-            lost: { original: true },
-          },
+          peers: badPeers,
           allowOriginal: ["localhost"],
           maxHops: 0,
         }),
@@ -88,13 +91,7 @@ describe("the federation block", () => {
     expect(
       errors(
         load({
-          peers: {
-            nosecret: { address: "127.0.0.1:1" },
-            short: { secret: "tooshort" },
-            both: { address: "127.0.0.1:2", secret: SECRET, original: true },
-            dup: { address: "127.0.0.1:2", secret: SECRET },
-            lost: { original: true },
-          },
+          peers: badPeers,
         }),
       ),
     ).toEqual([
