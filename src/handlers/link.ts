@@ -7,7 +7,7 @@
 import type { Logger } from "../log/logger.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
-import type { Conn, Runtime } from "../runtime/types.ts";
+import type { Conn, Endpoint, Runtime, SocketEvents } from "../runtime/types.ts";
 
 /** Why a handler request failed; the code goes into the originator's bad report. */
 export class HandlerError extends Error {
@@ -45,59 +45,121 @@ export interface LinkOptions {
 
 /** The original protocol: every request opens its own connection, which the answer ends. */
 export function perMessageLink(opts: LinkOptions): HandlerLink {
-  const open = new Set<(reason: string) => void>();
-  return {
-    get inFlight() {
-      return open.size;
-    },
-    request(json, timeoutMs, done) {
-      let settled = false;
-      let conn: Conn | undefined;
-      const finish = (err: HandlerError | undefined, value?: unknown, text?: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        open.delete(abort);
-        // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
-        // graceful end would add a shutdown() per message and wait for the handler.
-        conn?.destroy();
-        done(err, value, text);
-      };
-      const abort = (reason: string) => finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
-      open.add(abort);
-      const timer = setTimeout(
-        () => finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const decoder = new FrameDecoder(opts.maxFrameBytes, (value, _index, _owner, text) => finish(undefined, value, text));
-      opts.runtime
-        .connect(
-          { kind: "unix", path: opts.socketPath },
-          {
-            data(_c, chunk) {
-              const err = decoder.push(chunk);
-              if (err) finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
-            },
-            close() {
-              // The usual close follows the answer: build no Error (a stack capture) for it.
-              if (!settled) finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
-            },
-          },
-          timeoutMs,
-        )
-        .then(
-          (c) => {
-            conn = c;
-            if (settled) c.destroy();
-            else c.writeFrame(json);
-          },
-          (err: Error) => finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
-        );
-    },
-    close(reason) {
-      for (const abort of [...open]) abort(reason);
-    },
-  };
+  return new PerMessageLink(opts);
+}
+
+/**
+ * One request on its own connection. The object is the connection's event
+ * callbacks and its decoder's owner at once: this runs once per message, so
+ * it allocates one object where closures would be several.
+ */
+class OneShot implements SocketEvents {
+  conn: Conn | undefined;
+  settled = false;
+  readonly #decoder: FrameDecoder;
+
+  constructor(
+    readonly link: PerMessageLink,
+    readonly done: Done,
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    maxFrameBytes: number,
+  ) {
+    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this });
+  }
+
+  data(_c: Conn, chunk: Uint8Array): void {
+    const err = this.#decoder.push(chunk);
+    if (err) this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
+  }
+
+  close(): void {
+    // The usual close follows the answer: build no Error (a stack capture) for it.
+    if (!this.settled) this.finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
+  }
+
+  finish(err: HandlerError | undefined, value?: unknown, text?: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.link.forget(this);
+    // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
+    // graceful end would add a shutdown() per message and wait for the handler.
+    this.conn?.destroy();
+    this.done(err, value, text);
+  }
+}
+
+function answered(value: unknown, _index: number, owner: unknown, text: string): void {
+  (owner as OneShot).finish(undefined, value, text);
+}
+
+class PerMessageLink implements HandlerLink {
+  /** In the order sent. */
+  readonly open = new Set<OneShot>();
+  readonly #to: Endpoint;
+  /** One timer for the link, not one per request, set for the earliest deadline. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+
+  constructor(private readonly opts: LinkOptions) {
+    this.#to = { kind: "unix", path: opts.socketPath };
+  }
+
+  get inFlight(): number {
+    return this.open.size;
+  }
+
+  request(json: string, timeoutMs: number, done: Done): void {
+    const req = new OneShot(this, done, performance.now() + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
+    this.open.add(req);
+    if (req.deadline < this.#timerAt) this.#arm(req.deadline);
+    // The request's own deadline covers the dial too: no second timer for it.
+    this.opts.runtime.connect(this.#to, req).then(
+      (c) => {
+        req.conn = c;
+        if (req.settled) c.destroy();
+        else c.writeFrame(json);
+      },
+      (err: Error) => req.finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
+    );
+  }
+
+  forget(req: OneShot): void {
+    this.open.delete(req);
+    // An idle link holds no timer: nothing should keep the process up for it.
+    if (this.open.size === 0) this.#disarm();
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()));
+  }
+
+  /** Fails every request past its deadline, then waits for the next deadline. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    // A millisecond early counts: timers may fire that much before their time.
+    const now = performance.now() + 1;
+    let next = Infinity;
+    for (const req of this.open) {
+      if (req.deadline <= now) req.finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${req.timeoutMs} ms`));
+      else if (req.deadline < next) next = req.deadline;
+    }
+    if (next < Infinity) this.#arm(next);
+  }
+
+  close(reason: string): void {
+    for (const req of [...this.open]) req.finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
+    this.#disarm();
+  }
 }
 
 interface Pending {

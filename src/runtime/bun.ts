@@ -244,7 +244,7 @@ async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
   };
 }
 
-async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
+async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn> {
   const conn = new BunConn(to, events);
   const socket = DIAL_HANDLERS;
   const dial =

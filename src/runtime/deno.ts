@@ -265,7 +265,7 @@ export function createDenoRuntime(): Runtime {
     };
   }
 
-  async function connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn> {
+  async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn> {
     const conn = await dialWithTimeout(to, deno.connect(dialOptions(to)), timeoutMs, (c) => c.close());
     const adapter = new DenoConnAdapter(conn, to, events);
     adapter.start();

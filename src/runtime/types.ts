@@ -114,8 +114,11 @@ export interface Runtime {
    * other kind of file is an error.
    */
   listen(at: Endpoint, events: SocketEvents): Promise<Listener>;
-  /** Dials; rejects on refusal or when `timeoutMs` passes first. */
-  connect(to: Endpoint, events: SocketEvents, timeoutMs: number): Promise<Conn>;
+  /**
+   * Dials; rejects on refusal or when `timeoutMs` passes first. Without
+   * `timeoutMs` there is no deadline here: the caller must keep one.
+   */
+  connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
   /** Opens (creating if needed) a SQLite database file; loaded lazily so neither runtime resolves the other's module. */

@@ -172,6 +172,22 @@ export function handlerSuite(runtime: RuntimeName) {
       }
     });
 
+    test("per-message mode: requests sent at different times each time out on their own deadline", async () => {
+      const first = await login(gw.tcp4, "late1");
+      const second = await login(gw.tcp4, "late2");
+      first.send(msg("script", "s1", { do: "slow", ms: 4000 }));
+      // Later, so its deadline is after the first one's: the link's timer must be set again for it.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      second.send(msg("script", "s2", { do: "slow", ms: 4000, to: ["late2"], body: "too late" }));
+      for (const [client, id] of [[first, "s1"], [second, "s2"]] as const) {
+        const r = await report(client, id);
+        expect(r.header.status).toBe("bad");
+        expect(r.header.error.code).toBe("handler_timeout");
+      }
+      first.close();
+      second.close();
+    });
+
     test("persistent mode: a timeout fails what waits behind it on that connection, then a new one serves", async () => {
       const alice = await login(gw.tcp4, "patient");
       alice.send(msg("piped", "stuck", { do: "slow", ms: 4000 }));
