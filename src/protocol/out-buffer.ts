@@ -19,6 +19,8 @@ const BLOCK_BYTES = 16 * 1024;
  * turn under load. Small, as it is held even when every client is idle.
  */
 const MAX_POOLED_BYTES = 1024 * 1024;
+/** A block that fills is followed by one twice its size, up to this. */
+const MAX_CHAIN_BLOCK_BYTES = 256 * 1024;
 const MAX_FRAME_BODY_BYTES = 0xffff_ffff;
 /** UTF-8 needs at most 4 bytes for one character. */
 const MAX_CHAR_BYTES = 4;
@@ -32,6 +34,7 @@ const utf8Write: (buf: Buffer, text: string, offset: number) => number =
     ? (buf, text, offset) => (buf as Utf8Writer).utf8Write!(text, offset)
     : (buf, text, offset) => buf.write(text, offset, "utf8");
 let pooledBytes = 0;
+const EMPTY = new Uint8Array(0);
 
 function allocate(min: number, previous: number): Buffer {
   // The largest pooled buffer: a connection that wrote a lot in the last turn
@@ -47,7 +50,6 @@ function allocate(min: number, previous: number): Buffer {
     pooledBytes -= buf.length;
     return buf;
   }
-  // Doubling keeps a growing backlog (a slow reader) from being copied over and over.
   return Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, min, previous * 2));
 }
 
@@ -57,25 +59,40 @@ function recycle(buf: Buffer): void {
   pooledBytes += buf.length;
 }
 
+/** A block and the bytes of it still queued: [start, end). */
+interface Segment {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+const NO_SEGMENTS: Segment[] = [];
+
 export class OutBuffer {
-  #buf: Buffer | undefined;
-  #start = 0;
-  #end = 0;
+  /**
+   * Oldest first; frames go into the last. A full block is followed by a new
+   * one rather than grown: a backlog (a reader slower than the turn) is never
+   * copied again, however many turns it waits.
+   */
+  #segments: Segment[] = NO_SEGMENTS;
+  #head = 0;
+  #bytes = 0;
 
   get bytes(): number {
-    return this.#end - this.#start;
+    return this.#bytes;
   }
 
   get empty(): boolean {
-    return this.#end === this.#start;
+    return this.#bytes === 0;
   }
 
   push(bytes: Uint8Array): void {
     const n = bytes.byteLength;
     if (n === 0) return;
-    const at = this.#room(n);
-    this.#buf!.set(bytes, at);
-    this.#end = at + n;
+    const seg = this.#room(n);
+    seg.buf.set(bytes, seg.end);
+    seg.end += n;
+    this.#bytes += n;
   }
 
   /**
@@ -89,90 +106,117 @@ export class OutBuffer {
   pushFrame(text: string, more = "", last = ""): void {
     // Room for the shortest possible encoding (all ASCII) first: reserving the
     // worst case (3 bytes per UTF-16 unit) would triple every large frame's claim.
-    let at = this.#room(4 + text.length + more.length + last.length + MAX_CHAR_BYTES);
-    let n = this.#writeParts(at + 4, text, more, last, true);
+    let seg = this.#room(4 + text.length + more.length + last.length + MAX_CHAR_BYTES);
+    let at = seg.end;
+    let n = writeParts(seg.buf, at + 4, text, more, last, true);
     if (n < 0) {
       // A part may not have fitted: measure, make exact room, write again.
       const exact = Buffer.byteLength(text, "utf8") + Buffer.byteLength(more, "utf8") + Buffer.byteLength(last, "utf8");
-      at = this.#room(4 + exact);
-      n = this.#writeParts(at + 4, text, more, last, false);
+      seg = this.#room(4 + exact);
+      at = seg.end;
+      n = writeParts(seg.buf, at + 4, text, more, last, false);
     }
     if (n > MAX_FRAME_BODY_BYTES) throw new RangeError(`frame body of ${n} bytes does not fit a 4-byte length`);
-    const buf = this.#buf!;
+    const buf = seg.buf;
     buf[at] = n & 0xff;
     buf[at + 1] = (n >>> 8) & 0xff;
     buf[at + 2] = (n >>> 16) & 0xff;
     buf[at + 3] = (n >>> 24) & 0xff;
-    this.#end = at + 4 + n;
+    seg.end = at + 4 + n;
+    this.#bytes += 4 + n;
   }
 
   /**
-   * Encodes the parts from `from` on; returns the bytes written, or -1 when
-   * `checked` and the space left after a part is too small to be sure it all
-   * fitted (utf8Write stops short only when the next character does not fit).
+   * The oldest queued bytes, as a view valid until the next push or consume:
+   * all of them, unless a backlog spans blocks (then peek again after
+   * consuming these). Empty when nothing is queued.
    */
-  #writeParts(from: number, a: string, b: string, c: string, checked: boolean): number {
-    const buf = this.#buf!;
-    let end = from + utf8Write(buf, a, from);
-    if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
-    if (b !== "") {
-      end += utf8Write(buf, b, end);
-      if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
-    }
-    if (c !== "") {
-      end += utf8Write(buf, c, end);
-      if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
-    }
-    return end - from;
-  }
-
-  /** Everything queued, as a view valid until the next push or consume. */
   peek(): Uint8Array {
-    return this.#buf === undefined ? new Uint8Array(0) : this.#buf.subarray(this.#start, this.#end);
+    if (this.#bytes === 0) return EMPTY;
+    const seg = this.#segments[this.#head]!;
+    return seg.buf.subarray(seg.start, seg.end);
   }
 
-  /** Drops the first `n` bytes (those the socket took). */
+  /** Drops the first `n` bytes (those the socket took), at most what {@link peek} returned. */
   consume(n: number): void {
-    this.#start += n;
-    if (this.#start >= this.#end) this.clear();
+    if (n <= 0) return;
+    const seg = this.#segments[this.#head]!;
+    seg.start += n;
+    this.#bytes -= n;
+    if (this.#bytes === 0) return this.clear();
+    if (seg.start < seg.end) return;
+    // The oldest block is written out: back to the pool, the next one is oldest.
+    recycle(seg.buf);
+    this.#segments[this.#head++] = undefined as unknown as Segment;
+    if (this.#head >= 16 && this.#head * 2 >= this.#segments.length) {
+      this.#segments = this.#segments.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   /**
    * Removes and returns everything queued, as a copy the caller owns (a write
-   * still in flight may read it), so the buffer goes back to the pool: one
-   * allocation of the exact size, not a fresh block per write.
+   * still in flight may read it), so the blocks go back to the pool.
    */
   takeAll(): Uint8Array {
-    const buf = this.#buf;
-    if (buf === undefined) return new Uint8Array(0);
-    const out = new Uint8Array(this.#end - this.#start);
-    buf.copy(out, 0, this.#start, this.#end);
+    if (this.#bytes === 0) return new Uint8Array(0);
+    const out = new Uint8Array(this.#bytes);
+    let at = 0;
+    for (let i = this.#head; i < this.#segments.length; i++) {
+      const seg = this.#segments[i]!;
+      seg.buf.copy(out, at, seg.start, seg.end);
+      at += seg.end - seg.start;
+    }
     this.clear();
     return out;
   }
 
   clear(): void {
-    if (this.#buf !== undefined) recycle(this.#buf);
-    this.#buf = undefined;
-    this.#start = this.#end = 0;
+    for (let i = this.#head; i < this.#segments.length; i++) recycle(this.#segments[i]!.buf);
+    this.#segments = NO_SEGMENTS;
+    this.#head = 0;
+    this.#bytes = 0;
   }
 
-  /** Makes room for `n` more bytes at the end; returns where they go. */
-  #room(n: number): number {
-    const buf = this.#buf;
-    if (buf === undefined) {
-      this.#buf = allocate(n, 0);
-      this.#start = this.#end = 0;
-      return 0;
+  /** The segment `n` more bytes go to, with room for them at its end. */
+  #room(n: number): Segment {
+    const segments = this.#segments;
+    const last = segments.length > this.#head ? segments[segments.length - 1]! : undefined;
+    if (last !== undefined) {
+      if (last.end + n <= last.buf.length) return last;
+      if (last.start === last.end) {
+        // Nothing queued in it (a frame that did not fit on the first try): replace it.
+        const previous = last.buf.length;
+        recycle(last.buf);
+        last.buf = allocate(n, previous);
+        last.start = last.end = 0;
+        return last;
+      }
     }
-    if (this.#end + n <= buf.length) return this.#end;
-    const used = this.#end - this.#start;
-    const next = used + n <= buf.length && this.#start > 0 ? buf : allocate(used + n, buf.length);
-    buf.copy(next, 0, this.#start, this.#end);
-    if (next !== buf) recycle(buf);
-    this.#buf = next;
-    this.#start = 0;
-    this.#end = used;
-    return used;
+    // Doubling keeps a long run of frames in few blocks (few writes); the cap
+    // keeps a backlog in blocks the pool can take back.
+    const seg: Segment = { buf: allocate(n, Math.min(last?.buf.length ?? 0, MAX_CHAIN_BLOCK_BYTES / 2)), start: 0, end: 0 };
+    if (segments === NO_SEGMENTS) this.#segments = [seg];
+    else segments.push(seg);
+    return seg;
   }
+}
+
+/**
+ * Encodes the parts at `from`; returns the bytes written, or -1 when
+ * `checked` and the space left after a part is too small to be sure it all
+ * fitted (utf8Write stops short only when the next character does not fit).
+ */
+function writeParts(buf: Buffer, from: number, a: string, b: string, c: string, checked: boolean): number {
+  let end = from + utf8Write(buf, a, from);
+  if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+  if (b !== "") {
+    end += utf8Write(buf, b, end);
+    if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+  }
+  if (c !== "") {
+    end += utf8Write(buf, c, end);
+    if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
+  }
+  return end - from;
 }

@@ -121,10 +121,13 @@ class BunConn implements Conn {
     if (!socket || this.#closed) return false;
     const queue = this.#queue;
     if (queue === undefined) return true;
-    const chunk = queue.peek();
-    const written = Math.max(socket.write(chunk), 0);
-    queue.consume(written);
-    if (written < chunk.byteLength) return false;
+    // A backlog may span blocks: one write each, until the kernel stops taking.
+    while (!queue.empty) {
+      const chunk = queue.peek();
+      const written = Math.max(socket.write(chunk), 0);
+      queue.consume(written);
+      if (written < chunk.byteLength) return false;
+    }
     this.#queue = undefined;
     if (this.#ending) socket.end();
     return true;

@@ -32,7 +32,24 @@ describe("OutBuffer", () => {
     expect([...taken]).toEqual(copy);
   });
 
-  test("any sequence of pushes, partial consumes and frames keeps the byte stream exact", () => {
+  test("bytes waiting for a slow reader stay where they are while later frames queue behind them", () => {
+    const out = new OutBuffer();
+    const big = JSON.stringify("w".repeat(6000));
+    for (let i = 0; i < 2; i++) out.pushFrame(big);
+    out.consume(100);
+    const waiting = out.peek();
+    const before = new Uint8Array(waiting);
+    // Far more than any one block holds: later frames must chain, not move the backlog.
+    for (let i = 0; i < 200; i++) out.pushFrame(big);
+    const now = out.peek();
+    expect(now.buffer).toBe(waiting.buffer);
+    expect(now.byteOffset).toBe(waiting.byteOffset);
+    expect([...now.subarray(0, before.length)]).toEqual([...before]);
+    expect(out.bytes).toBe(202 * encodeJsonFrame(big).length - 100);
+    out.clear();
+  });
+
+  test("any sequence of pushes, partial consumes, takes and frames keeps the byte stream exact", () => {
     const op = fc.oneof(
       // Sizes drawn explicitly: fast-check's own arrays stay small, and the
       // interesting paths (compaction, growth past a block) need kilobytes.
@@ -50,6 +67,7 @@ describe("OutBuffer", () => {
         ),
       }),
       fc.record({ kind: fc.constant("consume" as const), share: fc.double({ min: 0, max: 1, noNaN: true }) }),
+      fc.record({ kind: fc.constant("take" as const) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
@@ -70,6 +88,10 @@ describe("OutBuffer", () => {
             if (o.parts) out.pushFrame(text.slice(0, cut1), text.slice(cut1, cut2), text.slice(cut2));
             else out.pushFrame(text);
             expected.push(encodeJsonFrame(text));
+          } else if (o.kind === "take") {
+            const all = out.takeAll();
+            expect(out.empty).toBe(true);
+            written.push(all);
           } else {
             const view = out.peek();
             const n = Math.floor(view.length * o.share);
@@ -77,8 +99,17 @@ describe("OutBuffer", () => {
             out.consume(n);
           }
         }
-        written.push(new Uint8Array(out.peek()));
-        expect(out.bytes).toBe(written[written.length - 1]!.length);
+        // Drained as a socket writer does: peek, write it all, until empty.
+        let left = out.bytes;
+        while (!out.empty) {
+          const view = out.peek();
+          expect(view.length).toBeGreaterThan(0);
+          written.push(new Uint8Array(view));
+          out.consume(view.length);
+          left -= view.length;
+        }
+        expect(left).toBe(0);
+        expect(out.peek().length).toBe(0);
         expect(Buffer.from(concat(written)).equals(Buffer.from(concat(expected)))).toBe(true);
       }),
       { numRuns: 300 },
