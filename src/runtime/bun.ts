@@ -216,8 +216,17 @@ async function unixAnswers(path: string): Promise<boolean> {
   }
 }
 
+/** For listeners whose owner takes the peer's half-close (SocketEvents.end). */
+const HALF_OPEN_HANDLERS = {
+  ...SOCKET_HANDLERS,
+  end(socket: Socket<BunConn>) {
+    socket.data.events.end?.(socket.data);
+  },
+};
+
 async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
-  const handlers = SOCKET_HANDLERS;
+  const allowHalfOpen = events.end !== undefined;
+  const handlers = allowHalfOpen ? HALF_OPEN_HANDLERS : SOCKET_HANDLERS;
   const base = {
     ...handlers,
     open(socket: Socket<BunConn>) {
@@ -229,9 +238,9 @@ async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
   try {
     if (at.kind === "unix") {
       await claimUnixPath(at.path, unixAnswers);
-      server = Bun.listen<BunConn>({ unix: at.path, socket: base });
+      server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
     } else {
-      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true });
+      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true, allowHalfOpen });
     }
   } catch (err) {
     throw listenError(at, err);

@@ -63,6 +63,8 @@ class DenoConnAdapter implements Conn {
     readonly conn: DenoConn,
     readonly remote: Endpoint,
     readonly events: SocketEvents,
+    /** Accepted by a listener whose owner takes half-closes (SocketEvents.end). */
+    readonly halfOpen = false,
   ) {}
 
   get pendingBytes(): number {
@@ -85,7 +87,11 @@ class DenoConnAdapter implements Conn {
       while (!this.#closed) {
         if (this.#paused) await this.#paused.promise;
         const n = await this.conn.read(buf);
-        if (n === null) break;
+        if (n === null) {
+          // Half-open: the owner decides when to close (SocketEvents.end).
+          if (this.halfOpen) return this.events.end?.(this);
+          break;
+        }
         if (this.#closed) return;
         this.events.data(this, buf.subarray(0, n));
         if (n === buf.byteLength && buf.byteLength < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(buf.byteLength * 2);
@@ -251,7 +257,7 @@ export function createDenoRuntime(): Runtime {
           if (!open) return;
           continue; // a failed accept (e.g. EMFILE) must not stop the listener
         }
-        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events).start();
+        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events, events.end !== undefined).start();
       }
     })();
     const address: Endpoint = at.kind === "unix" ? at : { ...at, port: listener.addr.port ?? at.port };

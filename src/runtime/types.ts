@@ -24,6 +24,12 @@ export interface SocketEvents {
   data(conn: Conn, chunk: Uint8Array): void;
   /** The write queue emptied after having been non-empty. */
   drain?(conn: Conn): void;
+  /**
+   * Listeners only: the peer finished sending (half-close). Given, it keeps
+   * such a connection open for writing, and the owner closes it with `end`
+   * or `destroy`; absent, the peer's end closes the connection.
+   */
+  end?(conn: Conn): void;
   close(conn: Conn, err?: Error): void;
 }
 
