@@ -137,6 +137,24 @@ export class OutBuffer {
     return seg.buf.subarray(seg.start, seg.end);
   }
 
+  /**
+   * What {@link peek} views, as the block and a range in it, for a writer
+   * that takes (bytes, offset, length): no view object per write.
+   */
+  get headBlock(): Uint8Array {
+    return this.#bytes === 0 ? EMPTY : this.#segments[this.#head]!.buf;
+  }
+
+  get headStart(): number {
+    return this.#bytes === 0 ? 0 : this.#segments[this.#head]!.start;
+  }
+
+  get headLength(): number {
+    if (this.#bytes === 0) return 0;
+    const seg = this.#segments[this.#head]!;
+    return seg.end - seg.start;
+  }
+
   /** Drops the first `n` bytes (those the socket took), at most what {@link peek} returned. */
   consume(n: number): void {
     if (n <= 0) return;
