@@ -9,9 +9,9 @@
  * persistent, pipelined mode, even when `handle` is async and a later request
  * finishes first.
  *
- * On Bun and Deno it serves through the gateway's own runtime adapter (the
- * runtime's native sockets); elsewhere through `node:net`, so a handler
- * written with it runs on Bun, Deno and Node alike.
+ * On Bun it serves through the gateway's own runtime adapter (Bun's native
+ * sockets); on Deno and Node through `node:net`, so a handler written with it
+ * runs on Bun, Deno and Node alike.
  *
  * @example A complete handler program (`bun run my-handler.ts SOCKET`)
  * ```ts
@@ -159,11 +159,13 @@ export interface ServeHandlerOptions {
    */
   maxFrameBytes?: number;
   /**
-   * Which sockets serve: `"auto"` (default) uses the runtime's own on Bun and
-   * Deno (the gateway's adapter; about half the CPU per request of node:net
-   * on Bun) and node:net elsewhere; `"node:net"` always uses node:net.
+   * Which sockets serve. `"auto"` (default): the runtime adapter's on Bun
+   * (the gateway's own, about half the CPU per request of node:net there),
+   * node:net on Deno and Node (Deno's adapter writes asynchronously, and was
+   * measured slower than node:net for pipelined 4 KiB answers).
+   * `"runtime"`: the adapter's on Bun and Deno. `"node:net"`: always node:net.
    */
-  sockets?: "auto" | "node:net";
+  sockets?: "auto" | "runtime" | "node:net";
 }
 
 /**
@@ -510,7 +512,7 @@ function requested(value: unknown, _index: number, owner: unknown): void {
   (owner as Served).request(value);
 }
 
-/** The runtime's own sockets (Bun, Deno): the adapter joins a turn's frames in one write itself. */
+/** The runtime adapter's sockets: the adapter joins a turn's frames in one write itself. */
 class RuntimeWire implements Wire {
   constructor(readonly conn: Conn) {}
   send(json: string): void {
@@ -531,7 +533,7 @@ class RuntimeWire implements Wire {
   }
 }
 
-/** node:net, where no runtime adapter exists (Node). */
+/** node:net: on Deno and Node by default, and wherever asked for. */
 class NodeWire implements Wire {
   // Answers ready to leave, joined into one write: under pipelined load one
   // system call carries every answer of a read, not one each.
@@ -587,7 +589,7 @@ class NodeWire implements Wire {
   }
 }
 
-/** The runtime adapter, or undefined where there is none (Node): then node:net serves. */
+/** The runtime adapter, or undefined where there is none (Node). */
 async function runtimeSockets(): Promise<Runtime | undefined> {
   try {
     return await loadRuntime();
@@ -734,7 +736,10 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
   };
 
   await claimSocketPath(socketPath);
-  const runtime = options.sockets === "node:net" ? undefined : await runtimeSockets();
+  const wanted = options.sockets ?? "auto";
+  let runtime = wanted === "node:net" ? undefined : await runtimeSockets();
+  // Measured: see ServeHandlerOptions.sockets and docs/PERFORMANCE.md.
+  if (wanted === "auto" && runtime?.name !== "bun") runtime = undefined;
   const stopListening = runtime ? await listenRuntime(runtime, socketPath, service) : await listenNode(socketPath, service);
   // Remembered so close() never removes a socket another process created at the same path since.
   const inode = (await lstat(socketPath)).ino;

@@ -3,7 +3,7 @@
  * handler: raw frames from node:net, through the harness's own decoder.
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -19,6 +19,7 @@ import {
   type ServeHandlerOptions,
 } from "../../src/sdk/handler.ts";
 import { tempDir } from "../_harness/gateway.ts";
+import { ROOT, RUNTIMES } from "../_harness/runtimes.ts";
 import { expectClosed, frame, frameBytes, frameText, openWire } from "../_harness/wire.ts";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -64,7 +65,33 @@ describe("sdk handler: answer builders", () => {
   });
 });
 
-// Each serving behaviour on both socket kinds: the runtime's own (Bun here) and node:net (what Node uses).
+test("on Deno's own sockets (sockets: runtime): answers in order, and a gateway that half-closes still gets its answer", async () => {
+  const dir = tempDir("bester-sdk-deno-");
+  const socket = join(dir, "h.sock");
+  const [deno, ...args] = RUNTIMES.deno;
+  // RUNTIMES.deno runs src/main.ts: the same flags, this fixture instead.
+  const child = spawn(deno!, [...args.slice(0, -1), join(ROOT, "test/fixtures/handlers/sdk-on-runtime.ts"), socket], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  cleanups.push(() => {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
+    child.once("exit", (code) => reject(new Error(`the Deno handler exited (${code}) before it was ready`)));
+  });
+  const piped = await openWire({ path: socket });
+  piped.sendRaw(Buffer.concat([1, 2, 3].map((n) => frame({ n }))));
+  for (const n of [1, 2, 3]) expect((await piped.next()).data).toEqual({ n });
+  piped.close();
+  const wire = await openWire({ path: socket });
+  wire.socket.end(frame("late"));
+  expect((await wire.next()).data).toBe("late");
+  await expectClosed(wire);
+});
+
+// Each serving behaviour on both socket kinds: the runtime adapter's (Bun here) and node:net (Deno's and Node's).
 for (const kind of ["auto", "node:net"] as const) {
   describe(`sockets: ${kind}`, () => {
     beforeAll(() => {
