@@ -10,7 +10,9 @@
  * one process, WINDOW messages in flight per sender (sent, not yet received by
  * its partner), latency from the send time each message carries. For every
  * (size, pairs) the NATS run, `bester bench` runs and minimal relay runs
- * alternate, so drift on the machine hits all alike.
+ * alternate, so drift on the machine hits all alike. The report ends with
+ * each bester scenario's msgs/s over NATS's and over the minimal relay's in
+ * the same mode, repeat by repeat: the steadiest figure on a noisy machine.
  *
  * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
  * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
@@ -284,8 +286,11 @@ async function besterRun(checkout: Checkout, pairs: number, size: number): Promi
 }
 
 const runs: RunReport[] = [];
+/** Which repeat each run belongs to: runs of one repeat and case ran back to back, so their ratio is the steadiest figure. */
+const repeatOf = new Map<RunReport, number>();
 const machine = machineInfo();
 for (let r = 0; r < repeat; r++) {
+  const first = runs.length;
   for (const size of sizes) {
     for (const pairs of pairsList) {
       runs.push(await natsRun(pairs, size));
@@ -293,6 +298,7 @@ for (let r = 0; r < repeat; r++) {
       for (const mode of minimalModes) runs.push(await minimalRun(mode, pairs, size));
     }
   }
+  for (const run of runs.slice(first)) repeatOf.set(run, r);
 }
 
 /** Per (system, pairs, size): the run with the median msgs/s, so one disturbed run does not decide. */
@@ -305,8 +311,63 @@ function medians(all: RunReport[]): RunReport[] {
   return [...groups.values()].map((g) => [...g].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[Math.floor((g.length - 1) / 2)]!);
 }
 
+interface Ratio {
+  size: number;
+  pairs: number;
+  scenario: string;
+  /** The reference system: "nats", or the minimal relay in the same mode. */
+  over: string;
+  /** msgs/s of the scenario ÷ msgs/s of the reference, one per repeat. */
+  byRepeat: number[];
+  median: number;
+}
+
+/**
+ * Every bester scenario against NATS and against the minimal relay in its
+ * mode, repeat by repeat: machine drift between repeats cancels out.
+ */
+function ratios(all: RunReport[]): Ratio[] {
+  const find = (size: number, pairs: number, scenario: string, r: number) =>
+    all.find((x) => x.size === size && x.pairs === pairs && x.scenario === scenario && repeatOf.get(x) === r);
+  const out: Ratio[] = [];
+  const seen = new Set<string>();
+  for (const run of all) {
+    if (run.scenario === "nats" || run.scenario.startsWith("minimal/")) continue;
+    const key = `${run.size}|${run.pairs}|${run.scenario}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const mode = run.scenario.split("@")[0]!;
+    for (const over of ["nats", `minimal/${mode}`]) {
+      const byRepeat: number[] = [];
+      for (let r = 0; r < repeat; r++) {
+        const mine = find(run.size, run.pairs, run.scenario, r);
+        const theirs = find(run.size, run.pairs, over, r);
+        if (mine && theirs && theirs.messagesPerSecond > 0) byRepeat.push(mine.messagesPerSecond / theirs.messagesPerSecond);
+      }
+      if (byRepeat.length === 0) continue;
+      const sorted = [...byRepeat].sort((a, b) => a - b);
+      out.push({ size: run.size, pairs: run.pairs, scenario: run.scenario, over, byRepeat, median: sorted[Math.floor((sorted.length - 1) / 2)]! });
+    }
+  }
+  return out;
+}
+
+function formatRatios(list: Ratio[]): string {
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const rows = [["size", "pairs", "scenario", "over", "run by run", "median"]];
+  for (const r of list) rows.push([String(r.size), String(r.pairs), r.scenario, r.over, r.byRepeat.map(pct).join(" "), pct(r.median)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
 if (values.json) {
-  console.log(JSON.stringify({ runtime: `${runtime.name} ${runtime.version}`, machine, runs, medians: repeat > 1 ? medians(runs) : undefined }, null, 2));
+  console.log(
+    JSON.stringify(
+      { runtime: `${runtime.name} ${runtime.version}`, machine, runs, medians: repeat > 1 ? medians(runs) : undefined, ratios: ratios(runs) },
+      null,
+      2,
+    ),
+  );
 } else {
   console.log(
     `NATS (nats-server, relay subscriber), bester (${values.mode})` +
@@ -324,4 +385,6 @@ if (values.json) {
     console.log(`\nMedian of ${repeat} runs (by msgs/s), each row one whole run:\n`);
     console.log(formatRuns(medians(runs)));
   }
+  console.log("\nmsgs/s over NATS and over the minimal relay in the same mode, within each repeat:\n");
+  console.log(formatRatios(ratios(runs)));
 }
