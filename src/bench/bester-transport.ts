@@ -1,7 +1,7 @@
 /**
  * The bench's Bester clients, on the runtime adapter's push-based sockets
- * (Bun.connect / Deno.connect behind one interface), so the load generator is
- * as cheap per message as the gateway it measures.
+ * (each runtime's native dial behind one interface), so the load generator
+ * is as cheap per message as the gateway it measures.
  *
  * - `relay`: sender `bench-t<i>` sends type "relay" with data
  *   `{"to": "bench-g<i>", "r": RUN, "s": SEQ, "t": SENT_AT, "p": PADDING}`;
