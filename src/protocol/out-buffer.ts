@@ -127,19 +127,10 @@ export class OutBuffer {
   }
 
   /**
-   * The oldest queued bytes, as a view valid until the next push or consume:
-   * all of them, unless a backlog spans blocks (then peek again after
-   * consuming these). Empty when nothing is queued.
-   */
-  peek(): Uint8Array {
-    if (this.#bytes === 0) return EMPTY;
-    const seg = this.#segments[this.#head]!;
-    return seg.buf.subarray(seg.start, seg.end);
-  }
-
-  /**
-   * What {@link peek} views, as the block and a range in it, for a writer
-   * that takes (bytes, offset, length): no view object per write.
+   * The oldest queued bytes, as a block and a range in it (a writer takes
+   * bytes, offset, length: no view object per write). All of them, unless a
+   * backlog spans blocks: then write again after consuming these. Valid until
+   * the next push or consume; empty when nothing is queued.
    */
   get headBlock(): Uint8Array {
     return this.#bytes === 0 ? EMPTY : this.#segments[this.#head]!.buf;
@@ -155,7 +146,7 @@ export class OutBuffer {
     return seg.end - seg.start;
   }
 
-  /** Drops the first `n` bytes (those the socket took), at most what {@link peek} returned. */
+  /** Drops the first `n` bytes (those the socket took), at most {@link headLength}. */
   consume(n: number): void {
     if (n <= 0) return;
     const seg = this.#segments[this.#head]!;
@@ -177,7 +168,7 @@ export class OutBuffer {
    * still in flight may read it), so the blocks go back to the pool.
    */
   takeAll(): Uint8Array {
-    if (this.#bytes === 0) return new Uint8Array(0);
+    if (this.#bytes === 0) return EMPTY;
     const out = new Uint8Array(this.#bytes);
     let at = 0;
     for (let i = this.#head; i < this.#segments.length; i++) {

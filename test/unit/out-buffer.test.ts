@@ -5,12 +5,17 @@ import { encodeJsonFrame } from "../../src/protocol/frame.ts";
 import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 
 
+/** The oldest queued bytes as a view, from the block and range a socket writer takes. */
+function peek(out: OutBuffer): Uint8Array {
+  return out.headBlock.subarray(out.headStart, out.headStart + out.headLength);
+}
+
 describe("OutBuffer", () => {
   test("a frame pushed as text is byte for byte the encoded frame", () => {
     for (const text of ['{"a":1}', '"héllo ✓ 😀"', JSON.stringify("x".repeat(40_000)), "{}"]) {
       const out = new OutBuffer();
       out.pushFrame(text);
-      expect([...out.peek()]).toEqual([...encodeJsonFrame(text)]);
+      expect([...peek(out)]).toEqual([...encodeJsonFrame(text)]);
       expect(out.bytes).toBe(encodeJsonFrame(text).length);
     }
   });
@@ -18,7 +23,7 @@ describe("OutBuffer", () => {
   test("an empty buffer holds nothing and peeks empty", () => {
     const out = new OutBuffer();
     expect(out.empty).toBe(true);
-    expect(out.peek().length).toBe(0);
+    expect(peek(out).length).toBe(0);
     expect(out.takeAll().length).toBe(0);
   });
 
@@ -37,11 +42,11 @@ describe("OutBuffer", () => {
     const big = JSON.stringify("w".repeat(6000));
     for (let i = 0; i < 2; i++) out.pushFrame(big);
     out.consume(100);
-    const waiting = out.peek();
+    const waiting = peek(out);
     const before = new Uint8Array(waiting);
     // Far more than any one block holds: later frames must chain, not move the backlog.
     for (let i = 0; i < 200; i++) out.pushFrame(big);
-    const now = out.peek();
+    const now = peek(out);
     expect(now.buffer).toBe(waiting.buffer);
     expect(now.byteOffset).toBe(waiting.byteOffset);
     expect([...now.subarray(0, before.length)]).toEqual([...before]);
@@ -93,25 +98,23 @@ describe("OutBuffer", () => {
             expect(out.empty).toBe(true);
             written.push(all);
           } else {
-            const view = out.peek();
+            const view = peek(out);
             const n = Math.floor(view.length * o.share);
-            written.push(new Uint8Array(view.subarray(0, n))); // a copy: peek() may be a Buffer, whose slice is a view
+            written.push(new Uint8Array(view.subarray(0, n))); // a copy: the block is a Buffer, whose slice is a view
             out.consume(n);
           }
         }
         // Drained as a socket writer does: peek, write it all, until empty.
         let left = out.bytes;
         while (!out.empty) {
-          const view = out.peek();
+          const view = peek(out);
           expect(view.length).toBeGreaterThan(0);
-          // The same bytes as a block and a range, as the Bun adapter writes them.
-          expect(out.headBlock.subarray(out.headStart, out.headStart + out.headLength)).toEqual(view);
           written.push(new Uint8Array(view));
           out.consume(view.length);
           left -= view.length;
         }
         expect(left).toBe(0);
-        expect(out.peek().length).toBe(0);
+        expect(peek(out).length).toBe(0);
         expect(Buffer.from(concat(written)).equals(Buffer.from(concat(expected)))).toBe(true);
       }),
       { numRuns: 300 },
