@@ -95,7 +95,7 @@ function answered(value: unknown, _index: number, owner: unknown, text: string):
 
 class PerMessageLink implements HandlerLink {
   /** In the order sent. */
-  readonly open = new Set<OneShot>();
+  readonly #open = new Set<OneShot>();
   readonly #to: Endpoint;
   /** One timer for the link, not one per request, set for the earliest deadline. */
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -106,12 +106,12 @@ class PerMessageLink implements HandlerLink {
   }
 
   get inFlight(): number {
-    return this.open.size;
+    return this.#open.size;
   }
 
   request(json: string, timeoutMs: number, done: Done): void {
     const req = new OneShot(this, done, performance.now() + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
-    this.open.add(req);
+    this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
     // The request's own deadline covers the dial too: no second timer for it.
     this.opts.runtime.connect(this.#to, req).then(
@@ -125,9 +125,9 @@ class PerMessageLink implements HandlerLink {
   }
 
   forget(req: OneShot): void {
-    this.open.delete(req);
+    this.#open.delete(req);
     // An idle link holds no timer: nothing should keep the process up for it.
-    if (this.open.size === 0) this.#disarm();
+    if (this.#open.size === 0) this.#disarm();
   }
 
   #disarm(): void {
@@ -149,7 +149,7 @@ class PerMessageLink implements HandlerLink {
     // A millisecond early counts: timers may fire that much before their time.
     const now = performance.now() + 1;
     let next = Infinity;
-    for (const req of this.open) {
+    for (const req of this.#open) {
       if (req.deadline <= now) req.finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${req.timeoutMs} ms`));
       else if (req.deadline < next) next = req.deadline;
     }
@@ -157,7 +157,7 @@ class PerMessageLink implements HandlerLink {
   }
 
   close(reason: string): void {
-    for (const req of [...this.open]) req.finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
+    for (const req of [...this.#open]) req.finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
     this.#disarm();
   }
 }

@@ -12,7 +12,7 @@ import { DELIVERY_HEAD, deliveryTail, type ErrorInfo, ErrorCodes, receivedMessag
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
-import type { RouteResult, Session } from "./session.ts";
+import { NO_FRAMES, type RouteResult, type Session } from "./session.ts";
 import type { Stats } from "./stats.ts";
 
 /** What a handler receives with `"envelope": true` (PROTOCOL.md §4, Extension). */
@@ -290,9 +290,6 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     },
   };
 }
-
-/** A result's empty frame list (shared: never modified). */
-const NO_FRAMES = Object.freeze([]) as unknown as (object | string)[];
 
 /** The result of a delivery that reached everyone: a good report, nothing else (shared). */
 const DELIVERED: RouteResult = Object.freeze({ frames: NO_FRAMES, good: true });

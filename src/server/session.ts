@@ -84,8 +84,11 @@ function valueOf(entry: unknown): unknown {
   return entry instanceof LargeFrame ? entry.value : entry;
 }
 
+/** An empty frame list for results that send none (shared: never modified). */
+export const NO_FRAMES = Object.freeze([]) as unknown as (object | string)[];
+
 /** A slot's result until its message is settled (shared: never modified). */
-const PENDING: RouteResult = Object.freeze({ frames: Object.freeze([]) as unknown as (object | string)[] });
+const PENDING: RouteResult = Object.freeze({ frames: NO_FRAMES });
 
 /** Never pushed to: replaced by a fresh array on first use. */
 const NONE: unknown[] = [];
