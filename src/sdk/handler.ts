@@ -428,11 +428,11 @@ interface Service {
 
 /** One gateway connection: its requests, answered in the order they came. */
 class Served {
-  inFlight = 0;
+  #inFlight = 0;
   /** Reading stopped because MAX_IN_FLIGHT requests are being worked on. */
-  paused = false;
+  #paused = false;
   /** No more requests will be read: close once the last answer is out. */
-  finishing = false;
+  #finishing = false;
   /** One slot per request in arrival order; answers leave in that order even when later ones are ready first. */
   #slots: (string | undefined)[] = [];
   #head = 0;
@@ -458,15 +458,15 @@ class Served {
   }
 
   request(value: unknown): void {
-    this.inFlight++;
+    this.#inFlight++;
     // Indices stay valid: the array is only replaced once every slot is released.
     const at = this.#slots.push(undefined) - 1;
     this.service.answerFor(value, (json) => {
       this.#slots[at] = json;
       this.#release();
     });
-    if (this.inFlight >= MAX_IN_FLIGHT && !this.paused) {
-      this.paused = true;
+    if (this.#inFlight >= MAX_IN_FLIGHT && !this.#paused) {
+      this.#paused = true;
       this.wire.pause();
     }
   }
@@ -476,24 +476,24 @@ class Served {
     while (this.#head < slots.length && slots[this.#head] !== undefined) {
       this.wire.send(slots[this.#head]!);
       slots[this.#head++] = undefined;
-      this.inFlight--;
+      this.#inFlight--;
     }
     if (this.#head === slots.length) {
       this.#slots = [];
       this.#head = 0;
     }
-    if (this.paused && this.inFlight < MAX_IN_FLIGHT) {
-      this.paused = false;
+    if (this.#paused && this.#inFlight < MAX_IN_FLIGHT) {
+      this.#paused = false;
       this.wire.resume();
     }
-    this.wire.answered(this.inFlight === 0);
-    if (this.inFlight === 0 && this.finishing) this.wire.finish();
+    this.wire.answered(this.#inFlight === 0);
+    if (this.#inFlight === 0 && this.#finishing) this.wire.finish();
   }
 
   /** The gateway sent its last request (or the handler is closing): finish after the answers. */
   end(): void {
-    this.finishing = true;
-    if (this.inFlight === 0) this.wire.finish();
+    this.#finishing = true;
+    if (this.#inFlight === 0) this.wire.finish();
   }
 
   closed(): void {
