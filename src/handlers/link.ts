@@ -20,16 +20,23 @@ export class HandlerError extends Error {
   }
 }
 
-/** `answer` is the decoded JSON and `text` what it was parsed from. */
-export type Done = (error: HandlerError | undefined, answer?: unknown, text?: string) => void;
+/**
+ * Who waits for one request's answer. An object with a method, not a
+ * closure: the gateway makes one per handled message and it is the same
+ * object that carries the answer on, so nothing else is allocated for it.
+ */
+export interface LinkReply {
+  /** Called once: the handler's answer (`answer` decoded, `text` what it was parsed from), or why there is none. */
+  answered(error: HandlerError | undefined, answer?: unknown, text?: string): void;
+}
 
 export interface HandlerLink {
   /**
-   * Sends one frame of serialised JSON; `done` is called once, with the
-   * handler's answer (decoded JSON) or why there is none. A callback, not a
-   * promise: this is the innermost loop of every handled message.
+   * Sends one frame of serialised JSON; `reply` is told once, with the
+   * handler's answer or why there is none. A callback, not a promise: this
+   * is the innermost loop of every handled message.
    */
-  request(json: string, timeoutMs: number, done: Done): void;
+  request(json: string, timeoutMs: number, reply: LinkReply): void;
   /** Requests written and not yet answered. */
   readonly inFlight: number;
   /** Fails whatever is in flight and drops kept connections. */
@@ -60,7 +67,7 @@ class OneShot implements SocketEvents {
 
   constructor(
     readonly link: PerMessageLink,
-    readonly done: Done,
+    readonly reply: LinkReply,
     readonly deadline: number,
     readonly timeoutMs: number,
     maxFrameBytes: number,
@@ -85,7 +92,7 @@ class OneShot implements SocketEvents {
     // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
     // graceful end would add a shutdown() per message and wait for the handler.
     this.conn?.destroy();
-    this.done(err, value, text);
+    this.reply.answered(err, value, text);
   }
 }
 
@@ -109,8 +116,8 @@ class PerMessageLink implements HandlerLink {
     return this.#open.size;
   }
 
-  request(json: string, timeoutMs: number, done: Done): void {
-    const req = new OneShot(this, done, performance.now() + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
+  request(json: string, timeoutMs: number, reply: LinkReply): void {
+    const req = new OneShot(this, reply, performance.now() + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
     // The request's own deadline covers the dial too: no second timer for it.
@@ -162,12 +169,6 @@ class PerMessageLink implements HandlerLink {
   }
 }
 
-interface Pending {
-  done: Done;
-  deadline: number;
-  timeoutMs: number;
-}
-
 /**
  * One kept connection. Answers carry no id, so the n-th answer belongs to the
  * n-th request; a request that times out therefore poisons everything queued
@@ -175,7 +176,10 @@ interface Pending {
  * left to misattribute late answers.
  */
 class PipelinedConnection {
-  #pending: Pending[] = [];
+  // Requests in flight, oldest at #head, as parallel arrays: no record object per request.
+  #replies: (LinkReply | undefined)[] = [];
+  #deadlines: number[] = [];
+  #timeouts: number[] = [];
   #head = 0;
   #conn: Conn | undefined;
   #outbox: string[] = [];
@@ -216,15 +220,17 @@ class PipelinedConnection {
   }
 
   get inFlight(): number {
-    return this.#pending.length - this.#head;
+    return this.#replies.length - this.#head;
   }
 
   get dead(): boolean {
     return this.#dead;
   }
 
-  request(json: string, timeoutMs: number, done: Done): void {
-    this.#pending.push({ done, deadline: performance.now() + timeoutMs, timeoutMs });
+  request(json: string, timeoutMs: number, reply: LinkReply): void {
+    this.#replies.push(reply);
+    this.#deadlines.push(performance.now() + timeoutMs);
+    this.#timeouts.push(timeoutMs);
     this.#armTimer();
     if (this.#conn) this.#conn.writeFrame(json);
     else this.#outbox.push(json);
@@ -235,48 +241,53 @@ class PipelinedConnection {
    * so the oldest unanswered request is always the first to run out of time.
    */
   #armTimer(): void {
-    if (this.#timer !== undefined || this.#head >= this.#pending.length) return;
-    const head = this.#pending[this.#head]!;
+    if (this.#timer !== undefined || this.#head >= this.#replies.length) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#dead || this.#head >= this.#pending.length) return;
-      const oldest = this.#pending[this.#head]!;
-      if (performance.now() >= oldest.deadline - 1) {
-        this.fail(ErrorCodes.handlerTimeout, `no answer within ${oldest.timeoutMs} ms (kept connection reset)`);
+      if (this.#dead || this.#head >= this.#replies.length) return;
+      if (performance.now() >= this.#deadlines[this.#head]! - 1) {
+        this.fail(ErrorCodes.handlerTimeout, `no answer within ${this.#timeouts[this.#head]} ms (kept connection reset)`);
       } else {
         this.#armTimer();
       }
-    }, Math.max(0, head.deadline - performance.now()));
+    }, Math.max(0, this.#deadlines[this.#head]! - performance.now()));
   }
 
   #answer(value: unknown, text: string): void {
-    if (this.#head >= this.#pending.length) {
+    if (this.#head >= this.#replies.length) {
       this.opts.log.warn("handler sent an answer nobody asked for; dropping the connection");
       this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
       return;
     }
-    const p = this.#pending[this.#head]!;
-    this.#pending[this.#head++] = undefined as unknown as Pending;
-    if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
-      this.#pending = this.#pending.slice(this.#head);
-      this.#head = 0;
-    }
-    p.done(undefined, value, text);
+    const reply = this.#replies[this.#head]!;
+    // Let the answered one go now; the arrays are trimmed once mostly spent.
+    this.#replies[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#replies.length) this.#trim();
+    reply.answered(undefined, value, text);
+  }
+
+  #trim(): void {
+    this.#replies = this.#replies.slice(this.#head);
+    this.#deadlines = this.#deadlines.slice(this.#head);
+    this.#timeouts = this.#timeouts.slice(this.#head);
+    this.#head = 0;
   }
 
   /** Fails everything in flight and drops the connection. */
   fail(code: ErrorCode, message: string): void {
     if (this.#dead) return;
     this.#dead = true;
-    const pending = this.#pending.slice(this.#head);
-    this.#pending = [];
+    const pending = this.#replies.slice(this.#head);
+    this.#replies = [];
+    this.#deadlines = [];
+    this.#timeouts = [];
     this.#head = 0;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#conn?.destroy();
     this.onDead(this);
     const error = new HandlerError(code, message);
-    for (const p of pending) p.done(error);
+    for (const reply of pending) reply!.answered(error);
   }
 }
 
@@ -291,7 +302,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
     get inFlight() {
       return slots.reduce((n, c) => n + (c?.inFlight ?? 0), 0);
     },
-    request(json, timeoutMs, done) {
+    request(json, timeoutMs, reply) {
       let best = -1;
       for (let i = 0; i < slots.length; i++) {
         const c = slots[i];
@@ -303,7 +314,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
       }
       let conn = slots[best];
       if (!conn || conn.dead) conn = slots[best] = new PipelinedConnection(opts, forget, timeoutMs);
-      conn.request(json, timeoutMs, done);
+      conn.request(json, timeoutMs, reply);
     },
     close(reason) {
       for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason);

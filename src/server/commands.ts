@@ -5,6 +5,7 @@
  * @module
  */
 import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
+import type { HandlerError, LinkReply } from "../handlers/link.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
 import { type ClientPayload, type HandlerResponse, handlerDataText, handlerResponseOf, parseHandlerResponse } from "../protocol/messages.ts";
@@ -12,7 +13,7 @@ import { DELIVERY_HEAD, deliveryTail, type ErrorInfo, ErrorCodes, receivedMessag
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
-import { NO_FRAMES, type RouteResult, type Session } from "./session.ts";
+import { NO_FRAMES, type Outcome, type RouteResult, type Session } from "./session.ts";
 import type { Stats } from "./stats.ts";
 
 /** What a handler receives with `"envelope": true` (PROTOCOL.md §4, Extension). */
@@ -25,12 +26,10 @@ export interface EnvelopeMeta {
   via: string[];
 }
 
-/** Why a handler gave no usable answer. A class, so a good answer needs no wrapper. */
+/** Why a handler's answer is not usable. A class, so a good answer needs no wrapper. */
 class Refusal {
   constructor(readonly error: ErrorInfo) {}
 }
-
-type Answer = HandlerResponse | Refusal;
 
 function bad(id: string, error: ErrorInfo): RouteResult {
   return { frames: [statusReport(id, "bad", error)] };
@@ -49,15 +48,54 @@ export interface CommandDeps {
 export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   const { host, registry, log, stats } = deps;
 
-  function failed(type: string, code: string, message: string, done: (answer: Answer) => void): void {
-    stats.handlerFailure(type);
-    done(new Refusal({ code, message: `handler "${type}": ${message}` }));
+  /**
+   * One question to a handler and, once it is answered, the result that
+   * carries the answer out in the message's turn (`deferred`). The link's
+   * reply, that result and the state between them are this one object: one
+   * allocation per handled message where closures and their scopes were several.
+   */
+  class Exchange implements LinkReply, RouteResult {
+    readonly frames = NO_FRAMES;
+    readonly #started = performance.now();
+    #response: HandlerResponse | undefined;
+
+    constructor(
+      readonly session: Session,
+      readonly payload: ClientPayload,
+      readonly entry: HandlerEntry,
+      /** Handler types the message passed through before this one. */
+      readonly via: string[],
+      readonly outcome: Outcome,
+    ) {}
+
+    answered(err: HandlerError | undefined, value?: unknown, text?: string): void {
+      const type = this.entry.config.type;
+      stats.handlerLatency(type, performance.now() - this.#started);
+      if (err !== undefined) return this.failed(err.code, err.message);
+      const answer = checkAnswer(type, value, text!);
+      if (answer instanceof Refusal) return this.outcome.settle(bad(this.payload.id, answer.error));
+      this.#response = answer;
+      // Carried out in the order the client sent its messages, so deliveries keep that order too.
+      this.outcome.settle(this);
+    }
+
+    /** No answer: counted as the handler's failure. */
+    failed(code: string, message: string): void {
+      const type = this.entry.config.type;
+      stats.handlerFailure(type);
+      this.outcome.settle(bad(this.payload.id, { code, message: `handler "${type}": ${message}` }));
+    }
+
+    deferred(): RouteResult | Promise<RouteResult> {
+      return execute(this.session, this.payload, this.entry, this.#response!, this.via);
+    }
   }
 
   /**
    * Asks `entry`'s handler about `payload`'s message (`data` is what to send:
    * the payload's data, or the previous handler's along a sendHandler chain).
-   * `done` gets the checked answer. Never throws, never calls `done` twice.
+   * `outcome` is settled with a bad report, or with the result that carries
+   * out the answer. Never throws.
    */
   function ask(
     entry: HandlerEntry,
@@ -66,7 +104,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     data: unknown,
     dataText: string | undefined,
     via: string[],
-    done: (answer: Answer) => void,
+    outcome: Outcome,
   ): void {
     const type = entry.config.type;
     let json: string;
@@ -78,21 +116,17 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         json = dataText === undefined ? frameJson({ data, meta }) : '{"data":' + dataText + ',"meta":' + frameJson(meta) + "}";
       }
     } catch (err) {
-      return done(new Refusal({ code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` }));
+      return outcome.settle(bad(payload.id, { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` }));
     }
-    const started = performance.now();
+    const exchange = new Exchange(session, payload, entry, via, outcome);
     try {
-      entry.link.request(json, entry.config.timeoutMs, (err, value, text) => {
-        stats.handlerLatency(type, performance.now() - started);
-        if (err !== undefined) return failed(type, err.code, err.message, done);
-        done(checkAnswer(type, value, text!));
-      });
+      entry.link.request(json, entry.config.timeoutMs, exchange);
     } catch (err) {
-      failed(type, ErrorCodes.handlerFailed, (err as Error).message, done);
+      exchange.failed(ErrorCodes.handlerFailed, (err as Error).message);
     }
   }
 
-  function checkAnswer(type: string, value: unknown, text: string): Answer {
+  function checkAnswer(type: string, value: unknown, text: string): HandlerResponse | Refusal {
     // The usual good answer by hand; anything else (a failure, the early
     // spec's shape, a malformed answer) by the full parse.
     let response = handlerResponseOf(value);
@@ -136,6 +170,15 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 
   /** Delivers the frame `head + body + tail` to every session of the named users. */
   function sendClientsJson(id: string, type: string, names: string[], head: string, body: string, tail: string): RouteResult {
+    // The usual case, one user with one session, needs no closure and no list.
+    if (names.length === 1) {
+      const found = registry.lookup(names[0]!);
+      if (found !== undefined && !(found instanceof Set)) {
+        if (!found.sendJson(head, body, tail)) return notWritten(id, names);
+        stats.delivered(type);
+        return DELIVERED;
+      }
+    }
     let frame: Uint8Array | undefined;
     let recipients = 0;
     let undelivered: string[] | undefined;
@@ -151,16 +194,13 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
         (undelivered ??= []).push(name);
         continue;
       }
-      // Most users have one session: no array or iterator for them.
       if (!(found instanceof Set)) {
         deliver(found, name);
         continue;
       }
       for (const s of found) deliver(s, name);
     }
-    if (failedUsers !== undefined) {
-      return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${failedUsers.join(", ")}` });
-    }
+    if (failedUsers !== undefined) return notWritten(id, failedUsers);
     if (undelivered === undefined) return DELIVERED;
     const report = statusReport(id, "good") as { header: Record<string, unknown> };
     // Extension: the original silently ignored users who were not connected; say who they were.
@@ -237,16 +277,8 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
             message: `sendHandler chain longer than ${deps.limits.maxHandlerHops} hops: ${[...chain, next.config.type].join(" -> ")}`,
           });
         }
-        return new Promise((resolve) =>
-          ask(next, session, payload, response.data, response.dataText, chain, (answer) => {
-            if (answer instanceof Refusal) return resolve(bad(payload.id, answer.error));
-            try {
-              resolve(execute(session, payload, next, answer, chain));
-            } catch (err) {
-              resolve(bad(payload.id, { code: ErrorCodes.internal, message: (err as Error).message }));
-            }
-          }),
-        );
+        // Settled with the next handler's Exchange: the session carries out its answer in turn.
+        return new Promise((resolve) => ask(next, session, payload, response.data, response.dataText, chain, { settle: resolve }));
       }
       case "sendServers":
         return sendServers(session, payload.id, type, command.data, response.data);
@@ -258,37 +290,17 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
   }
 
-  /**
-   * A handler's answer waiting for its turn: the result whose deferred step
-   * carries it out. One object per message where a closure, its scope and a
-   * result object were three.
-   */
-  class Answered implements RouteResult {
-    readonly frames = NO_FRAMES;
-    constructor(
-      readonly session: Session,
-      readonly payload: ClientPayload,
-      readonly entry: HandlerEntry,
-      readonly response: HandlerResponse,
-    ) {}
-
-    deferred(): RouteResult | Promise<RouteResult> {
-      return execute(this.session, this.payload, this.entry, this.response, NO_HOPS);
-    }
-  }
-
   return {
     has: (type) => host.get(type) !== undefined,
     types: () => host.types(),
-    dispatch(session, payload, settle) {
-      const entry = host.get(payload.type)!;
-      ask(entry, session, payload, payload.data, payload.dataText, NO_HOPS, (answer) => {
-        if (answer instanceof Refusal) return settle(bad(payload.id, answer.error));
-        // Carried out in the order the client sent its messages, so deliveries keep that order too.
-        settle(new Answered(session, payload, entry, answer));
-      });
+    dispatch(session, payload, outcome) {
+      ask(host.get(payload.type)!, session, payload, payload.data, payload.dataText, NO_HOPS, outcome);
     },
   };
+}
+
+function notWritten(id: string, users: string[]): RouteResult {
+  return bad(id, { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${users.join(", ")}` });
 }
 
 /** The result of a delivery that reached everyone: a good report, nothing else (shared). */

@@ -87,9 +87,9 @@ export class Gateway {
       },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
-      route: (session, payload, settle) => {
+      route: (session, payload, outcome) => {
         this.stats.messageIn(payload.type);
-        this.#router.route(session, payload, settle);
+        this.#router.route(session, payload, outcome);
       },
       reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {

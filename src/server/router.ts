@@ -5,14 +5,14 @@
  */
 import { type ClientPayload, parseBuiltinCommand } from "../protocol/messages.ts";
 import { dummyReply, ErrorCodes, statusReport } from "../protocol/reports.ts";
-import type { RouteResult, Session } from "./session.ts";
+import type { Outcome, RouteResult, Session } from "./session.ts";
 
 /** Carries a message to the handler of its type; the handler host implements this. */
 export interface HandlerDispatch {
   has(type: string): boolean;
   types(): string[];
-  /** Calls `settle` once with the outcome: a callback, as this is every handled message's path. */
-  dispatch(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void;
+  /** Settles `outcome` once, when the handler has answered (or failed to). */
+  dispatch(session: Session, payload: ClientPayload, outcome: Outcome): void;
 }
 
 /** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
@@ -55,16 +55,16 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
   }
 
   return {
-    /** Calls `settle` once with what answers `payload`: at once, or when its handler has answered. */
-    route(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void {
+    /** Settles `outcome` once with what answers `payload`: at once, or when its handler has answered. */
+    route(session: Session, payload: ClientPayload, outcome: Outcome): void {
       if (payload.type === "dummy") {
         // A peer server gets its one status report; a client the dummy reply it expects.
-        return settle({ frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] });
+        return outcome.settle({ frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] });
       }
-      if (payload.type === "builtin") return settle(builtin(session, payload));
-      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload, settle);
+      if (payload.type === "builtin") return outcome.settle(builtin(session, payload));
+      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload, outcome);
       const known = handlers?.types() ?? [];
-      settle({
+      outcome.settle({
         frames: [
           statusReport(payload.id, "bad", {
             code: ErrorCodes.unknownType,

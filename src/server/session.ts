@@ -44,6 +44,15 @@ export interface RouteResult {
   deferred?: () => RouteResult | Promise<RouteResult>;
 }
 
+/**
+ * Where a routed message's outcome goes: `settle` it once (later calls are
+ * ignored). An object, not a callback: it is the message's own slot in its
+ * session, so routing a message allocates no closure for it.
+ */
+export interface Outcome {
+  settle(result: RouteResult): void;
+}
+
 export type AuthResult = { ok: true; username: string } | { ok: false; error: ErrorInfo };
 
 /** What a session needs from the gateway that owns it. */
@@ -57,16 +66,17 @@ export interface SessionHost {
    * refused.
    */
   admitServer?(header: Record<string, unknown>, session: Session): PeerAdmission;
-  /** Calls `settle` once with what answers `payload`, at once or later. */
-  route(session: Session, payload: ClientPayload, settle: (result: RouteResult) => void): void;
+  /** Settles `outcome` once with what answers `payload`, at once or later. */
+  route(session: Session, payload: ClientPayload, outcome: Outcome): void;
   clientReady(session: Session): void;
   /** A status report went out (for metrics). */
   reportSent?(status: "good" | "bad"): void;
   sessionClosed(session: Session, reason: ClosedReason, detail?: string): void;
 }
 
-interface Slot {
-  id: string;
+/** A message in flight in its session (made by Session.#Slot). */
+interface Slot extends Outcome {
+  readonly id: string;
   done: boolean;
   result: RouteResult;
 }
@@ -153,6 +163,29 @@ export class Session {
   static #frameOf(value: unknown, _index: number, owner: unknown, text: string): void {
     (owner as Session).#onFrame(value, text);
   }
+
+  /**
+   * A message from its dispatch until its frames are sent: its place in the
+   * session's order and the outcome its route settles. Declared in here so
+   * that settling reaches the session's private state.
+   */
+  static readonly #Slot = class implements Slot {
+    done = false;
+    result: RouteResult = PENDING;
+    /** Once only, even if a route settles and then throws. */
+    #settled = false;
+
+    constructor(
+      readonly session: Session,
+      readonly id: string,
+    ) {}
+
+    settle(result: RouteResult): void {
+      if (this.#settled) return;
+      this.#settled = true;
+      this.session.#settle(this, result);
+    }
+  };
 
   get id(): number {
     return this.conn.id;
@@ -403,20 +436,13 @@ export class Session {
 
   #dispatch(payload: ClientPayload): void {
     this.messagesIn++;
-    const slot: Slot = { id: payload.id, done: false, result: PENDING };
+    const slot = new Session.#Slot(this, payload.id);
     if (this.#slots === NONE) this.#slots = [];
     this.#slots.push(slot);
-    let settled = false;
-    const finish = (result: RouteResult) => {
-      // Once only, even if a route settles and then throws.
-      if (settled) return;
-      settled = true;
-      this.#settle(slot, result);
-    };
     try {
-      this.host.route(this, payload, finish);
+      this.host.route(this, payload, slot);
     } catch (err) {
-      finish(internalFailure(payload.id, err));
+      slot.settle(internalFailure(payload.id, err));
     }
   }
 
