@@ -14,7 +14,7 @@ import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
 import type { HandlerDispatch } from "./router.ts";
 import { NO_FRAMES, type Outcome, type RouteResult, type Session } from "./session.ts";
-import type { Stats } from "./stats.ts";
+import type { Stats, TypeStats } from "./stats.ts";
 
 /** What a handler receives with `"envelope": true` (PROTOCOL.md §4, Extension). */
 export interface EnvelopeMeta {
@@ -63,6 +63,8 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
       readonly session: Session,
       readonly payload: ClientPayload,
       readonly entry: HandlerEntry,
+      /** The counters of the entry's type. */
+      readonly counters: TypeStats,
       /** Handler types the message passed through before this one. */
       readonly via: string[],
       readonly outcome: Outcome,
@@ -70,9 +72,9 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 
     answered(err: HandlerError | undefined, value?: unknown, text?: string): void {
       const type = this.entry.config.type;
-      stats.handlerLatency(type, performance.now() - this.#started);
+      this.counters.handlerLatency(performance.now() - this.#started);
       if (err !== undefined) return this.failed(err.code, err.message);
-      const answer = checkAnswer(type, value, text!);
+      const answer = checkAnswer(type, this.counters, value, text!);
       if (answer instanceof Refusal) return this.outcome.settle(bad(this.payload.id, answer.error));
       this.#response = answer;
       // Carried out in the order the client sent its messages, so deliveries keep that order too.
@@ -82,12 +84,12 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     /** No answer: counted as the handler's failure. */
     failed(code: string, message: string): void {
       const type = this.entry.config.type;
-      stats.handlerFailure(type);
+      this.counters.handlerFailures++;
       this.outcome.settle(bad(this.payload.id, { code, message: `handler "${type}": ${message}` }));
     }
 
     deferred(): RouteResult | Promise<RouteResult> {
-      return execute(this.session, this.payload, this.entry, this.#response!, this.via);
+      return execute(this.session, this.payload, this.entry, this.counters, this.#response!, this.via);
     }
   }
 
@@ -99,6 +101,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
    */
   function ask(
     entry: HandlerEntry,
+    counters: TypeStats,
     session: Session,
     payload: ClientPayload,
     data: unknown,
@@ -118,7 +121,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     } catch (err) {
       return outcome.settle(bad(payload.id, { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` }));
     }
-    const exchange = new Exchange(session, payload, entry, via, outcome);
+    const exchange = new Exchange(session, payload, entry, counters, via, outcome);
     try {
       entry.link.request(json, entry.config.timeoutMs, exchange);
     } catch (err) {
@@ -126,14 +129,14 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
   }
 
-  function checkAnswer(type: string, value: unknown, text: string): HandlerResponse | Refusal {
+  function checkAnswer(type: string, counters: TypeStats, value: unknown, text: string): HandlerResponse | Refusal {
     // The usual good answer by hand; anything else (a failure, the early
     // spec's shape, a malformed answer) by the full parse.
     let response = handlerResponseOf(value);
     if (response === undefined) {
       const parsed = parseHandlerResponse(value);
       if (!parsed.ok) {
-        stats.handlerFailure(type);
+        counters.handlerFailures++;
         return new Refusal({
           code: ErrorCodes.handlerFailed,
           message: `handler "${type}" sent a malformed answer: ${parsed.problem.message}`,
@@ -149,7 +152,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     return response;
   }
 
-  function sendClients(id: string, type: string, users: unknown, data: unknown, dataText: string | undefined): RouteResult {
+  function sendClients(id: string, type: string, counters: TypeStats, users: unknown, data: unknown, dataText: string | undefined): RouteResult {
     const names = typeof users === "string" ? [users] : users;
     if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
       return bad(id, {
@@ -163,19 +166,19 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const dataJson = dataText ?? JSON.stringify(data);
     if (dataJson === undefined) {
       // Data JSON cannot carry (undefined): the key is left out, as JSON.stringify does.
-      return sendClientsJson(id, type, names as string[], receivedMessageJson(type, undefined), "", "");
+      return sendClientsJson(id, counters, names as string[], receivedMessageJson(type, undefined), "", "");
     }
-    return sendClientsJson(id, type, names as string[], DELIVERY_HEAD, dataJson, deliveryTail(type));
+    return sendClientsJson(id, counters, names as string[], DELIVERY_HEAD, dataJson, deliveryTail(type));
   }
 
   /** Delivers the frame `head + body + tail` to every session of the named users. */
-  function sendClientsJson(id: string, type: string, names: string[], head: string, body: string, tail: string): RouteResult {
+  function sendClientsJson(id: string, counters: TypeStats, names: string[], head: string, body: string, tail: string): RouteResult {
     // The usual case, one user with one session, needs no closure and no list.
     if (names.length === 1) {
       const found = registry.lookup(names[0]!);
       if (found !== undefined && !(found instanceof Set)) {
         if (!found.sendJson(head, body, tail)) return notWritten(id, names);
-        stats.delivered(type);
+        counters.delivered++;
         return DELIVERED;
       }
     }
@@ -185,7 +188,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     let failedUsers: string[] | undefined;
     const deliver = (s: Session, name: string) => {
       const sent = recipients++ === 0 ? s.sendJson(head, body, tail) : s.sendBytes((frame ??= encodeJsonFrame(head + body + tail)));
-      if (sent) stats.delivered(type);
+      if (sent) counters.delivered++;
       else if (!failedUsers?.includes(name)) (failedUsers ??= []).push(name);
     };
     for (const name of names.length === 1 ? names : new Set(names)) {
@@ -252,6 +255,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     session: Session,
     payload: ClientPayload,
     entry: HandlerEntry,
+    counters: TypeStats,
     response: HandlerResponse,
     via: string[],
   ): RouteResult | Promise<RouteResult> {
@@ -259,7 +263,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const command = response.command!;
     switch (command.type) {
       case "sendClients":
-        return sendClients(payload.id, type, command.data, response.data, response.dataText);
+        return sendClients(payload.id, type, counters, command.data, response.data, response.dataText);
       case "sendHandler": {
         const name = command.data;
         const next = typeof name === "string" ? host.get(name) : undefined;
@@ -278,7 +282,9 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
           });
         }
         // Settled with the next handler's Exchange: the session carries out its answer in turn.
-        return new Promise((resolve) => ask(next, session, payload, response.data, response.dataText, chain, { settle: resolve }));
+        return new Promise((resolve) => ask(next, stats.forType(next.config.type), session, payload, response.data, response.dataText, chain, {
+            settle: resolve,
+          }));
       }
       case "sendServers":
         return sendServers(session, payload.id, type, command.data, response.data);
@@ -291,10 +297,14 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   }
 
   return {
-    has: (type) => host.get(type) !== undefined,
     types: () => host.types(),
     dispatch(session, payload, outcome) {
-      ask(host.get(payload.type)!, session, payload, payload.data, payload.dataText, NO_HOPS, outcome);
+      const entry = host.get(payload.type);
+      if (entry === undefined) return false;
+      const counters = stats.forType(entry.config.type);
+      counters.messagesIn++;
+      ask(entry, counters, session, payload, payload.data, payload.dataText, NO_HOPS, outcome);
+      return true;
     },
   };
 }

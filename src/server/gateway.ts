@@ -67,6 +67,7 @@ export class Gateway {
         stats: this.stats,
         federation: this.#federation,
       }),
+      this.stats,
     );
     this.#informer = new InformerService({
       runtime,
@@ -87,10 +88,7 @@ export class Gateway {
       },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
-      route: (session, payload, outcome) => {
-        this.stats.messageIn(payload.type);
-        this.#router.route(session, payload, outcome);
-      },
+      route: (session, payload, outcome) => this.#router.route(session, payload, outcome),
       reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {
         this.registry.add(session);
@@ -232,7 +230,7 @@ export class Gateway {
       let any = false;
       for (const s of this.registry.sessionsOf(name) ?? []) any = s.sendBytes(frame) || any;
       (any ? delivered : undelivered).push(name);
-      if (any) this.stats.delivered(type);
+      if (any) this.stats.forType(type).delivered++;
     }
     return { delivered, undelivered };
   }

@@ -6,13 +6,16 @@
 import { type ClientPayload, parseBuiltinCommand } from "../protocol/messages.ts";
 import { dummyReply, ErrorCodes, statusReport } from "../protocol/reports.ts";
 import type { Outcome, RouteResult, Session } from "./session.ts";
+import { type Stats, UNSERVED_TYPE } from "./stats.ts";
 
 /** Carries a message to the handler of its type; the handler host implements this. */
 export interface HandlerDispatch {
-  has(type: string): boolean;
   types(): string[];
-  /** Settles `outcome` once, when the handler has answered (or failed to). */
-  dispatch(session: Session, payload: ClientPayload, outcome: Outcome): void;
+  /**
+   * Counts the message and settles `outcome` once, when the handler has
+   * answered (or failed to); false, doing nothing, when no handler serves its type.
+   */
+  dispatch(session: Session, payload: ClientPayload, outcome: Outcome): boolean;
 }
 
 /** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
@@ -23,7 +26,7 @@ function answer(id: string, data: unknown): object {
   return { header: { status: "good", messageType: "statusReport" }, payload: { id, data } };
 }
 
-export function createRouter(handlers: HandlerDispatch | undefined) {
+export function createRouter(handlers: HandlerDispatch | undefined, stats: Stats) {
   function builtin(session: Session, payload: ClientPayload): RouteResult {
     const command = parseBuiltinCommand(payload.data);
     if (!command.ok) {
@@ -58,11 +61,16 @@ export function createRouter(handlers: HandlerDispatch | undefined) {
     /** Settles `outcome` once with what answers `payload`: at once, or when its handler has answered. */
     route(session: Session, payload: ClientPayload, outcome: Outcome): void {
       if (payload.type === "dummy") {
+        stats.forType("dummy").messagesIn++;
         // A peer server gets its one status report; a client the dummy reply it expects.
         return outcome.settle({ frames: [session.kind === "server" ? statusReport(payload.id, "good") : dummyReply(payload.id)] });
       }
-      if (payload.type === "builtin") return outcome.settle(builtin(session, payload));
-      if (handlers?.has(payload.type)) return handlers.dispatch(session, payload, outcome);
+      if (payload.type === "builtin") {
+        stats.forType("builtin").messagesIn++;
+        return outcome.settle(builtin(session, payload));
+      }
+      if (handlers?.dispatch(session, payload, outcome)) return;
+      stats.forType(UNSERVED_TYPE).messagesIn++;
       const known = handlers?.types() ?? [];
       outcome.settle({
         frames: [

@@ -1,6 +1,7 @@
 /**
  * Counters the gateway keeps about itself, for logs now and for the control
- * API's metrics. Plain numbers in maps: cheap enough for the hot path.
+ * API's metrics. The hot path bumps plain number fields; the maps the metrics
+ * read are built when they are read.
  * @module
  */
 import type { ClosedReason } from "./close-reason.ts";
@@ -8,50 +9,29 @@ import type { ClosedReason } from "./close-reason.ts";
 /** Upper bounds (ms) of the handler latency histogram buckets. */
 export const LATENCY_BUCKETS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] as const;
 
+/**
+ * The type under which messages of a type the gateway does not serve are
+ * counted: clients choose types freely, and a counter per made-up type would
+ * grow without bound (in memory and in the metrics).
+ */
+export const UNSERVED_TYPE = "(unserved)";
+
 export interface Histogram {
   buckets: number[];
   count: number;
   sumMs: number;
 }
 
-function bump<K>(map: Map<K, number>, key: K, by = 1): void {
-  map.set(key, (map.get(key) ?? 0) + by);
-}
+/** The counters of one message type, kept together: a message finds them with one lookup. */
+export class TypeStats {
+  messagesIn = 0;
+  delivered = 0;
+  handlerFailures = 0;
+  /** Handler types only: made by the first answer or failure. */
+  latency: Histogram | undefined;
 
-export class Stats {
-  readonly startedAt = Date.now();
-  readonly messagesIn = new Map<string, number>();
-  readonly messagesDelivered = new Map<string, number>();
-  readonly reports = new Map<"good" | "bad", number>();
-  readonly closed = new Map<ClosedReason, number>();
-  readonly handlerFailures = new Map<string, number>();
-  readonly handlerLatencyMs = new Map<string, Histogram>();
-  authFailures = 0;
-  connectionsOpened = 0;
-
-  messageIn(type: string): void {
-    bump(this.messagesIn, type);
-  }
-
-  delivered(type: string): void {
-    bump(this.messagesDelivered, type);
-  }
-
-  report(status: "good" | "bad"): void {
-    bump(this.reports, status);
-  }
-
-  connectionClosed(reason: ClosedReason): void {
-    bump(this.closed, reason);
-  }
-
-  handlerFailure(type: string): void {
-    bump(this.handlerFailures, type);
-  }
-
-  handlerLatency(type: string, ms: number): void {
-    let h = this.handlerLatencyMs.get(type);
-    if (!h) this.handlerLatencyMs.set(type, (h = { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 }));
+  handlerLatency(ms: number): void {
+    const h = (this.latency ??= { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 });
     h.count++;
     h.sumMs += ms;
     for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
@@ -60,5 +40,67 @@ export class Stats {
         break;
       }
     }
+  }
+}
+
+function bump<K>(map: Map<K, number>, key: K, by = 1): void {
+  map.set(key, (map.get(key) ?? 0) + by);
+}
+
+export class Stats {
+  readonly startedAt = Date.now();
+  readonly #types = new Map<string, TypeStats>();
+  readonly closed = new Map<ClosedReason, number>();
+  goodReports = 0;
+  badReports = 0;
+  authFailures = 0;
+  connectionsOpened = 0;
+
+  /** The counters of `type`, made on first use (see UNSERVED_TYPE for types nobody serves). */
+  forType(type: string): TypeStats {
+    let t = this.#types.get(type);
+    if (t === undefined) this.#types.set(type, (t = new TypeStats()));
+    return t;
+  }
+
+  report(status: "good" | "bad"): void {
+    if (status === "good") this.goodReports++;
+    else this.badReports++;
+  }
+
+  connectionClosed(reason: ClosedReason): void {
+    bump(this.closed, reason);
+  }
+
+  get reports(): Map<"good" | "bad", number> {
+    const m = new Map<"good" | "bad", number>();
+    if (this.goodReports > 0) m.set("good", this.goodReports);
+    if (this.badReports > 0) m.set("bad", this.badReports);
+    return m;
+  }
+
+  get messagesIn(): Map<string, number> {
+    return this.#view((t) => t.messagesIn);
+  }
+
+  get messagesDelivered(): Map<string, number> {
+    return this.#view((t) => t.delivered);
+  }
+
+  get handlerFailures(): Map<string, number> {
+    return this.#view((t) => t.handlerFailures);
+  }
+
+  get handlerLatencyMs(): Map<string, Histogram> {
+    const m = new Map<string, Histogram>();
+    for (const [type, t] of this.#types) if (t.latency !== undefined) m.set(type, t.latency);
+    return m;
+  }
+
+  /** One counter of every type, leaving out types where it is zero (as the maps did before a first count). */
+  #view(count: (t: TypeStats) => number): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const [type, t] of this.#types) if (count(t) > 0) m.set(type, count(t));
+    return m;
   }
 }

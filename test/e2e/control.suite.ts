@@ -85,6 +85,9 @@ export function controlSuite(runtime: RuntimeName) {
       expect(moved("bester_status_reports_total", '{status="good"}')).toBe(5);
       expect(moved("bester_status_reports_total", '{status="bad"}')).toBe(1);
       expect(moved("bester_handler_latency_seconds_count", '{type="script"}')).toBe(5);
+      // A type nobody serves counts under one label, never its own: clients make types up freely.
+      expect(moved("bester_messages_in_total", '{type="(unserved)"}')).toBe(1);
+      expect(after).not.toContain('type="nope"');
       expect(sample(after, "bester_connections", '{scope="client",listener="tcp4"}')).toBeGreaterThanOrEqual(1);
       expect(sample(after, "bester_handler_up", '{type="script"}')).toBe(1);
       alice.close();
