@@ -21,7 +21,7 @@ import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
 import { Stats } from "./stats.ts";
-import { type AuthResult, type ListenerKind, Session, type SessionHost } from "./session.ts";
+import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
 
 export class Gateway {
   readonly sessions = new Set<Session>();
@@ -34,7 +34,8 @@ export class Gateway {
   #router;
   #stopping = false;
   #accounts: AccountStore | undefined;
-  #host: SessionHost;
+  /** What sessions see of the gateway; its `limits` follow reloads. */
+  #host: SessionHost & { limits: SessionLimits };
   #federation: Federation;
   #informer: InformerService;
 
@@ -46,7 +47,8 @@ export class Gateway {
     this.#config = config;
     const gateway = this;
     this.handlers = new HandlerHost(runtime, config, log);
-    // Limits are read through the gateway, so a reload reaches every session and command at once.
+    // Limits are read through the gateway (sessions: through #host, which a reload updates),
+    // so a reload reaches every session and command at once.
     const limits = {
       get maxHandlerHops() {
         return gateway.config.limits.maxHandlerHops;
@@ -83,9 +85,8 @@ export class Gateway {
     });
     this.#host = {
       log,
-      get limits() {
-        return gateway.config.limits;
-      },
+      // A plain field, replaced on reload: sessions read it for every message.
+      limits: config.limits,
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
       route: (session, payload, outcome) => this.#router.route(session, payload, outcome),
@@ -206,6 +207,7 @@ export class Gateway {
       await old?.close();
     }
     this.#config = next;
+    this.#host.limits = next.limits;
     this.log.configure(next.log.level, next.log.format);
     await this.handlers.apply(next, plan.stopHandlers, plan.startHandlers);
     for (const change of plan.changes) this.log.info("reloaded", { change });

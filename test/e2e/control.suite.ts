@@ -148,7 +148,7 @@ export function controlSuite(runtime: RuntimeName) {
         conf.network.types = ["tcp4", "unix"];
         conf.handlers.availableTypes.push("more");
         conf.handlers.typeMap.more = scripted("more.sock", { mode: "persistent" });
-        conf.limits = { maxHandlerHops: 2 };
+        conf.limits = { maxHandlerHops: 2, maxFrameBytes: 4096 };
         writeFileSync(gw.configPath, JSON.stringify(conf));
 
         const r = await getJson(`${gw.control}/v1/reload`, { method: "POST" });
@@ -161,6 +161,11 @@ export function controlSuite(runtime: RuntimeName) {
             "limits.maxHandlerHops: 8 -> 2",
           ]),
         );
+        // A session opened after the reload works to the new limits.
+        const late = await login(gw.tcp4, "late");
+        late.send(msg("dummy", "big", "x".repeat(5000)));
+        const fatal = await late.next();
+        expect(fatal.header.error.code).toBe("frame_too_large");
         // The same connection, untouched, reaches the new type.
         alice.send(msg("more", "after", { do: "deliver", to: ["alice"], body: "new type" }));
         expect((await alice.next()).payload).toEqual({ data: "new type", type: "more" });
