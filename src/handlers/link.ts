@@ -26,6 +26,11 @@ export class HandlerError extends Error {
  * object that carries the answer on, so nothing else is allocated for it.
  */
 export interface LinkReply {
+  /**
+   * Set by the link when it takes the request (`performance.now()`): the
+   * request's deadline counts from it, and so can the answer's latency.
+   */
+  sentAt: number;
   /** Called once: the handler's answer (`answer` decoded, `text` what it was parsed from), or why there is none. */
   answered(error: HandlerError | undefined, answer?: unknown, text?: string): void;
 }
@@ -117,7 +122,8 @@ class PerMessageLink implements HandlerLink {
   }
 
   request(json: string, timeoutMs: number, reply: LinkReply): void {
-    const req = new OneShot(this, reply, performance.now() + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
+    reply.sentAt = performance.now();
+    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
     // The request's own deadline covers the dial too: no second timer for it.
@@ -177,8 +183,8 @@ class PerMessageLink implements HandlerLink {
  */
 class PipelinedConnection {
   // Requests in flight, oldest at #head, as parallel arrays: no record object per request.
+  // A request's deadline is its reply's sentAt plus its timeout.
   #replies: (LinkReply | undefined)[] = [];
-  #deadlines: number[] = [];
   #timeouts: number[] = [];
   #head = 0;
   #conn: Conn | undefined;
@@ -228,8 +234,8 @@ class PipelinedConnection {
   }
 
   request(json: string, timeoutMs: number, reply: LinkReply): void {
+    reply.sentAt = performance.now();
     this.#replies.push(reply);
-    this.#deadlines.push(performance.now() + timeoutMs);
     this.#timeouts.push(timeoutMs);
     this.#armTimer();
     if (this.#conn) this.#conn.writeFrame(json);
@@ -245,12 +251,16 @@ class PipelinedConnection {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#dead || this.#head >= this.#replies.length) return;
-      if (performance.now() >= this.#deadlines[this.#head]! - 1) {
+      if (performance.now() >= this.#oldestDeadline() - 1) {
         this.fail(ErrorCodes.handlerTimeout, `no answer within ${this.#timeouts[this.#head]} ms (kept connection reset)`);
       } else {
         this.#armTimer();
       }
-    }, Math.max(0, this.#deadlines[this.#head]! - performance.now()));
+    }, Math.max(0, this.#oldestDeadline() - performance.now()));
+  }
+
+  #oldestDeadline(): number {
+    return this.#replies[this.#head]!.sentAt + this.#timeouts[this.#head]!;
   }
 
   #answer(value: unknown, text: string): void {
@@ -268,7 +278,6 @@ class PipelinedConnection {
 
   #trim(): void {
     this.#replies = this.#replies.slice(this.#head);
-    this.#deadlines = this.#deadlines.slice(this.#head);
     this.#timeouts = this.#timeouts.slice(this.#head);
     this.#head = 0;
   }
@@ -279,7 +288,6 @@ class PipelinedConnection {
     this.#dead = true;
     const pending = this.#replies.slice(this.#head);
     this.#replies = [];
-    this.#deadlines = [];
     this.#timeouts = [];
     this.#head = 0;
     clearTimeout(this.#timer);

@@ -56,7 +56,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
    */
   class Exchange implements LinkReply, RouteResult {
     readonly frames = NO_FRAMES;
-    readonly #started = performance.now();
+    sentAt = 0;
     #response: HandlerResponse | undefined;
 
     constructor(
@@ -72,7 +72,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
 
     answered(err: HandlerError | undefined, value?: unknown, text?: string): void {
       const type = this.entry.config.type;
-      this.counters.handlerLatency(performance.now() - this.#started);
+      this.counters.handlerLatency(performance.now() - this.sentAt);
       if (err !== undefined) return this.failed(err.code, err.message);
       const answer = checkAnswer(type, this.counters, value, text!);
       if (answer instanceof Refusal) return this.outcome.settle(bad(this.payload.id, answer.error));
