@@ -18,6 +18,7 @@ import { createHandlerDispatch } from "./commands.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
 import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
+import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
 import { Stats } from "./stats.ts";
@@ -148,6 +149,13 @@ export class Gateway {
     for (const { kind, listener } of this.#listeners) {
       this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
     }
+    await this.#checkOpenFiles(this.config.limits.maxConnections);
+  }
+
+  /** Warns when the process may open fewer files than limits.maxConnections needs (see open-files.ts). */
+  async #checkOpenFiles(maxConnections: number): Promise<void> {
+    const warning = openFilesWarning(maxConnections, await openFileLimit());
+    if (warning) this.log.warn(warning.message, warning.fields);
   }
 
   /**
@@ -206,11 +214,13 @@ export class Gateway {
       this.#accounts = accounts;
       await old?.close();
     }
+    const previous = this.#config;
     this.#config = next;
     this.#host.limits = next.limits;
     this.log.configure(next.log.level, next.log.format);
     await this.handlers.apply(next, plan.stopHandlers, plan.startHandlers);
     for (const change of plan.changes) this.log.info("reloaded", { change });
+    if (next.limits.maxConnections !== previous.limits.maxConnections) await this.#checkOpenFiles(next.limits.maxConnections);
     return { ok: true, changes: plan.changes, warnings: loaded.warnings };
   }
 

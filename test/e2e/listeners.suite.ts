@@ -3,7 +3,7 @@
  * built-ins; bad input closes only the connection that sent it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
@@ -14,6 +14,12 @@ async function dummyRoundTrip(target: Target, user: string) {
   wire.send({ payload: { type: "dummy", id: "d-1", data: null } });
   expect(await wire.next()).toEqual({ header: { status: "0" }, payload: { data: null, type: "dummy", id: "d-1" } });
   wire.close();
+}
+
+/** This process's hard limit on open files, from /proc/self/limits (Linux). */
+function hardOpenFileLimit(): number | undefined {
+  const line = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  return line ? Number(line[1]) : undefined;
 }
 
 export function listenerSuite(runtime: RuntimeName) {
@@ -261,6 +267,29 @@ export function listenerSuite(runtime: RuntimeName) {
         b.close();
       } finally {
         await gw.stop();
+      }
+    });
+
+    test("a limits.maxConnections the open-file limit cannot allow is logged at start, with what is reachable", async () => {
+      // The gateway inherits this process's hard limit and raises its soft limit to it, as Bun and Deno do.
+      const hard = hardOpenFileLimit();
+      expect(hard).toBeDefined();
+      const warned = (r: any) => r.msg === "limits.maxConnections is above what the open-file limit allows";
+      const over = await startGateway(runtime, { limits: { maxConnections: hard! + 1000 } });
+      try {
+        await over.waitForLog((r) => r.msg === "ready");
+        const warnings = over.records().filter(warned);
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatchObject({ level: "warn", maxConnections: hard! + 1000, openFileLimit: hard, reachable: hard! - 64 });
+      } finally {
+        await over.stop();
+      }
+      const fits = await startGateway(runtime, { limits: { maxConnections: 100 } });
+      try {
+        await fits.waitForLog((r) => r.msg === "ready");
+        expect(fits.records().filter(warned)).toEqual([]);
+      } finally {
+        await fits.stop();
       }
     });
 
