@@ -3,7 +3,7 @@
  * built-ins; bad input closes only the connection that sent it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
@@ -270,7 +270,7 @@ export function listenerSuite(runtime: RuntimeName) {
       }
     });
 
-    test("a limits.maxConnections the open-file limit cannot allow is logged at start, with what is reachable", async () => {
+    test("a limits.maxConnections the open-file limit cannot allow is logged at start and on reload, with what is reachable", async () => {
       // The gateway inherits this process's hard limit and raises its soft limit to it, as Bun and Deno do.
       const hard = hardOpenFileLimit();
       expect(hard).toBeDefined();
@@ -288,6 +288,12 @@ export function listenerSuite(runtime: RuntimeName) {
       try {
         await fits.waitForLog((r) => r.msg === "ready");
         expect(fits.records().filter(warned)).toEqual([]);
+        // A reload that raises the limit past the open files says so too.
+        const conf = JSON.parse(readFileSync(fits.configPath, "utf8"));
+        writeFileSync(fits.configPath, JSON.stringify({ ...conf, limits: { maxConnections: hard! + 5 } }));
+        fits.child.kill("SIGHUP");
+        await fits.waitForLog((r) => r.msg === "reload done");
+        expect(fits.records().filter(warned)).toMatchObject([{ maxConnections: hard! + 5, openFileLimit: hard }]);
       } finally {
         await fits.stop();
       }
