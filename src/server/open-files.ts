@@ -14,11 +14,11 @@ import { readFile } from "node:fs/promises";
  * (one per request in flight for a per-message handler), the account store,
  * the informer, the runtime's own.
  */
-export const RESERVED_DESCRIPTORS = 64;
+const RESERVED_DESCRIPTORS = 64;
 
 /**
- * This process's soft limit on open files (Bun and Deno raise it to the hard
- * limit at start-up). Read from /proc/self/limits: undefined where there is
+ * This process's soft limit on open files (both runtimes raise it to the
+ * hard limit at start-up). Read from /proc/self/limits: undefined where there is
  * none (not Linux) or it says "unlimited".
  */
 export async function openFileLimit(): Promise<number | undefined> {
