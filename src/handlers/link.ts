@@ -6,6 +6,7 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
+import { ANSWER_DATA_PATHS } from "../protocol/messages.ts";
 import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
 import type { Conn, Endpoint, Runtime, SocketEvents } from "../runtime/types.ts";
 
@@ -31,8 +32,11 @@ export interface LinkReply {
    * request's deadline counts from it, and so can the answer's latency.
    */
   sentAt: number;
-  /** Called once: the handler's answer (`answer` decoded, `text` what it was parsed from), or why there is none. */
-  answered(error: HandlerError | undefined, answer?: unknown, text?: string): void;
+  /**
+   * Called once: the handler's answer, or why there is none. In a long
+   * answer the data is a RawJson (ANSWER_DATA_PATHS): checked text, not built.
+   */
+  answered(error: HandlerError | undefined, answer?: unknown): void;
 }
 
 export interface HandlerLink {
@@ -77,7 +81,7 @@ class OneShot implements SocketEvents {
     readonly timeoutMs: number,
     maxFrameBytes: number,
   ) {
-    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this });
+    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this, keepAsText: ANSWER_DATA_PATHS });
   }
 
   data(_c: Conn, chunk: Uint8Array): void {
@@ -90,19 +94,19 @@ class OneShot implements SocketEvents {
     if (!this.settled) this.finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
   }
 
-  finish(err: HandlerError | undefined, value?: unknown, text?: string): void {
+  finish(err: HandlerError | undefined, value?: unknown): void {
     if (this.settled) return;
     this.settled = true;
     this.link.forget(this);
     // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
     // graceful end would add a shutdown() per message and wait for the handler.
     this.conn?.destroy();
-    this.reply.answered(err, value, text);
+    this.reply.answered(err, value);
   }
 }
 
-function answered(value: unknown, _index: number, owner: unknown, text: string): void {
-  (owner as OneShot).finish(undefined, value, text);
+function answered(value: unknown, _index: number, owner: unknown): void {
+  (owner as OneShot).finish(undefined, value);
 }
 
 class PerMessageLink implements HandlerLink {
@@ -198,7 +202,7 @@ class PipelinedConnection {
     private readonly onDead: (c: PipelinedConnection) => void,
     connectTimeoutMs: number,
   ) {
-    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value, _index, _owner, text) => this.#answer(value, text));
+    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value), { keepAsText: ANSWER_DATA_PATHS });
     opts.runtime
       .connect(
         { kind: "unix", path: opts.socketPath },
@@ -263,7 +267,7 @@ class PipelinedConnection {
     return this.#replies[this.#head]!.sentAt + this.#timeouts[this.#head]!;
   }
 
-  #answer(value: unknown, text: string): void {
+  #answer(value: unknown): void {
     if (this.#head >= this.#replies.length) {
       this.opts.log.warn("handler sent an answer nobody asked for; dropping the connection");
       this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
@@ -273,7 +277,7 @@ class PipelinedConnection {
     // Let the answered one go now; the arrays are trimmed once mostly spent.
     this.#replies[this.#head++] = undefined;
     if (this.#head > 1024 && this.#head * 2 > this.#replies.length) this.#trim();
-    reply.answered(undefined, value, text);
+    reply.answered(undefined, value);
   }
 
   #trim(): void {

@@ -8,6 +8,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { CUT_MIN_CHARS, type CutPaths, parseCut } from "./json-cut.ts";
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -118,6 +119,7 @@ export class FrameDecoder {
   #bodyFill = 0;
   #failed: FrameError | undefined;
   readonly #onBadBody: ((error: FrameError) => void) | undefined;
+  readonly #keepAsText: CutPaths | undefined;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -126,12 +128,15 @@ export class FrameDecoder {
    * connection (the informer). Without it such a frame fails the decoder.
    * `owner` is handed to `onFrame` as its third argument, so one shared
    * function can serve many decoders (a closure per decoder costs memory
-   * for every idle connection).
+   * for every idle connection). `keepAsText` names members (paths from the
+   * top-level object, the first present wins) that a long frame's value
+   * holds as a checked {@link RawJson} instead of building them
+   * (json-cut.ts): for a reader that passes them on without looking inside.
    */
   constructor(
     maxFrameBytes: number,
     onFrame: FrameCallback,
-    options: { onBadBody?: (error: FrameError) => void; owner?: unknown } = {},
+    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
@@ -140,6 +145,7 @@ export class FrameDecoder {
     this.#onFrame = onFrame;
     this.#onBadBody = options.onBadBody;
     this.#owner = options.owner;
+    this.#keepAsText = options.keepAsText;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -247,12 +253,14 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (cause) {
-      const reason = cause instanceof Error ? cause.message : String(cause);
-      return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
+    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
+    if (value === undefined) {
+      try {
+        value = JSON.parse(text);
+      } catch (cause) {
+        const reason = cause instanceof Error ? cause.message : String(cause);
+        return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
+      }
     }
     this.#onFrame(value, index, this.#owner, text);
     return undefined;

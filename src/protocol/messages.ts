@@ -10,7 +10,7 @@
 
 import * as v from "valibot";
 import { ErrorCodes } from "./reports.ts";
-import { memberText } from "./json-span.ts";
+import { type CutPaths, RawJson } from "./json-cut.ts";
 
 export interface Credentials {
   /** Trimmed of surrounding white space. */
@@ -21,12 +21,12 @@ export interface Credentials {
 export interface ClientPayload {
   type: string;
   id: string;
-  data: unknown;
   /**
-   * `data`'s JSON text as it arrived, for a large message: passed on to the
-   * handler as is, which costs less than serialising `data` again.
+   * In a long frame, a {@link RawJson}: data's text as it arrived, checked,
+   * passed on to the handler as is, which costs less than building and
+   * serialising it again. {@link dataValue} builds it for a reader.
    */
-  dataText?: string;
+  data: unknown;
 }
 
 export type Problem = {
@@ -50,29 +50,23 @@ export interface HandlerResponse {
   status: string;
   /** Absent only when status is not "0". */
   command?: { type: string; data: unknown };
+  /** In a long answer, a {@link RawJson} (see ClientPayload.data). */
   data: unknown;
-  /** `data`'s JSON text as it arrived, for a large answer (see ClientPayload.dataText). */
-  dataText?: string;
 }
+
+/** Where a client message's data is: what the session's decoder keeps as text in a long frame (frame.ts, json-cut.ts). */
+export const CLIENT_DATA_PATHS: CutPaths = [["payload", "data"]];
+
+/** Where a handler answer's data is: top-level `data`, else the early spec's `payload.data` (see responseData). */
+export const ANSWER_DATA_PATHS: CutPaths = [["data"], ["payload", "data"]];
 
 /**
- * Frames at least this long have their `data` passed on as text. Below it,
- * serialising the parsed value again is as cheap as finding its text
- * (~0.4 µs either way for 100 bytes on JavaScriptCore); above it, finding the
- * text costs the same while serialising grows with the size.
+ * A message's data as a value. A long frame's data arrives as a RawJson
+ * (its text, checked, for passing on); the few readers that look inside it
+ * build it here.
  */
-export const PASS_THROUGH_MIN_CHARS = 1024;
-
-/** The text of a client message's `payload.data`, when its frame text is long enough to pass it on. */
-export function clientDataText(text: string): string | undefined {
-  return text.length < PASS_THROUGH_MIN_CHARS ? undefined : memberText(text, ["payload", "data"]);
-}
-
-/** The text of a handler answer's data (top-level `data`, else `payload.data`), as {@link clientDataText}. */
-export function handlerDataText(value: unknown, text: string): string | undefined {
-  if (text.length < PASS_THROUGH_MIN_CHARS || !isRecord(value)) return undefined;
-  if (Object.hasOwn(value, "data")) return memberText(text, ["data"]);
-  return isRecord(value["payload"]) ? memberText(text, ["payload", "data"]) : undefined;
+export function dataValue(data: unknown): unknown {
+  return data instanceof RawJson ? data.value() : data;
 }
 
 // ---------------------------------------------------------------------------
@@ -122,6 +116,7 @@ function quote(value: unknown): string {
     return out.length <= MAX_QUOTED_CHARS;
   };
   const write = (x: unknown): boolean => {
+    if (x instanceof RawJson) return put(x.text.length > MAX_QUOTED_CHARS ? x.text.slice(0, MAX_QUOTED_CHARS + 1) : x.text);
     if (typeof x === "string") return put(JSON.stringify(x.length > MAX_QUOTED_CHARS ? x.slice(0, MAX_QUOTED_CHARS) : x));
     if (x === null || typeof x === "number" || typeof x === "boolean") return put(JSON.stringify(x));
     if (Array.isArray(x)) {

@@ -8,7 +8,8 @@ import type { HandlerEntry, HandlerHost } from "../handlers/host.ts";
 import type { HandlerError, LinkReply } from "../handlers/link.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame, frameJson } from "../protocol/frame.ts";
-import { type HandlerResponse, handlerDataText, handlerResponseOf, parseHandlerResponse } from "../protocol/messages.ts";
+import { RawJson } from "../protocol/json-cut.ts";
+import { type HandlerResponse, handlerResponseOf, parseHandlerResponse } from "../protocol/messages.ts";
 import { DELIVERY_HEAD, deliveryTail, type ErrorInfo, ErrorCodes, receivedMessageJson, statusReport } from "../protocol/reports.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Federation } from "./peers.ts";
@@ -75,11 +76,11 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
       readonly outcome: Outcome,
     ) {}
 
-    answered(err: HandlerError | undefined, value?: unknown, text?: string): void {
+    answered(err: HandlerError | undefined, value?: unknown): void {
       const type = this.entry.config.type;
       this.counters.handlerLatency(performance.now() - this.sentAt);
       if (err !== undefined) return this.failed(err.code, err.message);
-      const answer = checkAnswer(type, this.counters, value, text!);
+      const answer = checkAnswer(type, this.counters, value);
       if (answer instanceof Refusal) return this.outcome.settle(bad(this.id, answer.error));
       this.#response = answer;
       // Carried out in the order the client sent its messages, so deliveries keep that order too.
@@ -110,18 +111,18 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     session: Session,
     id: string,
     data: unknown,
-    dataText: string | undefined,
     via: string[],
     outcome: Outcome,
   ): void {
     const type = entry.config.type;
     let json: string;
     try {
-      if (!entry.config.envelope) json = dataText ?? frameJson(data);
+      // A long message's data goes on as the text it arrived as (RawJson), not serialised again.
+      if (!entry.config.envelope) json = data instanceof RawJson ? data.text : frameJson(data);
       else {
         const meta = metaOf(session, id, type, via);
-        // The same JSON as serialising {data, meta}, with data's text as it arrived.
-        json = dataText === undefined ? frameJson({ data, meta }) : '{"data":' + dataText + ',"meta":' + frameJson(meta) + "}";
+        // The same JSON as serialising {data, meta}.
+        json = data instanceof RawJson ? '{"data":' + data.text + ',"meta":' + frameJson(meta) + "}" : frameJson({ data, meta });
       }
     } catch (err) {
       return outcome.settle(bad(id, { code: ErrorCodes.handlerFailed, message: `handler "${type}": ${(err as Error).message}` }));
@@ -134,7 +135,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     }
   }
 
-  function checkAnswer(type: string, counters: TypeStats, value: unknown, text: string): HandlerResponse | Refusal {
+  function checkAnswer(type: string, counters: TypeStats, value: unknown): HandlerResponse | Refusal {
     // The usual good answer by hand; anything else (a failure, the early
     // spec's shape, a malformed answer) by the full parse.
     let response = handlerResponseOf(value);
@@ -153,11 +154,10 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     if (!response.command) {
       return new Refusal({ code: ErrorCodes.badCommand, message: `handler "${type}" answered "0" without a command` });
     }
-    response.dataText = handlerDataText(value, text);
     return response;
   }
 
-  function sendClients(id: string, type: string, counters: TypeStats, users: unknown, data: unknown, dataText: string | undefined): RouteResult {
+  function sendClients(id: string, type: string, counters: TypeStats, users: unknown, data: unknown): RouteResult {
     const names = typeof users === "string" ? [users] : users;
     if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
       return bad(id, {
@@ -168,7 +168,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     // The delivery is written as three parts (head, data, tail) straight into
     // the first recipient's buffer: no object to serialise, no joined string.
     // Any further recipients share one encoding.
-    const dataJson = dataText ?? JSON.stringify(data);
+    const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
     if (dataJson === undefined) {
       // Data JSON cannot carry (undefined): the key is left out, as JSON.stringify does.
       return sendClientsJson(id, counters, names as string[], receivedMessageJson(type, undefined), "", "");
@@ -268,7 +268,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     const command = response.command!;
     switch (command.type) {
       case "sendClients":
-        return sendClients(id, type, counters, command.data, response.data, response.dataText);
+        return sendClients(id, type, counters, command.data, response.data);
       case "sendHandler": {
         const name = command.data;
         const next = typeof name === "string" ? host.get(name) : undefined;
@@ -287,7 +287,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
           });
         }
         // Settled with the next handler's Exchange: the session carries out its answer in turn.
-        return new Promise((resolve) => ask(next, stats.forType(next.config.type), session, id, response.data, response.dataText, chain, {
+        return new Promise((resolve) => ask(next, stats.forType(next.config.type), session, id, response.data, chain, {
             settle: resolve,
           }));
       }
@@ -308,7 +308,7 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
       if (entry === undefined) return false;
       const counters = stats.forType(entry.config.type);
       counters.messagesIn++;
-      ask(entry, counters, session, payload.id, payload.data, payload.dataText, NO_HOPS, outcome);
+      ask(entry, counters, session, payload.id, payload.data, NO_HOPS, outcome);
       return true;
     },
   };

@@ -3,7 +3,7 @@
  * `builtin`) or the handler registered for its type.
  * @module
  */
-import { type ClientPayload, parseBuiltinCommand } from "../protocol/messages.ts";
+import { type ClientPayload, dataValue, parseBuiltinCommand } from "../protocol/messages.ts";
 import { dummyReply, ErrorCodes, statusReport } from "../protocol/reports.ts";
 import type { Outcome, RouteResult, Session } from "./session.ts";
 import { type Stats, UNSERVED_TYPE } from "./stats.ts";
@@ -28,7 +28,7 @@ function answer(id: string, data: unknown): object {
 
 export function createRouter(handlers: HandlerDispatch | undefined, stats: Stats) {
   function builtin(session: Session, payload: ClientPayload): RouteResult {
-    const command = parseBuiltinCommand(payload.data);
+    const command = parseBuiltinCommand(dataValue(payload.data));
     if (!command.ok) {
       return { frames: [statusReport(payload.id, "bad", { code: ErrorCodes.malformed, message: command.problem.message })] };
     }

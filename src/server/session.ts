@@ -6,12 +6,11 @@
 import type { Logger } from "../log/logger.ts";
 import { FrameDecoder, frameJson } from "../protocol/frame.ts";
 import {
+  CLIENT_DATA_PATHS,
   type ClientPayload,
-  clientDataText,
   clientPayloadOf,
   type Credentials,
   type FirstFrame,
-  PASS_THROUGH_MIN_CHARS,
   parseClientPayload,
   parseFirstFrame,
 } from "../protocol/messages.ts";
@@ -82,18 +81,6 @@ interface Slot extends Outcome {
 }
 
 const AUTH_SPECIAL_ID = "auth_special";
-/** A backlog entry for a frame long enough to pass its data on as text. */
-class LargeFrame {
-  constructor(
-    readonly value: unknown,
-    readonly text: string,
-  ) {}
-}
-
-function valueOf(entry: unknown): unknown {
-  return entry instanceof LargeFrame ? entry.value : entry;
-}
-
 /** An empty frame list for results that send none (shared: never modified). */
 export const NO_FRAMES = Object.freeze([]) as unknown as (object | string)[];
 
@@ -150,7 +137,8 @@ export class Session {
   ) {
     // The session itself is the decoder's owner, not a closure over it: one
     // function and one scope fewer per idle connection.
-    this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, Session.#frameOf, { owner: this });
+    // A long frame's data stays text: the gateway passes it on without building it.
+    this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, Session.#frameOf, { owner: this, keepAsText: CLIENT_DATA_PATHS });
     this.#authTimer = setTimeout(() => {
       this.fatal(
         { code: ErrorCodes.authTimeout, message: `no valid first frame within ${host.limits.authTimeoutMs} ms` },
@@ -160,8 +148,8 @@ export class Session {
     }, host.limits.authTimeoutMs);
   }
 
-  static #frameOf(value: unknown, _index: number, owner: unknown, text: string): void {
-    (owner as Session).#onFrame(value, text);
+  static #frameOf(value: unknown, _index: number, owner: unknown): void {
+    (owner as Session).#onFrame(value);
   }
 
   /**
@@ -273,7 +261,7 @@ export class Session {
     this.#draining = error;
     this.conn.pause();
     for (let i = this.#backlogHead; i < this.#backlog.length; i++) {
-      const id = idOf(valueOf(this.#backlog[i]));
+      const id = idOf(this.#backlog[i]);
       if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", error));
     }
     this.#backlog = NONE;
@@ -291,23 +279,21 @@ export class Session {
     this.conn.end();
   }
 
-  #onFrame(value: unknown, text: string): void {
+  #onFrame(value: unknown): void {
     if (this.#closing) return;
     if (this.#draining) {
       const id = idOf(value);
       if (id !== null && this.kind === "client") this.send(statusReport(id, "bad", this.#draining));
       return;
     }
-    // A large frame keeps its text, so its data can be passed on without serialising it again.
-    const entry = text.length < PASS_THROUGH_MIN_CHARS ? value : new LargeFrame(value, text);
     // Nothing waiting and room in the window: handled at once, with no trip through the backlog.
     if (this.#backlog === NONE && !this.#authenticating && this.#slots.length < this.host.limits.sessionWindow) {
-      this.#handle(entry);
+      this.#handle(value);
       if (this.#paused && this.#backlog === NONE) this.#pump();
       return;
     }
     if (this.#backlog === NONE) this.#backlog = [];
-    this.#backlog.push(entry);
+    this.#backlog.push(value);
     this.#pump();
   }
 
@@ -338,8 +324,7 @@ export class Session {
     }
   }
 
-  #handle(entry: unknown): void {
-    const value = valueOf(entry);
+  #handle(value: unknown): void {
     if (this.kind === "pending") return this.#handleFirst(value);
     // A server connection carries one message (PROTOCOL.md §2); anything after it is not read.
     if (this.kind === "server") return;
@@ -351,7 +336,6 @@ export class Session {
       if (!parsed.ok) return this.fatal({ code: parsed.problem.code, message: parsed.problem.message }, idOf(value), ClosedReason.malformed);
       payload = parsed.payload;
     }
-    if (entry instanceof LargeFrame) payload.dataText = clientDataText(entry.text);
     this.#dispatch(payload);
   }
 
