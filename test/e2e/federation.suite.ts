@@ -155,6 +155,17 @@ export function federationSuite(runtime: RuntimeName) {
       alice.close();
     });
 
+    test("a long message crosses servers intact (its data passed on as text at every step)", async () => {
+      const alice = await login(a.tcp4, "alice9");
+      const bob = await login(b.tcp4, "bob9");
+      const body = `long \u00e9 "quoted" ${"b".repeat(5000)}`;
+      alice.send(msg("c9", { do: "chat", to: ["bob9"], body, servers: [hostPort(b.tcp4)] }));
+      expect((await bob.next()).payload.data).toMatchObject({ from: "alice9", body, at: "B", via: "A" });
+      expect((await report(alice, "c9")).header.status).toBe("good");
+      alice.close();
+      bob.close();
+    });
+
     test("A -> B and C at once (C over IPv6): both users get it, then good", async () => {
       const alice = await login(a.tcp4, "alice2");
       const bob = await login(b.tcp4, "bob2");

@@ -133,11 +133,30 @@ export function handlerSuite(runtime: RuntimeName) {
       }
     });
 
+    test("a long builtin message (its data kept as text by the decoder) is read like a short one", async () => {
+      const wire = await login(gw.tcp4, "lena");
+      const note = "n".repeat(3000);
+      wire.send({ payload: { type: "builtin", id: "lp", data: { command: { type: "ping" }, note } } });
+      expect(await wire.next()).toEqual({ header: { status: "good", messageType: "statusReport" }, payload: { id: "lp" } });
+      wire.send({ payload: { type: "builtin", id: "lq", data: { command: { type: "nope" }, note } } });
+      expect((await wire.next()).header.error.code).toBe("unknown_builtin");
+      wire.send({ payload: { type: "builtin", id: "lr", data: { note } } });
+      const bad = await wire.next();
+      expect(bad.header.error).toMatchObject({ code: "malformed_message" });
+      expect(bad.header.error.message).toBe("payload.data.command: expected an object, got nothing");
+      wire.close();
+    });
+
     test("the early spec's answer shape (command string, commandData, payload.data) works", async () => {
       const alice = await login(gw.tcp4, "alice5");
       alice.send(msg("script", "o1", { do: "old-shape", to: ["alice5"], body: { old: true } }));
       expect((await alice.next()).payload).toEqual({ data: { old: true }, type: "script" });
       expect((await report(alice, "o1")).header.status).toBe("good");
+      // A long one: its payload.data is passed on as text.
+      const body = { old: true, pad: "o".repeat(3000), n: [1, 2.5] };
+      alice.send(msg("script", "o2", { do: "old-shape", to: ["alice5"], body }));
+      expect((await alice.next()).payload).toEqual({ data: body, type: "script" });
+      expect((await report(alice, "o2")).header.status).toBe("good");
       alice.close();
     });
 
