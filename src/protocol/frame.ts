@@ -80,9 +80,9 @@ export function encodeFrame(value: unknown): Uint8Array {
 
 /**
  * Gets each decoded frame: the parsed value, its 1-based index on the stream,
- * the decoder's `owner` option, and the JSON text it was parsed from.
+ * and the decoder's `owner` option.
  */
-export type FrameCallback = (value: unknown, index: number, owner: unknown, text: string) => void;
+export type FrameCallback = (value: unknown, index: number, owner: unknown) => void;
 
 export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";
 
@@ -262,7 +262,7 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
       }
     }
-    this.#onFrame(value, index, this.#owner, text);
+    this.#onFrame(value, index, this.#owner);
     return undefined;
   }
 
