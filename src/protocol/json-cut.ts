@@ -311,10 +311,6 @@ function checkValue(text: string, i: number, depth: number): number {
 // ---------------------------------------------------------------------------
 // Step 3, and the whole
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * The value JSON.parse gives for `text`, except that the member at the
  * first of `paths` the text has is a {@link RawJson}; undefined when the
@@ -348,10 +344,11 @@ function cutAt(text: string, path: readonly string[], start: number, end: number
   } catch {
     return undefined;
   }
-  let holder: unknown = value;
-  for (let k = 0; k < path.length - 1; k++) holder = isRecord(holder) ? holder[path[k]!] : undefined;
+  // Only an object member can hold the placeholder: anything else on the way reads as undefined.
+  let holder = value as Record<string, unknown> | undefined;
+  for (let k = 0; k < path.length - 1; k++) holder = holder?.[path[k]!] as Record<string, unknown> | undefined;
   const last = path[path.length - 1]!;
-  if (!isRecord(holder) || holder[last] !== NONCE) return undefined;
+  if (typeof holder !== "object" || holder === null || holder[last] !== NONCE) return undefined;
   holder[last] = new RawJson(text.slice(start, end));
   return value;
 }

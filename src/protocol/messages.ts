@@ -116,7 +116,6 @@ function quote(value: unknown): string {
     return out.length <= MAX_QUOTED_CHARS;
   };
   const write = (x: unknown): boolean => {
-    if (x instanceof RawJson) return put(x.text.length > MAX_QUOTED_CHARS ? x.text.slice(0, MAX_QUOTED_CHARS + 1) : x.text);
     if (typeof x === "string") return put(JSON.stringify(x.length > MAX_QUOTED_CHARS ? x.slice(0, MAX_QUOTED_CHARS) : x));
     if (x === null || typeof x === "number" || typeof x === "boolean") return put(JSON.stringify(x));
     if (Array.isArray(x)) {
