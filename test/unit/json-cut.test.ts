@@ -43,14 +43,12 @@ describe("parseCut", () => {
       fc.property(fc.jsonValue(), fc.jsonValue(), whitespace, fc.boolean(), (data, other, spaces, escapedKey) => {
         const text = clientFrame(data, other, spacer(spaces), escapedKey);
         const cut = parseCut(text, CLIENT) as { payload: { data: unknown } } | undefined;
-        // An escaped key is not recognised: the text is left to JSON.parse, never cut wrong.
-        if (escapedKey) expect(cut === undefined || !(cut.payload.data instanceof RawJson) || cut.payload.data.text === JSON.stringify(JSON.parse(text).payload.data)).toBe(true);
-        if (cut === undefined) return;
+        // An escaped key is not recognised (the decoy before it is found instead):
+        // the placeholder check sends the text to JSON.parse, never cut wrong.
+        if (escapedKey) return expect(cut).toBeUndefined();
         sameAsParse(text, cut);
-        if (!escapedKey) {
-          expect(cut.payload.data).toBeInstanceOf(RawJson);
-          expect(JSON.stringify((cut.payload.data as RawJson).value())).toBe(JSON.stringify(JSON.parse(text).payload.data));
-        }
+        expect(cut!.payload.data).toBeInstanceOf(RawJson);
+        expect(JSON.stringify((cut!.payload.data as RawJson).value())).toBe(JSON.stringify(JSON.parse(text).payload.data));
       }),
       { numRuns: 2000 },
     );
@@ -146,7 +144,7 @@ describe("parseCut", () => {
     expect(() => JSON.parse(text)).not.toThrow();
   });
 
-  test("a RawJson serialises as its value and quotes nothing of its own", () => {
+  test("a RawJson serialises as the value it stands for, not as its own fields", () => {
     const raw = new RawJson('{ "a" : [1, 2.50] }');
     expect(JSON.stringify({ data: raw })).toBe('{"data":{"a":[1,2.5]}}');
     expect(raw.value()).toEqual({ a: [1, 2.5] });
