@@ -48,6 +48,7 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
         console.log(`bester ${VERSION} (${runtime.name} ${runtime.version})`);
         return 0;
       case "serve":
+        runtime.useServerSettings();
         return await serveCommand(runtime, rest);
       case "check":
         return await checkCommand(rest);
@@ -60,6 +61,8 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
       case "handler":
         return await handlerCommand(runtime, rest);
       case "bench":
+        // The load generator is part of every round trip it measures.
+        runtime.useServerSettings();
         return await benchCommand(runtime, rest);
       default:
         throw new UsageError("", `unknown command '${command}'`);

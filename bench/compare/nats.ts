@@ -68,6 +68,10 @@ for (const m of minimalModes) {
   }
 }
 const runtime = await loadRuntime();
+// The settings `bester serve` and `bester bench` give themselves, for this
+// process (the NATS and minimal-relay load generator) and, inherited, for
+// every process it starts: each side's Bun processes run alike.
+runtime.useServerSettings();
 const runId = randomBytes(4).toString("hex");
 
 function freePort(): Promise<number> {

@@ -329,6 +329,39 @@ async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>
   }
 }
 
+function selfCommand(): string[] {
+  // A compiled binary carries its entry inside a virtual /$bunfs/ path.
+  if (Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN")) return [process.execPath];
+  return [process.execPath, Bun.main];
+}
+
+/**
+ * How long Bun's allocator (mimalloc) keeps freed memory before handing it
+ * back to the kernel. Bun's build sets 100 ms; under load that is memory
+ * about to be used again (every socket read arrives in a fresh buffer of up
+ * to ~150 KB), and each page given back faults in again on its next use.
+ * 1 s, upstream mimalloc's own default, keeps what a busy server cycles
+ * through and still gives memory back a second after the load stops.
+ * Measured with `bester bench` (docs/PERFORMANCE.md, step 26).
+ */
+const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
+const SERVER_PURGE_DELAY_MS = "1000";
+
+function useServerSettings(): void {
+  // Set already: by the operator, or by the start this one replaced.
+  if (process.env[PURGE_DELAY_VARIABLE] !== undefined) return;
+  const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
+  if (typeof execve !== "function") return;
+  // mimalloc reads its options once, at start: hence a fresh start, in place.
+  const self = selfCommand();
+  const argv = self.length === 1 ? [...self, ...process.argv.slice(2)] : [process.execPath, ...process.execArgv, Bun.main, ...process.argv.slice(2)];
+  try {
+    execve.call(process, process.execPath, argv, { ...process.env, [PURGE_DELAY_VARIABLE]: SERVER_PURGE_DELAY_MS });
+  } catch (err) {
+    console.error(`bester: could not restart with ${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS} (${(err as Error).message}); running with Bun's default`);
+  }
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
@@ -343,11 +376,8 @@ export const bunRuntime: Runtime = {
     process.on(signal, fn);
     return () => process.off(signal, fn);
   },
-  selfCommand() {
-    // A compiled binary carries its entry inside a virtual /$bunfs/ path.
-    if (Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN")) return [process.execPath];
-    return [process.execPath, Bun.main];
-  },
+  selfCommand,
+  useServerSettings,
   exit(code: number): never {
     process.exit(code);
   },

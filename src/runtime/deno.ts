@@ -354,6 +354,8 @@ export function createDenoRuntime(): Runtime {
       const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
+    // Deno's build has no mimalloc (Bun's is what step 26 tunes): nothing to set.
+    useServerSettings() {},
     exit(code: number): never {
       return deno.exit(code);
     },

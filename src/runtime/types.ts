@@ -133,6 +133,14 @@ export interface Runtime {
   onSignal(signal: Signal, fn: () => void): () => void;
   /** Argv that starts this same program again (the script under a runtime, or the compiled binary). */
   selfCommand(): string[];
+  /**
+   * Called first by the long-running commands (`serve`, `bench`): puts in
+   * place the settings a busy server wants that the runtime reads only when
+   * a process starts. If that takes a fresh start, it replaces this process
+   * in place (same pid, arguments and open files) and does not return;
+   * settings the operator gave are kept as given.
+   */
+  useServerSettings(): void;
   exit(code: number): never;
 }
 

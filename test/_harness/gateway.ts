@@ -89,13 +89,21 @@ export function runCli(runtime: RuntimeName, args: string[], options: { input?: 
   });
 }
 
-export async function startGateway(runtime: RuntimeName, patch: Json = {}, readyMs = 30000): Promise<RunningGateway> {
+export interface StartOptions {
+  readyMs?: number;
+  /** The gateway's whole environment; default: this process's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startGateway(runtime: RuntimeName, patch: Json = {}, options: StartOptions = {}): Promise<RunningGateway> {
+  const readyMs = options.readyMs ?? 30000;
   const dir = tempDir();
   const configPath = join(dir, "server.conf");
   writeFileSync(configPath, JSON.stringify(deepMerge(baseConfig(dir), patch), null, 2));
   const [cmd, ...pre] = RUNTIMES[runtime];
   const child = spawn(cmd!, [...pre, "serve", "--config", configPath], {
     cwd: dir,
+    env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: string[] = [];

@@ -1,13 +1,20 @@
 /** The command line as a user meets it: help, version, check, usage errors. */
 import { describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, startGateway, tempDir } from "../_harness/gateway.ts";
+import { scripted } from "../_harness/handlers.ts";
 import { ENGINE, ROOT, type RuntimeName } from "../_harness/runtimes.ts";
 import { login } from "../_harness/wire.ts";
 
 const FIXTURES = join(ROOT, "test/fixtures");
+
+/** A live process's environment, as the kernel holds it. */
+function environOf(pid: number): Record<string, string | undefined> {
+  const pairs = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").filter((e) => e.includes("="));
+  return Object.fromEntries(pairs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+}
 
 export function cliSuite(runtime: RuntimeName) {
   describe(`${runtime}: cli`, () => {
@@ -70,6 +77,29 @@ export function cliSuite(runtime: RuntimeName) {
       const { code, stderr } = await runCli(runtime, ["serve", file]);
       expect(code).toBe(1);
       expect(stderr).toContain("bad.conf");
+    });
+
+    test("serve on Bun restarts itself in place with a 1 s allocator purge delay, passed to its handlers; an operator's value stays", async () => {
+      // Bun's mimalloc reads MIMALLOC_PURGE_DELAY only at start (docs/PERFORMANCE.md, step 26); Deno has no mimalloc.
+      const expected = ENGINE[runtime] === "bun" ? "1000" : undefined;
+      const { MIMALLOC_PURGE_DELAY: _, ...plain } = process.env;
+      const dir = tempDir();
+      const handlers = { availableTypes: ["t"], typeMap: { t: scripted(join(dir, "t.sock")) } };
+      const own = await startGateway(runtime, { handlers }, { env: plain });
+      try {
+        // The pid the test started is the one serving: the restart replaced it in place.
+        expect(environOf(own.child.pid!).MIMALLOC_PURGE_DELAY).toBe(expected);
+        const started = await own.waitForLog((r) => r.msg === "handler started");
+        expect(environOf(started.pid).MIMALLOC_PURGE_DELAY).toBe(expected);
+      } finally {
+        await own.stop();
+      }
+      const given = await startGateway(runtime, {}, { env: { ...plain, MIMALLOC_PURGE_DELAY: "250" } });
+      try {
+        expect(environOf(given.child.pid!).MIMALLOC_PURGE_DELAY).toBe("250");
+      } finally {
+        await given.stop();
+      }
     });
 
     test("a stale socket file is replaced; a regular file is not", async () => {
