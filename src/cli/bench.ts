@@ -81,6 +81,9 @@ Options:
 request {"to": USER, ...} is answered sendClients [USER] with the same data.
 The started gateway runs it this way; run it yourself for --connect.
 
+On Bun, bench sets MIMALLOC_PURGE_DELAY=1000 for itself and what it starts,
+as serve does (see 'bester serve --help'), unless it is set already.
+
 Exit 0 when every message arrived exactly once; 1 if any was lost or
 duplicated, or the bench could not run; 2 for usage mistakes.`;
 
