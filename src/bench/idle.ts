@@ -108,17 +108,26 @@ function openOne(target: Endpoint, username: string, password: string, localAddr
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * How long RSS must hold still to count as settled: longer than a Bun
+ * gateway keeps freed memory before giving it back (MIMALLOC_PURGE_DELAY,
+ * 1 s; README, "Running"), so what a burst of logins freed is not counted
+ * as what the idle connections hold.
+ */
+const STEADY_MS = 2_000;
+const SAMPLE_MS = 500;
+
 /** Waits until the process's RSS stops moving (GC, lazy frees), up to `maxMs`; returns the last reading. */
 async function settledRss(pid: number, maxMs: number): Promise<number | null> {
   let last = vmKiB(pid, "VmRSS");
+  let steadyFor = 0;
   const deadline = Date.now() + maxMs;
-  while (Date.now() < deadline) {
-    await sleep(500);
+  while (Date.now() < deadline && steadyFor < STEADY_MS) {
+    await sleep(SAMPLE_MS);
     const now = vmKiB(pid, "VmRSS");
     if (now === null || last === null) return now;
-    const steady = Math.abs(now - last) <= Math.max(256, last * 0.005);
+    steadyFor = Math.abs(now - last) <= Math.max(256, last * 0.005) ? steadyFor + SAMPLE_MS : 0;
     last = now;
-    if (steady) break;
   }
   return last;
 }
@@ -162,11 +171,11 @@ export async function runIdle(opts: IdleOptions): Promise<IdleResult> {
   const warm = Math.min(100, Math.ceil(count / 20));
   await openRange(0, warm);
   const pid = opts.gatewayPid;
-  const rssBefore = pid === null ? null : await settledRss(pid, 3_000);
+  const rssBefore = pid === null ? null : await settledRss(pid, 6_000);
   await openRange(warm, count);
   const openSeconds = (Date.now() - started) / 1000;
   opts.onProgress?.(sockets.length, failed);
-  const rssAfter = pid === null ? null : await settledRss(pid, 5_000);
+  const rssAfter = pid === null ? null : await settledRss(pid, 10_000);
   const peak = pid === null ? null : vmKiB(pid, "VmHWM");
   measuring = false;
 
