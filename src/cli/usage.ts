@@ -35,7 +35,7 @@ itself again in place (same pid) with MIMALLOC_PURGE_DELAY=1000: freed memory
 is given back to the system after 1 s instead of Bun's 100 ms, which under
 load spares a page fault per 4 KiB of every read buffer. Handlers it starts
 inherit it. Set the variable yourself to choose another delay (100 is Bun's
-own). Deno has no such setting.`;
+own). Deno has no such setting; on Windows Bun's default stays.`;
 
 export const CHECK_HELP = `Usage: bester check [--config FILE | FILE]
 

@@ -340,8 +340,9 @@ function selfCommand(): string[] {
  * back to the kernel. Bun's build sets 100 ms; under load that is memory
  * about to be used again (every socket read arrives in a fresh buffer of up
  * to ~150 KB), and each page given back faults in again on its next use.
- * 1 s, upstream mimalloc's own default, keeps what a busy server cycles
- * through and still gives memory back a second after the load stops.
+ * 1 s, the default of upstream mimalloc's current branch, keeps what a busy
+ * server cycles through and still gives memory back a second after the load
+ * stops.
  * Measured with `bester bench` (docs/PERFORMANCE.md, step 26).
  */
 const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
@@ -350,6 +351,8 @@ const SERVER_PURGE_DELAY_MS = "1000";
 function useServerSettings(): void {
   // Set already: by the operator, or by the start this one replaced.
   if (process.env[PURGE_DELAY_VARIABLE] !== undefined) return;
+  // Windows has no way to start again in place (same pid): it keeps Bun's default.
+  if (process.platform === "win32") return;
   const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
   if (typeof execve !== "function") return;
   // mimalloc reads its options once, at start: hence a fresh start, in place.
