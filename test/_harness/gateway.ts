@@ -39,8 +39,22 @@ export function deepMerge(base: Json, patch: Json): Json {
   return out;
 }
 
+/** Every folder tempDir made and not yet removed. */
+const madeDirs: string[] = [];
+
+/**
+ * Removes every folder tempDir made, whatever each test did with it: each
+ * test file calls it in afterAll (bun test emits no process "exit" to hang
+ * it on).
+ */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 export function tempDir(prefix = "bester-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 export function baseConfig(dir: string): Json {

@@ -3,14 +3,14 @@
  * the same scenarios bun.test.ts and deno.test.ts run; then what only the
  * binary has to do: work alone, copied into an empty folder.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CHECKSUM_FILE } from "../../build/targets.ts";
 import { ensureFreshBinary } from "../_harness/binary.ts";
 import { chat, differences, onFreePorts, printedDefault, serve } from "../_harness/embedded.ts";
-import { tempDir } from "../_harness/gateway.ts";
+import { removeTempDirs, tempDir } from "../_harness/gateway.ts";
 import { BINARY, ROOT } from "../_harness/runtimes.ts";
 import { accountsSuite } from "./accounts.suite.ts";
 import { benchSuite } from "./bench.suite.ts";
@@ -38,6 +38,7 @@ const SUITES = {
   benchSuite,
 };
 for (const suite of Object.values(SUITES)) suite("binary");
+afterAll(removeTempDirs);
 
 describe("binary", () => {
   test("registers every suite bun.test.ts registers", () => {

@@ -1,3 +1,5 @@
+import { afterAll } from "bun:test";
+import { removeTempDirs } from "../_harness/gateway.ts";
 import { accountsSuite } from "./accounts.suite.ts";
 import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
@@ -19,3 +21,5 @@ controlSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");
+
+afterAll(removeTempDirs);

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { connectClient } from "../../src/sdk/client.ts";
-import { startGateway, tempDir } from "../_harness/gateway.ts";
+import { removeTempDirs, startGateway, tempDir } from "../_harness/gateway.ts";
 import { ROOT } from "../_harness/runtimes.ts";
 import { expectClosed, frameText, openWire } from "../_harness/wire.ts";
 
@@ -101,3 +101,5 @@ describe("python-reverse handler behind a real gateway", () => {
     }
   });
 });
+
+afterAll(removeTempDirs);
