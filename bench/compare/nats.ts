@@ -32,7 +32,7 @@ import { parseArgs } from "node:util";
 import { besterTransport } from "../../src/bench/bester-transport.ts";
 import { runLoad, type LoadSink, type LoadTransport, type PairLink } from "../../src/bench/load.ts";
 import { machineInfo, type ProcessUsage, startUsage, vmKiB } from "../../src/bench/proc.ts";
-import { formatRuns, type RunReport, runReport } from "../../src/bench/report.ts";
+import { formatRuns, formatSettings, type RunReport, runReport } from "../../src/bench/report.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { connectNats } from "./nats-wire.ts";
@@ -367,7 +367,7 @@ function formatRatios(list: Ratio[]): string {
 if (values.json) {
   console.log(
     JSON.stringify(
-      { runtime: `${runtime.name} ${runtime.version}`, machine, runs, medians: repeat > 1 ? medians(runs) : undefined, ratios: ratios(runs) },
+      { runtime: `${runtime.name} ${runtime.version}`, settings: runtime.serverSettings(), machine, runs, medians: repeat > 1 ? medians(runs) : undefined, ratios: ratios(runs) },
       null,
       2,
     ),
@@ -377,7 +377,8 @@ if (values.json) {
     `NATS (nats-server, relay subscriber), bester (${values.mode})` +
       (minimalModes.length > 0 ? ` and the minimal relay (${minimalModes.join(",")})` : "") +
       ` on ${runtime.name} ${runtime.version}; ` +
-      `${machine.cpus} CPUs (${machine.cpuModel}); load average ${machine.loadAverage} at start`,
+      `${machine.cpus} CPUs (${machine.cpuModel}); load average ${machine.loadAverage} at start; ` +
+      `runtime settings, for every process run here: ${formatSettings(runtime.serverSettings())}`,
   );
   console.log('For "nats" rows, the gateway columns are nats-server and the handler columns the relay subscriber.');
   if (minimalModes.length > 0) {

@@ -40,6 +40,8 @@ export interface BenchReport {
   bester: string;
   runtime: string;
   machine: MachineInfo;
+  /** Start-up settings of the runtime this bench ran with (Runtime.serverSettings); what it starts inherits them. */
+  settings: Record<string, string>;
   /** "started": a gateway per run, started by the bench; else the address given with --connect. */
   gateway: { started: true; listener: string } | { started: false; address: string };
   /** Which processes did what, for the reader of the figures. */
@@ -65,16 +67,23 @@ function table(header: string[], rows: string[][], leftColumns = 1): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "machine" | "gateway" | "processes">): string {
+export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "machine" | "settings" | "gateway" | "processes">): string {
   const m = report.machine;
   const where = report.gateway.started
     ? `a gateway started by the bench for each run (${report.gateway.listener} on loopback)`
     : `the gateway at ${report.gateway.address}`;
   return [
     `bester bench: bester ${report.bester} on ${report.runtime}; ${m.cpus} CPUs (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB; load average ${m.loadAverage} at start`,
+    `runtime settings: ${formatSettings(report.settings)}`,
     `target: ${where}`,
     `processes: ${report.processes}`,
   ].join("\n");
+}
+
+/** `K=V K=V`, or `none` when the runtime has none. */
+export function formatSettings(settings: Record<string, string>): string {
+  const pairs = Object.entries(settings).map(([k, v]) => `${k}=${v}`);
+  return pairs.length > 0 ? pairs.join(" ") : "none";
 }
 
 export function formatRuns(runs: RunReport[]): string {

@@ -242,6 +242,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     bester: VERSION,
     runtime: `${runtime.name} ${runtime.version}`,
     machine: machineInfo(),
+    settings: runtime.serverSettings(),
     gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect! },
     processes:
       idle !== undefined

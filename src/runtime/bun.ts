@@ -365,6 +365,11 @@ function useServerSettings(): void {
   }
 }
 
+function serverSettings(): Record<string, string> {
+  const delay = process.env[PURGE_DELAY_VARIABLE];
+  return delay === undefined ? {} : { [PURGE_DELAY_VARIABLE]: delay };
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
@@ -381,6 +386,7 @@ export const bunRuntime: Runtime = {
   },
   selfCommand,
   useServerSettings,
+  serverSettings,
   exit(code: number): never {
     process.exit(code);
   },

@@ -356,6 +356,9 @@ export function createDenoRuntime(): Runtime {
     },
     // Deno's build has no mimalloc (Bun's is what step 26 tunes): nothing to set.
     useServerSettings() {},
+    serverSettings() {
+      return {};
+    },
     exit(code: number): never {
       return deno.exit(code);
     },

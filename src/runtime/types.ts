@@ -141,6 +141,8 @@ export interface Runtime {
    * settings the operator gave are kept as given.
    */
   useServerSettings(): void;
+  /** Those settings as this process runs with them (variable → value; unset ones left out), for reports. */
+  serverSettings(): Record<string, string>;
   exit(code: number): never;
 }
 
