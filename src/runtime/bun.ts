@@ -356,8 +356,9 @@ function useServerSettings(): void {
   const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
   if (typeof execve !== "function") return;
   // mimalloc reads its options once, at start: hence a fresh start, in place.
-  const self = selfCommand();
-  const argv = self.length === 1 ? [...self, ...process.argv.slice(2)] : [process.execPath, ...process.execArgv, Bun.main, ...process.argv.slice(2)];
+  // A script keeps its runtime's flags (--smol, …); a compiled binary carries its own.
+  const [program, ...entry] = selfCommand();
+  const argv = entry.length === 0 ? [program!, ...process.argv.slice(2)] : [program!, ...process.execArgv, ...entry, ...process.argv.slice(2)];
   try {
     execve.call(process, process.execPath, argv, { ...process.env, [PURGE_DELAY_VARIABLE]: SERVER_PURGE_DELAY_MS });
   } catch (err) {
