@@ -320,21 +320,20 @@ function checkValue(text: string, i: number, depth: number): number {
 export function parseCut(text: string, paths: CutPaths): unknown {
   const top = skipSpace(text, 0);
   for (const path of paths) {
-    let at = top;
-    let found = true;
     specialAt = -1;
-    for (let k = 0; k < path.length; k++) {
-      if (!memberAt(text, at, path[k]!, k === path.length - 1)) {
-        found = false;
-        break;
-      }
-      at = foundStart;
-    }
-    if (!found) continue;
     // The first path the text has is the one: the member is where it seemed, or the text is left to JSON.parse.
-    return cutAt(text, path, foundStart, foundEnd);
+    if (leadsTo(text, top, path)) return cutAt(text, path, foundStart, foundEnd);
   }
   return undefined;
+}
+
+/** Whether `path` leads from the object at `at` to a member, whose checked span is left in foundStart/foundEnd. */
+function leadsTo(text: string, at: number, path: readonly string[]): boolean {
+  for (let k = 0; k < path.length; k++) {
+    if (!memberAt(text, at, path[k]!, k === path.length - 1)) return false;
+    at = foundStart;
+  }
+  return true;
 }
 
 function cutAt(text: string, path: readonly string[], start: number, end: number): unknown {
