@@ -105,7 +105,7 @@ export function runCli(runtime: RuntimeName, args: string[], options: { input?: 
 
 export interface StartOptions {
   readyMs?: number;
-  /** The gateway's whole environment; default: this process's. */
+  /** The gateway's whole environment; default (undefined): this process's, as spawn does. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -117,7 +117,7 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, optio
   const [cmd, ...pre] = RUNTIMES[runtime];
   const child = spawn(cmd!, [...pre, "serve", "--config", configPath], {
     cwd: dir,
-    env: options.env ?? process.env,
+    env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: string[] = [];
