@@ -16,7 +16,7 @@
  *
  * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
  * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
- *          [--duration 5] [--warmup 1] [--mode persistent,per-message] [--repeat 1] [--json]
+ *          [--duration 5] [--warmup 3] [--mode persistent,per-message] [--repeat 1] [--json]
  *          [--bester LABEL=DIR[:MODE+MODE],...]   (other checkouts of bester, e.g. a baseline worktree)
  *          [--minimal per-message,persistent]    (also the minimal relay gateway, minimal-relay.ts,
  *                                                 in these handler modes; default: none)
@@ -44,7 +44,7 @@ const { values } = parseArgs({
     size: { type: "string", default: "100,4096" },
     window: { type: "string", default: "64" },
     duration: { type: "string", default: "5" },
-    warmup: { type: "string", default: "1" },
+    warmup: { type: "string", default: "3" },
     mode: { type: "string", default: "persistent" },
     repeat: { type: "string", default: "1" },
     /** Bester checkouts to run, LABEL=DIR[:MODES],...; default: this one, as "bester". */

@@ -19,7 +19,7 @@ import { parseCommandArgs, UsageError } from "./args.ts";
 
 const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
 
-const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 1, type: "relay", password: "bench" } as const;
+const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 3, type: "relay", password: "bench" } as const;
 
 /** Descriptors each process keeps for itself beside the idle clients (listeners, pipes, /proc reads). */
 const FD_RESERVE = 64;
