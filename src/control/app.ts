@@ -8,7 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { renderMetrics } from "./metrics.ts";
-import type { ControlActions, ControlView } from "./types.ts";
+import { type ControlActions, type ControlView, CONTROL_MESSAGE_TYPE } from "./types.ts";
 
 export interface ControlOptions {
   /** Bearer token; when set, every endpoint but /health requires it. */
@@ -37,7 +37,7 @@ const usernames = v.pipe(
 const MessageBody = v.object({
   to: usernames,
   data: v.optional(v.unknown(), null),
-  type: v.optional(v.pipe(v.string("expected a string"), v.nonEmpty("expected a non-empty string")), "control"),
+  type: v.optional(v.pipe(v.string("expected a string"), v.nonEmpty("expected a non-empty string")), CONTROL_MESSAGE_TYPE),
 });
 
 function describeIssues(issues: v.BaseIssue<unknown>[]): string {

@@ -61,6 +61,9 @@ export interface ControlView {
 
 export type ReloadResult = { ok: true; changes: string[]; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 
+/** The type of a message POST /v1/messages delivers when the request names none. */
+export const CONTROL_MESSAGE_TYPE = "control";
+
 export interface ControlActions {
   reload(): Promise<ReloadResult>;
   disconnect(username: string): number;

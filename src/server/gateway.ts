@@ -4,6 +4,7 @@
  * @module
  */
 import { planReload } from "../config/diff.ts";
+import { CONTROL_MESSAGE_TYPE } from "../control/types.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
 import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
@@ -21,7 +22,7 @@ import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
-import { Stats } from "./stats.ts";
+import { Stats, UNSERVED_TYPE } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
 
 export class Gateway {
@@ -236,13 +237,16 @@ export class Gateway {
   /** Delivers `data` to the named users as if a handler of `type` had answered sendClients. */
   inject(type: string, users: string[], data: unknown): { delivered: string[]; undelivered: string[] } {
     const frame = encodeFrame(receivedMessage(type, data));
+    // Counted under its own type only if that is bounded (a handler's, or the
+    // API's default): the caller names types freely, as clients do.
+    const counted = type === CONTROL_MESSAGE_TYPE || this.handlers.get(type) ? type : UNSERVED_TYPE;
     const delivered: string[] = [];
     const undelivered: string[] = [];
     for (const name of new Set(users)) {
       let any = false;
       for (const s of this.registry.sessionsOf(name) ?? []) any = s.sendBytes(frame) || any;
       (any ? delivered : undelivered).push(name);
-      if (any) this.stats.forType(type).delivered++;
+      if (any) this.stats.forType(counted).delivered++;
     }
     return { delivered, undelivered };
   }

@@ -113,6 +113,29 @@ export function controlSuite(runtime: RuntimeName) {
       bob.close();
     });
 
+    test("POST /v1/messages counts deliveries under bounded types only", async () => {
+      const dora = await login(gw.tcp4, "inject-dora");
+      const before = await (await fetch(`${base}/metrics`)).text();
+      const inject = async (body: object) => {
+        const r = await getJson(`${base}/v1/messages`, { method: "POST", body: JSON.stringify({ to: ["inject-dora"], ...body }) });
+        expect(r.body.delivered).toEqual(["inject-dora"]);
+        await dora.next();
+      };
+      await inject({ type: "made-up-1" });
+      await inject({ type: "made-up-2" });
+      await inject({ data: "the default type" });
+      await inject({ type: "script" });
+      const after = await (await fetch(`${base}/metrics`)).text();
+      const moved = (labels: string) =>
+        (sample(after, "bester_messages_delivered_total", labels) ?? 0) - (sample(before, "bester_messages_delivered_total", labels) ?? 0);
+      // Types the caller makes up share one label, as a client's do; the default and a handler's type keep theirs.
+      expect(moved('{type="(unserved)"}')).toBe(2);
+      expect(after).not.toContain('type="made-up-1"');
+      expect(moved('{type="control"}')).toBe(1);
+      expect(moved('{type="script"}')).toBe(1);
+      dora.close();
+    });
+
     test("POST /v1/clients/:username/disconnect", async () => {
       const carol = await login(gw.tcp4, "carol-x");
       const r = await getJson(`${base}/v1/clients/carol-x/disconnect`, { method: "POST" });
