@@ -4,6 +4,7 @@
  * loads the Redis client.
  * @module
  */
+import { readFileSync } from "node:fs";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -21,8 +22,26 @@ export async function openAccountStore(runtime: Runtime, database: Config["datab
     case "sqlite":
       return (await import("./sqlite.ts")).openSqliteStore(runtime, database.sqlite.path, log);
     case "redis": {
-      const { address, port, prefix } = database.redis;
-      return (await import("./redis.ts")).openRedisStore({ host: address, port, prefix, log });
+      const { address, port, prefix, username, tls, caFile } = database.redis;
+      // An empty variable is no password, as if it were unset.
+      const password = database.redis.password ?? (process.env.BESTER_REDIS_PASSWORD || undefined);
+      let ca: string | undefined;
+      if (caFile !== undefined) {
+        try {
+          ca = readFileSync(caFile, "utf8");
+        } catch (err) {
+          throw new Error(`database.redis.caFile: cannot read ${caFile}: ${(err as Error).message}`);
+        }
+      }
+      return (await import("./redis.ts")).openRedisStore({
+        host: address,
+        port,
+        prefix,
+        log,
+        ...(username === undefined ? {} : { username }),
+        ...(password === undefined ? {} : { password }),
+        ...(tls ? { tls: ca === undefined ? {} : { ca } } : {}),
+      });
     }
   }
 }

@@ -42,6 +42,12 @@ export interface RedisStoreOptions {
   host: string;
   port: number;
   prefix: string;
+  /** ACL user (Redis 6+); absent: the default user. */
+  username?: string;
+  /** AUTH password; absent: no AUTH. */
+  password?: string;
+  /** Connect with TLS; `ca` (PEM) replaces the system's CAs as the ones trusted. */
+  tls?: { ca?: string };
   log?: Logger;
   /** Overrides for tests and for the CLI; the defaults suit the gateway. */
   initialConnectWaitMs?: number;
@@ -58,14 +64,17 @@ type State = "connecting" | "up" | "down" | "closed";
 
 function newClient(options: RedisStoreOptions, commandTimeoutMs: number) {
   const maxRetryMs = options.maxRetryMs ?? MAX_RETRY_MS;
+  const common = {
+    host: options.host,
+    port: options.port,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // Never gives up: the gateway outlives any Redis outage (a refused password included: it may be fixed in Redis).
+    reconnectStrategy: (retries: number) => Math.min(maxRetryMs, FIRST_RETRY_MS * 2 ** Math.min(retries, 16)),
+  };
   return createClient({
-    socket: {
-      host: options.host,
-      port: options.port,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      // Never gives up: the gateway outlives any Redis outage.
-      reconnectStrategy: (retries: number) => Math.min(maxRetryMs, FIRST_RETRY_MS * 2 ** Math.min(retries, 16)),
-    },
+    socket: options.tls ? { ...common, tls: true as const, ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }) } : common,
+    ...(options.username === undefined ? {} : { username: options.username }),
+    ...(options.password === undefined ? {} : { password: options.password }),
     // Fail fast while disconnected rather than queueing logins until Redis returns.
     disableOfflineQueue: true,
     // The client's own timeout covers only commands not yet written; #run adds the deadline for the answer.
@@ -237,7 +246,7 @@ export class RedisAccountStore implements AccountStore {
   }
 
   #unreachable(): string {
-    return `redis at ${this.where} is not reachable (${this.#problem})`;
+    return refusedLogin(this.#problem, this.where) ?? `redis at ${this.where} is not reachable (${this.#problem})`;
   }
 
   /**
@@ -297,8 +306,9 @@ export class RedisAccountStore implements AccountStore {
     const first = this.#state === "connecting";
     this.#state = "down";
     this.#attempted.splice(0).forEach((f) => f());
-    this.#log?.warn(first ? "account store cannot reach redis" : "account store lost redis", {
-      error: problem,
+    const refused = refusedLogin(problem, this.where);
+    this.#log?.warn(refused ? "account store cannot log in to redis" : first ? "account store cannot reach redis" : "account store lost redis", {
+      error: refused ?? problem,
       note: "logins get 'account store unavailable' until it is back; reconnecting in the background",
     });
   }
@@ -318,6 +328,14 @@ function describeError(err: unknown): string {
   // Node reports a refused dual-stack connect as an AggregateError with an empty message.
   if (err.message === "" && err instanceof AggregateError) return err.errors.map(describeError).join("; ");
   return err.message || (err as { code?: string }).code || err.name;
+}
+
+/** What an authentication refusal means for the operator; undefined for any other problem. */
+function refusedLogin(problem: string, where: string): string | undefined {
+  const fix = "database.redis.password (or BESTER_REDIS_PASSWORD) and database.redis.username";
+  if (problem.startsWith("NOAUTH")) return `redis at ${where} requires a password and none is set; see ${fix}`;
+  if (problem.startsWith("WRONGPASS")) return `redis at ${where} refused the username and password (${problem}); see ${fix}`;
+  return undefined;
 }
 
 function isWrongType(err: unknown): boolean {

@@ -25,6 +25,8 @@ for twice, without echo; otherwise the first line of standard input is used:
 
 'list' prints one username per line on stdout. Exit 0 on success, 1 if the
 store refuses or cannot be reached (why, on stderr), 2 on a usage mistake.
+A Redis password not in the config is read from BESTER_REDIS_PASSWORD, as
+the gateway does.
 
 Options:
   -c, --config FILE     config file

@@ -30,7 +30,11 @@ Options:
 Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0); SIGHUP
 reloads the config file (what cannot change live is refused, and logged).
 
-Environment: on Bun, when MIMALLOC_PURGE_DELAY is not set, serve first starts
+Environment:
+  BESTER_CONTROL_TOKEN   the control API's token when control.token is not set
+  BESTER_REDIS_PASSWORD  the Redis password when database.redis.password is not set
+
+On Bun, when MIMALLOC_PURGE_DELAY is not set, serve first starts
 itself again in place (same pid) with MIMALLOC_PURGE_DELAY=1000: freed memory
 is given back to the system after 1 s instead of Bun's 100 ms, which under
 load spares a page fault per 4 KiB of every read buffer. Handlers it starts

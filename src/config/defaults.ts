@@ -169,7 +169,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
     },
     database: {
       type: "open",
-      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "" },
+      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false },
       sqlite: { path: join(runDir, SQLITE_FILE_NAME) },
       allowOpenOnNetwork: false,
     },

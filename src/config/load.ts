@@ -53,7 +53,6 @@ export function formatIssue(i: ConfigIssue): string {
   return i.path === "" ? i.message : `${i.path}: ${i.message}`;
 }
 
-/** The config for printing: secrets replaced by "***". */
 /**
  * The config as `bester check` prints it: secrets shown as "***", and only
  * keys a config file has, so the output (secrets filled back in) loads again
@@ -66,8 +65,15 @@ export function redactConfig(c: Config): unknown {
   );
   // `type` repeats the typeMap key; left out, the printed config loads back without warnings.
   const typeMap = Object.fromEntries(Object.entries(c.handlers.typeMap).map(([k, { type: _type, ...h }]) => [k, h]));
+  const redis = c.database.redis.password === undefined ? c.database.redis : { ...c.database.redis, password: "***" };
   const { source: _source, ...rest } = c;
-  return { ...rest, handlers: { ...c.handlers, typeMap }, control, federation: { ...c.federation, peers } };
+  return {
+    ...rest,
+    handlers: { ...c.handlers, typeMap },
+    database: { ...c.database, redis },
+    control,
+    federation: { ...c.federation, peers },
+  };
 }
 
 export async function loadConfigFile(path: string): Promise<LoadResult> {
@@ -233,7 +239,15 @@ function normalise(file: ConfigFile, source: string): Config {
     handlers: { availableTypes, typeMap },
     database: {
       type: d.type,
-      redis: { address: d.redis.address, port: d.redis.port, prefix: d.redis.prefix },
+      redis: {
+        address: d.redis.address,
+        port: d.redis.port,
+        prefix: d.redis.prefix,
+        ...(d.redis.username === undefined ? {} : { username: d.redis.username }),
+        ...(d.redis.password === undefined ? {} : { password: d.redis.password }),
+        tls: d.redis.tls,
+        ...(d.redis.caFile === undefined ? {} : { caFile: at(d.redis.caFile) }),
+      },
       sqlite: { path: at(d.sqlite.path ?? SQLITE_FILE_NAME) },
       allowOpenOnNetwork: d.allowOpenOnNetwork,
     },
@@ -339,6 +353,17 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
         message: `"open" lets anyone in with any password, refused while network.${kind} listens on ${l.address}; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true`,
       });
     }
+  }
+
+  const redis = database.type === "redis" ? database.redis : undefined;
+  if (redis?.caFile !== undefined && !redis.tls) {
+    errors.push({ path: "database.redis.caFile", message: "only used with TLS; set database.redis.tls to true, or remove it" });
+  }
+  if (redis?.username !== undefined && redis.password === undefined && !process.env.BESTER_REDIS_PASSWORD) {
+    errors.push({
+      path: "database.redis.username",
+      message: "needs a password: set database.redis.password, or the BESTER_REDIS_PASSWORD environment variable",
+    });
   }
 
   if (control.enabled) {

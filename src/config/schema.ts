@@ -90,7 +90,18 @@ export interface Config {
   handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
   database: {
     type: "open" | "sqlite" | "redis";
-    redis: { address: string; port: number; prefix: string };
+    redis: {
+      address: string;
+      port: number;
+      prefix: string;
+      /** Redis 6 ACL user; absent: the default user. */
+      username?: string;
+      /** Absent here: BESTER_REDIS_PASSWORD, read when the store opens (a secret kept out of the file). */
+      password?: string;
+      tls: boolean;
+      /** PEM file of the CA that signed Redis's certificate (resolved beside the config); absent: the system's CAs. */
+      caFile?: string;
+    };
     sqlite: { path: string };
     allowOpenOnNetwork: boolean;
   };
@@ -240,6 +251,11 @@ const databaseSchema = obj({
       address: v.optional(text, DEFAULT_REDIS_ADDRESS),
       port: v.optional(port, DEFAULT_REDIS_PORT),
       prefix: v.optional(str, ""), // extension: lets several gateways share one Redis
+      // extensions: authentication and TLS
+      username: v.optional(text),
+      password: v.optional(text),
+      tls: v.optional(bool, false),
+      caFile: v.optional(text),
     }),
     () => ({}),
   ),

@@ -79,13 +79,18 @@ export interface CliOutcome {
 
 /**
  * Runs the bester CLI under `runtime` with a raw argv tail and collects its
- * output; `input`, if given, is written to its stdin (else stdin is closed).
+ * output; `input`, if given, is written to its stdin (else stdin is closed);
+ * `env` is its whole environment (default: this process's).
  */
-export function runCli(runtime: RuntimeName, args: string[], options: { input?: string; timeoutMs?: number } = {}) {
+export function runCli(
+  runtime: RuntimeName,
+  args: string[],
+  options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+) {
   const timeoutMs = options.timeoutMs ?? 20000;
   return new Promise<CliOutcome>((resolve, reject) => {
     const [cmd, ...pre] = RUNTIMES[runtime];
-    const child = spawn(cmd!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"], env: options.env });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));

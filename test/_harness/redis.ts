@@ -3,7 +3,9 @@
  * `stop()` kills it; start another on the same port to simulate a restart.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
+import { join } from "node:path";
 
 export interface RunningRedis {
   port: number;
@@ -45,20 +47,24 @@ function ping(port: number): Promise<boolean> {
     socket.once("connect", () => socket.write("PING\r\n"));
     socket.on("data", (d) => {
       reply += d;
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+      // A Redis that wants a password is up too.
+      if (reply.includes("\r\n")) done(reply.startsWith("+PONG") || reply.startsWith("-NOAUTH"));
     });
   });
 }
 
-/** Starts redis-server on `port` (a free one if not given) and waits until it answers PING. */
-export async function startRedis(port?: number, readyMs = 10000): Promise<RunningRedis> {
+/**
+ * Starts redis-server on `port` (a free one if not given) and waits until it
+ * answers PING on it; `extraArgs` go to redis-server (a password, a TLS port).
+ */
+export async function startRedis(port?: number, readyMs = 10000, extraArgs: string[] = []): Promise<RunningRedis> {
   if (!redisInstalled()) {
     throw new Error("redis-server is not installed (the Redis tests run a real one): apt-get install redis-server");
   }
   const chosen = port ?? (await freePort());
   const child = spawn(
     "redis-server",
-    ["--port", String(chosen), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+    ["--port", String(chosen), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", ...extraArgs],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
@@ -92,4 +98,40 @@ export async function startRedis(port?: number, readyMs = 10000): Promise<Runnin
       await exit;
     },
   };
+}
+
+export interface RedisTlsFiles {
+  /** PEM of the CA that signed the server's certificate. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * A throwaway CA and a server certificate for 127.0.0.1, ::1 and localhost,
+ * written into `dir` with openssl (ships with Debian; scripts/test-deps.sh).
+ */
+export function makeRedisTlsFiles(dir: string): RedisTlsFiles {
+  const files = { ca: join(dir, "ca.pem"), cert: join(dir, "redis.pem"), key: join(dir, "redis-key.pem") };
+  const caKey = join(dir, "ca-key.pem");
+  const csr = join(dir, "redis.csr");
+  const ext = join(dir, "san.ext");
+  writeFileSync(ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
+  openssl("req", "-x509", ...ec, "-keyout", caKey, "-out", files.ca, "-days", "2", "-subj", "/CN=bester test CA");
+  openssl("req", ...ec, "-keyout", files.key, "-out", csr, "-subj", "/CN=localhost");
+  openssl("x509", "-req", "-in", csr, "-CA", files.ca, "-CAkey", caKey, "-CAcreateserial", "-out", files.cert, "-days", "2", "-extfile", ext);
+  return files;
+}
+
+/** redis-server arguments for a TLS listener on `port` with `files` (clients need no certificate). */
+export function redisTlsArgs(port: number, files: RedisTlsFiles): string[] {
+  return [
+    "--tls-port", String(port),
+    "--tls-cert-file", files.cert,
+    "--tls-key-file", files.key,
+    "--tls-ca-cert-file", files.ca,
+    "--tls-auth-clients", "no",
+  ];
 }

@@ -12,7 +12,7 @@ import { verifyPassword } from "../../src/accounts/hash.ts";
 import { openAccountStore } from "../../src/accounts/index.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import { runCli, tempDir } from "../_harness/gateway.ts";
-import { freePort, startRedis, type RunningRedis } from "../_harness/redis.ts";
+import { freePort, makeRedisTlsFiles, redisTlsArgs, startRedis, type RunningRedis } from "../_harness/redis.ts";
 import { ROOT, RUNS_SCRIPTS, RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
 
 const runWithInput = (runtime: RuntimeName, args: string[], input: string) => runCli(runtime, args, { input });
@@ -187,7 +187,7 @@ export function accountsSuite(runtime: RuntimeName) {
         const store = await openAccountStore(await loadRuntime(), {
           type: "sqlite",
           sqlite: { path },
-          redis: { address: "127.0.0.1", port: 6379, prefix: "" },
+          redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
           allowOpenOnNetwork: false,
         });
         try {
@@ -299,6 +299,64 @@ export function accountsSuite(runtime: RuntimeName) {
       expect(ok.stdout).toContain("password set for hank");
       expect(ok.stdout).not.toContain("typed-pw"); // not echoed
       expect((await runCli(runtime, ["passwd", "list", "-c", config])).stdout).toBe("hank\n");
+    });
+
+    test("a redis behind an ACL user and TLS: passwd works with the right credentials and CA, and says what is wrong otherwise", async () => {
+      const dir = tempDir();
+      const tls = makeRedisTlsFiles(dir);
+      const tlsPort = await freePort();
+      // The plain port stays for the harness's checks; the store is pointed at the TLS one.
+      const own = await startRedis(undefined, 10000, [
+        ...redisTlsArgs(tlsPort, tls),
+        "--user", "default", "off",
+        "--user", "bester", "on", ">bester-redis-pw", "~*", "&*", "+@all",
+      ]);
+      try {
+        const env = (password?: string) => {
+          const e = { ...process.env };
+          delete e.BESTER_REDIS_PASSWORD;
+          return password === undefined ? e : { ...e, BESTER_REDIS_PASSWORD: password };
+        };
+        const redisBlock = { address: "127.0.0.1", port: tlsPort, username: "bester", tls: true, caFile: "ca.pem" };
+        const config = writeConfig(dir, { type: "redis", redis: redisBlock });
+        const add = await runCli(runtime, ["passwd", "add", "kate", "-c", config], { input: "kate-pw\n", env: env("bester-redis-pw") });
+        expect(add).toMatchObject({ code: 0, stdout: "password set for kate\n" });
+        const stored = own.cli("--user", "bester", "--pass", "bester-redis-pw", "--no-auth-warning", "HGET", "kate", "password");
+        expect(await verifyPassword("kate-pw", stored)).toBe(true);
+        const where = `redis at 127.0.0.1:${tlsPort}`;
+
+        const wrong = await runCli(runtime, ["passwd", "list", "-c", config], { env: env("not-it") });
+        expect(wrong.code).toBe(1);
+        expect(wrong.stderr).toContain(`account store unavailable: ${where} refused the username and password (WRONGPASS`);
+        expect(wrong.stderr).not.toContain("not-it");
+
+        const none = await runCli(runtime, ["passwd", "list", "-c", config], { env: env() });
+        expect(none.code).toBe(1);
+        expect(none.stderr).toContain("database.redis.username: needs a password");
+
+        const { username: _u, ...anonymous } = redisBlock;
+        const noAuth = await runCli(runtime, ["passwd", "list", "-c", writeConfig(dir, { type: "redis", redis: anonymous })], { env: env() });
+        expect(noAuth.code).toBe(1);
+        expect(noAuth.stderr).toContain(`account store unavailable: ${where} requires a password and none is set`);
+
+        // In the file instead of the environment; without the CA, the certificate is not trusted.
+        const { caFile: _ca, ...noCa } = redisBlock;
+        const untrusted = writeConfig(tempDir(), { type: "redis", redis: { ...noCa, password: "bester-redis-pw" } });
+        const refused = await runCli(runtime, ["passwd", "list", "-c", untrusted], { env: env() });
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain(`account store unavailable: ${where} is not reachable (`);
+        expect(refused.stderr).toMatch(/certificate/i);
+
+        const plain = writeConfig(tempDir(), { type: "redis", redis: { address: "127.0.0.1", port: tlsPort, password: "x" } });
+        const noTls = await runCli(runtime, ["passwd", "list", "-c", plain], { env: env() });
+        expect(noTls.code).toBe(1);
+        expect(noTls.stderr).toContain(`account store unavailable: ${where} is not reachable (`);
+
+        const right = writeConfig(dir, { type: "redis", redis: { ...redisBlock, password: "bester-redis-pw" } });
+        expect(await runCli(runtime, ["passwd", "list", "-c", right], { env: env() })).toMatchObject({ code: 0, stdout: "kate\n" });
+      } finally {
+        await own.stop();
+      }
     });
 
     test("redis not reachable: passwd fails at once with the address and the reason", async () => {

@@ -61,7 +61,7 @@ describe("the original server.conf (PROTOCOL.md §8)", () => {
     expect(c.handlers.typeMap.type2?.unixDomainSocketPath).toBe(join(FIXTURES, "bSock"));
     expect(c.database).toEqual({
       type: "redis",
-      redis: { address: "127.0.0.1", port: 6379, prefix: "" },
+      redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
       sqlite: { path: join(FIXTURES, "bester-accounts.db") },
       allowOpenOnNetwork: false,
     });
@@ -284,7 +284,7 @@ describe("defaults", () => {
       handlers: { availableTypes: [], typeMap: {} },
       database: {
         type: "open",
-        redis: { address: "127.0.0.1", port: 6379, prefix: "" },
+        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
         sqlite: { path: "/etc/bester/bester-accounts.db" },
         allowOpenOnNetwork: false,
       },
@@ -329,6 +329,39 @@ describe("rules across keys", () => {
     ]);
     ok(load({ ...wide, database: { allowOpenOnNetwork: true } }));
     ok(load({ ...wide, database: { type: "sqlite" } }));
+  });
+
+  test("redis authentication and TLS: a CA file resolves beside the config; mistakes are refused by name", () => {
+    const redis = (r: object) => tcp4Only({ database: { type: "redis", redis: r } });
+    const c = ok(load(redis({ username: "bester", password: "pw", tls: true, caFile: "tls/ca.pem" })));
+    expect(c.database.redis).toEqual({
+      address: "127.0.0.1",
+      port: 6379,
+      prefix: "",
+      username: "bester",
+      password: "pw",
+      tls: true,
+      caFile: "/etc/bester/tls/ca.pem",
+    });
+    expect(ok(load(redis({}))).database.redis.tls).toBe(false);
+    expect(errorLines(load(redis({ caFile: "ca.pem" })))).toEqual([
+      "database.redis.caFile: only used with TLS; set database.redis.tls to true, or remove it",
+    ]);
+    const saved = process.env.BESTER_REDIS_PASSWORD;
+    delete process.env.BESTER_REDIS_PASSWORD;
+    try {
+      expect(errorLines(load(redis({ username: "bester" })))).toEqual([
+        "database.redis.username: needs a password: set database.redis.password, or the BESTER_REDIS_PASSWORD environment variable",
+      ]);
+      process.env.BESTER_REDIS_PASSWORD = "from-env";
+      ok(load(redis({ username: "bester" })));
+    } finally {
+      if (saved === undefined) delete process.env.BESTER_REDIS_PASSWORD;
+      else process.env.BESTER_REDIS_PASSWORD = saved;
+    }
+    // A redis block the store does not use is not held against the config.
+    ok(load(tcp4Only({ database: { type: "sqlite", redis: { caFile: "ca.pem" } } })));
+    expect(errorLines(load(redis({ tls: "yes" })))[0]).toStartWith("database.redis.tls:");
   });
 
   test("two parties on one socket file are refused, except handlers sharing one program", () => {
@@ -380,11 +413,15 @@ describe("rules across keys", () => {
     expect(ok(again)).toEqual({ ...c, source: "/elsewhere/server.conf" });
   });
 
-  test("redactConfig hides the control token and leaves the config alone", () => {
-    const c = ok(load(tcp4Only({ control: { token: "s3cret" } })));
-    expect(JSON.stringify(redactConfig(c))).not.toContain("s3cret");
-    expect((redactConfig(c) as Config).control.token).toBe("***");
+  test("redactConfig hides the control token and the redis password and leaves the config alone", () => {
+    const c = ok(load(tcp4Only({ control: { token: "s3cret" }, database: { redis: { password: "redis-pw" } } })));
+    const printed = redactConfig(c) as Config;
+    expect(JSON.stringify(printed)).not.toContain("s3cret");
+    expect(JSON.stringify(printed)).not.toContain("redis-pw");
+    expect(printed.control.token).toBe("***");
+    expect(printed.database.redis.password).toBe("***");
     expect(c.control.token).toBe("s3cret");
+    expect(c.database.redis.password).toBe("redis-pw");
   });
 });
 
