@@ -39,7 +39,7 @@ const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
 function where(c: Config, kind: ListenerKind): string {
   if (kind === "unix") return c.network.unix!.address;
   const b = c.network[kind]!;
-  return kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`;
+  return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
 
 export function planReload(old: Config, next: Config): { ok: true; plan: ReloadPlan } | { ok: false; reasons: string[] } {

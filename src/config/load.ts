@@ -212,8 +212,11 @@ function normalise(file: ConfigFile, source: string): Config {
   const n = file.network;
   const network: Config["network"] = { types: [...n.types] };
   if (n.unix) network.unix = { address: at(n.unix.address) };
-  if (n.tcp4) network.tcp4 = { address: n.tcp4.address, port: n.tcp4.port };
-  if (n.tcp6) network.tcp6 = { address: n.tcp6.address, port: n.tcp6.port };
+  for (const kind of ["tcp4", "tcp6"] as const) {
+    const b = n[kind];
+    if (!b) continue;
+    network[kind] = { address: b.address, port: b.port, ...(b.tls ? { tls: { certFile: at(b.tls.certFile), keyFile: at(b.tls.keyFile) } } : {}) };
+  }
 
   const availableTypes = [...new Set(file.handlers.availableTypes)];
   const typeMap: Record<string, HandlerConfig> = Object.create(null);

@@ -78,13 +78,19 @@ export interface FederationConfig {
   replyTimeoutMs: number;
   maxHops: number;
 }
+/** A TCP listener's certificate chain and key, as PEM files (absolute paths once loaded). */
+export interface TlsListenerConfig {
+  certFile: string;
+  keyFile: string;
+}
+
 export interface Config {
   source: string | null;
   network: {
     types: ListenerKind[];
     unix?: { address: string };
-    tcp4?: { address: string; port: number };
-    tcp6?: { address: string; port: number };
+    tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
+    tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
   };
   /** typeMap has no prototype: look types up with Object.hasOwn or `in`, never trust `typeMap[type]` alone for client-chosen names. */
   handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
@@ -210,14 +216,17 @@ export const handlerSchema = obj({
   timeoutMs: v.optional(int(1, MAX_TIMER_MS)),
 });
 
+// extension: a TCP listener that speaks TLS
+const tlsListenerSchema = obj({ certFile: text, keyFile: text });
+
 const networkSchema = obj({
   types: v.pipe(
     list(pick(LISTENER_KINDS)),
     v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
   ),
   unix: v.optional(obj({ address: text })),
-  tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT) })),
-  tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT) })),
+  tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT), tls: v.optional(tlsListenerSchema) })),
+  tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT), tls: v.optional(tlsListenerSchema) })),
 });
 
 const handlersSchema = obj({

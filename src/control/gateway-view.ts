@@ -14,7 +14,7 @@ export function gatewayView(gateway: Gateway): ControlView {
   const uptime = () => Math.round((Date.now() - gateway.stats.startedAt) / 1000);
   return {
     health: () => ({ status: "ok", version: VERSION, runtime, uptimeSeconds: uptime() }),
-    listeners: () => gateway.listeners.map((l) => ({ kind: l.kind, address: formatEndpoint(l.listener.address) })),
+    listeners: () => gateway.listeners.map((l) => ({ kind: l.kind, address: formatEndpoint(l.listener.address), tls: l.tls !== undefined })),
     clients(): ClientInfo[] {
       return gateway.registry.usernames().map((username) => ({
         username,

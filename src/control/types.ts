@@ -9,6 +9,8 @@ import type { Histogram } from "../server/stats.ts";
 export interface ListenerInfo {
   kind: "tcp4" | "tcp6" | "unix";
   address: string;
+  /** Speaks TLS (network.<kind>.tls). */
+  tls: boolean;
 }
 
 export interface SessionInfo {

@@ -18,6 +18,8 @@ import {
   type Signal,
   type SocketEvents,
   type SpawnOptions,
+  type TlsClientOptions,
+  type TlsServerOptions,
   formatEndpoint,
 } from "./types.ts";
 import { dialWithTimeout } from "./dial.ts";
@@ -245,7 +247,7 @@ const HALF_OPEN_HANDLERS = {
   },
 };
 
-async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
+async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
   const allowHalfOpen = events.end !== undefined;
   const handlers = allowHalfOpen ? HALF_OPEN_HANDLERS : SOCKET_HANDLERS;
   const base = {
@@ -261,7 +263,9 @@ async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
       await claimUnixPath(at.path, unixAnswers);
       server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
     } else {
-      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true, allowHalfOpen });
+      // With tls and no handshake handler, open (and so the session) comes only after a good handshake.
+      const tls = options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } };
+      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true, allowHalfOpen, ...tls });
     }
   } catch (err) {
     throw listenError(at, err);
@@ -277,13 +281,42 @@ async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
   };
 }
 
-async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn> {
+async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
   const conn = new BunConn(to, events);
-  const socket = DIAL_HANDLERS;
-  const dial =
-    to.kind === "unix"
-      ? Bun.connect<BunConn>({ unix: to.path, socket, data: conn })
-      : Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn });
+  if (to.kind === "unix") {
+    await dialWithTimeout(to, Bun.connect<BunConn>({ unix: to.path, socket: DIAL_HANDLERS, data: conn }), timeoutMs, (s) => s.terminate());
+    return conn;
+  }
+  if (options.tls === undefined) {
+    const dial = Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket: DIAL_HANDLERS, data: conn });
+    await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
+    return conn;
+  }
+  // Settled by the handshake: the dial counts only once the server's certificate has been verified.
+  let up = false;
+  let verified!: (err: Error | undefined) => void;
+  const handshake = new Promise<void>((resolve, reject) => {
+    verified = (err) => (err === undefined ? resolve() : reject(err));
+  });
+  const socket = {
+    ...DIAL_HANDLERS,
+    handshake(s: Socket<BunConn>, ok: boolean, err: Error | null) {
+      up = ok && err === null;
+      verified(up ? undefined : (err ?? new Error("TLS handshake failed")));
+      if (!up) s.terminate();
+    },
+    close(s: Socket<BunConn>, err?: Error) {
+      // Before the handshake the dial fails instead: the owner never had this connection.
+      if (!up) return verified(err ?? new Error("closed during the TLS handshake"));
+      DIAL_HANDLERS.close(s, err);
+    },
+  };
+  const { ca } = options.tls;
+  const tls = { ...(ca === undefined ? {} : { ca }), serverName: to.host, rejectUnauthorized: true };
+  const dial = Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn, tls }).then(async (s) => {
+    await handshake;
+    return s;
+  });
   await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
   return conn;
 }

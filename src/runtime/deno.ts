@@ -21,6 +21,8 @@ import {
   type Signal,
   type SocketEvents,
   type SpawnOptions,
+  type TlsClientOptions,
+  type TlsServerOptions,
   formatEndpoint,
 } from "./types.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
@@ -239,11 +241,14 @@ export function createDenoRuntime(): Runtime {
     }
   }
 
-  async function listen(at: Endpoint, events: SocketEvents): Promise<Listener> {
+  async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
     let listener;
     try {
       if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
-      listener = deno.listen(dialOptions(at));
+      // A TLS connection's handshake runs on its first read, in its own read loop: a slow one holds up no other.
+      listener = at.kind !== "unix" && options.tls
+        ? deno.listenTls({ hostname: at.host, port: at.port, cert: options.tls.cert, key: options.tls.key })
+        : deno.listen(dialOptions(at));
     } catch (err) {
       throw listenError(deno, at, err);
     }
@@ -271,8 +276,27 @@ export function createDenoRuntime(): Runtime {
     };
   }
 
-  async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn> {
-    const conn = await dialWithTimeout(to, deno.connect(dialOptions(to)), timeoutMs, (c) => c.close());
+  async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
+    const tls = options.tls;
+    const dial = to.kind !== "unix" && tls
+      ? // Settled by the handshake: the dial counts only once the server's certificate has been verified.
+        deno
+          .connectTls({
+            hostname: to.host,
+            port: to.port,
+            ...(tls.ca === undefined ? {} : { caCerts: [tls.ca] }),
+          })
+          .then(async (c) => {
+            try {
+              await c.handshake();
+            } catch (err) {
+              c.close();
+              throw err;
+            }
+            return c;
+          })
+      : deno.connect(dialOptions(to));
+    const conn = await dialWithTimeout(to, dial, timeoutMs, (c) => c.close());
     const adapter = new DenoConnAdapter(conn, to, events);
     adapter.start();
     return adapter;

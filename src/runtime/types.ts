@@ -67,6 +67,17 @@ export interface Conn {
   destroy(err?: Error): void;
 }
 
+/** A TCP listener's certificate chain and private key, as PEM text. */
+export interface TlsServerOptions {
+  cert: string;
+  key: string;
+}
+
+/** A TLS dial: `ca` (PEM) replaces the system's CAs; the certificate must name the host dialled. */
+export interface TlsClientOptions {
+  ca?: string;
+}
+
 export interface Listener {
   /** The bound address (the real port when 0 was asked for). */
   readonly address: Endpoint;
@@ -117,14 +128,16 @@ export interface Runtime {
   /**
    * Listens on tcp4, tcp6 or unix. A UNIX path that already exists is
    * replaced only if it is a socket nobody answers on; a live socket or any
-   * other kind of file is an error.
+   * other kind of file is an error. With `tls` (TCP only), every accepted
+   * connection speaks TLS; one whose handshake fails just closes.
    */
-  listen(at: Endpoint, events: SocketEvents): Promise<Listener>;
+  listen(at: Endpoint, events: SocketEvents, options?: { tls?: TlsServerOptions }): Promise<Listener>;
   /**
    * Dials; rejects on refusal or when `timeoutMs` passes first. Without
-   * `timeoutMs` there is no deadline here: the caller must keep one.
+   * `timeoutMs` there is no deadline here: the caller must keep one. With
+   * `tls` (TCP only) it resolves once the handshake has verified the server.
    */
-  connect(to: Endpoint, events: SocketEvents, timeoutMs?: number): Promise<Conn>;
+  connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options?: { tls?: TlsClientOptions }): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
   /** Opens (creating if needed) a SQLite database file; loaded lazily so neither runtime resolves the other's module. */

@@ -18,7 +18,7 @@ import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
-import { endpointFor, openListeners, type OpenListener } from "./listeners.ts";
+import { openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
@@ -147,10 +147,12 @@ export class Gateway {
       await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
       return;
     }
-    for (const { kind, listener } of this.#listeners) {
-      this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
-    }
+    for (const l of this.#listeners) this.#logListening(l);
     await this.#checkOpenFiles(this.config.limits.maxConnections);
+  }
+
+  #logListening({ kind, listener, tls }: OpenListener): void {
+    this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined });
   }
 
   /** Warns when the process may open fewer files than limits.maxConnections needs (see open-files.ts). */
@@ -182,6 +184,23 @@ export class Gateway {
     const plan = planned.plan;
 
     // Everything that can fail comes first, so a failure leaves the old state whole.
+    // A TLS listener whose files now hold another certificate (renewed in place) is opened again with it.
+    for (const kind of next.network.types) {
+      const current = this.#listeners.find((l) => l.kind === kind);
+      if (!current?.tls || plan.openListeners.includes(kind)) continue;
+      let now;
+      try {
+        now = readListenerTls(kind, next.network);
+      } catch (err) {
+        return { ok: false, errors: [`${kind} listener: ${(err as Error).message}`], warnings: loaded.warnings };
+      }
+      if (now && (now.cert !== current.tls.cert || now.key !== current.tls.key)) {
+        plan.closeListeners.push(kind);
+        plan.openListeners.push(kind);
+        plan.changes.push(`listener ${kind} reopened with the certificate now in its files`);
+      }
+    }
+
     let accounts: AccountStore | undefined;
     if (plan.reopenAccounts) {
       try {
@@ -196,7 +215,7 @@ export class Gateway {
       // A listener moving to another address can only bind once the old one let go.
       if (moving && sameBinding(this.#config, next, kind)) await moving.listener.close();
       try {
-        opened.push({ kind, listener: await this.runtime.listen(endpointFor(kind, next.network), this.#socketEvents(kind)) });
+        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind)));
       } catch (err) {
         await Promise.allSettled(opened.map((o) => o.listener.close()));
         await accounts?.close();
@@ -209,7 +228,7 @@ export class Gateway {
     const closing = this.#listeners.filter((l) => plan.closeListeners.includes(l.kind));
     this.#listeners = [...this.#listeners.filter((l) => !plan.closeListeners.includes(l.kind)), ...opened];
     await Promise.allSettled(closing.map((l) => l.listener.close()));
-    for (const { kind, listener } of opened) this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address) });
+    for (const l of opened) this.#logListening(l);
     if (accounts) {
       const old = this.#accounts;
       this.#accounts = accounts;

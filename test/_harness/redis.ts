@@ -3,9 +3,8 @@
  * `stop()` kills it; start another on the same port to simulate a restart.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
-import { join } from "node:path";
+import type { TestCertificate } from "./tls.ts";
 
 export interface RunningRedis {
   port: number;
@@ -100,33 +99,8 @@ export async function startRedis(port?: number, readyMs = 10000, extraArgs: stri
   };
 }
 
-export interface RedisTlsFiles {
-  /** PEM of the CA that signed the server's certificate. */
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-/**
- * A throwaway CA and a server certificate for 127.0.0.1, ::1 and localhost,
- * written into `dir` with openssl (ships with Debian; scripts/test-deps.sh).
- */
-export function makeRedisTlsFiles(dir: string): RedisTlsFiles {
-  const files = { ca: join(dir, "ca.pem"), cert: join(dir, "redis.pem"), key: join(dir, "redis-key.pem") };
-  const caKey = join(dir, "ca-key.pem");
-  const csr = join(dir, "redis.csr");
-  const ext = join(dir, "san.ext");
-  writeFileSync(ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n");
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  openssl("req", "-x509", ...ec, "-keyout", caKey, "-out", files.ca, "-days", "2", "-subj", "/CN=bester test CA");
-  openssl("req", ...ec, "-keyout", files.key, "-out", csr, "-subj", "/CN=localhost");
-  openssl("x509", "-req", "-in", csr, "-CA", files.ca, "-CAkey", caKey, "-CAcreateserial", "-out", files.cert, "-days", "2", "-extfile", ext);
-  return files;
-}
-
 /** redis-server arguments for a TLS listener on `port` with `files` (clients need no certificate). */
-export function redisTlsArgs(port: number, files: RedisTlsFiles): string[] {
+export function redisTlsArgs(port: number, files: TestCertificate): string[] {
   return [
     "--tls-port", String(port),
     "--tls-cert-file", files.cert,

@@ -4,8 +4,10 @@
  * wait for a frame or for the close.
  */
 import { connect, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 
-export type Target = { host: string; port: number } | { path: string };
+/** With `ca` (PEM text), a TCP target is dialled with TLS and its certificate checked against it. */
+export type Target = { host: string; port: number; ca?: string } | { path: string };
 
 export interface Wire {
   readonly socket: Socket;
@@ -37,10 +39,16 @@ export function frameBytes(body: Uint8Array): Uint8Array {
 }
 
 export async function openWire(target: Target, timeoutMs = 5000): Promise<Wire> {
-  const socket = "path" in target ? connect(target.path) : connect(target.port, target.host);
+  const tls = "path" in target || target.ca === undefined ? undefined : target.ca;
+  const socket =
+    "path" in target
+      ? connect(target.path)
+      : tls !== undefined
+        ? connectTls({ host: target.host, port: target.port, ca: tls })
+        : connect(target.port, target.host);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("connect timed out")), timeoutMs);
-    socket.once("connect", () => (clearTimeout(timer), resolve()));
+    socket.once(tls !== undefined ? "secureConnect" : "connect", () => (clearTimeout(timer), resolve()));
     socket.once("error", (e) => (clearTimeout(timer), reject(e)));
   });
   let buffered = Buffer.alloc(0);

@@ -12,7 +12,8 @@ import { verifyPassword } from "../../src/accounts/hash.ts";
 import { openAccountStore } from "../../src/accounts/index.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import { runCli, tempDir } from "../_harness/gateway.ts";
-import { freePort, makeRedisTlsFiles, redisTlsArgs, startRedis, type RunningRedis } from "../_harness/redis.ts";
+import { freePort, redisTlsArgs, startRedis, type RunningRedis } from "../_harness/redis.ts";
+import { makeTestCertificate } from "../_harness/tls.ts";
 import { ROOT, RUNS_SCRIPTS, RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
 
 const runWithInput = (runtime: RuntimeName, args: string[], input: string) => runCli(runtime, args, { input });
@@ -303,7 +304,7 @@ export function accountsSuite(runtime: RuntimeName) {
 
     test("a redis behind an ACL user and TLS: passwd works with the right credentials and CA, and says what is wrong otherwise", async () => {
       const dir = tempDir();
-      const tls = makeRedisTlsFiles(dir);
+      const tls = makeTestCertificate(dir, "redis");
       const tlsPort = await freePort();
       // The plain port stays for the harness's checks; the store is pointed at the TLS one.
       const own = await startRedis(undefined, 10000, [
@@ -317,7 +318,7 @@ export function accountsSuite(runtime: RuntimeName) {
           delete e.BESTER_REDIS_PASSWORD;
           return password === undefined ? e : { ...e, BESTER_REDIS_PASSWORD: password };
         };
-        const redisBlock = { address: "127.0.0.1", port: tlsPort, username: "bester", tls: true, caFile: "ca.pem" };
+        const redisBlock = { address: "127.0.0.1", port: tlsPort, username: "bester", tls: true, caFile: "redis-ca.pem" };
         const config = writeConfig(dir, { type: "redis", redis: redisBlock });
         const add = await runCli(runtime, ["passwd", "add", "kate", "-c", config], { input: "kate-pw\n", env: env("bester-redis-pw") });
         expect(add).toMatchObject({ code: 0, stdout: "password set for kate\n" });

@@ -3,9 +3,11 @@
  * built-ins; bad input closes only the connection that sent it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { join } from "node:path";
+import { type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
+import { makeTestCertificate } from "../_harness/tls.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
 import { authFrame, expectClosed, frame, frameBytes, frameText, login, openWire, type Target } from "../_harness/wire.ts";
 
@@ -226,6 +228,69 @@ export function listenerSuite(runtime: RuntimeName) {
       expect(existsSync(path)).toBe(false);
       const fatal = wire.inbox.find((f) => f.header?.messageType === "fatal") ?? (await wire.next().catch(() => null));
       expect(fatal?.header?.error?.code).toBe("shutting_down");
+    });
+
+    test("a TCP listener with TLS: clients log in over TLS, a plain client is only closed, a renewed certificate is taken on reload", async () => {
+      const dir = tempDir();
+      const first = makeTestCertificate(dir, "first");
+      const certFile = join(dir, "live.pem");
+      const keyFile = join(dir, "live-key.pem");
+      copyFileSync(first.cert, certFile);
+      copyFileSync(first.key, keyFile);
+      const gw = await startGateway(runtime, {
+        network: { tcp4: { address: "127.0.0.1", port: 0, tls: { certFile, keyFile } } },
+      });
+      try {
+        expect(gw.records().find((r) => r.msg === "listening" && r.listener === "tcp4")).toMatchObject({ tls: true });
+        expect(gw.records().find((r) => r.msg === "listening" && r.listener === "tcp6").tls).toBeUndefined();
+        const overTls = { ...(gw.tcp4 as { host: string; port: number }), ca: readFileSync(first.ca, "utf8") };
+        await dummyRoundTrip(overTls, "tls-alice");
+        const who = await login(overTls, "tls-bob");
+        who.send({ payload: { type: "builtin", id: "w", data: { command: { type: "whoami" } } } });
+        expect((await who.next()).payload.data).toMatchObject({ username: "tls-bob", listener: "tcp4" });
+
+        // Plain bytes on the TLS port: no session, no frame, only a close; the listener carries on.
+        const plain = await openWire(gw.tcp4);
+        plain.send(authFrame("plain-carol"));
+        await expectClosed(plain);
+        expect(plain.inbox).toEqual([]);
+        await dummyRoundTrip(overTls, "tls-alice");
+        // A client that does not trust the certificate gets no connection.
+        await expect(openWire({ ...overTls, ca: readFileSync(makeTestCertificate(dir, "stranger").ca, "utf8") })).rejects.toThrow();
+
+        // Renewed in place (same paths, another CA): a reload opens the listener again with it, clients stay.
+        const next = makeTestCertificate(dir, "next");
+        copyFileSync(next.cert, certFile);
+        copyFileSync(next.key, keyFile);
+        gw.child.kill("SIGHUP");
+        await gw.waitForLog((r) => r.msg === "reloaded" && String(r.change).startsWith("listener tcp4 reopened"));
+        const relisted = await gw.waitForLog((r) => r.msg === "listening" && r.listener === "tcp4" && !r.address.endsWith(`:${overTls.port}`));
+        const port = Number(/:(\d+)$/.exec(relisted.address)![1]);
+        await dummyRoundTrip({ host: "127.0.0.1", port, ca: readFileSync(next.ca, "utf8") }, "tls-dave");
+        await expect(openWire({ host: "127.0.0.1", port, ca: readFileSync(first.ca, "utf8") })).rejects.toThrow();
+        who.send({ payload: { type: "dummy", id: "still-here", data: null } });
+        expect((await who.next()).payload.id).toBe("still-here");
+        who.close();
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    test("a TLS listener whose key does not match its certificate, or whose file is missing: one clear line, non-zero exit", async () => {
+      const dir = tempDir();
+      const a = makeTestCertificate(dir, "a");
+      const b = makeTestCertificate(dir, "b");
+      const tcp4 = (tls: object) => ({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 0, tls } } });
+      await expect(startGateway(runtime, tcp4({ certFile: a.cert, keyFile: b.key }))).rejects.toThrow(
+        `tcp4 listener: network.tcp4.tls: keyFile ${b.key} is not the key of the certificate in ${a.cert}`,
+      );
+      const missing = join(dir, "nope.pem");
+      await expect(startGateway(runtime, tcp4({ certFile: missing, keyFile: a.key }))).rejects.toThrow(
+        `tcp4 listener: cannot read network.tcp4.tls.certFile ${missing}`,
+      );
+      await expect(startGateway(runtime, tcp4({ certFile: a.key, keyFile: a.key }))).rejects.toThrow(
+        `tcp4 listener: network.tcp4.tls: certFile ${a.key} holds no PEM certificate`,
+      );
     });
 
     test("a port already in use: one clear line and a non-zero exit", async () => {

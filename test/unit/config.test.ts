@@ -331,6 +331,15 @@ describe("rules across keys", () => {
     ok(load({ ...wide, database: { type: "sqlite" } }));
   });
 
+  test("a TCP listener's tls block: paths resolve beside the config; both files are required", () => {
+    const c = ok(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", tls: { certFile: "tls/cert.pem", keyFile: "/k/key.pem" } } } }));
+    expect(c.network.tcp4).toEqual({ address: "127.0.0.1", port: 2220, tls: { certFile: "/etc/bester/tls/cert.pem", keyFile: "/k/key.pem" } });
+    expect(ok(load(tcp4Only())).network.tcp4).toEqual({ address: "127.0.0.1", port: 0 });
+    expect(errorLines(load({ network: { types: ["tcp6"], tcp6: { address: "::1", tls: { certFile: "c.pem" } } } }))).toEqual([
+      "network.tcp6.tls.keyFile: required but missing",
+    ]);
+  });
+
   test("redis authentication and TLS: a CA file resolves beside the config; mistakes are refused by name", () => {
     const redis = (r: object) => tcp4Only({ database: { type: "redis", redis: r } });
     const c = ok(load(redis({ username: "bester", password: "pw", tls: true, caFile: "tls/ca.pem" })));
