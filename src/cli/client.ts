@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Runtime } from "../runtime/types.ts";
 import {
@@ -20,7 +21,11 @@ const QUIT_GRACE_MS = 5000;
 const CONNECTION_HELP = `  -u, --user NAME       username (required)
   -p, --password PW     password; else $BESTER_PASSWORD; else asked on a terminal
   -c, --connect ADDR    the server: HOST:PORT, [IPV6]:PORT or unix:PATH
-                        (default ${DEFAULT_ADDRESS})`;
+                        (default ${DEFAULT_ADDRESS})
+      --tls             speak TLS to a TCP server (a listener with "tls" in its
+                        config); its certificate must name HOST
+      --ca FILE         PEM file of the CA that signed the server's certificate
+                        (implies --tls; default: the system's CAs)`;
 
 export const SEND_HELP = `Usage: bester send --user NAME [options] TYPE [JSON]
 
@@ -68,6 +73,8 @@ const CONNECTION_OPTIONS = {
   user: { type: "string", short: "u" },
   password: { type: "string", short: "p" },
   connect: { type: "string", short: "c" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -93,12 +100,24 @@ async function passwordOf(command: string, user: string, flag: string | undefine
 }
 
 
-async function login(command: string, values: { user?: string; password?: string; connect?: string }): Promise<BesterClient> {
+type ConnectionValues = { user?: string; password?: string; connect?: string; tls?: boolean; ca?: string };
+
+async function login(command: string, values: ConnectionValues): Promise<BesterClient> {
   const user = values.user;
   if (user === undefined || user.trim() === "") throw new UsageError(command, "--user NAME is required");
   const target = targetOf(command, values.connect);
+  const tls = values.tls || values.ca !== undefined;
+  if (tls && "path" in target) throw new UsageError(command, "--tls and --ca are for a TCP address, not a UNIX socket");
+  let ca: string | undefined;
+  if (values.ca !== undefined) {
+    try {
+      ca = readFileSync(values.ca, "utf8");
+    } catch (err) {
+      throw new Error(`--ca: cannot read ${values.ca}: ${(err as Error).message}`);
+    }
+  }
   const password = await passwordOf(command, user, values.password);
-  return await connectClient({ target, username: user, password });
+  return await connectClient({ target, username: user, password, ...(tls ? { tls: ca === undefined ? {} : { ca } } : {}) });
 }
 
 function describeFailure(err: unknown): string {

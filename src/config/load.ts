@@ -262,7 +262,7 @@ function normalise(file: ConfigFile, source: string): Config {
         ? join(network.unix ? dirname(network.unix.address) : dir, INFORMER_SOCKET_NAME)
         : at(inf.path),
     },
-    federation: normaliseFederation(file.federation),
+    federation: normaliseFederation(file.federation, at),
     limits: {
       maxFrameBytes: l.maxFrameBytes,
       authTimeoutMs: l.authTimeoutMs,
@@ -277,7 +277,7 @@ function normalise(file: ConfigFile, source: string): Config {
   };
 }
 
-function normaliseFederation(f: ConfigFile["federation"]): Config["federation"] {
+function normaliseFederation(f: ConfigFile["federation"], at: (path: string) => string): Config["federation"] {
   const peers: Record<string, PeerConfig> = Object.create(null);
   for (const [name, p] of Object.entries(f.peers)) {
     peers[name] = {
@@ -285,6 +285,8 @@ function normaliseFederation(f: ConfigFile["federation"]): Config["federation"] 
       ...(p.address === undefined ? {} : { address: p.address }),
       ...(p.secret === undefined ? {} : { secret: p.secret }),
       original: p.original,
+      tls: p.tls,
+      ...(p.caFile === undefined ? {} : { caFile: at(p.caFile) }),
     };
   }
   return {
@@ -314,6 +316,12 @@ function checkFederation(f: Config["federation"], errors: ConfigIssue[]): void {
       errors.push({ path: at(p.name, "secret"), message: `required (a shared secret, the same in both servers' configs), unless the peer is an original server ("original": true)` });
     } else if (p.secret !== undefined && p.secret.length < MIN_PEER_SECRET_LENGTH) {
       errors.push({ path: at(p.name, "secret"), message: `expected at least ${MIN_PEER_SECRET_LENGTH} characters, got ${p.secret.length}` });
+    }
+    if (p.caFile !== undefined && !p.tls) {
+      errors.push({ path: at(p.name, "caFile"), message: "only used with TLS; set tls to true, or remove it" });
+    }
+    if (p.tls && p.address === undefined) {
+      errors.push({ path: at(p.name, "tls"), message: "needs an address: tls is how this server dials the peer" });
     }
     if (p.secret !== undefined) needsName ??= p.name;
     if (p.address !== undefined) {

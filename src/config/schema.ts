@@ -66,6 +66,10 @@ export interface PeerConfig {
   secret?: string;
   /** An original Bester server: dialled without credentials, and "good" once the message is written (it sends no report). */
   original: boolean;
+  /** Dialled with TLS (its listener has `tls`). */
+  tls: boolean;
+  /** PEM file of the CA that signed its certificate (absolute); absent: the system's CAs. */
+  caFile?: string;
 }
 export interface FederationConfig {
   /** This server's name, sent to peers with the secret. Required once a peer has a secret. */
@@ -242,6 +246,8 @@ const peerSchema = obj({
   address: v.optional(serverAddress),
   secret: v.optional(text),
   original: v.optional(bool, false),
+  tls: v.optional(bool, false),
+  caFile: v.optional(text),
 });
 
 const federationSchema = obj({

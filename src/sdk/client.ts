@@ -17,6 +17,7 @@
  * @module
  */
 import { connect, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import type { ErrorInfo } from "../protocol/reports.ts";
 
@@ -47,6 +48,12 @@ export interface ConnectClientOptions {
   timeoutMs?: number;
   /** Largest frame accepted from the server; a larger one closes the connection. Default 16 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Speak TLS to a TCP target (a listener with `tls` in its config). `ca`,
+   * PEM text, is the CA that signed the server's certificate; without it the
+   * system's CAs are trusted. The certificate must name the target's host.
+   */
+  tls?: { ca?: string };
 }
 
 /**
@@ -429,7 +436,13 @@ export async function connectClient(options: ConnectClientOptions): Promise<Best
   const { target, username, password } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const where = formatTarget(target);
-  const socket = "path" in target ? connect(target.path) : connect({ host: target.host, port: target.port });
+  const tls = "path" in target ? undefined : options.tls;
+  const socket =
+    "path" in target
+      ? connect(target.path)
+      : tls !== undefined
+        ? connectTls({ host: target.host, port: target.port, ...(tls.ca === undefined ? {} : { ca: tls.ca }) })
+        : connect({ host: target.host, port: target.port });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -441,7 +454,8 @@ export async function connectClient(options: ConnectClientOptions): Promise<Best
     await Promise.race([
       deadline,
       new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
+        // Over TLS, connected means the handshake verified the server.
+        socket.once(tls !== undefined ? "secureConnect" : "connect", resolve);
         socket.once("error", (err) =>
           reject(new BesterClientError("connect_failed", `cannot connect to ${where}: ${err.message}`, { cause: err })),
         );

@@ -7,12 +7,13 @@
  * @module
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { FederationConfig, PeerConfig } from "../config/schema.ts";
 import { normaliseIp, parseServerAddress } from "../config/server-address.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
-import type { Conn, Endpoint, Runtime } from "../runtime/types.ts";
+import type { Conn, Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
 
 /** The verdict on a server-scope connection's first frame. */
 export type PeerAdmission =
@@ -178,7 +179,16 @@ export class Federation {
     const to: Endpoint = { kind: address.ipv6 ? "tcp6" : "tcp4", host: address.host, port: address.port };
     const log = this.deps.log.with({ peer: peer.name, server: address.key, id });
     const started = performance.now();
-    const outcome = await this.#exchange(to, frame, id, peer.original, f, fail);
+    let tls: TlsClientOptions | undefined;
+    if (peer.tls) {
+      try {
+        // Read per message: a renewed CA file applies at once, and a dial's handshake costs far more.
+        tls = peer.caFile === undefined ? {} : { ca: readFileSync(peer.caFile, "utf8") };
+      } catch (err) {
+        return fail(ErrorCodes.peerUnreachable, `cannot read federation.peers.${peer.name}.caFile ${peer.caFile}: ${(err as Error).message}`);
+      }
+    }
+    const outcome = await this.#exchange(to, frame, id, peer.original, f, fail, tls);
     const ms = Math.round(performance.now() - started);
     if (outcome) log.warn("peer did not accept the message", { type: message.type, hops, code: outcome.code, detail: outcome.message, ms });
     else log.debug("peer accepted the message", { type: message.type, hops, ms });
@@ -197,6 +207,7 @@ export class Federation {
     original: boolean,
     f: FederationConfig,
     fail: (code: string, text: string) => FailedServer,
+    tls: TlsClientOptions | undefined,
   ): Promise<FailedServer | undefined> {
     return new Promise((resolve) => {
       let settled = false;
@@ -235,6 +246,7 @@ export class Federation {
             },
           },
           f.connectTimeoutMs,
+          tls ? { tls } : {},
         )
         .then(
           (c) => {

@@ -11,7 +11,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { readFileSync } from "node:fs";
+import { type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
+import { makeTestCertificate } from "../_harness/tls.ts";
 import { freePort } from "../_harness/redis.ts";
 import { ROOT, type RuntimeName } from "../_harness/runtimes.ts";
 import { expectClosed, login, openWire, type Wire } from "../_harness/wire.ts";
@@ -362,5 +364,55 @@ export function federationSuite(runtime: RuntimeName) {
         await expectClosed(peer);
       });
     });
+  });
+
+  describe(`${runtime}: federation over TLS`, () => {
+    test("a peer dialled with TLS and its CA: the message crosses; with a CA that did not sign the peer's certificate, it is bad and nothing is delivered", async () => {
+      const dir = tempDir();
+      const cert = makeTestCertificate(dir, "t");
+      const stranger = makeTestCertificate(dir, "stranger");
+      const secret = "secret-between-s-and-t-0004";
+      const t = await startGateway(runtime, {
+        ...chatHandler("T"),
+        network: {
+          tcp4: { address: "127.0.0.1", port: 0, tls: { certFile: cert.cert, keyFile: cert.key } },
+          tcp6: { address: "::1", port: 0, tls: { certFile: cert.cert, keyFile: cert.key } },
+        },
+        federation: { name: "T", peers: { S: { secret } } },
+      });
+      const tAddress = hostPort(t.tcp4);
+      // T twice: over IPv4 with the CA that signed its certificate, over IPv6 with one that did not.
+      const other = `[::1]:${(t.tcp6 as any).port}`;
+      const s = await startGateway(runtime, {
+        ...chatHandler("S"),
+        federation: {
+          name: "S",
+          peers: {
+            T: { address: tAddress, secret, tls: true, caFile: cert.ca },
+            Tstranger: { address: other, secret, tls: true, caFile: stranger.ca },
+          },
+          connectTimeoutMs: 2000,
+          replyTimeoutMs: 3000,
+        },
+      });
+      try {
+        const ca = readFileSync(cert.ca, "utf8");
+        const alice = await login(s.tcp4, "alice-tls");
+        const bob = await login({ ...(t.tcp4 as { host: string; port: number }), ca }, "bob-tls");
+        alice.send(msg("t1", { do: "chat", to: ["bob-tls"], body: "over TLS", servers: [tAddress] }));
+        expect((await bob.next(10000)).payload.data).toMatchObject({ from: "alice-tls", body: "over TLS", via: "S", at: "T" });
+        expect((await report(alice, "t1")).header.status).toBe("good");
+
+        alice.send(msg("t2", { do: "chat", to: ["bob-tls"], body: "never", servers: [other] }));
+        const bad = await report(alice, "t2");
+        expect(bad.header.status).toBe("bad");
+        expect(bad.header.failedServers).toEqual([{ server: other, code: "peer_unreachable", message: expect.any(String) }]);
+        expect(bob.inbox).toEqual([]);
+        alice.close();
+        bob.close();
+      } finally {
+        await Promise.allSettled([s.stop(), t.stop()]);
+      }
+    }, 60000);
   });
 }

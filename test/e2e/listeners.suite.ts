@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
+import { type ClientTarget, connectClient, formatTarget } from "../../src/sdk/client.ts";
+import { runCli, type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
 import { makeTestCertificate } from "../_harness/tls.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
 import { authFrame, expectClosed, frame, frameBytes, frameText, login, openWire, type Target } from "../_harness/wire.ts";
@@ -257,6 +258,22 @@ export function listenerSuite(runtime: RuntimeName) {
         await dummyRoundTrip(overTls, "tls-alice");
         // A client that does not trust the certificate gets no connection.
         await expect(openWire({ ...overTls, ca: readFileSync(makeTestCertificate(dir, "stranger").ca, "utf8") })).rejects.toThrow();
+
+        // The client SDK and `bester send` speak it too.
+        const sdk = await connectClient({ target: gw.tcp4 as ClientTarget, username: "tls-erin", password: "pw", tls: { ca: overTls.ca } });
+        expect(await sdk.send("dummy")).toEqual({ id: "m-1", status: "good" });
+        await sdk.close();
+        const address = formatTarget(gw.tcp4 as ClientTarget);
+        const send = (...flags: string[]) => runCli(runtime, ["send", "-u", "tls-frank", "-p", "pw", "-c", address, ...flags, "dummy"]);
+        expect(await send("--ca", first.ca)).toMatchObject({ code: 0, stdout: '{"id":"m-1","status":"good"}\n' });
+        const untrusted = await send("--tls");
+        expect(untrusted.code).toBe(1);
+        expect(untrusted.stderr).toContain(`bester send: cannot connect to ${address}: `);
+        const cleartext = await send();
+        expect(cleartext.code).toBe(1);
+        const onUnix = await runCli(runtime, ["send", "-u", "x", "-p", "pw", "-c", formatTarget(gw.unix as ClientTarget), "--tls", "dummy"]);
+        expect(onUnix).toMatchObject({ code: 2 });
+        expect(onUnix.stderr).toContain("--tls and --ca are for a TCP address, not a UNIX socket");
 
         // Renewed in place (same paths, another CA): a reload opens the listener again with it, clients stay.
         const next = makeTestCertificate(dir, "next");

@@ -58,12 +58,21 @@ describe("the federation block", () => {
       }),
     );
     expect({ ...c.federation.peers }).toEqual({
-      b: { name: "b", address: "[::1]:2231", secret: SECRET, original: false },
-      old: { name: "old", address: "10.0.0.5:2220", original: true },
-      c: { name: "c", secret: SECRET, original: false },
+      b: { name: "b", address: "[::1]:2231", secret: SECRET, original: false, tls: false },
+      old: { name: "old", address: "10.0.0.5:2220", original: true, tls: false },
+      c: { name: "c", secret: SECRET, original: false, tls: false },
     });
     expect(c.federation.allowOriginal).toEqual(["10.0.0.5"]);
     expect(c.federation.maxHops).toBe(2);
+  });
+
+  test("a peer dialled with TLS: its CA file resolves beside the config; tls needs an address, caFile needs tls", () => {
+    const c = ok(load({ name: "a", peers: { b: { address: "127.0.0.1:2230", secret: SECRET, tls: true, caFile: "peers/b-ca.pem" } } }));
+    expect(c.federation.peers.b).toMatchObject({ tls: true, caFile: "/etc/bester/peers/b-ca.pem" });
+    expect(errors(load({ name: "a", peers: { b: { secret: SECRET, tls: true }, c: { address: "127.0.0.1:1", secret: SECRET, caFile: "x.pem" } } }))).toEqual([
+      "federation.peers.b.tls: needs an address: tls is how this server dials the peer",
+      "federation.peers.c.caFile: only used with TLS; set tls to true, or remove it",
+    ]);
   });
 
   test("every problem is named by its path", () => {
