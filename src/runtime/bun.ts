@@ -263,9 +263,12 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
       await claimUnixPath(at.path, unixAnswers);
       server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
     } else {
-      // With tls and no handshake handler, open (and so the session) comes only after a good handshake.
+      // A handshake handler makes open come at accept, not after the handshake: the owner's
+      // timers (the gateway's auth timeout) then also cover a client that never handshakes.
+      // A failed handshake closes the socket by itself.
       const tls = options.tls === undefined ? {} : { tls: { cert: options.tls.cert, key: options.tls.key } };
-      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket: base, exclusive: true, allowHalfOpen, ...tls });
+      const socket = options.tls === undefined ? base : { ...base, handshake() {} };
+      server = Bun.listen<BunConn>({ hostname: at.host, port: at.port, socket, exclusive: true, allowHalfOpen, ...tls });
     }
   } catch (err) {
     throw listenError(at, err);

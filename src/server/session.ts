@@ -81,6 +81,8 @@ interface Slot extends Outcome {
 }
 
 const AUTH_SPECIAL_ID = "auth_special";
+/** How long a closing connection may take to write what is queued before it is cut. */
+const LINGER_MS = 5000;
 /** An empty frame list for results that send none (shared: never modified). */
 export const NO_FRAMES = Object.freeze([]) as unknown as (object | string)[];
 
@@ -116,13 +118,14 @@ export class Session {
   #gone = false;
   #closeReason: ClosedReason | undefined;
   #closeDetail: string | undefined;
-  #authTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Until the first frame, the auth timeout; once closing, the linger limit (one field: idle sessions are many). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #log: Logger | undefined;
 
   /** Drops the timer itself too: a cleared timer object kept in a field stays alive. */
-  #stopAuthTimer(): void {
-    clearTimeout(this.#authTimer);
-    this.#authTimer = undefined;
+  #stopTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** This connection's logger (conn and remote on every line), made on first use: idle clients are many. */
@@ -139,7 +142,7 @@ export class Session {
     // function and one scope fewer per idle connection.
     // A long frame's data stays text: the gateway passes it on without building it.
     this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, Session.#frameOf, { owner: this, keepAsText: CLIENT_DATA_PATHS });
-    this.#authTimer = setTimeout(() => {
+    this.#timer = setTimeout(() => {
       this.fatal(
         { code: ErrorCodes.authTimeout, message: `no valid first frame within ${host.limits.authTimeoutMs} ms` },
         null,
@@ -197,7 +200,7 @@ export class Session {
   /** The socket closed, for whatever reason; called once. */
   onClose(err?: Error): void {
     this.#gone = true;
-    this.#stopAuthTimer();
+    this.#stopTimer();
     const reason = this.#closeReason ?? (err ? ClosedReason.socketError : ClosedReason.peerClosed);
     this.#closing = true;
     this.host.sessionClosed(this, reason, this.#closeDetail ?? err?.message);
@@ -269,14 +272,19 @@ export class Session {
     if (this.#slots.length === 0) this.fatal(error, null, ClosedReason.shutdown);
   }
 
-  /** Closes after everything queued has been written. */
+  /**
+   * Closes after everything queued has been written, or after LINGER_MS at
+   * most: a peer that never reads, or a TLS client that never finished its
+   * handshake, cannot hold the connection open.
+   */
   close(reason: ClosedReason, detail?: string): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#closeReason = reason;
     this.#closeDetail = detail;
-    this.#stopAuthTimer();
+    this.#stopTimer();
     this.conn.end();
+    if (!this.#gone) this.#timer = setTimeout(() => this.conn.destroy(), LINGER_MS);
   }
 
   #onFrame(value: unknown): void {
@@ -349,7 +357,7 @@ export class Session {
     }
     const frame = parsed.frame;
     if (frame.scope === "server") return this.#admitServer(frame, value);
-    this.#stopAuthTimer();
+    this.#stopTimer();
     this.#authenticating = true;
     const done = (result: AuthResult) => {
       this.#authenticating = false;
@@ -380,7 +388,7 @@ export class Session {
    * closes (see #flushSlots).
    */
   #admitServer(frame: Extract<FirstFrame, { scope: "server" }>, value: unknown): void {
-    this.#stopAuthTimer();
+    this.#stopTimer();
     const header = (value as { header: Record<string, unknown> }).header;
     const id = frame.payload.id;
     const admission: PeerAdmission = this.host.admitServer
