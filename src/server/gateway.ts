@@ -3,6 +3,7 @@
  * cleanly.
  * @module
  */
+import { X509Certificate } from "node:crypto";
 import { planReload } from "../config/diff.ts";
 import { CONTROL_MESSAGE_TYPE } from "../control/types.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
@@ -24,6 +25,9 @@ import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
+
+/** A TLS listener's certificate this close to its end is warned about at start and on reload. */
+const CERTIFICATE_WARN_DAYS = 14;
 
 export class Gateway {
   readonly sessions = new Set<Session>();
@@ -153,6 +157,14 @@ export class Gateway {
 
   #logListening({ kind, listener, tls }: OpenListener): void {
     this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined });
+    if (tls === undefined) return;
+    // Renewal is the operator's job; the gateway only says, at start and on each reload, when it is due.
+    const expires = new Date(new X509Certificate(tls.cert).validTo);
+    const days = Math.floor((expires.getTime() - Date.now()) / 86_400_000);
+    if (days < CERTIFICATE_WARN_DAYS) {
+      const message = days < 0 ? `the certificate of the ${kind} listener has expired` : `the certificate of the ${kind} listener expires in ${days} day${days === 1 ? "" : "s"}`;
+      this.log.warn(message, { listener: kind, expires: expires.toISOString(), note: "renew its files and reload" });
+    }
   }
 
   /** Warns when the process may open fewer files than limits.maxConnections needs (see open-files.ts). */

@@ -245,6 +245,10 @@ export function listenerSuite(runtime: RuntimeName) {
       try {
         expect(gw.records().find((r) => r.msg === "listening" && r.listener === "tcp4")).toMatchObject({ tls: true });
         expect(gw.records().find((r) => r.msg === "listening" && r.listener === "tcp6").tls).toBeUndefined();
+        // The test certificate lives two days: under the 14 the gateway warns about.
+        const expiry = gw.records().find((r) => r.level === "warn" && r.listener === "tcp4");
+        expect(expiry.msg).toMatch(/^the certificate of the tcp4 listener expires in [01] days?$/);
+        expect(Date.parse(expiry.expires)).toBeGreaterThan(Date.now());
         const overTls = { ...(gw.tcp4 as { host: string; port: number }), ca: readFileSync(first.ca, "utf8") };
         await dummyRoundTrip(overTls, "tls-alice");
         const who = await login(overTls, "tls-bob");
