@@ -47,7 +47,6 @@ export interface DenoNamespace {
   execPath(): string;
   listen(options: { hostname: string; port: number; transport?: "tcp" } | { path: string; transport: "unix" }): DenoListener;
   connect(options: { hostname: string; port: number; transport?: "tcp" } | { path: string; transport: "unix" }): Promise<DenoConn>;
-  listenTls(options: { hostname: string; port: number; cert: string; key: string; transport?: "tcp" }): DenoListener;
   connectTls(options: { hostname: string; port: number; caCerts?: string[] }): Promise<DenoConn & { handshake(): Promise<unknown> }>;
   Command: new (
     cmd: string,

@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { OutBuffer } from "../protocol/out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
+import { listenNodeTls } from "./deno-tls-listener.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { pumpLines } from "./lines.ts";
 import {
@@ -216,7 +217,8 @@ function endpointOf(addr: DenoConn["remoteAddr"], fallback: Endpoint): Endpoint 
 function listenError(deno: DenoNamespace, at: Endpoint, err: unknown): ListenError {
   if (err instanceof ListenError) return err;
   const text = `cannot listen on ${formatEndpoint(at)}`;
-  if (err instanceof deno.errors.AddrInUse!) return new ListenError("in_use", `${text}: address already in use`);
+  const code = (err as { code?: string }).code; // node:net's errors (the TLS listener) carry a code
+  if (err instanceof deno.errors.AddrInUse! || code === "EADDRINUSE") return new ListenError("in_use", `${text}: address already in use`);
   if (err instanceof deno.errors.PermissionDenied! || err instanceof deno.errors.NotCapable!) {
     return new ListenError("permission", `${text}: permission denied`);
   }
@@ -242,13 +244,28 @@ export function createDenoRuntime(): Runtime {
   }
 
   async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
+    const halfOpen = events.end !== undefined;
+    if (at.kind !== "unix" && options.tls) {
+      // node:tls, not Deno.listenTls: see deno-tls-listener.ts. The handshake runs in each connection's own reads.
+      let server;
+      try {
+        server = await listenNodeTls(at, options.tls, (conn) => {
+          new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events, halfOpen).start();
+        });
+      } catch (err) {
+        throw listenError(deno, at, err);
+      }
+      return {
+        address: { ...at, port: server.port },
+        async close() {
+          server.close();
+        },
+      };
+    }
     let listener;
     try {
       if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
-      // A TLS connection's handshake runs on its first read, in its own read loop: a slow one holds up no other.
-      listener = at.kind !== "unix" && options.tls
-        ? deno.listenTls({ hostname: at.host, port: at.port, cert: options.tls.cert, key: options.tls.key })
-        : deno.listen(dialOptions(at));
+      listener = deno.listen(dialOptions(at));
     } catch (err) {
       throw listenError(deno, at, err);
     }
@@ -262,7 +279,7 @@ export function createDenoRuntime(): Runtime {
           if (!open) return;
           continue; // a failed accept (e.g. EMFILE) must not stop the listener
         }
-        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events, events.end !== undefined).start();
+        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events, halfOpen).start();
       }
     })();
     const address: Endpoint = at.kind === "unix" ? at : { ...at, port: listener.addr.port ?? at.port };
