@@ -297,6 +297,13 @@ export function listenerSuite(runtime: RuntimeName) {
         who.send({ payload: { type: "dummy", id: "still-here", data: null } });
         expect((await who.next()).payload.id).toBe("still-here");
         who.close();
+
+        // A broken renewal is refused, and the listener serves on with the certificate it has.
+        writeFileSync(keyFile, "not a key\n");
+        gw.child.kill("SIGHUP");
+        const refused = await gw.waitForLog((r) => r.msg === "reload refused");
+        expect(refused.error).toStartWith(`tcp4 listener: network.tcp4.tls: keyFile ${keyFile} holds no PEM private key (`);
+        await dummyRoundTrip({ host: "127.0.0.1", port, ca: readFileSync(next.ca, "utf8") }, "tls-gina");
       } finally {
         await gw.stop();
       }
