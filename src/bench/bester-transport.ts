@@ -12,7 +12,7 @@
  *   kept by sequence number on this side.
  * @module
  */
-import type { Conn, Endpoint, Runtime } from "../runtime/types.ts";
+import type { Conn, Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
 import { FrameSplitter } from "./frames.ts";
 import type { LoadSink, LoadTransport, PairLink } from "./load.ts";
 
@@ -32,6 +32,8 @@ export interface BesterTransportOptions {
   /** In-flight bound per sender; sizes the dummy send-time ring. */
   window: number;
   connectTimeoutMs?: number;
+  /** Dial the target with TLS (bench --tls / --ca). */
+  tls?: TlsClientOptions;
 }
 
 const LOGIN_TIMEOUT_MS = 10_000;
@@ -115,6 +117,7 @@ function openSession(
         },
       },
       opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS,
+      opts.tls ? { tls: opts.tls } : {},
     )
     .then((conn) => {
       const login = {

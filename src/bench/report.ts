@@ -43,7 +43,7 @@ export interface BenchReport {
   /** Start-up settings of the runtime this bench ran with (Runtime.serverSettings); what it starts inherits them. */
   settings: Record<string, string>;
   /** "started": a gateway per run, started by the bench; else the address given with --connect. */
-  gateway: { started: true; listener: string } | { started: false; address: string };
+  gateway: { started: true; listener: string } | { started: false; address: string; tls?: true };
   /** Which processes did what, for the reader of the figures. */
   processes: string;
   runs: RunReport[];
@@ -71,7 +71,7 @@ export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "m
   const m = report.machine;
   const where = report.gateway.started
     ? `a gateway started by the bench for each run (${report.gateway.listener} on loopback)`
-    : `the gateway at ${report.gateway.address}`;
+    : `the gateway at ${report.gateway.address}${report.gateway.tls ? ", over TLS" : ""}`;
   return [
     `bester bench: bester ${report.bester} on ${report.runtime}; ${m.cpus} CPUs (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB; load average ${m.loadAverage} at start`,
     `runtime settings: ${formatSettings(report.settings)}`,

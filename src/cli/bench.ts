@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
 import { besterTransport } from "../bench/bester-transport.ts";
@@ -11,7 +11,7 @@ import { summariseProfile } from "../bench/profile.ts";
 import { handle as relayHandle } from "../bench/relay-handler.ts";
 import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
 import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
-import type { Endpoint, Runtime } from "../runtime/types.ts";
+import type { Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
 import { parseTarget } from "../sdk/client.ts";
 import { serveHandler } from "../sdk/handler.ts";
 import { VERSION } from "../version.ts";
@@ -64,6 +64,9 @@ Options:
                           instead of starting one; it needs a handler for TYPE
                           that relays (see 'bester bench handler') and accounts
                           bench-t0.., bench-g0.. (or the open account store)
+      --tls               with --connect to a TCP address: dial it with TLS (a listener
+                          with "tls" in its config); its certificate must name HOST
+      --ca FILE           PEM file of the CA that signed that certificate (implies --tls)
       --type TYPE         message type of the relay handler (default ${DEFAULTS.type})
       --password PW       password of the bench users (default $BESTER_PASSWORD, else "${DEFAULTS.password}")
       --listener KIND     tcp4, tcp6 or unix: where the started gateway listens (default tcp4)
@@ -96,6 +99,8 @@ const OPTIONS = {
   warmup: { type: "string" },
   messages: { type: "string", short: "n" },
   connect: { type: "string", short: "c" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
   type: { type: "string" },
   password: { type: "string" },
   listener: { type: "string" },
@@ -105,6 +110,16 @@ const OPTIONS = {
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** --tls / --ca: the CA file read now, so a bad path is a usage mistake before anything starts. */
+function tlsOf(caFile: string | undefined): TlsClientOptions {
+  if (caFile === undefined) return {};
+  try {
+    return { ca: readFileSync(caFile, "utf8") };
+  } catch (err) {
+    throw new UsageError("bench", `--ca: cannot read ${caFile}: ${(err as Error).message}`);
+  }
+}
 
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
@@ -228,6 +243,11 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     throw new UsageError("bench", "--listener is for the gateway the bench starts; with --connect the address says it");
   }
   const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
+  const tls = values.tls === true || values.ca !== undefined ? tlsOf(values.ca) : undefined;
+  if (tls !== undefined && (target === undefined || target.kind === "unix")) {
+    throw new UsageError("bench", "--tls and --ca are for --connect to a TCP address (the gateway the bench starts has no certificate)");
+  }
+  if (tls !== undefined && idle !== undefined) throw new UsageError("bench", "--tls and --ca are not for --idle");
   const cpuProfDir = values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]);
   if (cpuProfDir !== undefined && target !== undefined) {
     throw new UsageError("bench", "--cpu-prof profiles the gateway the bench starts; it cannot profile one given with --connect");
@@ -243,7 +263,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     runtime: `${runtime.name} ${runtime.version}`,
     machine: machineInfo(),
     settings: runtime.serverSettings(),
-    gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect! },
+    gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect!, ...(tls ? { tls: true as const } : {}) },
     processes:
       idle !== undefined
         ? target === undefined
@@ -319,6 +339,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               size,
               runId,
               window,
+              ...(tls ? { tls } : {}),
             }),
             {
               pairs,

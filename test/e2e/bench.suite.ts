@@ -5,8 +5,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { runCli, startGateway } from "../_harness/gateway.ts";
+import { runCli, startGateway, tempDir } from "../_harness/gateway.ts";
 import { ENGINE, RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
+import { makeTestCertificate } from "../_harness/tls.ts";
 
 const QUICK = ["--window", "8", "--duration", "1", "--warmup", "0", "--json", "--quiet"];
 
@@ -114,6 +115,35 @@ export function benchSuite(runtime: RuntimeName) {
         } finally {
           await gw.stop();
         }
+      },
+      120_000,
+    );
+
+    test(
+      "--connect with --ca: a gateway whose listener speaks TLS; --tls without --connect is a usage mistake",
+      async () => {
+        const cert = makeTestCertificate(tempDir());
+        const gw = await startGateway(runtime, {
+          network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 0, tls: { certFile: cert.cert, keyFile: cert.key } } },
+        });
+        try {
+          const address = `127.0.0.1:${(gw.tcp4 as { port: number }).port}`;
+          const { code, stdout } = await runCli(runtime, ["bench", "--connect", address, "--ca", cert.ca, "--mode", "dummy", ...QUICK], {
+            timeoutMs: 90_000,
+          });
+          expect(code).toBe(0);
+          const report = JSON.parse(stdout);
+          expect(report.gateway).toEqual({ started: false, address, tls: true });
+          expectAccounted(report.runs[0]);
+          // Plain frames to the TLS port log nobody in: the bench says so and fails.
+          const plain = await runCli(runtime, ["bench", "--connect", address, "--mode", "dummy", ...QUICK], { timeoutMs: 90_000 });
+          expect(plain.code).toBe(1);
+        } finally {
+          await gw.stop();
+        }
+        const usage = await runCli(runtime, ["bench", "--tls", "--mode", "dummy", ...QUICK]);
+        expect(usage.code).toBe(2);
+        expect(usage.stderr).toContain("--tls and --ca are for --connect to a TCP address");
       },
       120_000,
     );
