@@ -286,16 +286,18 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
 
 async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
   const conn = new BunConn(to, events);
-  if (to.kind === "unix") {
-    await dialWithTimeout(to, Bun.connect<BunConn>({ unix: to.path, socket: DIAL_HANDLERS, data: conn }), timeoutMs, (s) => s.terminate());
-    return conn;
-  }
-  if (options.tls === undefined) {
-    const dial = Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket: DIAL_HANDLERS, data: conn });
-    await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
-    return conn;
-  }
-  // Settled by the handshake: the dial counts only once the server's certificate has been verified.
+  const dial =
+    to.kind === "unix"
+      ? Bun.connect<BunConn>({ unix: to.path, socket: DIAL_HANDLERS, data: conn })
+      : options.tls === undefined
+        ? Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket: DIAL_HANDLERS, data: conn })
+        : dialTls(to, conn, options.tls);
+  await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
+  return conn;
+}
+
+/** A TLS dial, settled by the handshake: it counts only once the server's certificate has been verified. */
+function dialTls(to: { host: string; port: number }, conn: BunConn, options: TlsClientOptions): Promise<Socket<BunConn>> {
   let up = false;
   let verified!: (err: Error | undefined) => void;
   const handshake = new Promise<void>((resolve, reject) => {
@@ -314,14 +316,11 @@ async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, o
       DIAL_HANDLERS.close(s, err);
     },
   };
-  const { ca } = options.tls;
-  const tls = { ...(ca === undefined ? {} : { ca }), serverName: to.host, rejectUnauthorized: true };
-  const dial = Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn, tls }).then(async (s) => {
+  const tls = { ...(options.ca === undefined ? {} : { ca: options.ca }), serverName: to.host, rejectUnauthorized: true };
+  return Bun.connect<BunConn>({ hostname: to.host, port: to.port, socket, data: conn, tls }).then(async (s) => {
     await handshake;
     return s;
   });
-  await dialWithTimeout(to, dial, timeoutMs, (s) => s.terminate());
-  return conn;
 }
 
 function spawn(argv: string[], options: SpawnOptions = {}): Child {

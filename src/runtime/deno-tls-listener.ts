@@ -107,6 +107,8 @@ export function listenNodeTls(
     server.once("error", reject);
     server.listen({ host: at.host, port: at.port, exclusive: true }, () => {
       server.off("error", reject);
+      // After binding, an error is a failed accept (EMFILE, …): that client is lost, the listener carries on.
+      server.on("error", () => {});
       resolve({ port: (server.address() as { port: number }).port, close: () => server.close() });
     });
   });

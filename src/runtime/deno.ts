@@ -294,29 +294,23 @@ export function createDenoRuntime(): Runtime {
   }
 
   async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
-    const tls = options.tls;
-    const dial = to.kind !== "unix" && tls
-      ? // Settled by the handshake: the dial counts only once the server's certificate has been verified.
-        deno
-          .connectTls({
-            hostname: to.host,
-            port: to.port,
-            ...(tls.ca === undefined ? {} : { caCerts: [tls.ca] }),
-          })
-          .then(async (c) => {
-            try {
-              await c.handshake();
-            } catch (err) {
-              c.close();
-              throw err;
-            }
-            return c;
-          })
-      : deno.connect(dialOptions(to));
+    const dial = to.kind !== "unix" && options.tls ? dialTls(to, options.tls) : deno.connect(dialOptions(to));
     const conn = await dialWithTimeout(to, dial, timeoutMs, (c) => c.close());
     const adapter = new DenoConnAdapter(conn, to, events);
     adapter.start();
     return adapter;
+  }
+
+  /** A TLS dial, settled by the handshake: it counts only once the server's certificate has been verified. */
+  async function dialTls(to: { host: string; port: number }, tls: TlsClientOptions): Promise<DenoConn> {
+    const conn = await deno.connectTls({ hostname: to.host, port: to.port, ...(tls.ca === undefined ? {} : { caCerts: [tls.ca] }) });
+    try {
+      await conn.handshake();
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    return conn;
   }
 
   function spawn(argv: string[], options: SpawnOptions = {}): Child {
