@@ -4,7 +4,7 @@
  * loads the Redis client.
  * @module
  */
-import { readFileSync } from "node:fs";
+import { readNamedFile } from "../config/named-file.ts";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -25,14 +25,7 @@ export async function openAccountStore(runtime: Runtime, database: Config["datab
       const { address, port, prefix, username, tls, caFile } = database.redis;
       // An empty variable is no password, as if it were unset.
       const password = database.redis.password ?? (process.env.BESTER_REDIS_PASSWORD || undefined);
-      let ca: string | undefined;
-      if (caFile !== undefined) {
-        try {
-          ca = readFileSync(caFile, "utf8");
-        } catch (err) {
-          throw new Error(`database.redis.caFile: cannot read ${caFile}: ${(err as Error).message}`);
-        }
-      }
+      const ca = caFile === undefined ? undefined : readNamedFile("database.redis.caFile", caFile);
       return (await import("./redis.ts")).openRedisStore({
         host: address,
         port,

@@ -1,4 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { readNamedFile } from "../config/named-file.ts";
+import type { TlsClientOptions } from "../runtime/types.ts";
 
 /** A mistake in how the command was called: printed with a pointer to --help, exit 2. */
 export class UsageError extends Error {
@@ -38,4 +40,14 @@ export function configPathOf(command: string, flag: string | undefined, position
     throw new UsageError(command, `give the config file once: --config ${flag} and '${positionals[0]}' both given`);
   }
   return flag ?? positionals[0];
+}
+
+/** `--tls` / `--ca FILE` (which implies --tls): undefined without either; the CA is read now, a file it cannot read is a usage mistake. */
+export function tlsFlagsOf(command: string, flags: { tls?: boolean; ca?: string }): TlsClientOptions | undefined {
+  if (flags.ca === undefined) return flags.tls ? {} : undefined;
+  try {
+    return { ca: readNamedFile("--ca", flags.ca) };
+  } catch (err) {
+    throw new UsageError(command, (err as Error).message);
+  }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
 import { besterTransport } from "../bench/bester-transport.ts";
@@ -11,11 +11,11 @@ import { summariseProfile } from "../bench/profile.ts";
 import { handle as relayHandle } from "../bench/relay-handler.ts";
 import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
 import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
-import type { Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
+import type { Endpoint, Runtime } from "../runtime/types.ts";
 import { parseTarget } from "../sdk/client.ts";
 import { serveHandler } from "../sdk/handler.ts";
 import { VERSION } from "../version.ts";
-import { parseCommandArgs, UsageError } from "./args.ts";
+import { parseCommandArgs, tlsFlagsOf, UsageError } from "./args.ts";
 
 const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
 
@@ -110,16 +110,6 @@ const OPTIONS = {
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
-
-/** --tls / --ca: the CA file read now, so a bad path is a usage mistake before anything starts. */
-function tlsOf(caFile: string | undefined): TlsClientOptions {
-  if (caFile === undefined) return {};
-  try {
-    return { ca: readFileSync(caFile, "utf8") };
-  } catch (err) {
-    throw new UsageError("bench", `--ca: cannot read ${caFile}: ${(err as Error).message}`);
-  }
-}
 
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
@@ -243,7 +233,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     throw new UsageError("bench", "--listener is for the gateway the bench starts; with --connect the address says it");
   }
   const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
-  const tls = values.tls === true || values.ca !== undefined ? tlsOf(values.ca) : undefined;
+  const tls = tlsFlagsOf("bench", values);
   if (tls !== undefined && (target === undefined || target.kind === "unix")) {
     throw new UsageError("bench", "--tls and --ca are for --connect to a TCP address (the gateway the bench starts has no certificate)");
   }

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Runtime } from "../runtime/types.ts";
 import {
@@ -10,7 +9,7 @@ import {
   type ReceivedMessage,
   type StatusReport,
 } from "../sdk/client.ts";
-import { parseCommandArgs, UsageError } from "./args.ts";
+import { parseCommandArgs, tlsFlagsOf, UsageError } from "./args.ts";
 import { canPrompt, promptHidden } from "./prompt.ts";
 
 const DEFAULT_ADDRESS = "127.0.0.1:2220";
@@ -106,18 +105,10 @@ async function login(command: string, values: ConnectionValues): Promise<BesterC
   const user = values.user;
   if (user === undefined || user.trim() === "") throw new UsageError(command, "--user NAME is required");
   const target = targetOf(command, values.connect);
-  const tls = values.tls || values.ca !== undefined;
+  const tls = tlsFlagsOf(command, values);
   if (tls && "path" in target) throw new UsageError(command, "--tls and --ca are for a TCP address, not a UNIX socket");
-  let ca: string | undefined;
-  if (values.ca !== undefined) {
-    try {
-      ca = readFileSync(values.ca, "utf8");
-    } catch (err) {
-      throw new Error(`--ca: cannot read ${values.ca}: ${(err as Error).message}`);
-    }
-  }
   const password = await passwordOf(command, user, values.password);
-  return await connectClient({ target, username: user, password, ...(tls ? { tls: ca === undefined ? {} : { ca } } : {}) });
+  return await connectClient({ target, username: user, password, ...(tls ? { tls } : {}) });
 }
 
 function describeFailure(err: unknown): string {

@@ -4,7 +4,7 @@
  * @module
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readNamedFile } from "../config/named-file.ts";
 import type { TlsListenerConfig } from "../config/schema.ts";
 import {
   type Endpoint,
@@ -56,9 +56,9 @@ export function readListenerTls(kind: ListenerKind, network: NetworkConfig): Tls
   if (tls === undefined) return undefined;
   const read = (key: "certFile" | "keyFile") => {
     try {
-      return readFileSync(tls[key], "utf8");
+      return readNamedFile(`network.${kind}.tls.${key}`, tls[key]);
     } catch (err) {
-      throw new ListenError("other", `cannot read network.${kind}.tls.${key} ${tls[key]}: ${(err as Error).message}`);
+      throw new ListenError("other", (err as Error).message);
     }
   };
   const cert = read("certFile");

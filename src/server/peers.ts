@@ -7,8 +7,8 @@
  * @module
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { FederationConfig, PeerConfig } from "../config/schema.ts";
+import { readNamedFile } from "../config/named-file.ts";
 import { normaliseIp, parseServerAddress } from "../config/server-address.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
@@ -138,6 +138,7 @@ export interface FederationDeps {
 /** Dials peers for sendServers. */
 export class Federation {
   #open = new Set<Conn>();
+  #tls = new WeakMap<PeerConfig, TlsClientOptions>();
 
   constructor(private readonly deps: FederationDeps) {}
 
@@ -154,6 +155,20 @@ export class Federation {
     const unique = [...new Set(targets)];
     const outcomes = await Promise.all(unique.map((t) => this.#sendOne(t, message, hops)));
     return outcomes.filter((o): o is FailedServer => o !== undefined);
+  }
+
+  /**
+   * How `peer` is dialled with TLS: its CA file read once per config (a
+   * reload makes new peer objects, so a renewed file is read again then).
+   * A file it cannot read is not remembered: the next message tries again.
+   */
+  #tlsOf(peer: PeerConfig): TlsClientOptions {
+    let tls = this.#tls.get(peer);
+    if (tls === undefined) {
+      tls = peer.caFile === undefined ? {} : { ca: readNamedFile(`federation.peers.${peer.name}.caFile`, peer.caFile) };
+      this.#tls.set(peer, tls);
+    }
+    return tls;
   }
 
   /** Drops connections still waiting for a report (shutdown); their senders get "bad". */
@@ -182,10 +197,9 @@ export class Federation {
     let tls: TlsClientOptions | undefined;
     if (peer.tls) {
       try {
-        // Read per message: a renewed CA file applies at once, and a dial's handshake costs far more.
-        tls = peer.caFile === undefined ? {} : { ca: readFileSync(peer.caFile, "utf8") };
+        tls = this.#tlsOf(peer);
       } catch (err) {
-        return fail(ErrorCodes.peerUnreachable, `cannot read federation.peers.${peer.name}.caFile ${peer.caFile}: ${(err as Error).message}`);
+        return fail(ErrorCodes.peerUnreachable, (err as Error).message);
       }
     }
     const outcome = await this.#exchange(to, frame, id, peer.original, f, fail, tls);

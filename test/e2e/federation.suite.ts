@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { readFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
 import { type RunningGateway, startGateway, tempDir } from "../_harness/gateway.ts";
 import { makeTestCertificate } from "../_harness/tls.ts";
 import { freePort } from "../_harness/redis.ts";
@@ -383,12 +383,14 @@ export function federationSuite(runtime: RuntimeName) {
       const tAddress = hostPort(t.tcp4);
       // T twice: over IPv4 with the CA that signed its certificate, over IPv6 with one that did not.
       const other = `[::1]:${(t.tcp6 as any).port}`;
+      const peerCa = join(dir, "peer-ca.pem");
+      copyFileSync(cert.ca, peerCa);
       const s = await startGateway(runtime, {
         ...chatHandler("S"),
         federation: {
           name: "S",
           peers: {
-            T: { address: tAddress, secret, tls: true, caFile: cert.ca },
+            T: { address: tAddress, secret, tls: true, caFile: peerCa },
             Tstranger: { address: other, secret, tls: true, caFile: stranger.ca },
           },
           connectTimeoutMs: 2000,
@@ -407,6 +409,17 @@ export function federationSuite(runtime: RuntimeName) {
         const bad = await report(alice, "t2");
         expect(bad.header.status).toBe("bad");
         expect(bad.header.failedServers).toEqual([{ server: other, code: "peer_unreachable", message: expect.any(String) }]);
+        expect(bob.inbox).toEqual([]);
+
+        // The CA file is read once per config: changed on disk, it counts from the next reload on.
+        copyFileSync(stranger.ca, peerCa);
+        alice.send(msg("t3", { do: "chat", to: ["bob-tls"], body: "still the CA read before", servers: [tAddress] }));
+        expect((await bob.next(10000)).payload.data).toMatchObject({ body: "still the CA read before" });
+        expect((await report(alice, "t3")).header.status).toBe("good");
+        s.child.kill("SIGHUP");
+        await s.waitForLog((r) => r.msg === "reload done");
+        alice.send(msg("t4", { do: "chat", to: ["bob-tls"], body: "never", servers: [tAddress] }));
+        expect((await report(alice, "t4")).header.failedServers).toEqual([{ server: tAddress, code: "peer_unreachable", message: expect.any(String) }]);
         expect(bob.inbox).toEqual([]);
         alice.close();
         bob.close();

@@ -319,7 +319,7 @@ export function listenerSuite(runtime: RuntimeName) {
       );
       const missing = join(dir, "nope.pem");
       await expect(startGateway(runtime, tcp4({ certFile: missing, keyFile: a.key }))).rejects.toThrow(
-        `tcp4 listener: cannot read network.tcp4.tls.certFile ${missing}`,
+        `tcp4 listener: network.tcp4.tls.certFile: cannot read ${missing}: `,
       );
       await expect(startGateway(runtime, tcp4({ certFile: a.key, keyFile: a.key }))).rejects.toThrow(
         `tcp4 listener: network.tcp4.tls: certFile ${a.key} holds no PEM certificate`,
