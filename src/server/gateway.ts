@@ -3,7 +3,6 @@
  * cleanly.
  * @module
  */
-import { X509Certificate } from "node:crypto";
 import { planReload } from "../config/diff.ts";
 import { CONTROL_MESSAGE_TYPE } from "../control/types.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
@@ -19,7 +18,7 @@ import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
-import { openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
+import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
 import { createRouter } from "./router.ts";
@@ -159,7 +158,7 @@ export class Gateway {
     this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined });
     if (tls === undefined) return;
     // Renewal is the operator's job; the gateway only says, at start and on each reload, when it is due.
-    const expires = new Date(new X509Certificate(tls.cert).validTo);
+    const { expires } = tls;
     const days = Math.floor((expires.getTime() - Date.now()) / 86_400_000);
     if (days < CERTIFICATE_WARN_DAYS) {
       const message = days < 0 ? `the certificate of the ${kind} listener has expired` : `the certificate of the ${kind} listener expires in ${days} day${days === 1 ? "" : "s"}`;
@@ -197,6 +196,7 @@ export class Gateway {
 
     // Everything that can fail comes first, so a failure leaves the old state whole.
     // A TLS listener whose files now hold another certificate (renewed in place) is opened again with it.
+    const renewed = new Map<ListenerKind, ListenerTls>();
     for (const kind of next.network.types) {
       const current = this.#listeners.find((l) => l.kind === kind);
       if (!current?.tls || plan.openListeners.includes(kind)) continue;
@@ -207,6 +207,7 @@ export class Gateway {
         return { ok: false, errors: [`${kind} listener: ${(err as Error).message}`], warnings: loaded.warnings };
       }
       if (now && (now.cert !== current.tls.cert || now.key !== current.tls.key)) {
+        renewed.set(kind, now);
         plan.closeListeners.push(kind);
         plan.openListeners.push(kind);
         plan.changes.push(`listener ${kind} reopened with the certificate now in its files`);
@@ -227,7 +228,7 @@ export class Gateway {
       // A listener moving to another address can only bind once the old one let go.
       if (moving && sameBinding(this.#config, next, kind)) await moving.listener.close();
       try {
-        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind)));
+        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind), renewed.get(kind)));
       } catch (err) {
         await Promise.allSettled(opened.map((o) => o.listener.close()));
         await accounts?.close();

@@ -24,11 +24,16 @@ export interface NetworkConfig {
   tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
 }
 
+/** A TLS listener's certificate and key as read from its files, and when the certificate ends. */
+export interface ListenerTls extends TlsServerOptions {
+  expires: Date;
+}
+
 export interface OpenListener {
   kind: ListenerKind;
   listener: Listener;
   /** The certificate and key it was opened with (a TLS listener): a reload compares the files with them. */
-  tls?: TlsServerOptions;
+  tls?: ListenerTls;
 }
 
 export class ListenerStartError extends Error {
@@ -51,7 +56,7 @@ export function endpointFor(kind: ListenerKind, network: NetworkConfig): Endpoin
  * The certificate and key of `kind`'s listener, read from their files now;
  * undefined for a plain one. Throws a ListenError naming the file it cannot read.
  */
-export function readListenerTls(kind: ListenerKind, network: NetworkConfig): TlsServerOptions | undefined {
+export function readListenerTls(kind: ListenerKind, network: NetworkConfig): ListenerTls | undefined {
   const tls = kind === "unix" ? undefined : network[kind]?.tls;
   if (tls === undefined) return undefined;
   const read = (key: "certFile" | "keyFile") => {
@@ -79,13 +84,18 @@ export function readListenerTls(kind: ListenerKind, network: NetworkConfig): Tls
     throw problem(`keyFile ${tls.keyFile} holds no PEM private key (${(err as Error).message})`);
   }
   if (!certificate.checkPrivateKey(privateKey)) throw problem(`keyFile ${tls.keyFile} is not the key of the certificate in ${tls.certFile}`);
-  return { cert, key };
+  return { cert, key, expires: new Date(certificate.validTo) };
 }
 
-/** Opens `kind`'s listener as `network` describes it (with TLS if it says so). */
-export async function openListener(runtime: Runtime, kind: ListenerKind, network: NetworkConfig, events: SocketEvents): Promise<OpenListener> {
-  const tls = readListenerTls(kind, network);
-  const listener = await runtime.listen(endpointFor(kind, network), events, tls ? { tls } : {});
+/** Opens `kind`'s listener as `network` describes it (with TLS if it says so; `tls`, if given, as just read from its files). */
+export async function openListener(
+  runtime: Runtime,
+  kind: ListenerKind,
+  network: NetworkConfig,
+  events: SocketEvents,
+  tls = readListenerTls(kind, network),
+): Promise<OpenListener> {
+  const listener = await runtime.listen(endpointFor(kind, network), events, tls ? { tls: { cert: tls.cert, key: tls.key } } : {});
   return tls ? { kind, listener, tls } : { kind, listener };
 }
 

@@ -284,7 +284,7 @@ export class Session {
     this.#closeDetail = detail;
     this.#stopTimer();
     this.conn.end();
-    if (!this.#gone) this.#timer = setTimeout(() => this.conn.destroy(), LINGER_MS);
+    this.#timer = setTimeout(() => this.conn.destroy(), LINGER_MS);
   }
 
   #onFrame(value: unknown): void {
