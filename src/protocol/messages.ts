@@ -37,7 +37,14 @@ export type Problem = {
 };
 
 export type FirstFrame =
-  | { scope: "client"; credentials: Credentials; payload?: ClientPayload }
+  | {
+      scope: "client";
+      credentials: Credentials;
+      /** The first frame's own message, when it is a well-formed one (PROTOCOL.md §2, Extension). */
+      payload?: ClientPayload;
+      /** Why a payload that was there is not dispatched: it is not a well-formed message. */
+      ignored?: string;
+    }
   | {
       scope: "server";
       authentication?: unknown;
@@ -256,11 +263,14 @@ export function parseFirstFrame(value: unknown): { ok: true; frame: FirstFrame }
   const { username, password } = auth.output.header.authentication;
   const credentials = { username, password };
 
-  // The authenticating frame need not carry a payload; null counts as none.
+  // The original daemon never read the first frame's payload, and original
+  // clients log in with payloads of any shape (no id, null, a primitive):
+  // the login stands on the header alone. A well-formed payload is a message
+  // like any other; anything else is set aside, never a reason to refuse.
   const raw = (value as Record<string, unknown>)["payload"];
   if (raw === undefined || raw === null) return { ok: true, frame: { scope: "client", credentials } };
   const payload = parseClientPayload(value);
-  if (!payload.ok) return payload;
+  if (!payload.ok) return { ok: true, frame: { scope: "client", credentials, ignored: payload.problem.message } };
   return { ok: true, frame: { scope: "client", credentials, payload: payload.payload } };
 }
 

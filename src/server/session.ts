@@ -369,6 +369,7 @@ export class Session {
       this.host.clientReady(this);
       // Extension: the first frame's own payload is not dropped (a dummy is the customary filler).
       if (frame.payload && frame.payload.type !== "dummy") this.#dispatch(frame.payload);
+      else if (frame.ignored !== undefined) this.log.debug("first frame's payload not dispatched: not a well-formed message", { detail: frame.ignored });
       this.#pump();
     };
     const failed = (err: unknown) =>

@@ -104,10 +104,27 @@ describe("parseFirstFrame", () => {
       ok: true,
       frame: { scope: "client", credentials: { username: "a", password: "p" }, payload: { type: "chat", id: "1", data: [1] } },
     });
-    expect(problemOf(parseFirstFrame(client(auth, { payload: { type: "chat" } })))).toEqual({
-      code: "malformed_message",
-      message: "payload.id: expected a string, got nothing",
-    });
+  });
+
+  test("a first payload that is not a well-formed message never refuses the login: it is set aside, saying why", () => {
+    const auth = { username: "a", password: "p" };
+    const credentials = { username: "a", password: "p" };
+    // The shapes original clients log in with, and worse.
+    const cases: [unknown, string][] = [
+      [{ type: "dummy", data: null }, "payload.id: expected a string, got nothing"],
+      [{ type: "type1", data: { x: 1 } }, "payload.id: expected a string, got nothing"],
+      [{ data: null, type: "null" }, "payload.id: expected a string, got nothing"],
+      [{ id: "1", data: 2 }, "payload.type: expected a string, got nothing"],
+      [{ type: 7, id: "1" }, "payload.type: expected a string, got 7"],
+      [{ type: "chat", id: ["x"] }, 'payload.id: expected a string, got ["x"]'],
+      ["hello", 'payload: expected an object, got "hello"'],
+      [42, "payload: expected an object, got 42"],
+      [[1, 2], "payload: expected an object, got [1,2]"],
+      [{}, "payload.type: expected a string, got nothing"],
+    ];
+    for (const [payload, ignored] of cases) {
+      expect(parseFirstFrame(client(auth, { payload }))).toEqual({ ok: true, frame: { scope: "client", credentials, ignored } });
+    }
   });
 
   test("scope missing or unknown is bad_scope", () => {
