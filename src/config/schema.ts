@@ -64,7 +64,7 @@ export interface PeerConfig {
   address?: string;
   /** The secret both sides share; absent for an original-protocol peer. */
   secret?: string;
-  /** An original Bester server: dialled without credentials, and "good" once the message is written (it sends no report). */
+  /** An original Bester server: dialled without credentials (it reads none; its status report is awaited as any peer's). */
   original: boolean;
   /** Dialled with TLS (its listener has `tls`). */
   tls: boolean;

@@ -202,7 +202,7 @@ export class Federation {
         return fail(ErrorCodes.peerUnreachable, (err as Error).message);
       }
     }
-    const outcome = await this.#exchange(to, frame, id, peer.original, f, fail, tls);
+    const outcome = await this.#exchange(to, frame, id, f, fail, tls);
     const ms = Math.round(performance.now() - started);
     if (outcome) log.warn("peer did not accept the message", { type: message.type, hops, code: outcome.code, detail: outcome.message, ms });
     else log.debug("peer accepted the message", { type: message.type, hops, ms });
@@ -210,15 +210,14 @@ export class Federation {
   }
 
   /**
-   * One connection: write the frame; for our peers, wait for the status report
-   * about `id`; for an original peer, end once it is written (an original
-   * server sends no report).
+   * One connection: write the frame, then wait for the status report about
+   * `id`. An original server reports too: it requires the id and answers
+   * on the same connection before it closes.
    */
   #exchange(
     to: Endpoint,
     frame: Uint8Array,
     id: string,
-    original: boolean,
     f: FederationConfig,
     fail: (code: string, text: string) => FailedServer,
     tls: TlsClientOptions | undefined,
@@ -250,7 +249,6 @@ export class Federation {
             close: (_c, err) => {
               // Some runtimes report a failed dial as a close too; the rejection below says it better.
               if (conn === undefined) return settle(fail(ErrorCodes.peerUnreachable, err?.message ?? "connection closed while dialling"));
-              if (original && !err) return settle(undefined); // written and closed cleanly: taken
               settle(
                 fail(
                   ErrorCodes.peerFailed,
@@ -268,14 +266,6 @@ export class Federation {
             if (settled) return c.destroy();
             this.#open.add(c);
             c.write(frame);
-            if (original) {
-              c.end();
-              timer = setTimeout(
-                () => settle(fail(ErrorCodes.peerTimeout, `the message was not written within ${f.replyTimeoutMs} ms`)),
-                f.replyTimeoutMs,
-              );
-              return;
-            }
             timer = setTimeout(
               () => settle(fail(ErrorCodes.peerTimeout, `no status report within ${f.replyTimeoutMs} ms`)),
               f.replyTimeoutMs,

@@ -91,7 +91,16 @@ export function federationSuite(runtime: RuntimeName) {
 
     beforeAll(async () => {
       silent = await rawPeer();
-      legacy = await rawPeer();
+      // As the original daemon did: it needs the payload's id, answers with a status report about it, and closes.
+      legacy = await rawPeer((frame, socket) => {
+        const id = frame.payload?.id;
+        const refuse = frame.payload?.data?.body === "refuse";
+        const header = refuse ? { status: "bad", messageType: "statusReport" } : { status: "good", messageType: "statusReport" };
+        const body = Buffer.from(JSON.stringify({ header, payload: { id } }));
+        const length = Buffer.alloc(4);
+        length.writeUInt32LE(body.length);
+        socket.end(Buffer.concat([length, body]));
+      });
       downAddress = `127.0.0.1:${await freePort()}`;
       aPort = await freePort();
       c = await startGateway(runtime, {
@@ -228,7 +237,7 @@ export function federationSuite(runtime: RuntimeName) {
       alice.close();
     });
 
-    test("an original peer: sent without credentials, as an original server reads it; good once written", async () => {
+    test("an original peer: sent without credentials but with an id, as an original server reads it; its report decides", async () => {
       const alice = await login(a.tcp4, "alice6");
       alice.send(msg("c6", { do: "chat", to: ["old"], body: "hello 2020", servers: [legacy.address] }));
       expect((await report(alice, "c6")).header.status).toBe("good");
@@ -236,7 +245,13 @@ export function federationSuite(runtime: RuntimeName) {
       const frame = legacy.frames[0];
       expect(frame.header.scope).toBe("server");
       expect(frame.header.authentication).toBeUndefined();
+      expect(frame.payload.id).toMatch(/^A-[0-9a-f-]{36}$/);
       expect(frame.payload).toMatchObject({ type: "chat", data: { kind: "chat", from: "alice6", to: ["old"], body: "hello 2020" } });
+      // Its "bad" is not taken for delivered.
+      alice.send(msg("c6b", { do: "chat", to: ["old"], body: "refuse", servers: [legacy.address] }));
+      const refused = await report(alice, "c6b");
+      expect(refused.header.status).toBe("bad");
+      expect(refused.header.failedServers).toEqual([{ server: legacy.address, code: "peer_failed", message: 'status "bad"' }]);
       alice.close();
     });
 
