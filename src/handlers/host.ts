@@ -38,6 +38,18 @@ export function handlerArgv(runtime: Runtime, h: HandlerConfig, informerPath: st
   return undefined;
 }
 
+/**
+ * The folder a handler program runs in: its own, when the config names it by
+ * a path, as an original handler expects (one at `handlers/type1` binds
+ * `../aSock`, the `aSock` beside the config file); else (a command found on
+ * PATH, a bundled handler) the config file's folder; with no file, the
+ * gateway's own working folder.
+ */
+export function handlerCwd(h: HandlerConfig, source: string | null): string | undefined {
+  if (h.handlerBinary?.includes("/")) return dirname(h.handlerBinary);
+  return source === null ? undefined : dirname(source);
+}
+
 export class HandlerHost {
   #entries = new Map<string, HandlerEntry>();
 
@@ -52,7 +64,7 @@ export class HandlerHost {
   #makeEntry(h: HandlerConfig): HandlerEntry {
     const { runtime, config } = this;
     const informer = config.informer.enabled ? config.informer.path : undefined;
-    const cwd = config.source ? dirname(config.source) : undefined;
+    const cwd = handlerCwd(h, config.source);
     const hlog = this.log.with({ handler: h.type });
     const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog };
     const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
