@@ -52,7 +52,7 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
   });
   for (const w of outcome.warnings) log.warn(`config: ${w}`);
 
-  const gateway = new Gateway(runtime, config, log);
+  const gateway = new Gateway(runtime, config, log, { level: level as LogLevel | undefined, format: format as LogFormat | undefined });
   let control: HttpServer | undefined;
   // Signals are taken from before start-up, so one that arrives while handlers
   // start still ends in a clean stop rather than the default kill.

@@ -48,6 +48,8 @@ export class Gateway {
     readonly runtime: Runtime,
     config: Config,
     readonly log: Logger,
+    /** Log settings given on the command line: they outrank the file's, on every reload too. */
+    private readonly logOverride: { level?: Config["log"]["level"]; format?: Config["log"]["format"] } = {},
   ) {
     this.#config = config;
     const gateway = this;
@@ -250,7 +252,7 @@ export class Gateway {
     const previous = this.#config;
     this.#config = next;
     this.#host.limits = next.limits;
-    this.log.configure(next.log.level, next.log.format);
+    this.log.configure(this.logOverride.level ?? next.log.level, this.logOverride.format ?? next.log.format);
     await this.handlers.apply(next, plan.stopHandlers, plan.startHandlers);
     for (const change of plan.changes) this.log.info("reloaded", { change });
     if (next.limits.maxConnections !== previous.limits.maxConnections) await this.#checkOpenFiles(next.limits.maxConnections);
