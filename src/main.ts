@@ -5,6 +5,7 @@
 import { UsageError } from "./cli/args.ts";
 import { BENCH_HELP, benchCommand } from "./cli/bench.ts";
 import { checkCommand } from "./cli/check.ts";
+import { CTL_HELP, ctlCommand } from "./cli/ctl.ts";
 import { CLIENT_HELP, clientCommand, SEND_HELP, sendCommand } from "./cli/client.ts";
 import { HANDLER_HELP, handlerCommand } from "./cli/handler.ts";
 import { PASSWD_HELP, passwdCommand } from "./cli/passwd.ts";
@@ -22,6 +23,7 @@ const HELP: Record<string, string> = {
   send: SEND_HELP,
   handler: HANDLER_HELP,
   bench: BENCH_HELP,
+  ctl: CTL_HELP,
 };
 
 async function main(runtime: Runtime, argv: string[]): Promise<number> {
@@ -52,6 +54,8 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
         return await serveCommand(runtime, rest);
       case "check":
         return await checkCommand(rest);
+      case "ctl":
+        return await ctlCommand(runtime, rest);
       case "passwd":
         return await passwdCommand(runtime, rest);
       case "client":

@@ -7,8 +7,9 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config, HandlerConfig } from "./schema.ts";
 
@@ -101,15 +102,18 @@ export const DEFAULT_REDIS_PORT = 6379;
 
 // --- file names -------------------------------------------------------------
 
-/** Informer socket name when the file names none; placed beside the client UNIX socket. */
-export const INFORMER_SOCKET_NAME = "bester-informer.sock";
+/**
+ * Sockets a gateway binds for itself (the informer; the control API when the
+ * file gives it no address) end in these, after a name made from the config
+ * file's: two gateways whose files share a folder never reach for one path.
+ */
+export const INFORMER_SOCKET_SUFFIX = ".informer";
+export const CONTROL_SOCKET_SUFFIX = ".control";
 /** SQLite account store name when the file names none; placed beside the config file. */
 export const SQLITE_FILE_NAME = "bester-accounts.db";
 
-/** sun_path holds 108 bytes on Linux, 104 on macOS and the BSDs, one of them the terminating NUL; a longer path cannot be bound at all. */
-export const MAX_UNIX_SOCKET_PATH_BYTES = ["darwin", "freebsd", "openbsd", "netbsd"].includes(process.platform)
-  ? 103
-  : 107;
+/** The longest UNIX socket path the OS can bind (sun_path), set by the runtime layer that binds them. */
+export { MAX_SOCKET_PATH_BYTES as MAX_UNIX_SOCKET_PATH_BYTES } from "../runtime/unix-path.ts";
 
 // --- log --------------------------------------------------------------------
 
@@ -127,6 +131,20 @@ export function defaultRunDir(): string {
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (xdg) return join(xdg, "bester");
   return join(tmpdir(), `bester-${process.getuid?.() ?? "user"}`);
+}
+
+/**
+ * Where the gateway of the config file `source` binds a socket of its own
+ * (`suffix`: INFORMER_SOCKET_SUFFIX or CONTROL_SOCKET_SUFFIX) when the file
+ * names none: in the folder of its client socket, else in the run directory,
+ * named after the file and a digest of its path. Only the file decides it,
+ * so `bester ctl --config FILE` finds it, and moving the client socket
+ * within its folder on a reload leaves it where it is.
+ */
+export function ownSocketPath(clientSocket: string | undefined, source: string, suffix: string): string {
+  const stem = basename(source).replace(/\.[^.]*$/, "") || "bester";
+  const digest = createHash("sha256").update(source).digest("hex").slice(0, 8);
+  return join(clientSocket === undefined ? defaultRunDir() : dirname(clientSocket), `${stem}-${digest}${suffix}`);
 }
 
 /**

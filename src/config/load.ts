@@ -6,19 +6,24 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import {
+  CONTROL_SOCKET_SUFFIX,
+  DEFAULT_CONTROL_ADDRESS,
+  DEFAULT_CONTROL_PORT,
   FRAME_HEADER_BYTES,
-  INFORMER_SOCKET_NAME,
+  INFORMER_SOCKET_SUFFIX,
   MAX_UNIX_SOCKET_PATH_BYTES,
   MIN_PEER_SECRET_LENGTH,
+  ownSocketPath,
   SQLITE_FILE_NAME,
 } from "./defaults.ts";
 import { findJsonSyntaxError } from "./json-error.ts";
 import {
   type Config,
   CONFIG_SECTIONS,
+  type ControlConfig,
   type ConfigFile,
   configSchema,
   findUnknownKeys,
@@ -176,6 +181,10 @@ function setAside(raw: unknown, errors: ConfigIssue[], warnings: string[]): unkn
     }
     input.network = kept;
   }
+  const control = raw.control;
+  if (isPlainObject(control) && control.socket !== undefined && (control.address !== undefined || control.port !== undefined)) {
+    errors.push({ path: "control.socket", message: "give either a socket or an address and port, not both" });
+  }
   const handlers = raw.handlers;
   const typeMap = isPlainObject(handlers) ? (handlers.typeMap ?? {}) : undefined;
   if (isPlainObject(handlers) && Array.isArray(handlers.availableTypes) && isPlainObject(typeMap)) {
@@ -235,7 +244,8 @@ function normalise(file: ConfigFile, source: string): Config {
       timeoutMs: h.timeoutMs ?? file.limits.handlerTimeoutMs,
     };
   }
-  const { database: d, control: c, informer: inf, limits: l } = file;
+  const { database: d, informer: inf, limits: l } = file;
+  const clientSocket = network.unix?.address;
   return {
     source,
     network,
@@ -255,12 +265,10 @@ function normalise(file: ConfigFile, source: string): Config {
       allowOpenOnNetwork: d.allowOpenOnNetwork,
     },
     admin: { info: file.admin.info },
-    control: { enabled: c.enabled, address: c.address, port: c.port, ...(c.token === undefined ? {} : { token: c.token }) },
+    control: normaliseControl(file.control, clientSocket, source, at),
     informer: {
       enabled: inf.enabled,
-      path: inf.path === undefined
-        ? join(network.unix ? dirname(network.unix.address) : dir, INFORMER_SOCKET_NAME)
-        : at(inf.path),
+      path: inf.path === undefined ? ownSocketPath(clientSocket, source, INFORMER_SOCKET_SUFFIX) : at(inf.path),
     },
     federation: normaliseFederation(file.federation, at),
     limits: {
@@ -275,6 +283,21 @@ function normalise(file: ConfigFile, source: string): Config {
     },
     log: { level: file.log.level, format: file.log.format },
   };
+}
+
+/** TCP when the file gives an address or a port; else a UNIX socket, the one it names or one of our own. */
+function normaliseControl(
+  c: ConfigFile["control"],
+  clientSocket: string | undefined,
+  source: string,
+  at: (path: string) => string,
+): ControlConfig {
+  const token = c.token === undefined ? {} : { token: c.token };
+  if (c.address !== undefined || c.port !== undefined) {
+    return { enabled: c.enabled, address: c.address ?? DEFAULT_CONTROL_ADDRESS, port: c.port ?? DEFAULT_CONTROL_PORT, ...token };
+  }
+  const socket = c.socket === undefined ? ownSocketPath(clientSocket, source, CONTROL_SOCKET_SUFFIX) : at(c.socket);
+  return { enabled: c.enabled, socket, ...token };
 }
 
 function normaliseFederation(f: ConfigFile["federation"], at: (path: string) => string): Config["federation"] {
@@ -377,7 +400,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     });
   }
 
-  if (control.enabled) {
+  if (control.enabled && control.address !== undefined) {
     for (const kind of ["tcp4", "tcp6"] as const) {
       const l = network[kind];
       if (l && l.port !== 0 && l.port === control.port && control.address.includes(":") === (kind === "tcp6")) {
@@ -399,6 +422,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   const sockets: { path: string; file: string; program?: boolean }[] = [];
   if (network.unix) sockets.push({ path: "network.unix.address", file: network.unix.address });
   if (config.informer.enabled) sockets.push({ path: "informer.path", file: config.informer.path });
+  if (control.enabled && control.socket !== undefined) sockets.push({ path: "control.socket", file: control.socket });
   for (const h of Object.values(config.handlers.typeMap)) {
     const path = joinPath(joinPath("handlers.typeMap", h.type), "unixDomainSocketPath");
     sockets.push({ path, file: h.unixDomainSocketPath, program: h.handlerBinary !== undefined || h.bundled !== undefined });

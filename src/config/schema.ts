@@ -13,8 +13,6 @@ import {
   BUNDLED_HANDLERS,
   type BundledHandlerName,
   DEFAULT_AUTH_TIMEOUT_MS,
-  DEFAULT_CONTROL_ADDRESS,
-  DEFAULT_CONTROL_PORT,
   DEFAULT_HANDLER_CONNECTIONS,
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_LOG_FORMAT,
@@ -88,6 +86,16 @@ export interface TlsListenerConfig {
   keyFile: string;
 }
 
+/**
+ * Extension: where the HTTP control API listens. On TCP when the file gives
+ * an address or a port (the embedded default: 127.0.0.1:2280); otherwise on
+ * a UNIX socket (mode 0600: the file's permissions are the access check).
+ */
+export type ControlConfig = { enabled: boolean; token?: string } & (
+  | { address: string; port: number; socket?: undefined }
+  | { socket: string; address?: undefined; port?: undefined }
+);
+
 export interface Config {
   source: string | null;
   network: {
@@ -116,7 +124,7 @@ export interface Config {
     allowOpenOnNetwork: boolean;
   };
   admin: { info: unknown };
-  control: { enabled: boolean; address: string; port: number; token?: string };
+  control: ControlConfig;
   informer: { enabled: boolean; path: string };
   federation: FederationConfig;
   limits: {
@@ -299,8 +307,10 @@ const configEntries = {
   control: v.optional(
     obj({
       enabled: v.optional(bool, true),
-      address: v.optional(text, DEFAULT_CONTROL_ADDRESS),
-      port: v.optional(port, DEFAULT_CONTROL_PORT),
+      // Without address and port: a UNIX socket (load.ts), so that two gateways on one host never collide.
+      address: v.optional(text),
+      port: v.optional(port),
+      socket: v.optional(text),
       token: v.optional(text),
     }),
     () => ({}),

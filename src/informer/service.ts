@@ -9,20 +9,16 @@
  * its path, so there is no moment at which another user could connect.
  * @module
  */
-import { chmod, lstat, mkdtemp, rename, rmdir, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { INFORMER_MAX_CONNECTIONS, MAX_UNIX_SOCKET_PATH_BYTES } from "../config/defaults.ts";
+import { INFORMER_MAX_CONNECTIONS } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { ErrorCodes } from "../protocol/reports.ts";
 import type { Conn, Listener, Runtime } from "../runtime/types.ts";
-import { claimUnixPath } from "../runtime/unix-path.ts";
+import { bindPrivateSocket, type PrivateSocket } from "../runtime/unix-path.ts";
 import { answerInformer, type InformerReply, type InformerView } from "./commands.ts";
 
 /** How long the stale-socket probe waits for a live informer to accept. */
 const PROBE_TIMEOUT_MS = 500;
-/** Owner read/write only. */
-const SOCKET_MODE = 0o600;
 
 export interface InformerDeps {
   runtime: Runtime;
@@ -33,9 +29,8 @@ export interface InformerDeps {
 }
 
 export class InformerService {
-  #listener: Listener | undefined;
+  #socket: PrivateSocket<Listener> | undefined;
   #path: string | undefined;
-  #inode: number | undefined;
   #conns = new Set<Conn>();
 
   constructor(private readonly deps: InformerDeps) {}
@@ -59,8 +54,6 @@ export class InformerService {
   }
 
   async #bind(path: string): Promise<void> {
-    const { runtime } = this.deps;
-    await claimUnixPath(path, (p) => this.#answers(p));
     const events = {
       open: (conn: Conn) => this.#open(conn),
       data: (conn: Conn, chunk: Uint8Array) => this.#data(conn, chunk),
@@ -69,45 +62,23 @@ export class InformerService {
         this.#decoders.delete(conn);
       },
     };
-    const dir = await mkdtemp(join(dirname(path), ".bi-")); // created 0700
-    const staging = join(dir, "s");
-    try {
-      if (new TextEncoder().encode(staging).length <= MAX_UNIX_SOCKET_PATH_BYTES) {
-        this.#listener = await runtime.listen({ kind: "unix", path: staging }, events);
-        await chmod(staging, SOCKET_MODE);
-        await rename(staging, path);
-      } else {
-        // The private directory's path is too long to bind in: bind in place, restricted at once.
-        this.deps.log.warn("informer socket bound in place: its directory's path is too long for a private staging directory", { path });
-        this.#listener = await runtime.listen({ kind: "unix", path }, events);
-        await chmod(path, SOCKET_MODE);
-      }
-    } catch (err) {
-      await this.#listener?.close();
-      this.#listener = undefined;
-      throw err;
-    } finally {
-      await rmdir(dir).catch(() => {});
-    }
+    this.#socket = await bindPrivateSocket(
+      path,
+      (p) => this.#answers(p),
+      (at) => this.deps.runtime.listen({ kind: "unix", path: at }, events),
+      () => this.deps.log.warn("informer socket bound in place: its directory's path is too long for a private staging directory", { path }),
+    );
     this.#path = path;
-    this.#inode = (await lstat(path)).ino;
   }
 
   /** Stops accepting, closes every informer connection, removes the socket file it created. */
   async stop(): Promise<void> {
-    const listener = this.#listener;
-    this.#listener = undefined;
-    if (!listener) return;
-    await listener.close();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (!socket) return;
+    await socket.server.close();
     for (const conn of [...this.#conns]) conn.end();
-    const path = this.#path!;
-    try {
-      const now = await lstat(path);
-      // Never a socket some other process put there since.
-      if (now.isSocket() && now.ino === this.#inode) await unlink(path);
-    } catch {
-      // already gone
-    }
+    await socket.remove();
   }
 
   #decoders = new Map<Conn, { decoder: FrameDecoder; reply(r: InformerReply): void }>();

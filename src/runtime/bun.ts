@@ -11,6 +11,8 @@ import {
   type Conn,
   type Endpoint,
   type FetchHandler,
+  type HttpAnswer,
+  type HttpRequest,
   type HttpServer,
   ListenError,
   type Listener,
@@ -23,6 +25,7 @@ import {
   formatEndpoint,
 } from "./types.ts";
 import { dialWithTimeout } from "./dial.ts";
+import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
 
 let nextId = 1;
@@ -364,6 +367,10 @@ async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>
   }
 }
 
+function httpRequest(to: Endpoint, request: HttpRequest): Promise<HttpAnswer> {
+  return fetchAnswer(to, request, to.kind === "unix" ? { unix: to.path } : {});
+}
+
 function selfCommand(): string[] {
   // A compiled binary carries its entry inside a virtual /$bunfs/ path.
   if (Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN")) return [process.execPath];
@@ -413,6 +420,7 @@ export const bunRuntime: Runtime = {
   connect,
   spawn,
   serveHttp,
+  httpRequest,
   async openSqlite(path: string) {
     return (await import("./sqlite-bun.ts")).openSqlite(path);
   },

@@ -65,6 +65,7 @@ export interface DenoNamespace {
       | { path: string; onListen?: (addr: DenoAddr) => void },
     handler: (request: Request) => Response | Promise<Response>,
   ): DenoHttpServer;
+  createHttpClient(options: { proxy: { transport: "unix"; path: string } }): { close(): void };
   addSignalListener(signal: string, fn: () => void): void;
   removeSignalListener(signal: string, fn: () => void): void;
   exit(code: number): never;

@@ -9,12 +9,15 @@ import { OutBuffer } from "../protocol/out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
 import { dialWithTimeout } from "./dial.ts";
+import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
 import {
   type Child,
   type Conn,
   type Endpoint,
   type FetchHandler,
+  type HttpAnswer,
+  type HttpRequest,
   type HttpServer,
   ListenError,
   type Listener,
@@ -370,6 +373,16 @@ export function createDenoRuntime(): Runtime {
     }
   }
 
+  async function httpRequest(to: Endpoint, request: HttpRequest): Promise<HttpAnswer> {
+    if (to.kind !== "unix") return fetchAnswer(to, request, {});
+    const client = deno.createHttpClient({ proxy: { transport: "unix", path: to.path } });
+    try {
+      return await fetchAnswer(to, request, { client });
+    } finally {
+      client.close();
+    }
+  }
+
   return {
     name: "deno",
     version: deno.version.deno,
@@ -377,6 +390,7 @@ export function createDenoRuntime(): Runtime {
     connect,
     spawn,
     serveHttp,
+    httpRequest,
     async openSqlite(path: string) {
       return (await import("./sqlite-deno.ts")).openSqlite(path);
     },

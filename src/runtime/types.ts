@@ -110,6 +110,24 @@ export interface HttpServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+/** One HTTP request, as {@link Runtime.httpRequest} sends it. */
+export interface HttpRequest {
+  method: string;
+  /** The path and query, e.g. `/v1/clients`. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Rejects when the whole answer has not arrived by then. */
+  timeoutMs: number;
+}
+
+/** A whole HTTP answer. */
+export interface HttpAnswer {
+  status: number;
+  contentType: string | null;
+  body: string;
+}
+
 export type SqlValue = string | number | bigint | Uint8Array | null;
 
 /** A synchronous SQLite database: `bun:sqlite` on Bun, `node:sqlite` on Deno. */
@@ -140,6 +158,8 @@ export interface Runtime {
   connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options?: { tls?: TlsClientOptions }): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
+  /** Sends one HTTP request to a server on TCP or on a UNIX socket and reads its whole answer; rejects when none answers. */
+  httpRequest(to: Endpoint, request: HttpRequest): Promise<HttpAnswer>;
   /** Opens (creating if needed) a SQLite database file; loaded lazily so neither runtime resolves the other's module. */
   openSqlite(path: string): Promise<Sqlite>;
   /** Subscribes to a process signal; returns the unsubscribe function. */

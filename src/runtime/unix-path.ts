@@ -1,6 +1,10 @@
-import { lstat, mkdir, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
+import { chmod, lstat, mkdir, mkdtemp, rename, rmdir, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import process from "node:process";
 import { ListenError } from "./types.ts";
+
+/** sun_path holds 108 bytes on Linux, 104 on macOS and the BSDs, one of them the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = ["darwin", "freebsd", "openbsd", "netbsd"].includes(process.platform) ? 103 : 107;
 
 /**
  * Makes `path` free for a new UNIX listener. A leftover socket file from a
@@ -33,4 +37,63 @@ export async function releaseUnixPath(path: string): Promise<void> {
   } catch {
     // already gone
   }
+}
+
+/** Owner read/write only: who may connect to a private socket is decided by the file's owner. */
+const PRIVATE_SOCKET_MODE = 0o600;
+
+/** A socket bound by {@link bindPrivateSocket}: what `bind` returned, and how to remove its file. */
+export interface PrivateSocket<T> {
+  server: T;
+  /** Removes the socket file, unless another process has put a socket of its own there since. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Binds a UNIX socket at `path` that only this user can open (mode 0600,
+ * whatever the umask), with no moment at which another user could connect:
+ * it is bound inside a fresh private directory beside `path`, restricted,
+ * and only then moved into place. A stale file from a crash is replaced, a
+ * live socket refused (see claimUnixPath). `bind` binds at the path it is
+ * given. `onInPlace` hears when the staging path would be too long for a
+ * socket, so it had to be bound in place and restricted at once.
+ */
+export async function bindPrivateSocket<T>(
+  path: string,
+  answers: (path: string) => Promise<boolean>,
+  bind: (at: string) => Promise<T & { close(): Promise<void> }>,
+  onInPlace?: () => void,
+): Promise<PrivateSocket<T & { close(): Promise<void> }>> {
+  await claimUnixPath(path, answers);
+  const dir = await mkdtemp(join(dirname(path), ".bs-")); // created 0700
+  const staging = join(dir, "s");
+  let server: (T & { close(): Promise<void> }) | undefined;
+  try {
+    if (new TextEncoder().encode(staging).length <= MAX_SOCKET_PATH_BYTES) {
+      server = await bind(staging);
+      await chmod(staging, PRIVATE_SOCKET_MODE);
+      await rename(staging, path);
+    } else {
+      onInPlace?.();
+      server = await bind(path);
+      await chmod(path, PRIVATE_SOCKET_MODE);
+    }
+  } catch (err) {
+    await server?.close();
+    throw err;
+  } finally {
+    await rmdir(dir).catch(() => {});
+  }
+  const inode = (await lstat(path)).ino;
+  return {
+    server,
+    async remove() {
+      try {
+        const now = await lstat(path);
+        if (now.isSocket() && now.ino === inode) await unlink(path);
+      } catch {
+        // already gone
+      }
+    },
+  };
 }

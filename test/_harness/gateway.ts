@@ -112,15 +112,26 @@ export interface StartOptions {
   readyMs?: number;
   /** The gateway's whole environment; default (undefined): this process's, as spawn does. */
   env?: NodeJS.ProcessEnv;
+  /** Leave the folder when the gateway stops (another gateway uses it too); tempDir's sweep removes it. */
+  keepDir?: boolean;
 }
 
 export async function startGateway(runtime: RuntimeName, patch: Json = {}, options: StartOptions = {}): Promise<RunningGateway> {
-  const readyMs = options.readyMs ?? 30000;
   const dir = tempDir();
   const configPath = join(dir, "server.conf");
   writeFileSync(configPath, JSON.stringify(deepMerge(baseConfig(dir), patch), null, 2));
+  return launchGateway(runtime, configPath, dir, options);
+}
+
+/**
+ * Runs `bester serve --config configPath` in `dir` and waits for it to be
+ * ready; `stop` removes `dir`. For a config file the test wrote itself.
+ */
+export async function launchGateway(runtime: RuntimeName, configPath: string, dir: string, options: StartOptions = {}): Promise<RunningGateway> {
+  const readyMs = options.readyMs ?? 30000;
   const [cmd, ...pre] = RUNTIMES[runtime];
-  const child = spawn(cmd!, [...pre, "serve", "--config", configPath], {
+  // Logs as JSON records at every level, whatever the file says, so tests can wait for them.
+  const child = spawn(cmd!, [...pre, "serve", "--config", configPath, "--log-format", "json", "--log-level", "debug"], {
     cwd: dir,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -198,7 +209,7 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, optio
       const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
       const code = await exited;
       clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };

@@ -15,6 +15,7 @@ import { BINARY, ROOT } from "../_harness/runtimes.ts";
 import { accountsSuite } from "./accounts.suite.ts";
 import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
+import { compatSuite } from "./compat.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
@@ -28,6 +29,7 @@ ensureFreshBinary();
 const SUITES = {
   listenerSuite,
   cliSuite,
+  compatSuite,
   handlerSuite,
   loginSuite,
   accountsSuite,

@@ -3,6 +3,7 @@ import { removeTempDirs } from "../_harness/gateway.ts";
 import { accountsSuite } from "./accounts.suite.ts";
 import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
+import { compatSuite } from "./compat.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
@@ -13,6 +14,7 @@ import { sdkSuite } from "./sdk.suite.ts";
 
 listenerSuite("deno");
 cliSuite("deno");
+compatSuite("deno");
 handlerSuite("deno");
 loginSuite("deno");
 accountsSuite("deno");

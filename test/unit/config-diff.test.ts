@@ -39,14 +39,26 @@ describe("planReload", () => {
   test("listeners: added, removed, moved", () => {
     const p = plan({
       ...base,
-      network: { types: ["tcp4", "tcp6"], tcp4: { address: "127.0.0.1", port: 2230 }, tcp6: { address: "::1", port: 2221 } },
+      network: { types: ["tcp4", "tcp6", "unix"], tcp4: { address: "127.0.0.1", port: 2230 }, tcp6: { address: "::1", port: 2221 }, unix: { address: "gw2.sock" } },
     });
-    expect(p.openListeners.sort()).toEqual(["tcp4", "tcp6"]);
+    expect(p.openListeners.sort()).toEqual(["tcp4", "tcp6", "unix"]);
     expect(p.closeListeners.sort()).toEqual(["tcp4", "unix"]);
     expect(p.changes).toEqual([
       "listener tcp4 moved (127.0.0.1:2220 -> 127.0.0.1:2230)",
-      "listener unix removed (/srv/bester/gw.sock)",
+      "listener unix moved (/srv/bester/gw.sock -> /srv/bester/gw2.sock)",
       "listener tcp6 added ([::1]:2221)",
+    ]);
+    const named = { ...base, control: { socket: "/run/c.sock" }, informer: { path: "/run/i.sock" } };
+    const r = planReload(config(named), config({ ...named, network: { types: ["tcp4"], tcp4: base.network.tcp4 } }));
+    expect(r.ok && r.plan.changes).toEqual(["listener unix removed (/srv/bester/gw.sock)"]);
+  });
+
+  test("the gateway's own sockets live in the client socket's folder: taking that listener away needs a restart", () => {
+    const r = planReload(config(base), config({ ...base, network: { types: ["tcp4"], tcp4: base.network.tcp4 } }));
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reasons).toEqual([
+      "control: changed, but it cannot be changed while running; restart the gateway to apply it",
+      "informer: changed, but it cannot be changed while running; restart the gateway to apply it",
     ]);
   });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -19,6 +20,8 @@ import type { Config } from "../../src/config/schema.ts";
 
 const FIXTURES = resolve(import.meta.dirname, "../fixtures");
 const SOURCE = "/etc/bester/server.conf";
+/** The part of a gateway's own socket names that comes from its config file's path. */
+const digest = (path: string) => createHash("sha256").update(path).digest("hex").slice(0, 8);
 
 function ok(r: LoadResult): Config {
   if (!r.ok) throw new Error(`expected a valid config, got:\n${r.errors.map(formatIssue).join("\n")}`);
@@ -66,7 +69,9 @@ describe("the original server.conf (PROTOCOL.md §8)", () => {
       allowOpenOnNetwork: false,
     });
     expect(c.admin).toEqual({ info: {} });
-    expect(c.informer).toEqual({ enabled: true, path: join(FIXTURES, "bester-informer.sock") });
+    // Named after the config file, beside the client socket (see "sockets of its own" below).
+    expect(c.informer).toEqual({ enabled: true, path: join(FIXTURES, `server-${digest(join(FIXTURES, "server.conf"))}.informer`) });
+    expect(c.control).toEqual({ enabled: true, socket: join(FIXTURES, `server-${digest(join(FIXTURES, "server.conf"))}.control`) });
   });
 
   test("ports given as numbers load the same as strings", async () => {
@@ -289,8 +294,8 @@ describe("defaults", () => {
         allowOpenOnNetwork: false,
       },
       admin: { info: {} },
-      control: { enabled: true, address: "127.0.0.1", port: 2280 },
-      informer: { enabled: true, path: "/etc/bester/run/bester-informer.sock" },
+      control: { enabled: true, socket: `/etc/bester/run/server-${digest(SOURCE)}.control` },
+      informer: { enabled: true, path: `/etc/bester/run/server-${digest(SOURCE)}.informer` },
       federation: { peers: {}, allowOriginal: [], connectTimeoutMs: 3_000, replyTimeoutMs: 10_000, maxHops: 4 },
       limits: {
         maxFrameBytes: 1024 * 1024,
@@ -306,11 +311,43 @@ describe("defaults", () => {
     });
   });
 
-  test("without a UNIX listener the informer sits beside the config file; given paths resolve against it", () => {
-    expect(ok(load(tcp4Only())).informer.path).toBe("/etc/bester/bester-informer.sock");
-    const c = ok(load(tcp4Only({ informer: { path: "i.sock" }, database: { type: "sqlite", sqlite: { path: "../db/a.db" } } })));
+  test("without a UNIX listener the gateway's own sockets go to the run directory; given paths resolve beside the file", () => {
+    const saved = process.env.XDG_RUNTIME_DIR;
+    process.env.XDG_RUNTIME_DIR = "/run/user/1000";
+    try {
+      const c = ok(load(tcp4Only()));
+      expect(c.informer.path).toBe(`/run/user/1000/bester/server-${digest(SOURCE)}.informer`);
+      expect(c.control).toEqual({ enabled: true, socket: `/run/user/1000/bester/server-${digest(SOURCE)}.control` });
+    } finally {
+      if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+      else process.env.XDG_RUNTIME_DIR = saved;
+    }
+    const c = ok(load(tcp4Only({ informer: { path: "i.sock" }, control: { socket: "c.sock" }, database: { type: "sqlite", sqlite: { path: "../db/a.db" } } })));
     expect(c.informer.path).toBe("/etc/bester/i.sock");
+    expect(c.control).toEqual({ enabled: true, socket: "/etc/bester/c.sock" });
     expect(c.database.sqlite.path).toBe("/etc/db/a.db");
+  });
+
+  test("sockets of its own: two config files in one folder never share one; the client socket's name does not matter", () => {
+    const unix = (address: string) => ({ network: { types: ["unix"], unix: { address } } });
+    const a = ok(validateConfig(unix("a.sock"), "/srv/gw/a.conf"));
+    const b = ok(validateConfig(unix("b.sock"), "/srv/gw/b.conf"));
+    expect(a.informer.path).toBe(`/srv/gw/a-${digest("/srv/gw/a.conf")}.informer`);
+    expect(b.informer.path).toBe(`/srv/gw/b-${digest("/srv/gw/b.conf")}.informer`);
+    expect(a.control.socket).not.toBe(b.control.socket);
+    // Renamed within its folder (a reload may do that), the client socket leaves them where they were.
+    const renamed = ok(validateConfig(unix("a2.sock"), "/srv/gw/a.conf"));
+    expect([renamed.informer.path, renamed.control.socket]).toEqual([a.informer.path, a.control.socket]);
+  });
+
+  test("control: an address or a port means TCP (127.0.0.1:2280 filling in); a socket and an address together are refused", () => {
+    expect(ok(load(tcp4Only({ control: { port: 2290 } }))).control).toEqual({ enabled: true, address: "127.0.0.1", port: 2290 });
+    expect(ok(load(tcp4Only({ control: { address: "::1" } }))).control).toEqual({ enabled: true, address: "::1", port: 2280 });
+    expect(errorLines(load(tcp4Only({ control: { socket: "c.sock", port: 2290 } })))).toEqual([
+      "control.socket: give either a socket or an address and port, not both",
+    ]);
+    // A socket takes no token rule: the file's mode is its access check.
+    expect(ok(load(tcp4Only({ control: { socket: "/run/c.sock" } }))).control).toEqual({ enabled: true, socket: "/run/c.sock" });
   });
 });
 
@@ -400,7 +437,7 @@ describe("rules across keys", () => {
   });
 
   test("control API: port clash is an error, and so is an open address without a token", () => {
-    expect(errorLines(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 2280 } } }))).toEqual([
+    expect(errorLines(load({ network: { types: ["tcp4"], tcp4: { address: "127.0.0.1", port: 2280 } }, control: { port: 2280 } }))).toEqual([
       "control.port: port 2280 is already used by network.tcp4",
     ]);
     expect(errorLines(load(tcp4Only({ control: { address: "0.0.0.0" } })))).toEqual([
