@@ -29,6 +29,11 @@ Options:
       --log-format FMT  text | json (overrides log.format)
   -h, --help            show this help
 
+The HTTP control API listens on 127.0.0.1:2280 under the embedded default;
+with a config file, on control.address/control.port when it gives either,
+else on a UNIX socket (mode 0600) named after the file, beside the client
+socket. 'bester ctl COMMAND --config FILE' finds it from the same file.
+
 Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0); SIGHUP
 reloads the config file (what cannot change live is refused, and logged).
 

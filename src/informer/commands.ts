@@ -40,7 +40,11 @@ function short(value: unknown): string {
   return json.length <= 40 ? json : `${json.slice(0, 37)}...`;
 }
 
-/** `listeners` as the original's serverInfo shaped it: `{"listener0": {"address": ...}, ...}`, plus type and port. */
+/**
+ * `listeners` keyed as the original's serverInfo keyed them (`listener0`,
+ * ...), each an object of its parts where the original gave one string
+ * (`"tcp4://0.0.0.0:2223"`): README, "Informer".
+ */
 function listenersBlock(view: InformerView): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   view.listeners().forEach(({ kind, address }, i) => {
