@@ -42,11 +42,18 @@ function where(c: Config, kind: ListenerKind): string {
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
 
+/** What a key amounts to for the running gateway: where a switched-off service would listen is nothing. */
+function inEffect(c: Config, key: string): unknown {
+  const value = (c as unknown as Record<string, unknown>)[key];
+  if ((key === "control" || key === "informer") && !(value as { enabled: boolean }).enabled) return { enabled: false };
+  return value;
+}
+
 export function planReload(old: Config, next: Config): { ok: true; plan: ReloadPlan } | { ok: false; reasons: string[] } {
   const reasons: string[] = [];
   for (const key of new Set([...Object.keys(old), ...Object.keys(next)])) {
     if (RELOADABLE.has(key)) continue;
-    if (!same((old as unknown as Record<string, unknown>)[key], (next as unknown as Record<string, unknown>)[key])) {
+    if (!same(inEffect(old, key), inEffect(next, key))) {
       reasons.push(`${key}: changed, but it cannot be changed while running; restart the gateway to apply it`);
     }
   }
@@ -87,7 +94,7 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
     }
   }
   // Where a handler's program gets its informer socket and frame limit from.
-  const contextChanged = !same(old.informer, next.informer) || old.limits.maxFrameBytes !== next.limits.maxFrameBytes;
+  const contextChanged = !same(inEffect(old, "informer"), inEffect(next, "informer")) || old.limits.maxFrameBytes !== next.limits.maxFrameBytes;
   for (const [type, h] of Object.entries(after)) {
     if (!(type in before)) {
       plan.startHandlers.push(h);

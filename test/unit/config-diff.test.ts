@@ -53,6 +53,12 @@ describe("planReload", () => {
     expect(r.ok && r.plan.changes).toEqual(["listener unix removed (/srv/bester/gw.sock)"]);
   });
 
+  test("a switched-off control API or informer is not moved by a listener change", () => {
+    const off = { ...base, control: { enabled: false }, informer: { enabled: false } };
+    const r = planReload(config(off), config({ ...off, network: { types: ["tcp4"], tcp4: base.network.tcp4 } }));
+    expect(r.ok && r.plan.changes).toEqual(["listener unix removed (/srv/bester/gw.sock)"]);
+  });
+
   test("the gateway's own sockets live in the client socket's folder: taking that listener away needs a restart", () => {
     const r = planReload(config(base), config({ ...base, network: { types: ["tcp4"], tcp4: base.network.tcp4 } }));
     expect(r.ok).toBe(false);
