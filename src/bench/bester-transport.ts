@@ -12,8 +12,9 @@
  *   kept by sequence number on this side.
  * @module
  */
-import type { Conn, Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
-import { FrameSplitter } from "./frames.ts";
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS, FramedConnection } from "../connection/framed.ts";
+import type { Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
 import type { LoadSink, LoadTransport, PairLink } from "./load.ts";
 
 export type BenchScenario = "dummy" | "relay";
@@ -42,8 +43,6 @@ const LOGIN_TIMEOUT_MS = 10_000;
 const GOOD_REPORT_PREFIX = '{"header":{"status":"good","messageType":"statusReport"},"payload":{"id":"';
 const DUMMY_REPLY_PREFIX = '{"header":{"status":"0"},"payload":{"data":null,"type":"dummy","id":"';
 
-const text = new TextDecoder();
-
 export function senderName(i: number): string {
   return `bench-t${i}`;
 }
@@ -66,81 +65,85 @@ function dataTemplate(to: string, runId: string, size: number): [string, string,
   return [head, mid, `${tail}${pad}"}`];
 }
 
-interface Session {
-  conn: Conn;
-  /** Resolves when the login was answered. */
-  ready: Promise<void>;
+/** Bodies above this end the stream: a bench peer never sends them, so it is a bug or the wrong server. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * One bench client connection: frames arrive as text (recognised by their
+ * first characters, parsed only when they are not the usual ones); the
+ * login is answered before `ready` resolves.
+ */
+class BenchSession extends FramedConnection {
+  #loggedIn = false;
+  #login: { resolve(): void; reject(err: Error): void } | undefined;
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly username: string,
+    readonly onFrame: (frame: string) => void,
+    readonly onClose: (why: string) => void,
+  ) {
+    super({ maxFrameBytes: MAX_BODY_BYTES, asText: true });
+    this.ready = new Promise<void>((resolve, reject) => (this.#login = { resolve, reject }));
+  }
+
+  receive(frame: unknown): void {
+    if (this.#loggedIn) return this.onFrame(frame as string);
+    let value: { header?: { status?: string; messageType?: string; error?: { code?: string; message?: string } }; payload?: { id?: string } };
+    try {
+      value = JSON.parse(frame as string);
+    } catch {
+      return this.#login?.reject(new Error(`${this.username}: unreadable answer to the login`));
+    }
+    if (value.payload?.id === "auth_special" && value.header?.status === "good") {
+      this.#loggedIn = true;
+      this.#login?.resolve();
+    } else {
+      const e = value.header?.error;
+      this.#login?.reject(new Error(`${this.username}: login refused${e ? `: ${e.code}: ${e.message}` : ""}`));
+    }
+  }
+
+  protected override closed(_reason: ClosedReason, detail: string | undefined): void {
+    const why = `${this.username}: connection closed${detail ? `: ${detail}` : " by the server"}`;
+    if (!this.#loggedIn) this.#login?.reject(new Error(why));
+    else this.onClose(why);
+  }
 }
 
 /**
  * Opens one connection and logs in. `onFrame` gets every frame after the
  * login answer, as text; `onClose` when the connection ends.
  */
-function openSession(
+async function openSession(
   opts: BesterTransportOptions,
   username: string,
   onFrame: (frame: string) => void,
   onClose: (why: string) => void,
-): Promise<Session> {
-  let loggedIn = false;
-  let settleLogin: { resolve(): void; reject(err: Error): void } | undefined;
-  const ready = new Promise<void>((resolve, reject) => (settleLogin = { resolve, reject }));
-  const splitter = new FrameSplitter((body) => {
-    const frame = text.decode(body);
-    if (loggedIn) return onFrame(frame);
-    let value: { header?: { status?: string; messageType?: string; error?: { code?: string; message?: string } }; payload?: { id?: string } };
-    try {
-      value = JSON.parse(frame);
-    } catch {
-      return settleLogin?.reject(new Error(`${username}: unreadable answer to the login`));
-    }
-    if (value.payload?.id === "auth_special" && value.header?.status === "good") {
-      loggedIn = true;
-      settleLogin?.resolve();
-    } else {
-      const e = value.header?.error;
-      settleLogin?.reject(new Error(`${username}: login refused${e ? `: ${e.code}: ${e.message}` : ""}`));
-    }
+): Promise<BenchSession> {
+  const session = new BenchSession(username, onFrame, onClose);
+  await opts.runtime.connect(opts.target, FRAMED_EVENTS, opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS, {
+    context: session,
+    ...(opts.tls ? { tls: opts.tls } : {}),
   });
-  return opts.runtime
-    .connect(
-      opts.target,
-      {
-        data(conn, chunk) {
-          const err = splitter.push(chunk);
-          if (err !== undefined) conn.destroy(new Error(err));
-        },
-        close(_conn, err) {
-          const why = `${username}: connection closed${err ? `: ${err.message}` : " by the server"}`;
-          if (!loggedIn) settleLogin?.reject(new Error(why));
-          else onClose(why);
-        },
-      },
-      opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS,
-      opts.tls ? { tls: opts.tls } : {},
-    )
-    .then((conn) => {
-      const login = {
-        header: { scope: "client", authentication: { username, password: opts.password } },
-        payload: { type: "dummy", id: "login", data: null },
-      };
-      conn.writeFrame(JSON.stringify(login));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${username}: no answer to the login within ${LOGIN_TIMEOUT_MS} ms`)), LOGIN_TIMEOUT_MS);
-      });
-      return Promise.race([ready, timeout]).then(
-        () => {
-          clearTimeout(timer);
-          return { conn, ready };
-        },
-        (err) => {
-          clearTimeout(timer);
-          conn.destroy();
-          throw err;
-        },
-      );
-    });
+  const login = {
+    header: { scope: "client", authentication: { username, password: opts.password } },
+    payload: { type: "dummy", id: "login", data: null },
+  };
+  session.sendJson(JSON.stringify(login));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${username}: no answer to the login within ${LOGIN_TIMEOUT_MS} ms`)), LOGIN_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([session.ready, timeout]);
+    return session;
+  } catch (err) {
+    session.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type ParsedFrame = {
@@ -167,7 +170,7 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
         if (!closing) sink.broken(index, why);
       };
 
-      let receiver: Session | undefined;
+      let receiver: BenchSession | undefined;
       if (opts.scenario === "relay") {
         receiver = await openSession(
           opts,
@@ -221,25 +224,24 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
         }
         sink.unexpected(index, `a frame at the sender: ${frame.slice(0, 120)}`);
       };
-      let sender: Session;
+      let sender: BenchSession;
       try {
         sender = await openSession(opts, senderName(index), onSenderFrame, broken);
       } catch (err) {
         closing = true;
-        receiver?.conn.destroy();
+        receiver?.destroy();
         throw err;
       }
-      const conn = sender.conn;
 
       return {
         send(seq: number, at: number) {
           sentAt[seq & mask] = at;
-          conn.writeFrame(`${prefix}${seq}","data":${head}${seq}${mid}${at}${tail}}}`);
+          sender.sendJson(`${prefix}${seq}","data":${head}${seq}${mid}${at}${tail}}}`);
         },
         close() {
           closing = true;
-          conn.end();
-          receiver?.conn.end();
+          sender.close(ClosedReason.clientRequested);
+          receiver?.close(ClosedReason.clientRequested);
         },
       };
     },

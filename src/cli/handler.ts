@@ -4,7 +4,7 @@ import { handle as shout } from "../../handlers/shout.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { serveHandler, type HandleFunction } from "../sdk/handler.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
-import { stopRequests } from "./stop-requests.ts";
+import { stopRequests } from "../sdk/stop-requests.ts";
 
 /** The handlers shipped inside bester, by the name `bester handler NAME` takes. */
 export const BUNDLED_HANDLER_FUNCTIONS: Readonly<Record<string, HandleFunction>> = Object.freeze({ echo, chat, shout });

@@ -6,7 +6,7 @@ import { ListenerStartError } from "../server/listeners.ts";
 import { VERSION } from "../version.ts";
 import { configPathOf, parseCommandArgs, UsageError } from "./args.ts";
 import { resolveConfig } from "./config-source.ts";
-import { stopRequests } from "./stop-requests.ts";
+import { stopRequests } from "../sdk/stop-requests.ts";
 import { SERVE_HELP } from "./usage.ts";
 
 const LEVELS = ["debug", "info", "warn", "error"];

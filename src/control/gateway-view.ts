@@ -21,11 +21,11 @@ export function gatewayView(gateway: Gateway): ControlView {
         sessions: [...(gateway.registry.sessionsOf(username) ?? [])].map((s) => ({
           connection: s.id,
           listener: s.listener,
-          remote: formatEndpoint(s.conn.remote),
+          remote: formatEndpoint(s.remote),
           connectedAt: new Date(s.openedAt).toISOString(),
           messagesIn: s.messagesIn,
           inFlight: s.inFlight,
-          pendingBytes: s.conn.pendingBytes,
+          pendingBytes: s.pendingBytes,
         })),
       }));
     },

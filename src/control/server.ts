@@ -4,14 +4,11 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import type { HttpServer, Runtime } from "../runtime/types.ts";
+import type { HttpServer } from "../runtime/types.ts";
 import { bindPrivateSocket } from "../runtime/unix-path.ts";
 import type { Gateway } from "../server/gateway.ts";
 import { createControlApp } from "./app.ts";
 import { gatewayView } from "./gateway-view.ts";
-
-/** How long the stale-socket probe waits for a live control API to accept. */
-const PROBE_TIMEOUT_MS = 500;
 
 /** Starts the control API if the config enables it; `shutdown` is what POST /v1/shutdown does. */
 export async function startControlServer(gateway: Gateway, log: Logger, shutdown: () => void): Promise<HttpServer | undefined> {
@@ -34,7 +31,6 @@ export async function startControlServer(gateway: Gateway, log: Logger, shutdown
     const path = control.socket;
     const socket = await bindPrivateSocket(
       path,
-      (p) => answers(runtime, p),
       (at) => runtime.serveHttp({ kind: "unix", path: at }, app.fetch),
       () => log.warn("control socket bound in place: its directory's path is too long for a private staging directory", { path }),
     );
@@ -53,14 +49,4 @@ export async function startControlServer(gateway: Gateway, log: Logger, shutdown
   const url = kind === "tcp6" ? `http://[${a.host}]:${a.port}` : `http://${a.host}:${a.port}`;
   log.info("control API listening", { address: url, auth });
   return server;
-}
-
-/** True if something accepts connections on `path` (the control API of a gateway still running). */
-async function answers(runtime: Runtime, path: string): Promise<boolean> {
-  try {
-    (await runtime.connect({ kind: "unix", path }, { data() {}, close() {} }, PROBE_TIMEOUT_MS)).destroy();
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -63,8 +63,7 @@ export interface ControlView {
 
 export type ReloadResult = { ok: true; changes: string[]; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 
-/** The type of a message POST /v1/messages delivers when the request names none. */
-export const CONTROL_MESSAGE_TYPE = "control";
+export { CONTROL_MESSAGE_TYPE } from "../server/gateway.ts";
 
 export interface ControlActions {
   reload(): Promise<ReloadResult>;

@@ -4,11 +4,13 @@
  * persistent (kept connections, requests pipelined, answers taken in FIFO order).
  * @module
  */
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS, FramedConnection } from "../connection/framed.ts";
 import type { Logger } from "../log/logger.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import type { FrameError } from "../protocol/frame.ts";
 import { ANSWER_DATA_PATHS } from "../protocol/messages.ts";
 import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
-import type { Conn, Endpoint, Runtime, SocketEvents } from "../runtime/types.ts";
+import type { Endpoint, Runtime } from "../runtime/types.ts";
 
 /** Why a handler request failed; the code goes into the originator's bad report. */
 export class HandlerError extends Error {
@@ -57,6 +59,8 @@ export interface LinkOptions {
   socketPath: string;
   maxFrameBytes: number;
   log: Logger;
+  /** Hears every close of a link's connection, with its reason (for the metrics). */
+  closed?(reason: ClosedReason): void;
 }
 
 /** The original protocol: every request opens its own connection, which the answer ends. */
@@ -65,14 +69,11 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
 }
 
 /**
- * One request on its own connection. The object is the connection's event
- * callbacks and its decoder's owner at once: this runs once per message, so
- * it allocates one object where closures would be several.
+ * One request on its own connection. This runs once per message, so the
+ * connection, its decoder's owner and the request's state are one object.
  */
-class OneShot implements SocketEvents {
-  conn: Conn | undefined;
+class OneShot extends FramedConnection {
   settled = false;
-  readonly #decoder: FrameDecoder;
 
   constructor(
     readonly link: PerMessageLink,
@@ -81,32 +82,32 @@ class OneShot implements SocketEvents {
     readonly timeoutMs: number,
     maxFrameBytes: number,
   ) {
-    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this, keepAsText: ANSWER_DATA_PATHS });
+    super({ maxFrameBytes, keepAsText: ANSWER_DATA_PATHS });
   }
 
-  data(_c: Conn, chunk: Uint8Array): void {
-    const err = this.#decoder.push(chunk);
-    if (err) this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
+  receive(value: unknown): void {
+    this.finish(undefined, value);
   }
 
-  close(): void {
+  protected override frameFailed(error: FrameError): void {
+    this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${error.message}`), undefined, ClosedReason.frameError);
+  }
+
+  protected override closed(reason: ClosedReason): void {
+    this.link.opts.closed?.(reason);
     // The usual close follows the answer: build no Error (a stack capture) for it.
     if (!this.settled) this.finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
   }
 
-  finish(err: HandlerError | undefined, value?: unknown): void {
+  finish(err: HandlerError | undefined, value?: unknown, reason: ClosedReason = ClosedReason.exchangeDone): void {
     if (this.settled) return;
     this.settled = true;
     this.link.forget(this);
     // Closed at once either way (PROTOCOL.md §4: read the answer, close): a
     // graceful end would add a shutdown() per message and wait for the handler.
-    this.conn?.destroy();
+    this.destroy(reason);
     this.reply.answered(err, value);
   }
-}
-
-function answered(value: unknown, _index: number, owner: unknown): void {
-  (owner as OneShot).finish(undefined, value);
 }
 
 class PerMessageLink implements HandlerLink {
@@ -117,7 +118,7 @@ class PerMessageLink implements HandlerLink {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
 
-  constructor(private readonly opts: LinkOptions) {
+  constructor(readonly opts: LinkOptions) {
     this.#to = { kind: "unix", path: opts.socketPath };
   }
 
@@ -130,14 +131,11 @@ class PerMessageLink implements HandlerLink {
     const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
-    // The request's own deadline covers the dial too: no second timer for it.
-    this.opts.runtime.connect(this.#to, req).then(
-      (c) => {
-        req.conn = c;
-        if (req.settled) c.destroy();
-        else c.writeFrame(json);
-      },
-      (err: Error) => req.finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message)),
+    // Queued now, written once connected. The request's own deadline covers the dial too: no second timer for it.
+    req.sendJson(json);
+    this.opts.runtime.connect(this.#to, FRAMED_EVENTS, undefined, { context: req }).then(
+      undefined,
+      (err: Error) => req.finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message), undefined, ClosedReason.socketError),
     );
   }
 
@@ -167,16 +165,20 @@ class PerMessageLink implements HandlerLink {
     const now = performance.now() + 1;
     let next = Infinity;
     for (const req of this.#open) {
-      if (req.deadline <= now) req.finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${req.timeoutMs} ms`));
+      if (req.deadline <= now) req.finish(new HandlerError(ErrorCodes.handlerTimeout, `no answer within ${req.timeoutMs} ms`), undefined, ClosedReason.timeout);
       else if (req.deadline < next) next = req.deadline;
     }
     if (next < Infinity) this.#arm(next);
   }
 
   close(reason: string): void {
-    for (const req of [...this.#open]) req.finish(new HandlerError(ErrorCodes.handlerUnavailable, reason));
+    for (const req of [...this.#open]) req.finish(new HandlerError(ErrorCodes.handlerUnavailable, reason), undefined, ClosedReason.released);
     this.#disarm();
   }
+}
+
+function requestTimedOut(c: PipelinedConnection): void {
+  c.timedOut();
 }
 
 /**
@@ -185,48 +187,23 @@ class PerMessageLink implements HandlerLink {
  * behind it, and the connection is dropped (and later redialled) rather than
  * left to misattribute late answers.
  */
-class PipelinedConnection {
+class PipelinedConnection extends FramedConnection {
   // Requests in flight, oldest at #head, as parallel arrays: no record object per request.
   // A request's deadline is its reply's sentAt plus its timeout.
   #replies: (LinkReply | undefined)[] = [];
   #timeouts: number[] = [];
   #head = 0;
-  #conn: Conn | undefined;
-  #outbox: string[] = [];
   #dead = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #decoder: FrameDecoder;
 
   constructor(
     private readonly opts: LinkOptions,
     private readonly onDead: (c: PipelinedConnection) => void,
     connectTimeoutMs: number,
   ) {
-    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value), { keepAsText: ANSWER_DATA_PATHS });
+    super({ maxFrameBytes: opts.maxFrameBytes, keepAsText: ANSWER_DATA_PATHS });
     opts.runtime
-      .connect(
-        { kind: "unix", path: opts.socketPath },
-        {
-          data: (_c, chunk) => {
-            const err = this.#decoder.push(chunk);
-            if (err) this.fail(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`);
-          },
-          close: () => {
-            const n = this.inFlight;
-            this.fail(ErrorCodes.handlerFailed, `the handler closed its connection with ${n} request${n === 1 ? "" : "s"} unanswered`);
-          },
-        },
-        connectTimeoutMs,
-      )
-      .then(
-        (conn) => {
-          if (this.#dead) return conn.destroy();
-          this.#conn = conn;
-          for (const json of this.#outbox) conn.writeFrame(json);
-          this.#outbox = [];
-        },
-        (err: Error) => this.fail(ErrorCodes.handlerUnavailable, err.message),
-      );
+      .connect({ kind: "unix", path: opts.socketPath }, FRAMED_EVENTS, connectTimeoutMs, { context: this })
+      .then(undefined, (err: Error) => this.fail(ErrorCodes.handlerUnavailable, err.message, ClosedReason.socketError));
   }
 
   get inFlight(): number {
@@ -242,8 +219,8 @@ class PipelinedConnection {
     this.#replies.push(reply);
     this.#timeouts.push(timeoutMs);
     this.#armTimer();
-    if (this.#conn) this.#conn.writeFrame(json);
-    else this.#outbox.push(json);
+    // Queued; written once connected.
+    this.sendJson(json);
   }
 
   /**
@@ -251,26 +228,28 @@ class PipelinedConnection {
    * so the oldest unanswered request is always the first to run out of time.
    */
   #armTimer(): void {
-    if (this.#timer !== undefined || this.#head >= this.#replies.length) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#dead || this.#head >= this.#replies.length) return;
-      if (performance.now() >= this.#oldestDeadline() - 1) {
-        this.fail(ErrorCodes.handlerTimeout, `no answer within ${this.#timeouts[this.#head]} ms (kept connection reset)`);
-      } else {
-        this.#armTimer();
-      }
-    }, Math.max(0, this.#oldestDeadline() - performance.now()));
+    if (this.timer !== undefined || this.#head >= this.#replies.length) return;
+    this.timer = setTimeout(requestTimedOut, Math.max(0, this.#oldestDeadline() - performance.now()), this);
+  }
+
+  timedOut(): void {
+    this.timer = undefined;
+    if (this.#dead || this.#head >= this.#replies.length) return;
+    if (performance.now() >= this.#oldestDeadline() - 1) {
+      this.fail(ErrorCodes.handlerTimeout, `no answer within ${this.#timeouts[this.#head]} ms (kept connection reset)`, ClosedReason.timeout);
+    } else {
+      this.#armTimer();
+    }
   }
 
   #oldestDeadline(): number {
     return this.#replies[this.#head]!.sentAt + this.#timeouts[this.#head]!;
   }
 
-  #answer(value: unknown): void {
+  receive(value: unknown): void {
     if (this.#head >= this.#replies.length) {
       this.opts.log.warn("handler sent an answer nobody asked for; dropping the connection");
-      this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
+      this.fail(ErrorCodes.handlerFailed, "unsolicited answer", ClosedReason.unexpectedFrame);
       return;
     }
     const reply = this.#replies[this.#head]!;
@@ -280,6 +259,16 @@ class PipelinedConnection {
     reply.answered(undefined, value);
   }
 
+  protected override frameFailed(error: FrameError): void {
+    this.fail(ErrorCodes.handlerFailed, `unreadable answer: ${error.message}`, ClosedReason.frameError);
+  }
+
+  protected override closed(reason: ClosedReason): void {
+    this.opts.closed?.(reason);
+    const n = this.inFlight;
+    this.fail(ErrorCodes.handlerFailed, `the handler closed its connection with ${n} request${n === 1 ? "" : "s"} unanswered`, reason);
+  }
+
   #trim(): void {
     this.#replies = this.#replies.slice(this.#head);
     this.#timeouts = this.#timeouts.slice(this.#head);
@@ -287,16 +276,16 @@ class PipelinedConnection {
   }
 
   /** Fails everything in flight and drops the connection. */
-  fail(code: ErrorCode, message: string): void {
+  fail(code: ErrorCode, message: string, reason: ClosedReason): void {
     if (this.#dead) return;
     this.#dead = true;
     const pending = this.#replies.slice(this.#head);
     this.#replies = [];
     this.#timeouts = [];
     this.#head = 0;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#conn?.destroy();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.destroy(reason, message);
     this.onDead(this);
     const error = new HandlerError(code, message);
     for (const reply of pending) reply!.answered(error);
@@ -329,7 +318,7 @@ export function persistentLink(opts: LinkOptions & { connections: number }): Han
       conn.request(json, timeoutMs, reply);
     },
     close(reason) {
-      for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason);
+      for (const c of slots) c?.fail(ErrorCodes.handlerUnavailable, reason, ClosedReason.released);
     },
   };
 }

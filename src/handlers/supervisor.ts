@@ -121,14 +121,7 @@ export class Supervisor {
     this.state = "starting";
     try {
       // A socket left by a crashed run would look "up" before the new process binds.
-      await claimUnixPath(socketPath, async (path) => {
-        try {
-          (await runtime.connect({ kind: "unix", path }, { data() {}, close() {} }, 1000)).destroy();
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      await claimUnixPath(socketPath);
     } catch (err) {
       this.lastError = `cannot use socket ${socketPath}: ${(err as Error).message}`;
       log.error("handler not started", { error: this.lastError });

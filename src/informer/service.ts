@@ -11,14 +11,13 @@
  */
 import { INFORMER_MAX_CONNECTIONS } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
-import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS, FramedConnection } from "../connection/framed.ts";
+import { encodeFrame, type FrameError } from "../protocol/frame.ts";
 import { ErrorCodes } from "../protocol/reports.ts";
-import type { Conn, Listener, Runtime } from "../runtime/types.ts";
+import type { Conn, Listener, Runtime, SocketEvents } from "../runtime/types.ts";
 import { bindPrivateSocket, type PrivateSocket } from "../runtime/unix-path.ts";
 import { answerInformer, type InformerReply, type InformerView } from "./commands.ts";
-
-/** How long the stale-socket probe waits for a live informer to accept. */
-const PROBE_TIMEOUT_MS = 500;
 
 export interface InformerDeps {
   runtime: Runtime;
@@ -26,12 +25,14 @@ export interface InformerDeps {
   view: InformerView;
   /** Read per connection, so a reload applies to new ones. */
   limits(): { maxFrameBytes: number; maxPendingBytes: number };
+  /** Hears every close of an informer connection, with its reason (for the metrics). */
+  closed?(reason: ClosedReason): void;
 }
 
 export class InformerService {
   #socket: PrivateSocket<Listener> | undefined;
   #path: string | undefined;
-  #conns = new Set<Conn>();
+  #conns = new Set<InformerConnection>();
 
   constructor(private readonly deps: InformerDeps) {}
 
@@ -54,17 +55,9 @@ export class InformerService {
   }
 
   async #bind(path: string): Promise<void> {
-    const events = {
-      open: (conn: Conn) => this.#open(conn),
-      data: (conn: Conn, chunk: Uint8Array) => this.#data(conn, chunk),
-      close: (conn: Conn) => {
-        this.#conns.delete(conn);
-        this.#decoders.delete(conn);
-      },
-    };
+    const events: SocketEvents = { ...FRAMED_EVENTS, open: (conn) => this.#open(conn) };
     this.#socket = await bindPrivateSocket(
       path,
-      (p) => this.#answers(p),
       (at) => this.deps.runtime.listen({ kind: "unix", path: at }, events),
       () => this.deps.log.warn("informer socket bound in place: its directory's path is too long for a private staging directory", { path }),
     );
@@ -77,75 +70,70 @@ export class InformerService {
     this.#socket = undefined;
     if (!socket) return;
     await socket.server.close();
-    for (const conn of [...this.#conns]) conn.end();
+    for (const c of [...this.#conns]) c.close(ClosedReason.shutdown);
     await socket.remove();
   }
 
-  #decoders = new Map<Conn, { decoder: FrameDecoder; reply(r: InformerReply): void }>();
-
   #open(conn: Conn): void {
-    const { log, view } = this.deps;
-    const limits = this.deps.limits();
-    const reply = (r: InformerReply) => {
-      conn.write(encodeFrame(r));
-      // A handler that asks and never reads would grow our memory: cut it off.
-      if (conn.pendingBytes > limits.maxPendingBytes) {
-        log.warn("informer connection closed: not reading its replies", { pendingBytes: conn.pendingBytes });
-        conn.destroy();
-      }
-    };
+    const c = new InformerConnection(this.deps, this.#conns);
+    c.attach(conn);
     if (this.#conns.size >= INFORMER_MAX_CONNECTIONS) {
-      reply({
-        status: "1",
-        data: null,
-        error: { code: ErrorCodes.tooManyConnections, message: `the informer is at its limit of ${INFORMER_MAX_CONNECTIONS} connections` },
-      });
-      conn.end();
+      c.reply(failure(ErrorCodes.tooManyConnections, `the informer is at its limit of ${INFORMER_MAX_CONNECTIONS} connections`));
+      c.close(ClosedReason.tooManyConnections);
       return;
     }
-    this.#conns.add(conn);
-    const decoder = new FrameDecoder(
-      limits.maxFrameBytes,
-      (value) => {
-        if (!this.#conns.has(conn)) return;
-        let answered: { reply: InformerReply; quit: boolean };
-        try {
-          answered = answerInformer(value, view);
-        } catch (err) {
-          answered = { reply: { status: "1", data: null, error: { code: ErrorCodes.internal, message: String(err) } }, quit: false };
-        }
-        reply(answered.reply);
-        if (answered.quit) {
-          this.#conns.delete(conn);
-          conn.end();
-        }
-      },
-      // Not JSON: that request fails, the connection goes on with the next frame.
-      { onBadBody: (err) => reply({ status: "1", data: null, error: { code: err.code, message: err.message } }) },
-    );
-    this.#decoders.set(conn, { decoder, reply });
+    this.#conns.add(c);
+  }
+}
+
+function failure(code: string, message: string): InformerReply {
+  return { status: "1", data: null, error: { code, message } };
+}
+
+/** One handler asking: a reply per request, in order; a bad request fails alone. */
+class InformerConnection extends FramedConnection {
+  constructor(
+    private readonly deps: InformerDeps,
+    private readonly all: Set<InformerConnection>,
+  ) {
+    const limits = deps.limits();
+    // Not JSON: that request fails, the connection goes on with the next frame.
+    super({ maxFrameBytes: limits.maxFrameBytes, onBadBody: (err) => this.reply(failure(err.code, err.message)) });
+    this.#maxPendingBytes = limits.maxPendingBytes;
   }
 
-  #data(conn: Conn, chunk: Uint8Array): void {
-    const state = this.#decoders.get(conn);
-    if (!state) return;
-    const err = state.decoder.push(chunk);
-    // Only a frame above the limit fails the decoder: say so, and close rather than read it.
-    if (err && this.#conns.delete(conn)) {
-      this.#decoders.delete(conn);
-      state.reply({ status: "1", data: null, error: { code: err.code, message: err.message } });
-      conn.end();
-    }
+  readonly #maxPendingBytes: number;
+
+  /** A handler that asks and never reads would grow our memory: it is cut off. */
+  protected override get maxPendingBytes(): number {
+    return this.#maxPendingBytes;
   }
 
-  /** True if something accepts connections on `path` (a live informer of another gateway). */
-  async #answers(path: string): Promise<boolean> {
+  reply(r: InformerReply): void {
+    this.sendBytes(encodeFrame(r));
+  }
+
+  receive(value: unknown): void {
+    let answered: { reply: InformerReply; quit: boolean };
     try {
-      const probe = await this.deps.runtime.connect({ kind: "unix", path }, { data() {}, close() {} }, PROBE_TIMEOUT_MS);
-      probe.destroy();
-      return true;
-    } catch {
-      return false;
+      answered = answerInformer(value, this.deps.view);
+    } catch (err) {
+      answered = { reply: failure(ErrorCodes.internal, String(err)), quit: false };
     }
+    this.reply(answered.reply);
+    if (answered.quit) this.close(ClosedReason.clientRequested);
+  }
+
+  /** Only a frame above the limit fails the decoder: say so, and close rather than read it. */
+  protected override frameFailed(error: FrameError): void {
+    this.reply(failure(error.code, error.message));
+    this.close(ClosedReason.frameError, error.message);
+  }
+
+  protected override closed(reason: ClosedReason, detail: string | undefined): void {
+    this.all.delete(this);
+    this.deps.closed?.(reason);
+    if (reason === ClosedReason.slowConsumer) this.deps.log.warn("informer connection closed: not reading its replies", { detail });
+    else this.deps.log.debug("informer connection closed", { reason, detail });
   }
 }

@@ -120,6 +120,7 @@ export class FrameDecoder {
   #failed: FrameError | undefined;
   readonly #onBadBody: ((error: FrameError) => void) | undefined;
   readonly #keepAsText: CutPaths | undefined;
+  readonly #asText: boolean;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -132,11 +133,13 @@ export class FrameDecoder {
    * top-level object, the first present wins) that a long frame's value
    * holds as a checked {@link RawJson} instead of building them
    * (json-cut.ts): for a reader that passes them on without looking inside.
+   * `asText` delivers each frame as its checked UTF-8 text, not parsed: for
+   * a reader that recognises the frames it expects by their first characters.
    */
   constructor(
     maxFrameBytes: number,
     onFrame: FrameCallback,
-    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths } = {},
+    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths; asText?: boolean } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
@@ -146,6 +149,7 @@ export class FrameDecoder {
     this.#onBadBody = options.onBadBody;
     this.#owner = options.owner;
     this.#keepAsText = options.keepAsText;
+    this.#asText = options.asText === true;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -252,6 +256,10 @@ export class FrameDecoder {
       } catch (cause) {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
+    }
+    if (this.#asText) {
+      this.#onFrame(text, index, this.#owner);
+      return undefined;
     }
     let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
     if (value === undefined) {

@@ -9,6 +9,7 @@
  */
 
 import * as v from "valibot";
+import { isRecord, quote } from "../guard.ts";
 import { ErrorCodes } from "./reports.ts";
 import { type CutPaths, RawJson } from "./json-cut.ts";
 
@@ -82,9 +83,6 @@ export function dataValue(data: unknown): unknown {
 type Issue = v.BaseIssue<unknown>;
 type Issues = [Issue, ...Issue[]];
 
-/** How many characters of the offending value a problem message quotes. */
-const MAX_QUOTED_CHARS = 40;
-
 interface Where {
   /** Names the value itself when the issue has no path. */
   root: string;
@@ -114,47 +112,9 @@ function kindOf(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** Short JSON of a value, cut at MAX_QUOTED_CHARS without serialising all of a big one. */
-function quote(value: unknown): string {
-  if (value === undefined) return "nothing";
-  let out = "";
-  const put = (text: string): boolean => {
-    out += text;
-    return out.length <= MAX_QUOTED_CHARS;
-  };
-  const write = (x: unknown): boolean => {
-    if (typeof x === "string") return put(JSON.stringify(x.length > MAX_QUOTED_CHARS ? x.slice(0, MAX_QUOTED_CHARS) : x));
-    if (x === null || typeof x === "number" || typeof x === "boolean") return put(JSON.stringify(x));
-    if (Array.isArray(x)) {
-      if (!put("[")) return false;
-      for (let i = 0; i < x.length; i++) {
-        if ((i > 0 && !put(",")) || !write(x[i])) return false;
-      }
-      return put("]");
-    }
-    if (typeof x === "object") {
-      if (!put("{")) return false;
-      let first = true;
-      for (const key in x) {
-        if (!Object.hasOwn(x, key)) continue;
-        if ((!first && !put(",")) || !put(`${JSON.stringify(key)}:`) || !write((x as Record<string, unknown>)[key])) return false;
-        first = false;
-      }
-      return put("}");
-    }
-    // Not JSON (undefined inside, function, bigint): only reachable from in-process callers.
-    return put(typeof x === "bigint" ? `${x}n` : typeof x);
-  };
-  write(value);
-  return out.length <= MAX_QUOTED_CHARS ? out : `${out.slice(0, MAX_QUOTED_CHARS - 3)}...`;
-}
-
 // ---------------------------------------------------------------------------
 // Schema helpers
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function expectedOf(schema: unknown): string {
   const { message, expects } = schema as { message?: unknown; expects?: unknown };

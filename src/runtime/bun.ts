@@ -4,11 +4,11 @@
  * @module
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { OutBuffer } from "../protocol/out-buffer.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,
   type Conn,
+  type ConnectOptions,
   type Endpoint,
   type FetchHandler,
   type HttpAnswer,
@@ -30,133 +30,23 @@ import { pumpLines } from "./lines.ts";
 
 let nextId = 1;
 
-/**
- * Connections with bytes waiting, flushed once per event-loop turn. A
- * microtask flush would run after the first step of a promise chain, and a
- * relayed message reaches its writes several steps after its read: per turn,
- * every frame produced from one batch of reads leaves in one write per socket.
- */
-let dirty = new Set<BunConn>();
-
-/**
- * A connection with this many frames queued in one turn is flushed at once
- * instead of at the turn's end: its receiver can start on them while the
- * rest of the turn's output is produced, so the processes of a relay overlap
- * instead of taking turns. Measured with `bester bench` (persistent, window
- * 64): 1 pair of 100 B 66k → 97k msgs/s; 8 pairs and 4 KiB no worse. Lower
- * counts cost more writes under load (docs/PERFORMANCE.md).
- */
-const EARLY_FLUSH_FRAMES = 32;
-
-/**
- * Frames written per turn, on average over the last few turns, above which
- * this process counts as busy. A busy process's peers are busy too: an early
- * flush would start none of them sooner and costs a write and a wake-up, so
- * it flushes early every 2 × EARLY_FLUSH_FRAMES instead. A relay at 1 pair
- * (33–256 frames per turn) is never this busy; at 8 pairs × 100 B the
- * gateway is in two turns of three. Measured in alternating runs: 8 pairs ×
- * 100 B +4.5%, 1 pair level; a fixed 64 instead cost 1 pair 30%, and 128
- * when busy was worse than 64 (docs/PERFORMANCE.md).
- */
-const BUSY_TURN_FRAMES = 192;
-let flushScheduled = false;
-/** Frames queued in this turn, their recent average per turn, and the early-flush count that follows from it. */
-let turnFrames = 0;
-let averageTurnFrames = 0;
-let earlyFlushFrames = EARLY_FLUSH_FRAMES;
-
-function flushDirty(): void {
-  flushScheduled = false;
-  averageTurnFrames += (turnFrames - averageTurnFrames) / 8;
-  turnFrames = 0;
-  earlyFlushFrames = averageTurnFrames > BUSY_TURN_FRAMES ? 2 * EARLY_FLUSH_FRAMES : EARLY_FLUSH_FRAMES;
-  const batch = dirty;
-  dirty = new Set();
-  for (const conn of batch) conn.flush();
-}
-
-function markDirty(conn: BunConn): void {
-  dirty.add(conn);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushDirty);
-  }
-}
-
+/** A Bun socket as a byte transport: Bun's own write already takes what the kernel takes. */
 class BunConn implements Conn {
   readonly id = nextId++;
-  context: unknown = undefined;
-  /** Made on the first write and dropped once written out: idle connections hold none. */
-  #queue: OutBuffer | undefined;
-  #flushScheduled = false;
-  /** Writes queued since the last flush. */
-  #framesThisTurn = 0;
-  /** Bytes queued since the last flush: not offered to the kernel yet (see Conn.pendingBytes). */
-  #unoffered = 0;
-  #ending = false;
-  #closed = false;
   socket: Socket<BunConn> | undefined;
+  #closed = false;
 
   constructor(
     readonly remote: Endpoint,
     readonly events: SocketEvents,
+    public context: unknown = undefined,
   ) {}
 
-  get pendingBytes(): number {
-    return this.#queue === undefined ? 0 : this.#queue.bytes - this.#unoffered;
-  }
-
-  write(bytes: Uint8Array): void {
-    if (this.#closed || this.#ending) return;
-    (this.#queue ??= new OutBuffer()).push(bytes);
-    this.#unoffered += bytes.byteLength;
-    this.#queued();
-  }
-
-  writeFrame(json: string, more?: string, last?: string): void {
-    if (this.#closed || this.#ending) return;
-    const queue = (this.#queue ??= new OutBuffer());
-    const before = queue.bytes;
-    queue.pushFrame(json, more, last);
-    this.#unoffered += queue.bytes - before;
-    this.#queued();
-  }
-
-  #queued(): void {
-    // A long run of frames leaves at once; its receiver starts on it while
-    // this turn produces the rest (see EARLY_FLUSH_FRAMES).
-    turnFrames++;
-    if (++this.#framesThisTurn >= earlyFlushFrames) {
-      this.flush();
-      return;
-    }
-    // Coalesce: everything written in this turn leaves in one socket write.
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      markDirty(this);
-    }
-  }
-
-  /** Writes what the kernel takes; returns true when the queue is empty. */
-  flush(): boolean {
-    this.#flushScheduled = false;
-    this.#framesThisTurn = 0;
-    this.#unoffered = 0;
+  write(bytes: Uint8Array, start: number, end: number): number {
     const socket = this.socket;
-    if (!socket || this.#closed) return false;
-    const queue = this.#queue;
-    if (queue === undefined) return true;
-    // A backlog may span blocks: one write each, until the kernel stops taking.
-    while (!queue.empty) {
-      const length = queue.headLength;
-      // A range of the block: a subarray() view per write is slow on JavaScriptCore.
-      const written = Math.max(socket.write(queue.headBlock, queue.headStart, length), 0);
-      queue.consume(written);
-      if (written < length) return false;
-    }
-    this.#queue = undefined;
-    if (this.#ending) socket.end();
-    return true;
+    if (socket === undefined || this.#closed) return 0;
+    // A range of the block: a subarray() view per write is slow on JavaScriptCore.
+    return Math.max(socket.write(bytes, start, end - start), 0);
   }
 
   pause(): void {
@@ -168,15 +58,11 @@ class BunConn implements Conn {
   }
 
   end(): void {
-    if (this.#closed || this.#ending) return;
-    this.#ending = true;
-    if (this.#queue === undefined && !this.#flushScheduled) this.socket?.end();
+    if (!this.#closed) this.socket?.end();
   }
 
   destroy(err?: Error): void {
     if (this.#closed) return;
-    this.#queue?.clear();
-    this.#queue = undefined;
     this.socket?.terminate();
     this.closed(err);
   }
@@ -184,8 +70,6 @@ class BunConn implements Conn {
   closed(err?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue?.clear();
-    this.#queue = undefined;
     this.events.close(this, err);
   }
 }
@@ -202,15 +86,12 @@ const SOCKET_HANDLERS = {
     const conn = socket.data;
     conn.socket = socket;
     conn.events.open?.(conn);
-    // Bytes written before the socket existed go out now.
-    if (conn.pendingBytes > 0) markDirty(conn);
   },
   data(socket: Socket<BunConn>, chunk: Uint8Array) {
     socket.data.events.data(socket.data, chunk);
   },
   drain(socket: Socket<BunConn>) {
-    const conn = socket.data;
-    if (conn.flush()) conn.events.drain?.(conn);
+    socket.data.events.drain?.(socket.data);
   },
   close(socket: Socket<BunConn>, err?: Error) {
     socket.data?.closed(err ?? undefined);
@@ -230,16 +111,6 @@ function listenError(at: Endpoint, err: unknown): ListenError {
   if (code === "EADDRINUSE") return new ListenError("in_use", `${text}: address already in use`);
   if (code === "EACCES" || code === "EPERM") return new ListenError("permission", `${text}: permission denied`);
   return new ListenError("other", `${text}: ${(err as Error).message ?? err}`);
-}
-
-async function unixAnswers(path: string): Promise<boolean> {
-  try {
-    const socket = await Bun.connect({ unix: path, socket: { data() {} } });
-    socket.terminate();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** For listeners whose owner takes the peer's half-close (SocketEvents.end). */
@@ -263,7 +134,7 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   let server: TCPSocketListener<BunConn> | UnixSocketListener<BunConn>;
   try {
     if (at.kind === "unix") {
-      await claimUnixPath(at.path, unixAnswers);
+      await claimUnixPath(at.path);
       server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
     } else {
       // A handshake handler makes open come at accept, not after the handshake: the owner's
@@ -287,8 +158,8 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   };
 }
 
-async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
-  const conn = new BunConn(to, events);
+async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: ConnectOptions = {}): Promise<Conn> {
+  const conn = new BunConn(to, events, options.context);
   const dial =
     to.kind === "unix"
       ? Bun.connect<BunConn>({ unix: to.path, socket: DIAL_HANDLERS, data: conn })
@@ -349,7 +220,7 @@ function spawn(argv: string[], options: SpawnOptions = {}): Child {
 
 async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer> {
   try {
-    if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+    if (at.kind === "unix") await claimUnixPath(at.path);
     const server =
       at.kind === "unix"
         ? Bun.serve({ unix: at.path, fetch })

@@ -5,7 +5,6 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { OutBuffer } from "../protocol/out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
 import { dialWithTimeout } from "./dial.ts";
@@ -14,6 +13,7 @@ import { pumpLines } from "./lines.ts";
 import {
   type Child,
   type Conn,
+  type ConnectOptions,
   type Endpoint,
   type FetchHandler,
   type HttpAnswer,
@@ -40,26 +40,14 @@ const READ_BUFFER_MIN_BYTES = 2 * 1024;
 const READ_BUFFER_MAX_BYTES = 64 * 1024;
 let nextId = 1;
 
-/** Counts event-loop turns in which something was written (see Conn.pendingBytes). */
-let turn = 0;
-let turnEnding = false;
-
-function noteTurn(): void {
-  if (turnEnding) return;
-  turnEnding = true;
-  setImmediate(() => {
-    turn++;
-    turnEnding = false;
-  });
-}
-
+/**
+ * A Deno connection as a byte transport. Deno's writes are promises, so one
+ * is kept in flight: a write while none is takes everything offered (copied:
+ * the caller's buffer is reused before the promise settles), a write while
+ * one is takes nothing, and `drain` follows once the one in flight is done.
+ */
 class DenoConnAdapter implements Conn {
   readonly id = nextId++;
-  context: unknown = undefined;
-  #queue = new OutBuffer();
-  /** Bytes queued in turn #unofferedTurn (see Conn.pendingBytes). */
-  #unoffered = 0;
-  #unofferedTurn = -1;
   #writing = false;
   #ending = false;
   #closed = false;
@@ -71,17 +59,13 @@ class DenoConnAdapter implements Conn {
     readonly events: SocketEvents,
     /** Accepted by a listener whose owner takes half-closes (SocketEvents.end). */
     readonly halfOpen = false,
+    public context: unknown = undefined,
   ) {}
-
-  get pendingBytes(): number {
-    const unoffered = this.#unofferedTurn === turn ? this.#unoffered : 0;
-    return Math.max(0, this.#queue.bytes - unoffered);
-  }
 
   start(): void {
     // Nagle's algorithm would hold small frames back for the peer's delayed
-    // ACK (~40 ms); the adapter joins a turn's frames itself. Bun's sockets
-    // disable it by default.
+    // ACK (~40 ms); the layer above joins a turn's frames itself. Bun's
+    // sockets disable it by default.
     this.conn.setNoDelay?.(true);
     this.events.open?.(this);
     void this.#readLoop();
@@ -108,47 +92,16 @@ class DenoConnAdapter implements Conn {
     }
   }
 
-  write(bytes: Uint8Array): void {
-    if (this.#closed || this.#ending) return;
-    this.#queue.push(bytes);
-    this.#queued(bytes.byteLength);
+  write(bytes: Uint8Array, start: number, end: number): number {
+    if (this.#closed || this.#ending || this.#writing || start >= end) return 0;
+    this.#writing = true;
+    void this.#writeAll(bytes.slice(start, end));
+    return end - start;
   }
 
-  writeFrame(json: string, more?: string, last?: string): void {
-    if (this.#closed || this.#ending) return;
-    const before = this.#queue.bytes;
-    this.#queue.pushFrame(json, more, last);
-    this.#queued(this.#queue.bytes - before);
-  }
-
-  #queued(bytes: number): void {
-    // Bytes of this turn are not offered to the kernel before the turn ends.
-    noteTurn();
-    if (this.#unofferedTurn !== turn) {
-      this.#unofferedTurn = turn;
-      this.#unoffered = 0;
-    }
-    this.#unoffered += bytes;
-    if (!this.#writing) {
-      this.#writing = true;
-      // Start on the next turn so every frame written in this one is joined
-      // (a relayed message reaches its writes several promise steps after its read).
-      setImmediate(() => void this.#writeLoop());
-    }
-  }
-
-  async #writeLoop(): Promise<void> {
-    let wasBacklogged = false;
+  async #writeAll(chunk: Uint8Array): Promise<void> {
     try {
-      while (!this.#queue.empty && !this.#closed) {
-        let chunk = this.#queue.takeAll();
-        while (chunk.byteLength > 0) {
-          const n = await this.conn.write(chunk);
-          chunk = chunk.subarray(n);
-          if (chunk.byteLength > 0) wasBacklogged = true;
-        }
-        if (!this.#queue.empty) wasBacklogged = true;
-      }
+      while (chunk.byteLength > 0) chunk = chunk.subarray(await this.conn.write(chunk));
     } catch (err) {
       this.#writing = false;
       this.destroy(err as Error);
@@ -161,7 +114,7 @@ class DenoConnAdapter implements Conn {
       this.#finish();
       return;
     }
-    if (wasBacklogged) this.events.drain?.(this);
+    this.events.drain?.(this);
   }
 
   pause(): void {
@@ -188,7 +141,6 @@ class DenoConnAdapter implements Conn {
 
   destroy(err?: Error): void {
     if (this.#closed) return;
-    this.#queue.clear();
     this.#closeSocket();
     this.#finish(err);
   }
@@ -204,7 +156,6 @@ class DenoConnAdapter implements Conn {
   #finish(err?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue.clear();
     this.resume();
     this.#closeSocket();
     this.events.close(this, err);
@@ -237,15 +188,6 @@ function dialOptions(to: Endpoint) {
 export function createDenoRuntime(): Runtime {
   const deno = denoGlobal();
 
-  async function unixAnswers(path: string): Promise<boolean> {
-    try {
-      (await deno.connect({ path, transport: "unix" })).close();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
     const halfOpen = events.end !== undefined;
     if (at.kind !== "unix" && options.tls) {
@@ -267,7 +209,7 @@ export function createDenoRuntime(): Runtime {
     }
     let listener;
     try {
-      if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+      if (at.kind === "unix") await claimUnixPath(at.path);
       listener = deno.listen(dialOptions(at));
     } catch (err) {
       throw listenError(deno, at, err);
@@ -296,10 +238,10 @@ export function createDenoRuntime(): Runtime {
     };
   }
 
-  async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: { tls?: TlsClientOptions } = {}): Promise<Conn> {
+  async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: ConnectOptions = {}): Promise<Conn> {
     const dial = to.kind !== "unix" && options.tls ? dialTls(to, options.tls) : deno.connect(dialOptions(to));
     const conn = await dialWithTimeout(to, dial, timeoutMs, (c) => c.close());
-    const adapter = new DenoConnAdapter(conn, to, events);
+    const adapter = new DenoConnAdapter(conn, to, events, false, options.context);
     adapter.start();
     return adapter;
   }
@@ -345,7 +287,7 @@ export function createDenoRuntime(): Runtime {
 
   async function serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer> {
     try {
-      if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
+      if (at.kind === "unix") await claimUnixPath(at.path);
       let bound: Endpoint = at;
       const server = await new Promise<ReturnType<DenoNamespace["serve"]>>((resolve, reject) => {
         try {

@@ -2,10 +2,11 @@
  * The runtime adapter interface: everything the gateway needs from Bun or Deno.
  *
  * The core is handed a {@link Runtime} and never looks one up; only
- * `src/runtime/index.ts` decides which implementation runs. Reads are
- * push-based (callbacks, as Bun's sockets deliver them); writes never block and
- * never await: the adapter queues what the kernel did not take and reports the
- * queued amount as `pendingBytes`, so the caller can apply its own limit.
+ * `src/runtime/index.ts` decides which implementation runs. It is a byte
+ * transport: reads are push-based (callbacks, as Bun's sockets deliver
+ * them); a write offers bytes and learns at once how many the transport
+ * took, and `drain` says when it takes more. Queueing, framing and the
+ * limits on both live above it, the same on every runtime.
  *
  * @module
  */
@@ -19,10 +20,11 @@ export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR1" | "SIGUSR2";
 
 /** Callbacks for one socket. `close` fires exactly once per connection. */
 export interface SocketEvents {
+  /** The connection is up; for a dial, before `connect` resolves. */
   open?(conn: Conn): void;
   /** The chunk may be reused by the runtime after the call: copy what you keep. */
   data(conn: Conn, chunk: Uint8Array): void;
-  /** The write queue emptied after having been non-empty. */
+  /** The transport takes bytes again after a write that it did not take whole. */
   drain?(conn: Conn): void;
   /**
    * Listeners only: the peer finished sending (half-close). Given, it keeps
@@ -39,31 +41,21 @@ export interface Conn {
   readonly id: number;
   /** The peer: its address for TCP, the socket path for UNIX connections. */
   readonly remote: Endpoint;
-  /**
-   * Bytes the kernel did not take when they were offered: what a slow reader
-   * leaves behind. Bytes queued in the current event-loop turn have not been
-   * offered yet and do not count, so a burst to a reader that keeps up is
-   * never mistaken for a backlog.
-   */
-  readonly pendingBytes: number;
-  /** Free for the owner of the connection (the gateway keeps its session here); the adapter never reads it. */
+  /** Free for the owner of the connection; the adapter never reads it. */
   context: unknown;
-  /** Queues bytes; never throws on a closed connection (they are dropped). */
-  write(bytes: Uint8Array): void;
   /**
-   * Queues `json` as one Bester frame (PROTOCOL.md §1), encoded straight into
-   * the connection's output buffer: the hot path's way to write, with no
-   * allocation per frame. The text is not checked. Dropped like `write` on a
-   * closed connection. `more` and `last`, when given, continue the JSON
-   * text: a frame built from parts is encoded without joining them first.
+   * Offers `bytes[start, end)`; returns how many the transport took, from
+   * the front (0 up to all of them). What it took is its own: the caller may
+   * reuse its buffer at once. What it did not take is offered again after
+   * `drain`. On a closed connection it takes nothing.
    */
-  writeFrame(json: string, more?: string, last?: string): void;
+  write(bytes: Uint8Array, start: number, end: number): number;
   /** Stops `data` callbacks until `resume`. */
   pause(): void;
   resume(): void;
-  /** Closes after the queued bytes are written. */
+  /** Closes once what the transport took is written. */
   end(): void;
-  /** Closes now, dropping queued bytes. */
+  /** Closes now, dropping what is not written. */
   destroy(err?: Error): void;
 }
 
@@ -71,6 +63,12 @@ export interface Conn {
 export interface TlsServerOptions {
   cert: string;
   key: string;
+}
+
+/** A dial's options: `context` is the connection's from its first event on. */
+export interface ConnectOptions {
+  tls?: TlsClientOptions;
+  context?: unknown;
 }
 
 /** A TLS dial: `ca` (PEM) replaces the system's CAs; the certificate must name the host dialled. */
@@ -155,7 +153,7 @@ export interface Runtime {
    * `timeoutMs` there is no deadline here: the caller must keep one. With
    * `tls` (TCP only) it resolves once the handshake has verified the server.
    */
-  connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options?: { tls?: TlsClientOptions }): Promise<Conn>;
+  connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options?: ConnectOptions): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
   /** Sends one HTTP request to a server on TCP or on a UNIX socket and reads its whole answer; rejects when none answers. */

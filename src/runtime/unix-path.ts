@@ -1,4 +1,5 @@
 import { chmod, lstat, mkdir, mkdtemp, rename, rmdir, unlink } from "node:fs/promises";
+import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { ListenError } from "./types.ts";
@@ -6,13 +7,34 @@ import { ListenError } from "./types.ts";
 /** sun_path holds 108 bytes on Linux, 104 on macOS and the BSDs, one of them the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = ["darwin", "freebsd", "openbsd", "netbsd"].includes(process.platform) ? 103 : 107;
 
+/** How long the stale-socket probe waits for a live listener to accept. */
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * True if a process accepts connections on the socket at `path`. A live
+ * listener accepts at once; one silent for PROBE_TIMEOUT_MS is a wedged
+ * process, and counts as live: its socket is left alone.
+ */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    const done = (live: boolean) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(live);
+    };
+    const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
+    probe.once("connect", () => done(true));
+    probe.once("error", () => done(false));
+  });
+}
+
 /**
  * Makes `path` free for a new UNIX listener. A leftover socket file from a
  * crashed run is removed, but only when nothing answers on it: a live
  * server's socket, a regular file or a directory is never touched.
- * `answers` dials the path and resolves true if a peer accepted.
  */
-export async function claimUnixPath(path: string, answers: (path: string) => Promise<boolean>): Promise<void> {
+export async function claimUnixPath(path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   let kind: "socket" | "other" | "none" = "none";
   try {
@@ -24,7 +46,7 @@ export async function claimUnixPath(path: string, answers: (path: string) => Pro
   if (kind === "other") {
     throw new ListenError("not_socket", `${path} exists and is not a socket; refusing to replace it`);
   }
-  if (await answers(path)) {
+  if (await socketAnswers(path)) {
     throw new ListenError("in_use", `${path} is in use by another running server`);
   }
   await unlink(path);
@@ -60,11 +82,10 @@ export interface PrivateSocket<T> {
  */
 export async function bindPrivateSocket<T>(
   path: string,
-  answers: (path: string) => Promise<boolean>,
   bind: (at: string) => Promise<T & { close(): Promise<void> }>,
   onInPlace?: () => void,
 ): Promise<PrivateSocket<T & { close(): Promise<void> }>> {
-  await claimUnixPath(path, answers);
+  await claimUnixPath(path);
   const dir = await mkdtemp(join(dirname(path), ".bs-")); // created 0700
   const staging = join(dir, "s");
   let server: (T & { close(): Promise<void> }) | undefined;

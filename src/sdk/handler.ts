@@ -26,86 +26,22 @@
  * @module
  */
 import { lstat, unlink } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { basename } from "node:path";
 import process from "node:process";
-import { FrameDecoder, frameJson } from "../protocol/frame.ts";
-import { OutBuffer } from "../protocol/out-buffer.ts";
-import { loadRuntime } from "../runtime/index.ts";
-import { type Conn, type Listener, ListenError, type Runtime, type SocketEvents } from "../runtime/types.ts";
-import type { ErrorInfo } from "../protocol/reports.ts";
+import { frameJson } from "../protocol/frame.ts";
+import { ListenError } from "../runtime/types.ts";
+import { claimUnixPath } from "../runtime/unix-path.ts";
+import { fail, type HandlerAnswer, isAnswer } from "./answers.ts";
+import { HandlerStartError } from "./errors.ts";
+import { listenNode } from "./node-transport.ts";
+import { type EnvelopeMode, type HandlerRequest, requestOf } from "./requests.ts";
+import type { HandlerTransport, Service } from "./served.ts";
+import { REPEATED_SIGNAL_MS } from "./stop-requests.ts";
 
-/**
- * Where a request came from, present when the gateway sends envelopes
- * (`"envelope": true` in the handler's config).
- *
- * @example
- * ```ts
- * const handle: HandleFunction = ({ data, meta }) =>
- *   meta ? sendClients([meta.from], { seenBy: meta.via, data }) : fail("needs an envelope");
- * ```
- */
-export interface HandlerMeta {
-  /** The original sender's username (or the peer server, for server-scope messages). */
-  from: string;
-  /** "client" or "server": how the original message entered the gateway. */
-  scope: string;
-  /** The originator's message id. */
-  id: string;
-  /** The handler type this request is addressed to: the message's type, or the `sendHandler` target. */
-  type: string;
-  /** Handler types this message already passed through by `sendHandler`, oldest first. */
-  via: string[];
-}
-
-/**
- * One request from the gateway.
- *
- * @example
- * ```ts
- * const handle: HandleFunction = (request: HandlerRequest) => sendClients(["ops"], request.data);
- * ```
- */
-export interface HandlerRequest {
-  /** The client's `payload.data`: any JSON value. */
-  data: unknown;
-  /** Set only for envelope requests; see {@link ServeHandlerOptions.envelope}. */
-  meta?: HandlerMeta;
-}
-
-/**
- * The command of a successful answer: where the gateway sends the answer's data.
- *
- * @example
- * ```ts
- * const command: HandlerCommand = sendHandler("chat", null).header.command!; // { type: "sendHandler", data: "chat" }
- * ```
- */
-export type HandlerCommand =
-  | { type: "sendClients"; data: string[] }
-  | { type: "sendHandler"; data: string }
-  | { type: "sendServers"; data: string[] };
-
-/**
- * A handler's answer, exactly as it goes on the wire. Build it with
- * {@link sendClients}, {@link sendHandler}, {@link sendServers} or {@link fail}.
- *
- * @example
- * ```ts
- * const answer: HandlerAnswer = sendClients(["bob"], "hi");
- * // { header: { status: "0", command: { type: "sendClients", data: ["bob"] } }, data: "hi" }
- * ```
- */
-export interface HandlerAnswer {
-  header: {
-    /** "0" is success; anything else makes the gateway report "bad" to the originator. */
-    status: string;
-    command?: HandlerCommand;
-    /** Copied by the gateway into the originator's "bad" status report. */
-    error?: ErrorInfo;
-  };
-  data: unknown;
-}
+export { fail, type HandlerAnswer, type HandlerCommand, sendClients, sendHandler, sendServers } from "./answers.ts";
+export { HandlerStartError } from "./errors.ts";
+export type { EnvelopeMode, HandlerMeta, HandlerRequest } from "./requests.ts";
+export { REPEATED_SIGNAL_MS } from "./stop-requests.ts";
 
 /**
  * The handler function: may be sync or async; a throw becomes a {@link fail} answer.
@@ -116,26 +52,6 @@ export interface HandlerAnswer {
  * ```
  */
 export type HandleFunction = (request: HandlerRequest) => HandlerAnswer | Promise<HandlerAnswer>;
-
-/**
- * How to read each request:
- * - `true`: every request must be an envelope `{data, meta}`; any other value is
- *   answered with `fail(..., "envelope_expected")` without calling `handle`.
- * - `false`: every request is the bare data, whatever it looks like; `meta` is never set.
- * - `"auto"` (default): a request is read as an envelope when it is an object with
- *   exactly the keys `data` and `meta`, and `meta.from` is a string; otherwise it is
- *   the bare data. Pick `true` or `false` if clients may send values of that shape.
- *
- * A handler cannot tell a gateway's envelope from a client's data shaped like
- * one, so a handler that trusts `meta.from` must be configured with
- * `"envelope": true` in the gateway: only then is every request wrapped.
- *
- * @example
- * ```ts
- * await serveHandler({ socket: "/tmp/h.sock", envelope: false, handle: ({ data }) => sendClients(["log"], data) });
- * ```
- */
-export type EnvelopeMode = boolean | "auto";
 
 /**
  * Options of {@link serveHandler}.
@@ -190,30 +106,6 @@ export interface RunningHandler {
 }
 
 /**
- * Why {@link serveHandler} could not start.
- *
- * @example
- * ```ts
- * try {
- *   await serveHandler({ socket: "/tmp/h.sock", handle });
- * } catch (err) {
- *   if (err instanceof HandlerStartError && err.code === "in_use") console.error("already running");
- * }
- * ```
- */
-export class HandlerStartError extends Error {
-  override name = "HandlerStartError";
-  constructor(
-    /** `in_use`: a live process answers on the path; `not_socket`: the path is some other file. */
-    readonly code: "in_use" | "not_socket" | "listen_failed",
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-/**
  * The default request size limit. Larger than the gateway's default client
  * frame limit (1 MiB) because an envelope and `sendHandler` chains add to the
  * client's data; the handler trusts its gateway, so this only guards against a
@@ -236,426 +128,6 @@ export const DEFAULT_HANDLER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
  * ```
  */
 export const CLOSE_GRACE_MS = 2000;
-
-/** In {@link runHandlerMain}, a stop signal repeated within this is the same request, not a second one. */
-export const REPEATED_SIGNAL_MS = 500;
-
-/**
- * Requests of one connection being worked on at once; past it the connection
- * is not read until answers go out, so a flood cannot exhaust memory.
- */
-const MAX_IN_FLIGHT = 1024;
-
-/** How long the stale-socket probe waits for a connection to be accepted. */
-const PROBE_TIMEOUT_MS = 1000;
-
-// ---------------------------------------------------------------------------
-// Answer builders
-
-/**
- * Delivers `data` to every connected session of `users`.
- *
- * @param users one username or a list of them
- * @param data any JSON value; delivered as the `payload.data` of a `receivedMessage`
- * @returns the answer to return from `handle`
- * @example
- * ```ts
- * const handle: HandleFunction = ({ data, meta }) => sendClients(["bob", "carol"], { from: meta?.from, data });
- * ```
- */
-export function sendClients(users: string | string[], data: unknown): HandlerAnswer {
-  return ok({ type: "sendClients", data: typeof users === "string" ? [users] : [...users] }, data);
-}
-
-/**
- * Passes `data` on to the handler of another type, whose answer the gateway
- * then carries out.
- *
- * @param type the handler type (message type) to pass to
- * @param data the request that handler receives
- * @returns the answer to return from `handle`
- * @example
- * ```ts
- * const handle: HandleFunction = ({ data }) => sendHandler("chat", data);
- * ```
- */
-export function sendHandler(type: string, data: unknown): HandlerAnswer {
-  return ok({ type: "sendHandler", data: type }, data);
-}
-
-/**
- * Sends `data` to other Bester servers, where the handler of the same type
- * receives it.
- *
- * @param servers `"host:port"` or `"[ipv6]:port"`, one or a list
- * @param data the request the remote handler receives
- * @returns the answer to return from `handle`
- * @example
- * ```ts
- * const handle: HandleFunction = ({ data }) => sendServers(["chat.example.org:2220"], data);
- * ```
- */
-export function sendServers(servers: string | string[], data: unknown): HandlerAnswer {
-  return ok({ type: "sendServers", data: typeof servers === "string" ? [servers] : [...servers] }, data);
-}
-
-/**
- * Refuses a request: the originator gets a "bad" status report carrying
- * `{code, message}`.
- *
- * @param message what went wrong, for the person who sent the message
- * @param code a stable, machine-readable code (default `"handler_failed"`)
- * @returns the answer to return from `handle`
- * @example
- * ```ts
- * const handle: HandleFunction = ({ data }) =>
- *   typeof data === "string" ? sendClients(["bob"], data) : fail("data: expected a string", "bad_request");
- * ```
- */
-export function fail(message: string, code = "handler_failed"): HandlerAnswer {
-  return { header: { status: "1", error: { code, message } }, data: null };
-}
-
-function ok(command: HandlerCommand, data: unknown): HandlerAnswer {
-  // undefined would vanish from the JSON; say null explicitly.
-  return { header: { status: "0", command }, data: data === undefined ? null : data };
-}
-
-// ---------------------------------------------------------------------------
-// Requests
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isEnvelope(value: unknown): value is { data: unknown; meta: Record<string, unknown> } {
-  if (!isRecord(value)) return false;
-  const keys = Object.keys(value);
-  return (
-    keys.length === 2 &&
-    Object.hasOwn(value, "data") &&
-    isRecord(value["meta"]) &&
-    typeof value["meta"]["from"] === "string"
-  );
-}
-
-function requestOf(value: unknown, mode: EnvelopeMode): HandlerRequest | HandlerAnswer {
-  if (mode === false || (mode === "auto" && !isEnvelope(value))) return { data: value };
-  if (!isEnvelope(value)) {
-    return fail(
-      'expected an envelope {"data", "meta": {"from", ...}}: set "envelope": true for this handler in the gateway config',
-      "envelope_expected",
-    );
-  }
-  const meta = value.meta;
-  const via = Array.isArray(meta["via"]) ? meta["via"].filter((t): t is string => typeof t === "string") : [];
-  return { data: value.data, meta: { ...(meta as unknown as HandlerMeta), via } };
-}
-
-function isAnswer(value: unknown): value is HandlerAnswer {
-  return isRecord(value) && isRecord(value["header"]) && typeof value["header"]["status"] === "string";
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-// ---------------------------------------------------------------------------
-// Socket path
-
-/** True if a process accepts connections on `path`. */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    const done = (live: boolean) => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(live);
-    };
-    // A live listener accepts at once; silence this long means a wedged process: leave it alone.
-    const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
-    probe.once("connect", () => done(true));
-    probe.once("error", () => done(false));
-  });
-}
-
-/** Frees `path` for listening: only a socket file nobody answers on is removed. */
-async function claimSocketPath(path: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = (await lstat(path)).isSocket();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  if (!isSocket) throw new HandlerStartError("not_socket", `${path} exists and is not a socket; refusing to replace it`);
-  if (await answers(path)) throw new HandlerStartError("in_use", `${path} is in use: another process answers on it`);
-  try {
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Serving
-
-/**
- * One connection as the serving logic sees it; node:net or the runtime's
- * own sockets underneath.
- */
-interface Wire {
-  /** Queues one answer frame. */
-  send(json: string): void;
-  /** Answers were queued outside a read; `idle`: none is being worked on. */
-  answered(idle: boolean): void;
-  pause(): void;
-  resume(): void;
-  /** Closes once every queued answer is written. */
-  finish(): void;
-  destroy(): void;
-}
-
-/** What every connection of one handler shares. */
-interface Service {
-  answerFor(value: unknown, done: (json: string) => void): void;
-  maxFrameBytes: number;
-  log: (line: string) => void;
-  /** Set once close() began: connections take no more requests. */
-  closing: boolean;
-  served: Set<Served>;
-}
-
-/** One gateway connection: its requests, answered in the order they came. */
-class Served {
-  #inFlight = 0;
-  /** Reading stopped because MAX_IN_FLIGHT requests are being worked on. */
-  #paused = false;
-  /** No more requests will be read: close once the last answer is out. */
-  #finishing = false;
-  /** One slot per request in arrival order; answers leave in that order even when later ones are ready first. */
-  #slots: (string | undefined)[] = [];
-  #head = 0;
-  readonly #decoder: FrameDecoder;
-  #closed: (() => void) | undefined;
-
-  constructor(
-    readonly wire: Wire,
-    readonly service: Service,
-  ) {
-    this.#decoder = new FrameDecoder(service.maxFrameBytes, requested, { owner: this });
-    service.served.add(this);
-    if (service.closing) this.end();
-  }
-
-  /** Feeds a chunk read from the gateway; false when the connection had to be closed. */
-  data(chunk: Uint8Array): boolean {
-    const err = this.#decoder.push(chunk);
-    if (err === undefined) return true;
-    this.service.log(`closing a gateway connection: ${err.message}`);
-    this.wire.destroy();
-    return false;
-  }
-
-  request(value: unknown): void {
-    this.#inFlight++;
-    // Indices stay valid: the array is only replaced once every slot is released.
-    const at = this.#slots.push(undefined) - 1;
-    this.service.answerFor(value, (json) => {
-      this.#slots[at] = json;
-      this.#release();
-    });
-    if (this.#inFlight >= MAX_IN_FLIGHT && !this.#paused) {
-      this.#paused = true;
-      this.wire.pause();
-    }
-  }
-
-  #release(): void {
-    const slots = this.#slots;
-    while (this.#head < slots.length && slots[this.#head] !== undefined) {
-      this.wire.send(slots[this.#head]!);
-      slots[this.#head++] = undefined;
-      this.#inFlight--;
-    }
-    if (this.#head === slots.length) {
-      this.#slots = [];
-      this.#head = 0;
-    }
-    if (this.#paused && this.#inFlight < MAX_IN_FLIGHT) {
-      this.#paused = false;
-      this.wire.resume();
-    }
-    this.wire.answered(this.#inFlight === 0);
-    if (this.#inFlight === 0 && this.#finishing) this.wire.finish();
-  }
-
-  /** The gateway sent its last request (or the handler is closing): finish after the answers. */
-  end(): void {
-    this.#finishing = true;
-    if (this.#inFlight === 0) this.wire.finish();
-  }
-
-  closed(): void {
-    this.service.served.delete(this);
-    this.#closed?.();
-  }
-
-  /** Resolves once the connection is closed. */
-  whenClosed(): Promise<void> {
-    if (!this.service.served.has(this)) return Promise.resolve();
-    return new Promise((resolve) => (this.#closed = resolve));
-  }
-}
-
-function requested(value: unknown, _index: number, owner: unknown): void {
-  (owner as Served).request(value);
-}
-
-/** The runtime adapter's sockets: the adapter joins a turn's frames in one write itself. */
-class RuntimeWire implements Wire {
-  constructor(readonly conn: Conn) {}
-  send(json: string): void {
-    this.conn.writeFrame(json);
-  }
-  answered(): void {}
-  pause(): void {
-    this.conn.pause();
-  }
-  resume(): void {
-    this.conn.resume();
-  }
-  finish(): void {
-    this.conn.end();
-  }
-  destroy(): void {
-    this.conn.destroy();
-  }
-}
-
-/** node:net: on Deno and Node by default, and wherever asked for. */
-class NodeWire implements Wire {
-  // Answers ready to leave, joined into one write: under pipelined load one
-  // system call carries every answer of a read, not one each.
-  readonly #out = new OutBuffer();
-  /** Inside a read: its end flushes. */
-  reading = false;
-  #flushQueued = false;
-  readonly #flushNow = () => this.flush();
-
-  constructor(readonly socket: Socket) {}
-
-  send(json: string): void {
-    this.#out.pushFrame(json);
-  }
-
-  answered(idle: boolean): void {
-    // An answer finished outside a read waits for the turn's end only while more are due.
-    if (this.reading) return;
-    if (idle) this.flush();
-    else if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      setImmediate(this.#flushNow);
-    }
-  }
-
-  flush(): void {
-    this.#flushQueued = false;
-    if (this.#out.empty) return;
-    // node:net may keep the chunk until the kernel takes it: hand it over.
-    const chunk = this.#out.takeAll();
-    if (this.socket.writable) this.socket.write(chunk);
-  }
-
-  pause(): void {
-    this.socket.pause();
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
-
-  finish(): void {
-    this.flush();
-    // With every answer already handed to the kernel, a plain close delivers
-    // them just the same and saves the shutdown() a graceful end adds, once
-    // per message in per-message mode.
-    if (this.socket.writableLength === 0) this.socket.destroy();
-    else this.socket.end();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
-
-/** The runtime adapter, or undefined where there is none (Node). */
-async function runtimeSockets(): Promise<Runtime | undefined> {
-  try {
-    return await loadRuntime();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Listens through the runtime adapter; returns its close. */
-async function listenRuntime(runtime: Runtime, socketPath: string, service: Service): Promise<() => Promise<void>> {
-  const events: SocketEvents = {
-    open(conn) {
-      conn.context = new Served(new RuntimeWire(conn), service);
-    },
-    data(conn, chunk) {
-      (conn.context as Served).data(chunk);
-    },
-    // A gateway that shuts its side after the request still gets the answer.
-    end(conn) {
-      (conn.context as Served).end();
-    },
-    close(conn, err) {
-      if (err) service.log(`gateway connection error: ${err.message}`);
-      (conn.context as Served | undefined)?.closed();
-    },
-  };
-  let listener: Listener;
-  try {
-    listener = await runtime.listen({ kind: "unix", path: socketPath }, events);
-  } catch (err) {
-    const code = err instanceof ListenError && err.code === "in_use" ? "in_use" : "listen_failed";
-    throw new HandlerStartError(code, messageOf(err), { cause: err });
-  }
-  return () => listener.close();
-}
-
-/** Listens with node:net; returns its close. */
-async function listenNode(socketPath: string, service: Service): Promise<() => Promise<void>> {
-  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
-    const wire = new NodeWire(socket);
-    const served = new Served(wire, service);
-    socket.on("data", (chunk: Uint8Array) => {
-      wire.reading = true;
-      const ok = served.data(chunk);
-      wire.reading = false;
-      if (ok) wire.flush();
-    });
-    // allowHalfOpen: a gateway that shuts its side after the request still gets the answer.
-    socket.on("end", () => served.end());
-    socket.on("error", (err) => service.log(`gateway connection error: ${err.message}`));
-    socket.on("close", () => served.closed());
-  });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const code = err.code === "EADDRINUSE" ? "in_use" : "listen_failed";
-      reject(new HandlerStartError(code, `cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
-    };
-    server.once("error", onError);
-    server.listen(socketPath, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-  server.on("error", (err) => service.log(`listener error: ${err.message}`));
-  return () => new Promise<void>((resolve) => server.close(() => resolve()));
-}
 
 /**
  * Listens on a UNIX socket and answers every request frame with `handle`'s
@@ -735,12 +207,14 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
     },
   };
 
-  await claimSocketPath(socketPath);
-  const wanted = options.sockets ?? "auto";
-  let runtime = wanted === "node:net" ? undefined : await runtimeSockets();
-  // Measured: see ServeHandlerOptions.sockets and docs/PERFORMANCE.md.
-  if (wanted === "auto" && runtime?.name !== "bun") runtime = undefined;
-  const stopListening = runtime ? await listenRuntime(runtime, socketPath, service) : await listenNode(socketPath, service);
+  try {
+    await claimUnixPath(socketPath);
+  } catch (err) {
+    const code = err instanceof ListenError && (err.code === "in_use" || err.code === "not_socket") ? err.code : "listen_failed";
+    throw new HandlerStartError(code, messageOf(err), { cause: err });
+  }
+  const listen = await transportFor(options.sockets ?? "auto");
+  const stopListening = await listen(socketPath, service);
   // Remembered so close() never removes a socket another process created at the same path since.
   const inode = (await lstat(socketPath)).ino;
 
@@ -768,6 +242,19 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
     socketPath,
     close: () => (closing ??= close()),
   };
+}
+
+/** The sockets `wanted` names, falling back to node:net where the runtime has no adapter. See ServeHandlerOptions.sockets. */
+async function transportFor(wanted: "auto" | "runtime" | "node:net"): Promise<HandlerTransport> {
+  if (wanted === "node:net") return listenNode;
+  const { currentRuntime, listenOnRuntime } = await import("../connection/handler-transport.ts");
+  const runtime = await currentRuntime();
+  if (runtime === undefined || (wanted === "auto" && runtime.name !== "bun")) return listenNode;
+  return (socketPath, service) => listenOnRuntime(runtime, socketPath, service);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 // ---------------------------------------------------------------------------

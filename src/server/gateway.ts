@@ -4,29 +4,33 @@
  * @module
  */
 import { planReload } from "../config/diff.ts";
-import { CONTROL_MESSAGE_TYPE } from "../control/types.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
 import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { Credentials } from "../protocol/messages.ts";
-import { ErrorCodes, fatalMessage, receivedMessage } from "../protocol/reports.ts";
-import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
-import { ClosedReason } from "./close-reason.ts";
+import { ErrorCodes, fatalMessage } from "../protocol/reports.ts";
+import { type Conn, formatEndpoint, type Runtime, type SocketEvents } from "../runtime/types.ts";
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS } from "../connection/framed.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
-import { createHandlerDispatch } from "./commands.ts";
+import { Commands } from "./commands.ts";
+import { Delivery, outgoing } from "./delivery.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
 import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
-import { createRouter } from "./router.ts";
+import { Router } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
 
 /** A TLS listener's certificate this close to its end is warned about at start and on reload. */
 const CERTIFICATE_WARN_DAYS = 14;
+
+/** The type of a message POST /v1/messages delivers when the request names none. */
+export const CONTROL_MESSAGE_TYPE = "control";
 
 export class Gateway {
   readonly sessions = new Set<Session>();
@@ -36,7 +40,7 @@ export class Gateway {
   #listeners: OpenListener[] = [];
   #config: Config;
   #reloading: Promise<unknown> | undefined;
-  #router;
+  readonly delivery: Delivery;
   #stopping = false;
   #accounts: AccountStore | undefined;
   /** What sessions see of the gateway; its `limits` follow reloads. */
@@ -52,32 +56,24 @@ export class Gateway {
     private readonly logOverride: { level?: Config["log"]["level"]; format?: Config["log"]["format"] } = {},
   ) {
     this.#config = config;
-    const gateway = this;
     this.handlers = new HandlerHost(runtime, config, log);
-    // Limits are read through the gateway (sessions: through #host, which a reload updates),
-    // so a reload reaches every session and command at once.
-    const limits = {
-      get maxHandlerHops() {
-        return gateway.config.limits.maxHandlerHops;
-      },
-    };
     this.#federation = new Federation({
       runtime,
       config: () => this.config.federation,
       maxFrameBytes: () => this.config.limits.maxFrameBytes,
       log: log.with({ component: "federation" }),
     });
-    this.#router = createRouter(
-      createHandlerDispatch({
-        host: this.handlers,
-        registry: this.registry,
-        limits,
-        log,
-        stats: this.stats,
-        federation: this.#federation,
-      }),
-      this.stats,
-    );
+    this.delivery = new Delivery(this.registry);
+    const router = new Router(this.handlers, this.stats);
+    // Limits are read through the gateway, so a reload reaches every command at once.
+    const commands = new Commands({
+      handlers: this.handlers,
+      delivery: this.delivery,
+      limits: () => this.config.limits,
+      log,
+      stats: this.stats,
+      federation: this.#federation,
+    });
     this.#informer = new InformerService({
       runtime,
       log: log.with({ component: "informer" }),
@@ -94,16 +90,19 @@ export class Gateway {
       log,
       // A plain field, replaced on reload: sessions read it for every message.
       limits: config.limits,
+      flow: {
+        route: (session, payload, slot) => router.route(session, payload, slot),
+        execute: (session, slot, command) => commands.execute(session, slot, command),
+      },
       authenticate: (credentials, session) => this.#authenticate(credentials, session),
-      admitServer: (header, session) => admitPeer(this.config.federation, header, session.conn.remote),
-      route: (session, payload, outcome) => this.#router.route(session, payload, outcome),
+      admitServer: (header, session) => admitPeer(this.config.federation, header, session.remote),
       reportSent: (status) => this.stats.report(status),
       clientReady: (session) => {
         this.registry.add(session);
         // Through the gateway's logger, so an idle session holds no logger of its own.
         this.log.info("client authenticated", {
           conn: session.id,
-          remote: formatEndpoint(session.conn.remote),
+          remote: formatEndpoint(session.remote),
           user: session.username,
           listener: session.listener,
         });
@@ -270,19 +269,13 @@ export class Gateway {
 
   /** Delivers `data` to the named users as if a handler of `type` had answered sendClients. */
   inject(type: string, users: string[], data: unknown): { delivered: string[]; undelivered: string[] } {
-    const frame = encodeFrame(receivedMessage(type, data));
     // Counted under its own type only if that is bounded (a handler's, or the
     // API's default): the caller names types freely, as clients do.
     const counted = type === CONTROL_MESSAGE_TYPE || this.handlers.get(type) ? type : UNSERVED_TYPE;
-    const delivered: string[] = [];
-    const undelivered: string[] = [];
-    for (const name of new Set(users)) {
-      let any = false;
-      for (const s of this.registry.sessionsOf(name) ?? []) any = s.sendBytes(frame) || any;
-      (any ? delivered : undelivered).push(name);
-      if (any) this.stats.forType(counted).delivered++;
-    }
-    return { delivered, undelivered };
+    const names = [...new Set(users)];
+    const unreached = this.delivery.deliver(names, outgoing(type, data, this.stats.forType(counted)));
+    const missed = new Set([...(unreached?.offline ?? []), ...(unreached?.failed ?? [])]);
+    return { delivered: names.filter((n) => !missed.has(n)), undelivered: names.filter((n) => missed.has(n)) };
   }
 
   /**
@@ -300,7 +293,7 @@ export class Gateway {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const session of this.sessions) {
       session.fatal(shuttingDown, null, ClosedReason.shutdown);
-      session.conn.destroy();
+      session.destroy();
     }
     this.#federation.closeAll();
     await this.handlers.stop();
@@ -308,24 +301,22 @@ export class Gateway {
     await this.#accounts?.close();
   }
 
-  #socketEvents(kind: ListenerKind) {
+  #socketEvents(kind: ListenerKind): SocketEvents {
     return {
+      ...FRAMED_EVENTS,
       open: (conn: Conn) => {
         if (this.#stopping) return conn.destroy();
         if (this.sessions.size >= this.config.limits.maxConnections) {
-          conn.write(
-            encodeFatal(`the server is at its limit of ${this.config.limits.maxConnections} connections`),
-          );
+          const fatal = encodeFatal(`the server is at its limit of ${this.config.limits.maxConnections} connections`);
+          conn.write(fatal, 0, fatal.length);
           this.log.warn("connection refused", { reason: ClosedReason.tooManyConnections, remote: formatEndpoint(conn.remote) });
           return conn.end();
         }
         this.stats.connectionsOpened++;
-        const session = new Session(conn, kind, this.#host);
+        const session = new Session(kind, this.#host);
         this.sessions.add(session);
-        conn.context = session;
+        session.attach(conn);
       },
-      data: (conn: Conn, chunk: Uint8Array) => (conn.context as Session | undefined)?.onData(chunk),
-      close: (conn: Conn, err?: Error) => (conn.context as Session | undefined)?.onClose(err),
     };
   }
 

@@ -10,10 +10,13 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { FederationConfig, PeerConfig } from "../config/schema.ts";
 import { readNamedFile } from "../config/named-file.ts";
 import { normaliseIp, parseServerAddress } from "../config/server-address.ts";
+import { isRecord, quote } from "../guard.ts";
 import type { Logger } from "../log/logger.ts";
-import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS, FramedConnection } from "../connection/framed.ts";
+import { encodeFrame, type FrameError } from "../protocol/frame.ts";
 import { type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
-import type { Conn, Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
+import type { Endpoint, Runtime, TlsClientOptions } from "../runtime/types.ts";
 
 /** The verdict on a server-scope connection's first frame. */
 export type PeerAdmission =
@@ -55,9 +58,6 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(da, db);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 const refuse = (message: string, reason: string): PeerAdmission => ({
   ok: false,
@@ -77,7 +77,7 @@ export function admitPeer(f: FederationConfig, header: Record<string, unknown>, 
       ok: false,
       fatal: true,
       reason: "bad hop count",
-      error: { code: ErrorCodes.malformed, message: `header.hops: expected an integer >= 1, got ${JSON.stringify(hopsRaw)?.slice(0, 40)}` },
+      error: { code: ErrorCodes.malformed, message: `header.hops: expected an integer >= 1, got ${quote(hopsRaw)}` },
     };
   }
   // An original server sends no hop count: its message has made one hop, to us.
@@ -137,7 +137,7 @@ export interface FederationDeps {
 
 /** Dials peers for sendServers. */
 export class Federation {
-  #open = new Set<Conn>();
+  #open = new Set<PeerDelivery>();
   #tls = new WeakMap<PeerConfig, TlsClientOptions>();
 
   constructor(private readonly deps: FederationDeps) {}
@@ -173,7 +173,7 @@ export class Federation {
 
   /** Drops connections still waiting for a report (shutdown); their senders get "bad". */
   closeAll(): void {
-    for (const conn of [...this.#open]) conn.destroy(new Error("the server is shutting down"));
+    for (const delivery of [...this.#open]) delivery.settle(delivery.fail(ErrorCodes.peerFailed, "the server is shutting down"), ClosedReason.shutdown);
   }
 
   async #sendOne(target: string, message: ServerMessage, hops: number): Promise<FailedServer | undefined> {
@@ -223,57 +223,67 @@ export class Federation {
     tls: TlsClientOptions | undefined,
   ): Promise<FailedServer | undefined> {
     return new Promise((resolve) => {
-      let settled = false;
-      let conn: Conn | undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const settle = (outcome: FailedServer | undefined) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (conn) {
-          this.#open.delete(conn);
-          if (outcome) conn.destroy();
-          else conn.end();
-        }
+      const delivery = new PeerDelivery(this.deps.maxFrameBytes(), id, fail, (outcome) => {
+        this.#open.delete(delivery);
         resolve(outcome);
-      };
-      const decoder = new FrameDecoder(this.deps.maxFrameBytes(), (value) => settle(verdictOf(value, id, fail)));
+      });
+      this.#open.add(delivery);
+      delivery.sendBytes(frame);
+      delivery.timer = setTimeout(
+        () => delivery.settle(fail(ErrorCodes.peerTimeout, `no status report within ${f.replyTimeoutMs} ms`), ClosedReason.timeout),
+        f.replyTimeoutMs,
+      );
       this.deps.runtime
-        .connect(
-          to,
-          {
-            data: (_c, chunk) => {
-              const err = decoder.push(chunk);
-              if (err) settle(fail(ErrorCodes.peerFailed, `unreadable answer: ${err.message}`));
-            },
-            close: (_c, err) => {
-              // Some runtimes report a failed dial as a close too; the rejection below says it better.
-              if (conn === undefined) return settle(fail(ErrorCodes.peerUnreachable, err?.message ?? "connection closed while dialling"));
-              settle(
-                fail(
-                  ErrorCodes.peerFailed,
-                  err ? `connection failed: ${err.message}` : "the server closed the connection without a status report",
-                ),
-              );
-            },
-          },
-          f.connectTimeoutMs,
-          tls ? { tls } : {},
-        )
-        .then(
-          (c) => {
-            conn = c;
-            if (settled) return c.destroy();
-            this.#open.add(c);
-            c.write(frame);
-            timer = setTimeout(
-              () => settle(fail(ErrorCodes.peerTimeout, `no status report within ${f.replyTimeoutMs} ms`)),
-              f.replyTimeoutMs,
-            );
-          },
-          (err: Error) => settle(fail(ErrorCodes.peerUnreachable, err.message)),
-        );
+        .connect(to, FRAMED_EVENTS, f.connectTimeoutMs, { context: delivery, ...(tls ? { tls } : {}) })
+        .then(undefined, (err: Error) => delivery.settle(fail(ErrorCodes.peerUnreachable, err.message), ClosedReason.socketError));
     });
+  }
+}
+
+/** One message to one peer server, on a connection of its own, until the peer's verdict. */
+class PeerDelivery extends FramedConnection {
+  #settled = false;
+
+  constructor(
+    maxFrameBytes: number,
+    readonly id: string,
+    readonly fail: (code: string, text: string) => FailedServer,
+    readonly done: (outcome: FailedServer | undefined) => void,
+  ) {
+    super({ maxFrameBytes });
+  }
+
+  /** The subclass timer is public here: the federation sets the reply deadline. */
+  declare timer: ReturnType<typeof setTimeout> | undefined;
+
+  receive(value: unknown): void {
+    this.settle(verdictOf(value, this.id, this.fail), ClosedReason.exchangeDone);
+  }
+
+  protected override frameFailed(error: FrameError): void {
+    this.settle(this.fail(ErrorCodes.peerFailed, `unreadable answer: ${error.message}`), ClosedReason.frameError);
+  }
+
+  protected override closed(_reason: ClosedReason, detail: string | undefined): void {
+    if (this.#settled) return;
+    const err = this.closeReason === ClosedReason.socketError ? detail : undefined;
+    this.settle(
+      this.fail(
+        ErrorCodes.peerFailed,
+        err ? `connection failed: ${err}` : "the server closed the connection without a status report",
+      ),
+    );
+  }
+
+  /** The verdict: once only; the connection ends with it (gracefully when the peer took the message). */
+  settle(outcome: FailedServer | undefined, reason: ClosedReason = ClosedReason.exchangeDone): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (outcome === undefined) this.close(reason);
+    else this.destroy(reason);
+    this.done(outcome);
   }
 }
 
@@ -286,7 +296,7 @@ function verdictOf(value: unknown, id: string, fail: (code: string, text: string
   const text = typeof error?.["message"] === "string" ? error["message"] : undefined;
   if (header?.["messageType"] === "fatal") return fail(code, `refused: ${text ?? "fatal error"}`);
   if (header?.["messageType"] !== "statusReport" || payload?.["id"] !== id) {
-    return fail(ErrorCodes.peerFailed, `expected a status report for ${id}, got ${JSON.stringify(value)?.slice(0, 80)}`);
+    return fail(ErrorCodes.peerFailed, `expected a status report for ${id}, got ${quote(value, 80)}`);
   }
   if (header["status"] === "good") return undefined;
   return fail(code, text ?? `status "${String(header["status"])}"`);

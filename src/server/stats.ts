@@ -4,7 +4,7 @@
  * read are built when they are read.
  * @module
  */
-import type { ClosedReason } from "./close-reason.ts";
+import type { ClosedReason } from "../connection/close-reason.ts";
 
 /** Upper bounds (ms) of the handler latency histogram buckets. */
 export const LATENCY_BUCKETS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] as const;

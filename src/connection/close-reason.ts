@@ -1,6 +1,8 @@
 /**
- * Why a connection ended. Every close records one, so logs (and later the
- * control API) can say what happened to a client without guessing.
+ * Why a connection ended, for every kind of connection (client and server
+ * sessions, handler links, federation deliveries, informer clients). Every
+ * close records one, so logs and metrics say what happened without guessing.
+ * Published in logs and metrics: never rename one.
  */
 export const ClosedReason = {
   /** The peer closed the connection. */
@@ -29,6 +31,14 @@ export const ClosedReason = {
   operator: "operator_disconnect",
   /** The gateway is shutting down. */
   shutdown: "server_shutdown",
+  /** A connection made for one exchange (a per-message handler request, a federation delivery) finished it. */
+  exchangeDone: "exchange_done",
+  /** The peer did not answer within its deadline (a handler, a peer server). */
+  timeout: "timeout",
+  /** The peer sent a frame that answers nothing asked, or not in the shape asked for. */
+  unexpectedFrame: "unexpected_frame",
+  /** Its owner stopped using it: a handler removed or reconfigured, a kept link reset. */
+  released: "released",
 } as const;
 
 export type ClosedReason = (typeof ClosedReason)[keyof typeof ClosedReason];
