@@ -7,10 +7,10 @@
  */
 import type { HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
-import { ErrorCodes } from "../protocol/reports.ts";
+import { RawJson } from "../protocol/json-cut.ts";
+import { DELIVERY_HEAD, deliveryTail, ErrorCodes, receivedMessageJson } from "../protocol/reports.ts";
 import { quote } from "../guard.ts";
 import type { Delivery } from "./delivery.ts";
-import { outgoing } from "./delivery.ts";
 import { ask } from "./exchange.ts";
 import type { Slot } from "./order.ts";
 import { bad, type Command, GOOD, good, type Outcome, type Settle } from "./outcome.ts";
@@ -56,7 +56,12 @@ export class Commands {
     if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
       return bad({ code: ErrorCodes.badCommand, message: `handler "${type}": sendClients needs a list of usernames, got ${quote(users)}` });
     }
-    const unreached = this.deps.delivery.deliver(names as string[], outgoing(type, data, command.counters));
+    // The delivery's frame in three parts, written straight into each session's queue.
+    const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
+    const unreached =
+      dataJson === undefined
+        ? this.deps.delivery.deliver(names as string[], receivedMessageJson(type, undefined), "", "", command.counters)
+        : this.deps.delivery.deliver(names as string[], DELIVERY_HEAD, dataJson, deliveryTail(type), command.counters);
     if (unreached === undefined) return GOOD;
     if (unreached.failed !== undefined) {
       return bad({ code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${unreached.failed.join(", ")}` });

@@ -12,23 +12,14 @@ import type { Session } from "./session.ts";
 import type { TypeStats } from "./stats.ts";
 
 /**
- * A message on its way to users: its frame in three parts (head, data,
- * tail), written straight into each session's queue without joining them.
+ * The `receivedMessage` frame of `data` from `type`, as three parts (head,
+ * data, tail) that each session's queue encodes without joining them.
  */
-export interface Outgoing {
-  head: string;
-  body: string;
-  tail: string;
-  /** Counters of the type that produced it (deliveries are counted there). */
-  counters: TypeStats;
-}
-
-/** The `receivedMessage` frame of `data` from `type`, as the parts of an {@link Outgoing}. */
-export function outgoing(type: string, data: unknown, counters: TypeStats): Outgoing {
+export function deliveryParts(type: string, data: unknown): [head: string, body: string, tail: string] {
   const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
   // Data JSON cannot carry (undefined): the key is left out, as JSON.stringify does.
-  if (dataJson === undefined) return { head: receivedMessageJson(type, undefined), body: "", tail: "", counters };
-  return { head: DELIVERY_HEAD, body: dataJson, tail: deliveryTail(type), counters };
+  if (dataJson === undefined) return [receivedMessageJson(type, undefined), "", ""];
+  return [DELIVERY_HEAD, dataJson, deliveryTail(type)];
 }
 
 /** Who a delivery did not reach; absent when it reached everyone. */
@@ -43,11 +34,12 @@ export class Delivery {
   constructor(private readonly registry: ClientRegistry) {}
 
   /**
-   * Delivers `message` to every session of each named user (each user once,
-   * however often named); undefined when everyone was reached.
+   * Delivers the frame `head + body + tail` to every session of each named
+   * user (each user once, however often named), counting each delivery in
+   * `counters` (the producing type's); undefined when everyone was reached.
+   * The frame comes in parts so the usual delivery allocates nothing.
    */
-  deliver(names: string[], message: Outgoing): Unreached | undefined {
-    const { head, body, tail, counters } = message;
+  deliver(names: string[], head: string, body: string, tail: string, counters: TypeStats): Unreached | undefined {
     // The usual case, one user with one session, needs no closure and no list.
     if (names.length === 1) {
       const found = this.registry.lookup(names[0]!);

@@ -16,7 +16,7 @@ import { FRAMED_EVENTS } from "../connection/framed.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { Commands } from "./commands.ts";
-import { Delivery, outgoing } from "./delivery.ts";
+import { Delivery, deliveryParts } from "./delivery.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
 import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
@@ -273,7 +273,7 @@ export class Gateway {
     // API's default): the caller names types freely, as clients do.
     const counted = type === CONTROL_MESSAGE_TYPE || this.handlers.get(type) ? type : UNSERVED_TYPE;
     const names = [...new Set(users)];
-    const unreached = this.delivery.deliver(names, outgoing(type, data, this.stats.forType(counted)));
+    const unreached = this.delivery.deliver(names, ...deliveryParts(type, data), this.stats.forType(counted));
     const missed = new Set([...(unreached?.offline ?? []), ...(unreached?.failed ?? [])]);
     return { delivered: names.filter((n) => !missed.has(n)), undelivered: names.filter((n) => missed.has(n)) };
   }
