@@ -42,9 +42,8 @@ let dirty = new Set<BunConn>();
  * A connection with this many frames queued in one turn is flushed at once
  * instead of at the turn's end: its receiver can start on them while the
  * rest of the turn's output is produced, so the processes of a relay overlap
- * instead of taking turns. Measured with `bester bench` (persistent, window
- * 64): 1 pair of 100 B 66k → 97k msgs/s; 8 pairs and 4 KiB no worse. Lower
- * counts cost more writes under load (docs/PERFORMANCE.md).
+ * instead of taking turns. A count, not bytes: a byte threshold would flush
+ * large frames one or two at a time, and each early flush is one more write.
  */
 const EARLY_FLUSH_FRAMES = 32;
 
@@ -52,11 +51,9 @@ const EARLY_FLUSH_FRAMES = 32;
  * Frames written per turn, on average over the last few turns, above which
  * this process counts as busy. A busy process's peers are busy too: an early
  * flush would start none of them sooner and costs a write and a wake-up, so
- * it flushes early every 2 × EARLY_FLUSH_FRAMES instead. A relay at 1 pair
- * (33–256 frames per turn) is never this busy; at 8 pairs × 100 B the
- * gateway is in two turns of three. Measured in alternating runs: 8 pairs ×
- * 100 B +4.5%, 1 pair level; a fixed 64 instead cost 1 pair 30%, and 128
- * when busy was worse than 64 (docs/PERFORMANCE.md).
+ * it flushes early every 2 × EARLY_FLUSH_FRAMES instead. Set above what a
+ * relay for one sender writes in a turn on average, so a lone round trip
+ * keeps the early flush that lets its processes overlap; many senders pass it.
  */
 const BUSY_TURN_FRAMES = 192;
 let flushScheduled = false;
@@ -380,12 +377,11 @@ function selfCommand(): string[] {
 /**
  * How long Bun's allocator (mimalloc) keeps freed memory before handing it
  * back to the kernel. Bun's build sets 100 ms; under load that is memory
- * about to be used again (every socket read arrives in a fresh buffer of up
- * to ~150 KB), and each page given back faults in again on its next use.
- * 1 s, the default of upstream mimalloc's current branch, keeps what a busy
- * server cycles through and still gives memory back a second after the load
- * stops.
- * Measured with `bester bench` (docs/PERFORMANCE.md, step 26).
+ * about to be used again (every socket read arrives in a fresh buffer), and
+ * each page given back faults in again on its next use. 1 s, the default of
+ * upstream mimalloc's current branch, keeps what a busy server cycles
+ * through and still gives memory back a second after the load stops.
+ * The figures: docs/PERFORMANCE.md, "MIMALLOC_PURGE_DELAY on Bun".
  */
 const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
 const SERVER_PURGE_DELAY_MS = "1000";

@@ -52,8 +52,8 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
   /**
    * One question to a handler and, once it is answered, the result that
    * carries the answer out in the message's turn (`deferred`). The link's
-   * reply, that result and the state between them are this one object: one
-   * allocation per handled message where closures and their scopes were several.
+   * reply, that result and the state between them are this one object, so a
+   * handled message costs one allocation, not a closure and scope per step.
    */
   class Exchange implements LinkReply, RouteResult {
     readonly frames = NO_FRAMES;
@@ -63,9 +63,9 @@ export function createHandlerDispatch(deps: CommandDeps): HandlerDispatch {
     constructor(
       readonly session: Session,
       /**
-       * The message's id, not its payload: held for the handler's round trip,
-       * a payload (with a large frame's text) outlived young collections and
-       * died old, which cost 8 pairs × 4 KiB ~9% (docs/PERFORMANCE.md).
+       * The message's id, not its payload: this is held for the handler's
+       * round trip, and a payload held that long (with a large frame's text)
+       * outlives young collections and waits for a full one to be freed.
        */
       readonly id: string,
       readonly entry: HandlerEntry,
