@@ -160,9 +160,9 @@ export interface ServeHandlerOptions {
   maxFrameBytes?: number;
   /**
    * Which sockets serve. `"auto"` (default): the runtime adapter's on Bun
-   * (the gateway's own, about half the CPU per request of node:net there),
-   * node:net on Deno and Node (Deno's adapter writes asynchronously, and was
-   * measured slower than node:net for pipelined 4 KiB answers).
+   * (the gateway's own, cheaper per request than node:net's streams there),
+   * node:net on Deno and Node (Deno's adapter writes asynchronously, which
+   * costs pipelined large answers more than node:net does).
    * `"runtime"`: the adapter's on Bun and Deno. `"node:net"`: always node:net.
    */
   sockets?: "auto" | "runtime" | "node:net";
@@ -738,7 +738,7 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
   await claimSocketPath(socketPath);
   const wanted = options.sockets ?? "auto";
   let runtime = wanted === "node:net" ? undefined : await runtimeSockets();
-  // Measured: see ServeHandlerOptions.sockets and docs/PERFORMANCE.md.
+  // Why: see ServeHandlerOptions.sockets.
   if (wanted === "auto" && runtime?.name !== "bun") runtime = undefined;
   const stopListening = runtime ? await listenRuntime(runtime, socketPath, service) : await listenNode(socketPath, service);
   // Remembered so close() never removes a socket another process created at the same path since.
