@@ -17,8 +17,9 @@ export interface Flushable {
 /**
  * Frames a connection queues in one turn before it is flushed at once. A
  * relay's processes then overlap instead of taking turns: the handler starts
- * on a batch while the gateway still reads the next. Lower counts cost more
- * writes under load.
+ * on a batch while the gateway still reads the next. A count, not bytes: a
+ * byte threshold would flush large frames one or two at a time, and each
+ * early flush is one more write.
  */
 export const EARLY_FLUSH_FRAMES = 32;
 
@@ -26,7 +27,9 @@ export const EARLY_FLUSH_FRAMES = 32;
  * Frames written per turn (a running average) above which this process
  * counts as busy: its peers are busy too, so an early flush would start none
  * of them sooner and only costs a write and a wake-up. A busy process
- * flushes early every 2 × EARLY_FLUSH_FRAMES instead.
+ * flushes early every 2 × EARLY_FLUSH_FRAMES instead. Set above what a relay
+ * for one sender writes in a turn, so a lone round trip keeps the early
+ * flush that lets its processes overlap; many senders pass it.
  */
 export const BUSY_TURN_FRAMES = 192;
 

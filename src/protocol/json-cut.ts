@@ -3,8 +3,8 @@
  * message's `data`), which is checked against the JSON grammar and kept as
  * its source text instead of being built. The gateway passes that text on
  * to the handler and to the receiver as it arrived, so it never needs the
- * value, and building it (a copy of every string in it) was most of what a
- * large message cost to parse.
+ * value, and building it (a copy of every string in it) is most of what
+ * parsing a large message costs.
  *
  * How, for a text T and a path such as payload.data:
  * 1. find where the member's value seems to be, [s, e), by reading only
@@ -27,10 +27,9 @@
 
 /**
  * Frames shorter than this are parsed whole: below it, JSON.parse and
- * serialising the member again cost about what the cut does (~1 µs at 1
- * KiB); above it the cut costs less and less of the whole (micro-benchmark
- * with fresh strings: 4 KiB 1.3 µs against 1.9 µs for JSON.parse and
- * finding the member's text, 16 KiB 2.4 µs against 4.8).
+ * serialising the member again cost about what the cut does; above it the
+ * cut's share of the work falls as the member grows (the figures:
+ * docs/PERFORMANCE.md, "Large data is passed on as text").
  */
 export const CUT_MIN_CHARS = 1024;
 

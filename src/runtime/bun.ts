@@ -251,12 +251,11 @@ function selfCommand(): string[] {
 /**
  * How long Bun's allocator (mimalloc) keeps freed memory before handing it
  * back to the kernel. Bun's build sets 100 ms; under load that is memory
- * about to be used again (every socket read arrives in a fresh buffer of up
- * to ~150 KB), and each page given back faults in again on its next use.
- * 1 s, the default of upstream mimalloc's current branch, keeps what a busy
- * server cycles through and still gives memory back a second after the load
- * stops.
- * Measured with `bester bench` (docs/PERFORMANCE.md, step 26).
+ * about to be used again (every socket read arrives in a fresh buffer), and
+ * each page given back faults in again on its next use. 1 s, the default of
+ * upstream mimalloc's current branch, keeps what a busy server cycles
+ * through and still gives memory back a second after the load stops.
+ * The figures: docs/PERFORMANCE.md, "MIMALLOC_PURGE_DELAY on Bun".
  */
 const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
 const SERVER_PURGE_DELAY_MS = "1000";

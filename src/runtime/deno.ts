@@ -345,7 +345,7 @@ export function createDenoRuntime(): Runtime {
       const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
-    // Deno's build has no mimalloc (Bun's is what step 26 tunes): nothing to set.
+    // Deno's build has no mimalloc (the allocator Bun's settings tune): nothing to set.
     useServerSettings() {},
     serverSettings() {
       return {};

@@ -76,9 +76,9 @@ export interface ServeHandlerOptions {
   maxFrameBytes?: number;
   /**
    * Which sockets serve. `"auto"` (default): the runtime adapter's on Bun
-   * (the gateway's own, about half the CPU per request of node:net there),
-   * node:net on Deno and Node (Deno's adapter writes asynchronously, and was
-   * measured slower than node:net for pipelined 4 KiB answers).
+   * (the gateway's own, cheaper per request than node:net's streams there),
+   * node:net on Deno and Node (Deno's adapter writes asynchronously, which
+   * costs pipelined large answers more than node:net does).
    * `"runtime"`: the adapter's on Bun and Deno. `"node:net"`: always node:net.
    */
   sockets?: "auto" | "runtime" | "node:net";

@@ -80,7 +80,7 @@ export function cliSuite(runtime: RuntimeName) {
     });
 
     test("serve on Bun restarts itself in place with a 1 s allocator purge delay, passed to its handlers; an operator's value stays", async () => {
-      // Bun's mimalloc reads MIMALLOC_PURGE_DELAY only at start (docs/PERFORMANCE.md, step 26); Deno has no mimalloc.
+      // Bun's mimalloc reads MIMALLOC_PURGE_DELAY only at start (docs/PERFORMANCE.md, "MIMALLOC_PURGE_DELAY on Bun"); Deno has no mimalloc.
       const expected = ENGINE[runtime] === "bun" ? "1000" : undefined;
       const { MIMALLOC_PURGE_DELAY: _, ...plain } = process.env;
       const dir = tempDir();
