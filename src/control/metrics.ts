@@ -42,6 +42,10 @@ export function renderMetrics(m: MetricsSnapshot): string {
   w.family("bester_connections_opened_total", "counter", "Connections accepted.");
   w.sample("bester_connections_opened_total", {}, m.connectionsOpened);
   w.perKey("bester_connections_closed_total", "counter", "Connections closed, by reason.", "reason", m.closed);
+  w.family("bester_internal_connections_closed_total", "counter", "The gateway's own connections closed (handler links, informer clients, peer deliveries), by kind and reason.");
+  for (const c of [...m.internalClosed].sort((a, b) => a.kind.localeCompare(b.kind) || a.reason.localeCompare(b.reason))) {
+    w.sample("bester_internal_connections_closed_total", { kind: c.kind, reason: c.reason }, c.count);
+  }
   w.family("bester_slow_consumer_disconnects_total", "counter", "Clients closed because their outbound buffer passed limits.maxPendingBytes.");
   w.sample("bester_slow_consumer_disconnects_total", {}, m.closed.get("slow_consumer") ?? 0);
   w.family("bester_frame_errors_total", "counter", "Connections closed for an undecodable frame (size, UTF-8, JSON).");

@@ -8,7 +8,7 @@ import type { HttpServer } from "../runtime/types.ts";
 import { bindPrivateSocket } from "../runtime/unix-path.ts";
 import type { Gateway } from "../server/gateway.ts";
 import { createControlApp } from "./app.ts";
-import { gatewayView } from "./gateway-view.ts";
+import { monitorOf } from "../server/monitor.ts";
 
 /** Starts the control API if the config enables it; `shutdown` is what POST /v1/shutdown does. */
 export async function startControlServer(gateway: Gateway, log: Logger, shutdown: () => void): Promise<HttpServer | undefined> {
@@ -16,7 +16,7 @@ export async function startControlServer(gateway: Gateway, log: Logger, shutdown
   if (!control.enabled) return undefined;
   const token = control.token ?? process.env.BESTER_CONTROL_TOKEN;
   const app = createControlApp(
-    gatewayView(gateway),
+    monitorOf(gateway),
     {
       reload: () => gateway.reload(),
       disconnect: (username) => gateway.disconnect(username, "disconnected by an operator"),

@@ -1,65 +1,10 @@
 /**
- * What the control API sees of the gateway (a read-only view) and what it
- * may ask of it (actions). The Hono app depends on these shapes only.
+ * What the control API sees of the gateway (the server's monitor) and what
+ * it may ask of it (actions). The Hono app depends on these shapes only.
  * @module
  */
-import type { HandlerStatus } from "../handlers/host.ts";
-import type { Histogram } from "../server/stats.ts";
 
-export interface ListenerInfo {
-  kind: "tcp4" | "tcp6" | "unix";
-  address: string;
-  /** Speaks TLS (network.<kind>.tls). */
-  tls: boolean;
-}
-
-export interface SessionInfo {
-  connection: number;
-  listener: string;
-  remote: string;
-  connectedAt: string;
-  messagesIn: number;
-  inFlight: number;
-  pendingBytes: number;
-}
-
-export interface ClientInfo {
-  username: string;
-  sessions: SessionInfo[];
-}
-
-export interface Readiness {
-  ready: boolean;
-  reasons: string[];
-}
-
-/** Everything /metrics renders, read at scrape time. */
-export interface MetricsSnapshot {
-  version: string;
-  runtime: string;
-  uptimeSeconds: number;
-  /** Open connections by scope ("pending" before the first frame) and listener. */
-  connections: Array<{ scope: string; listener: string; count: number }>;
-  connectionsOpened: number;
-  closed: Map<string, number>;
-  messagesIn: Map<string, number>;
-  messagesDelivered: Map<string, number>;
-  reports: Map<string, number>;
-  authFailures: number;
-  handlerFailures: Map<string, number>;
-  handlerLatencyMs: Map<string, Histogram>;
-  latencyBucketsMs: readonly number[];
-  handlers: HandlerStatus[];
-}
-
-export interface ControlView {
-  listeners(): ListenerInfo[];
-  clients(): ClientInfo[];
-  handlers(): HandlerStatus[];
-  readiness(): Readiness;
-  metrics(): MetricsSnapshot;
-  health(): { status: "ok"; version: string; runtime: string; uptimeSeconds: number };
-}
+export type { ClientInfo, GatewayMonitor as ControlView, ListenerInfo, MetricsSnapshot, Readiness, SessionInfo } from "../server/monitor.ts";
 
 export type ReloadResult = { ok: true; changes: string[]; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 

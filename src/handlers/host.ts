@@ -5,6 +5,7 @@
  */
 import { dirname } from "node:path";
 import type { Config, HandlerConfig } from "../config/schema.ts";
+import type { ClosedReason } from "../connection/close-reason.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { type HandlerLink, perMessageLink, persistentLink } from "./link.ts";
@@ -57,6 +58,8 @@ export class HandlerHost {
     private readonly runtime: Runtime,
     private config: Config,
     private readonly log: Logger,
+    /** Hears every close of a link's connection (for the metrics). */
+    private readonly linkClosed?: (reason: ClosedReason) => void,
   ) {
     for (const h of Object.values(config.handlers.typeMap)) this.#entries.set(h.type, this.#makeEntry(h));
   }
@@ -66,7 +69,7 @@ export class HandlerHost {
     const informer = config.informer.enabled ? config.informer.path : undefined;
     const cwd = handlerCwd(h, config.source);
     const hlog = this.log.with({ handler: h.type });
-    const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog };
+    const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog, closed: this.linkClosed };
     const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
     const argv = handlerArgv(runtime, h, informer);
     const supervisor = argv

@@ -63,6 +63,15 @@ export interface LinkOptions {
   closed?(reason: ClosedReason): void;
 }
 
+/** The closes that are how a link's connections end in the usual course: not worth a log line each. */
+const USUAL_CLOSES: ReadonlySet<ClosedReason> = new Set([ClosedReason.exchangeDone, ClosedReason.peerClosed, ClosedReason.released]);
+
+/** Counts a link connection's close, and logs one that is not the usual end. */
+function noteClosed(opts: LinkOptions, reason: ClosedReason, detail: string | undefined): void {
+  opts.closed?.(reason);
+  if (!USUAL_CLOSES.has(reason)) opts.log.debug("handler connection closed", { reason, detail });
+}
+
 /** The original protocol: every request opens its own connection, which the answer ends. */
 export function perMessageLink(opts: LinkOptions): HandlerLink {
   return new PerMessageLink(opts);
@@ -93,8 +102,8 @@ class OneShot extends FramedConnection {
     this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${error.message}`), undefined, ClosedReason.frameError);
   }
 
-  protected override closed(reason: ClosedReason): void {
-    this.link.opts.closed?.(reason);
+  protected override closed(reason: ClosedReason, detail: string | undefined): void {
+    noteClosed(this.link.opts, reason, detail);
     // The usual close follows the answer: build no Error (a stack capture) for it.
     if (!this.settled) this.finish(new HandlerError(ErrorCodes.handlerFailed, "the handler closed the connection without answering"));
   }
@@ -263,8 +272,8 @@ class PipelinedConnection extends FramedConnection {
     this.fail(ErrorCodes.handlerFailed, `unreadable answer: ${error.message}`, ClosedReason.frameError);
   }
 
-  protected override closed(reason: ClosedReason): void {
-    this.opts.closed?.(reason);
+  protected override closed(reason: ClosedReason, detail: string | undefined): void {
+    noteClosed(this.opts, reason, detail);
     const n = this.inFlight;
     this.fail(ErrorCodes.handlerFailed, `the handler closed its connection with ${n} request${n === 1 ? "" : "s"} unanswered`, reason);
   }

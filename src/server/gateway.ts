@@ -56,12 +56,13 @@ export class Gateway {
     private readonly logOverride: { level?: Config["log"]["level"]; format?: Config["log"]["format"] } = {},
   ) {
     this.#config = config;
-    this.handlers = new HandlerHost(runtime, config, log);
+    this.handlers = new HandlerHost(runtime, config, log, (reason) => this.stats.internalConnectionClosed("handler", reason));
     this.#federation = new Federation({
       runtime,
       config: () => this.config.federation,
       maxFrameBytes: () => this.config.limits.maxFrameBytes,
       log: log.with({ component: "federation" }),
+      closed: (reason) => this.stats.internalConnectionClosed("peer", reason),
     });
     this.delivery = new Delivery(this.registry);
     const router = new Router(this.handlers, this.stats);
@@ -77,6 +78,7 @@ export class Gateway {
     this.#informer = new InformerService({
       runtime,
       log: log.with({ component: "informer" }),
+      closed: (reason) => this.stats.internalConnectionClosed("informer", reason),
       limits: () => this.config.limits,
       view: {
         usernames: () => this.registry.usernames(),

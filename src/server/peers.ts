@@ -133,6 +133,8 @@ export interface FederationDeps {
   config(): FederationConfig;
   maxFrameBytes(): number;
   log: Logger;
+  /** Hears every close of a delivery's connection (for the metrics). */
+  closed?(reason: ClosedReason): void;
 }
 
 /** Dials peers for sendServers. */
@@ -223,7 +225,7 @@ export class Federation {
     tls: TlsClientOptions | undefined,
   ): Promise<FailedServer | undefined> {
     return new Promise((resolve) => {
-      const delivery = new PeerDelivery(this.deps.maxFrameBytes(), id, fail, (outcome) => {
+      const delivery = new PeerDelivery(this.deps.maxFrameBytes(), id, fail, this.deps.closed, (outcome) => {
         this.#open.delete(delivery);
         resolve(outcome);
       });
@@ -248,6 +250,7 @@ class PeerDelivery extends FramedConnection {
     maxFrameBytes: number,
     readonly id: string,
     readonly fail: (code: string, text: string) => FailedServer,
+    readonly counted: ((reason: ClosedReason) => void) | undefined,
     readonly done: (outcome: FailedServer | undefined) => void,
   ) {
     super({ maxFrameBytes });
@@ -264,7 +267,8 @@ class PeerDelivery extends FramedConnection {
     this.settle(this.fail(ErrorCodes.peerFailed, `unreadable answer: ${error.message}`), ClosedReason.frameError);
   }
 
-  protected override closed(_reason: ClosedReason, detail: string | undefined): void {
+  protected override closed(reason: ClosedReason, detail: string | undefined): void {
+    this.counted?.(reason);
     if (this.#settled) return;
     const err = this.closeReason === ClosedReason.socketError ? detail : undefined;
     this.settle(

@@ -16,6 +16,9 @@ export const LATENCY_BUCKETS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 10
  */
 export const UNSERVED_TYPE = "(unserved)";
 
+/** The gateway's connections that are not client or server sessions. */
+export type InternalKind = "handler" | "informer" | "peer";
+
 export interface Histogram {
   buckets: number[];
   count: number;
@@ -51,6 +54,8 @@ export class Stats {
   readonly startedAt = Date.now();
   readonly #types = new Map<string, TypeStats>();
   readonly closed = new Map<ClosedReason, number>();
+  /** Closes of the gateway's other connections (handler links, informer clients, peer deliveries), by kind and reason. */
+  readonly internalClosed = new Map<`${InternalKind}\0${ClosedReason}`, number>();
   goodReports = 0;
   badReports = 0;
   authFailures = 0;
@@ -70,6 +75,10 @@ export class Stats {
 
   connectionClosed(reason: ClosedReason): void {
     bump(this.closed, reason);
+  }
+
+  internalConnectionClosed(kind: InternalKind, reason: ClosedReason): void {
+    bump(this.internalClosed, `${kind}\0${reason}`);
   }
 
   get reports(): Map<"good" | "bad", number> {

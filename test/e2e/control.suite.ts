@@ -85,6 +85,8 @@ export function controlSuite(runtime: RuntimeName) {
       expect(moved("bester_status_reports_total", '{status="good"}')).toBe(5);
       expect(moved("bester_status_reports_total", '{status="bad"}')).toBe(1);
       expect(moved("bester_handler_latency_seconds_count", '{type="script"}')).toBe(5);
+      // One connection per message to a per-message handler, each closed after its answer.
+      expect(moved("bester_internal_connections_closed_total", '{kind="handler",reason="exchange_done"}')).toBe(5);
       // A type nobody serves counts under one label, never its own: clients make types up freely.
       expect(moved("bester_messages_in_total", '{type="(unserved)"}')).toBe(1);
       expect(after).not.toContain('type="nope"');

@@ -12,6 +12,10 @@ function snapshot(): MetricsSnapshot {
     connections: [{ scope: "client", listener: "tcp4", count: 2 }],
     connectionsOpened: 5,
     closed: new Map([["slow_consumer", 1]]),
+    internalClosed: [
+      { kind: "informer", reason: "slow_consumer", count: 1 },
+      { kind: "handler", reason: "timeout", count: 2 },
+    ],
     messagesIn: new Map([['we"ird\\type', 3]]),
     messagesDelivered: new Map(),
     reports: new Map([["good", 4]]),
@@ -55,6 +59,14 @@ describe("renderMetrics", () => {
     expect(lines).toContain('bester_handler_latency_seconds_bucket{type="chat",le="0.01"} 3');
     expect(lines).toContain('bester_handler_latency_seconds_bucket{type="chat",le="+Inf"} 4');
     expect(lines).toContain('bester_handler_latency_seconds_sum{type="chat"} 0.03');
+  });
+
+  test("the gateway's own connections closed, by kind and reason, in a stable order", () => {
+    const at = (l: string) => lines.indexOf(l);
+    expect(at('bester_internal_connections_closed_total{kind="handler",reason="timeout"} 2')).toBeGreaterThan(0);
+    expect(at('bester_internal_connections_closed_total{kind="informer",reason="slow_consumer"} 1')).toBe(
+      at('bester_internal_connections_closed_total{kind="handler",reason="timeout"} 2') + 1,
+    );
   });
 
   test("slow consumers and handler state", () => {

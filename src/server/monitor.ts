@@ -1,15 +1,75 @@
 /**
- * The control API's view of a running gateway: snapshots built on demand
- * from the gateway's state, never references the API could mutate.
+ * What a running gateway shows of itself: listeners, clients, handlers,
+ * readiness and the metrics, as snapshots built when asked for. The control
+ * API renders these; it never reads the gateway's state itself.
  * @module
  */
+import type { HandlerStatus } from "../handlers/host.ts";
 import { formatEndpoint } from "../runtime/types.ts";
-import type { Gateway } from "../server/gateway.ts";
-import { LATENCY_BUCKETS_MS } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
-import type { ClientInfo, ControlView, Readiness } from "./types.ts";
+import type { Gateway } from "./gateway.ts";
+import { type Histogram, LATENCY_BUCKETS_MS } from "./stats.ts";
 
-export function gatewayView(gateway: Gateway): ControlView {
+export interface ListenerInfo {
+  kind: "tcp4" | "tcp6" | "unix";
+  address: string;
+  /** Speaks TLS (network.<kind>.tls). */
+  tls: boolean;
+}
+
+export interface SessionInfo {
+  connection: number;
+  listener: string;
+  remote: string;
+  connectedAt: string;
+  messagesIn: number;
+  inFlight: number;
+  pendingBytes: number;
+}
+
+export interface ClientInfo {
+  username: string;
+  sessions: SessionInfo[];
+}
+
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
+
+/** Everything /metrics renders, read at scrape time. */
+export interface MetricsSnapshot {
+  version: string;
+  runtime: string;
+  uptimeSeconds: number;
+  /** Open connections by scope ("pending" before the first frame) and listener. */
+  connections: Array<{ scope: string; listener: string; count: number }>;
+  connectionsOpened: number;
+  closed: Map<string, number>;
+  /** Closes of handler links, informer clients and peer deliveries. */
+  internalClosed: Array<{ kind: string; reason: string; count: number }>;
+  messagesIn: Map<string, number>;
+  messagesDelivered: Map<string, number>;
+  reports: Map<string, number>;
+  authFailures: number;
+  handlerFailures: Map<string, number>;
+  handlerLatencyMs: Map<string, Histogram>;
+  latencyBucketsMs: readonly number[];
+  handlers: HandlerStatus[];
+}
+
+/** Snapshots of a running gateway, built when asked for: never references a reader could mutate. */
+export interface GatewayMonitor {
+  listeners(): ListenerInfo[];
+  clients(): ClientInfo[];
+  handlers(): HandlerStatus[];
+  readiness(): Readiness;
+  metrics(): MetricsSnapshot;
+  health(): { status: "ok"; version: string; runtime: string; uptimeSeconds: number };
+}
+
+/** The monitor of `gateway`. */
+export function monitorOf(gateway: Gateway): GatewayMonitor {
   const runtime = `${gateway.runtime.name} ${gateway.runtime.version}`;
   const uptime = () => Math.round((Date.now() - gateway.stats.startedAt) / 1000);
   return {
@@ -61,6 +121,10 @@ export function gatewayView(gateway: Gateway): ControlView {
         connections: [...groups.values()],
         connectionsOpened: s.connectionsOpened,
         closed: s.closed,
+        internalClosed: [...s.internalClosed].map(([key, count]) => {
+          const [kind, reason] = key.split("\0") as [string, string];
+          return { kind, reason, count };
+        }),
         messagesIn: s.messagesIn,
         messagesDelivered: s.messagesDelivered,
         reports: s.reports,
