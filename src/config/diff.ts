@@ -42,6 +42,45 @@ function where(c: Config, kind: ListenerKind): string {
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
 
+/** A TLS listener's certificate and key, as their files held them. */
+export interface TlsPair {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Adds to `plan` every TLS listener kept by it whose files now hold another
+ * certificate or key (renewed in place): closed and opened again with what
+ * they hold now, which is returned by kind. `current` gives what a listener
+ * was opened with (undefined: plain); `read` reads its files now, throwing
+ * an error that names the file it cannot use, which refuses the reload.
+ */
+export function planRenewals<T extends TlsPair>(
+  plan: ReloadPlan,
+  kinds: ListenerKind[],
+  current: (kind: ListenerKind) => TlsPair | undefined,
+  read: (kind: ListenerKind) => T | undefined,
+): Map<ListenerKind, T> {
+  const renewed = new Map<ListenerKind, T>();
+  for (const kind of kinds) {
+    const was = current(kind);
+    if (was === undefined || plan.openListeners.includes(kind)) continue;
+    let now: T | undefined;
+    try {
+      now = read(kind);
+    } catch (err) {
+      throw new Error(`${kind} listener: ${(err as Error).message}`, { cause: err });
+    }
+    if (now !== undefined && (now.cert !== was.cert || now.key !== was.key)) {
+      renewed.set(kind, now);
+      plan.closeListeners.push(kind);
+      plan.openListeners.push(kind);
+      plan.changes.push(`listener ${kind} reopened with the certificate now in its files`);
+    }
+  }
+  return renewed;
+}
+
 /** What a key amounts to for the running gateway: where a switched-off service would listen is nothing. */
 function inEffect(c: Config, key: string): unknown {
   const value = (c as unknown as Record<string, unknown>)[key];

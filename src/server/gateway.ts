@@ -3,7 +3,7 @@
  * cleanly.
  * @module
  */
-import { planReload } from "../config/diff.ts";
+import { planReload, planRenewals } from "../config/diff.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
 import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
@@ -199,22 +199,11 @@ export class Gateway {
 
     // Everything that can fail comes first, so a failure leaves the old state whole.
     // A TLS listener whose files now hold another certificate (renewed in place) is opened again with it.
-    const renewed = new Map<ListenerKind, ListenerTls>();
-    for (const kind of next.network.types) {
-      const current = this.#listeners.find((l) => l.kind === kind);
-      if (!current?.tls || plan.openListeners.includes(kind)) continue;
-      let now;
-      try {
-        now = readListenerTls(kind, next.network);
-      } catch (err) {
-        return { ok: false, errors: [`${kind} listener: ${(err as Error).message}`], warnings: loaded.warnings };
-      }
-      if (now && (now.cert !== current.tls.cert || now.key !== current.tls.key)) {
-        renewed.set(kind, now);
-        plan.closeListeners.push(kind);
-        plan.openListeners.push(kind);
-        plan.changes.push(`listener ${kind} reopened with the certificate now in its files`);
-      }
+    let renewed: Map<ListenerKind, ListenerTls>;
+    try {
+      renewed = planRenewals(plan, next.network.types, (kind) => this.#listeners.find((l) => l.kind === kind)?.tls, (kind) => readListenerTls(kind, next.network));
+    } catch (err) {
+      return { ok: false, errors: [(err as Error).message], warnings: loaded.warnings };
     }
 
     let accounts: AccountStore | undefined;

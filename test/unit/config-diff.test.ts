@@ -1,6 +1,6 @@
 /** planReload: what a reload does, and what it refuses. */
 import { describe, expect, test } from "bun:test";
-import { planReload } from "../../src/config/diff.ts";
+import { planReload, planRenewals } from "../../src/config/diff.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 
@@ -107,5 +107,33 @@ describe("planReload", () => {
         "informer: changed, but it cannot be changed while running; restart the gateway to apply it",
       ]);
     }
+  });
+});
+
+describe("planRenewals", () => {
+  const fresh = () => plan(base);
+  const pair = (cert: string, key = "k") => ({ cert, key });
+
+  test("a TLS listener whose files hold another certificate or key is reopened with it; the same files change nothing", () => {
+    const p = fresh();
+    const current = { tcp4: pair("c1"), unix: undefined };
+    const renewed = planRenewals(p, ["tcp4", "unix"], (k) => current[k as "tcp4"], () => pair("c2"));
+    expect([...renewed]).toEqual([["tcp4", pair("c2")]]);
+    expect(p).toMatchObject({ closeListeners: ["tcp4"], openListeners: ["tcp4"], changes: ["listener tcp4 reopened with the certificate now in its files"] });
+    const same = fresh();
+    expect(planRenewals(same, ["tcp4"], () => pair("c1"), () => pair("c1")).size).toBe(0);
+    expect(same.changes).toEqual([]);
+    expect(planRenewals(fresh(), ["tcp4"], () => pair("c1", "k1"), () => pair("c1", "k2")).size).toBe(1);
+  });
+
+  test("a file that cannot be used refuses the reload, naming the listener; a listener the plan reopens anyway is not read", () => {
+    expect(() =>
+      planRenewals(fresh(), ["tcp4"], () => pair("c1"), () => {
+        throw new Error("network.tcp4.tls.certFile: cannot read /x: no such file");
+      }),
+    ).toThrow("tcp4 listener: network.tcp4.tls.certFile: cannot read /x: no such file");
+    const moving = fresh();
+    moving.openListeners.push("tcp4");
+    expect(planRenewals(moving, ["tcp4"], () => pair("c1"), () => { throw new Error("not read"); }).size).toBe(0);
   });
 });
