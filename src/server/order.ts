@@ -10,19 +10,31 @@
 import type { ClientPayload } from "../protocol/messages.ts";
 import { statusReport, type ErrorInfo } from "../protocol/reports.ts";
 import { type Command, internalFailure, type Outcome, type Settle } from "./outcome.ts";
-import { writeReply } from "./reply.ts";
-import type { Session } from "./session.ts";
+import { type ReplyTarget, writeReply } from "./reply.ts";
+
+/** What the order needs of the session it orders. */
+export interface OrderedSession extends ReplyTarget {
+  readonly host: ReplyTarget["host"] & { readonly limits: { sessionWindow: number } };
+  /** Frames can be worked on (the login is not being checked). */
+  readonly ready: boolean;
+  /** Works on one frame now. */
+  handle(value: unknown): void;
+  /** Every message in flight is answered. */
+  orderIdle(): void;
+  pause(): void;
+  resume(): void;
+}
 
 /** What the order needs from the gateway: where messages go, and how a command is carried out. */
-export interface MessageFlow {
+export interface MessageFlow<S> {
   /** Settles `slot` with what answers `payload`, at once or later. */
-  route(session: Session, payload: ClientPayload, slot: Slot): void;
+  route(session: S, payload: ClientPayload, slot: Slot): void;
   /**
    * Carries out a handler's command for the message of `slot`: its outcome,
    * or undefined when `slot` will be settled later (with a report, or with
    * the next handler's command along a sendHandler chain).
    */
-  execute(session: Session, slot: Slot, command: Command): Outcome | undefined;
+  execute(session: S, slot: Slot, command: Command): Outcome | undefined;
 }
 
 /** One message in flight: its place in the order and, once known, its outcome. */
@@ -30,7 +42,7 @@ export class Slot implements Settle {
   outcome: Outcome | undefined = undefined;
 
   constructor(
-    readonly order: MessageOrder,
+    readonly order: { settled(): void },
     readonly id: string,
   ) {}
 
@@ -43,7 +55,7 @@ export class Slot implements Settle {
 /** Never pushed to: replaced by a fresh array on first use. */
 const NONE: unknown[] = [];
 
-export class MessageOrder {
+export class MessageOrder<S extends OrderedSession> {
   #slots: Slot[] = NONE as Slot[];
   /** Frames read while the window was full (or the login not yet answered), oldest at #backlogHead. */
   #backlog: unknown[] = NONE;
@@ -53,8 +65,8 @@ export class MessageOrder {
   #running = false;
 
   constructor(
-    readonly session: Session,
-    readonly flow: MessageFlow,
+    readonly session: S,
+    readonly flow: MessageFlow<S>,
   ) {}
 
   /** Messages accepted and not yet answered. */

@@ -7,8 +7,22 @@
 import { ClosedReason } from "../connection/close-reason.ts";
 import { frameJson } from "../protocol/frame.ts";
 import { dummyReply, GOOD_REPORT_HEAD, GOOD_REPORT_TAIL, statusReport } from "../protocol/reports.ts";
+import type { Logger } from "../log/logger.ts";
+import type { ClosedReason as Reason } from "../connection/close-reason.ts";
 import type { Outcome } from "./outcome.ts";
-import type { Session } from "./session.ts";
+
+/** What the reply writer needs of a session. */
+export interface ReplyTarget {
+  readonly kind: "pending" | "client" | "server";
+  /** Server scope: the peer's name, and the id its report names. */
+  readonly peer: string | undefined;
+  readonly replyTo: string | undefined;
+  readonly closing: boolean;
+  readonly log: Logger;
+  readonly host: { reportSent(status: "good" | "bad"): void };
+  sendJson(json: string, more?: string, last?: string): boolean;
+  close(reason: Reason, detail?: string): void;
+}
 
 /** A report with its extra header fields (after status, messageType, error) and its answer data. */
 function reportObject(id: string, outcome: Extract<Outcome, { kind: "good" | "bad" }>): object {
@@ -25,7 +39,7 @@ function reportObject(id: string, outcome: Extract<Outcome, { kind: "good" | "ba
  * Writes what `outcome` says to the sender of message `id`. A command is
  * never passed here: the order carries it out first.
  */
-export function writeReply(session: Session, id: string, outcome: Outcome): void {
+export function writeReply(session: ReplyTarget, id: string, outcome: Outcome): void {
   if (session.kind === "server") return answerServer(session, outcome);
   switch (outcome.kind) {
     case "good":
@@ -49,7 +63,7 @@ export function writeReply(session: Session, id: string, outcome: Outcome): void
 }
 
 /** The one message of a server connection is done: report to the sender (if it gave an id) and close. */
-function answerServer(session: Session, outcome: Outcome): void {
+function answerServer(session: ReplyTarget, outcome: Outcome): void {
   // A peer's dummy is a ping: its answer is a good report.
   const report = outcome.kind === "bad" ? outcome : outcome.kind === "good" ? outcome : undefined;
   const status = report?.kind ?? "good";

@@ -39,7 +39,7 @@ export type AuthResult = { ok: true; username: string } | { ok: false; error: Er
 export interface SessionHost {
   readonly log: Logger;
   readonly limits: SessionLimits;
-  readonly flow: MessageFlow;
+  readonly flow: MessageFlow<Session>;
   authenticate(credentials: Credentials, session: Session): AuthResult | Promise<AuthResult>;
   /**
    * Server scope (federation): whether the peer may deliver its message. The
@@ -78,7 +78,7 @@ export class Session extends FramedConnection {
   readonly openedAt = Date.now();
   messagesIn = 0;
   /** Made with the first message that must wait or be tracked: idle sessions are many. */
-  #order: MessageOrder | undefined;
+  #order: MessageOrder<Session> | undefined;
   #authenticating = false;
   #draining: ErrorInfo | undefined;
   #log: Logger | undefined;
