@@ -1,3 +1,4 @@
+import { LOG_FORMATS, LOG_LEVELS } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { startControlServer } from "../control/server.ts";
 import { type HttpServer, ListenError, type Runtime } from "../runtime/types.ts";
@@ -9,8 +10,6 @@ import { resolveConfig } from "./config-source.ts";
 import { stopRequests } from "../sdk/stop-requests.ts";
 import { SERVE_HELP } from "./usage.ts";
 
-const LEVELS = ["debug", "info", "warn", "error"];
-const FORMATS = ["text", "json"];
 
 export async function serveCommand(runtime: Runtime, argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -29,12 +28,12 @@ export async function serveCommand(runtime: Runtime, argv: string[]): Promise<nu
     return 0;
   }
   const level = values["log-level"];
-  if (level !== undefined && !LEVELS.includes(level)) {
-    throw new UsageError("serve", `--log-level must be one of ${LEVELS.join(", ")}, got '${level}'`);
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError("serve", `--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${level}'`);
   }
   const format = values["log-format"];
-  if (format !== undefined && !FORMATS.includes(format)) {
-    throw new UsageError("serve", `--log-format must be one of ${FORMATS.join(", ")}, got '${format}'`);
+  if (format !== undefined && !(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new UsageError("serve", `--log-format must be one of ${LOG_FORMATS.join(", ")}, got '${format}'`);
   }
 
   const configPath = configPathOf("serve", values.config, positionals);

@@ -3,6 +3,7 @@
  * nothing else touched, so they can be answered synchronously and in order.
  * @module
  */
+import { isRecord, quote } from "../guard.ts";
 import { type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
 import type { Endpoint } from "../runtime/types.ts";
 
@@ -30,16 +31,6 @@ export const INFORMER_COMMANDS = ["listClients", "isClient", "serverInfo", "quit
 const failed = (code: string, message: string): InformerReply => ({ status: "1", data: null, error: { code, message } });
 const done = (data: unknown): InformerReply => ({ status: "0", data });
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function short(value: unknown): string {
-  if (value === undefined) return "nothing";
-  const json = JSON.stringify(value) ?? String(value);
-  return json.length <= 40 ? json : `${json.slice(0, 37)}...`;
-}
-
 /**
  * `listeners` keyed as the original's serverInfo keyed them (`listener0`,
  * ...), each an object of its parts where the original gave one string
@@ -61,11 +52,11 @@ function listenersBlock(view: InformerView): Record<string, unknown> {
 export function answerInformer(request: unknown, view: InformerView): { reply: InformerReply; quit: boolean } {
   const command = isRecord(request) ? request["command"] : undefined;
   if (!isRecord(command)) {
-    return { reply: failed(ErrorCodes.malformed, `command: expected an object {"type", "data"}, got ${short(isRecord(request) ? command : request)}`), quit: false };
+    return { reply: failed(ErrorCodes.malformed, `command: expected an object {"type", "data"}, got ${quote(isRecord(request) ? command : request)}`), quit: false };
   }
   const type = command["type"];
   if (typeof type !== "string") {
-    return { reply: failed(ErrorCodes.malformed, `command.type: expected a string, got ${short(type)}`), quit: false };
+    return { reply: failed(ErrorCodes.malformed, `command.type: expected a string, got ${quote(type)}`), quit: false };
   }
   const data = command["data"];
   switch (type) {
@@ -73,7 +64,7 @@ export function answerInformer(request: unknown, view: InformerView): { reply: I
       return { reply: done(view.usernames()), quit: false };
     case "isClient":
       if (typeof data !== "string") {
-        return { reply: failed(ErrorCodes.malformed, `command.data: expected a username (a string), got ${short(data)}`), quit: false };
+        return { reply: failed(ErrorCodes.malformed, `command.data: expected a username (a string), got ${quote(data)}`), quit: false };
       }
       // Usernames are trimmed at login, so the question is too.
       return { reply: done(view.isConnected(data.trim())), quit: false };
@@ -86,7 +77,7 @@ export function answerInformer(request: unknown, view: InformerView): { reply: I
       return { reply: done(null), quit: true };
     default:
       return {
-        reply: failed(ErrorCodes.unknownCommand, `unknown command ${short(type)}; known: ${INFORMER_COMMANDS.join(", ")}`),
+        reply: failed(ErrorCodes.unknownCommand, `unknown command ${quote(type)}; known: ${INFORMER_COMMANDS.join(", ")}`),
         quit: false,
       };
   }

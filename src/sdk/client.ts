@@ -17,6 +17,7 @@
  * @module
  */
 import { connect, type Socket } from "node:net";
+import { isRecord } from "../guard.ts";
 import { connect as connectTls } from "node:tls";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import type { ErrorInfo } from "../protocol/reports.ts";
@@ -225,10 +226,6 @@ export function parseTarget(text: string): ClientTarget {
 export function formatTarget(target: ClientTarget): string {
   if ("path" in target) return `unix:${target.path}`;
   return target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function errorInfoOf(header: Record<string, unknown>): ErrorInfo | undefined {

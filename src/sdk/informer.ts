@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { isRecord } from "../guard.ts";
 import { connect, type Socket } from "node:net";
 import process from "node:process";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
@@ -164,10 +165,6 @@ interface Pending {
   resolve(reply: Record<string, unknown>): void;
   reject(err: InformerError): void;
   timer: ReturnType<typeof setTimeout>;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**
