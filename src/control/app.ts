@@ -8,10 +8,11 @@ import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { renderMetrics } from "./metrics.ts";
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from "./status-page.ts";
 import { type ControlActions, type ControlView, CONTROL_MESSAGE_TYPE } from "./types.ts";
 
 export interface ControlOptions {
-  /** Bearer token; when set, every endpoint but /health requires it. */
+  /** Bearer token; when set, every endpoint but /health and the status page (which holds no data) requires it. */
   token?: string;
 }
 
@@ -48,7 +49,7 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
   const app = new Hono();
 
   app.use("*", async (c, next) => {
-    if (!options.token || c.req.path === "/health") return next();
+    if (!options.token || c.req.path === "/health" || c.req.path === "/") return next();
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";
     if (!tokenMatches(given, options.token)) {
@@ -57,6 +58,8 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
     }
     return next();
   });
+
+  app.get("/", (c) => c.body(STATUS_PAGE_HTML, 200, STATUS_PAGE_HEADERS));
 
   app.get("/health", (c) => c.json(view.health()));
 
@@ -73,6 +76,8 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
   app.get("/v1/listeners", (c) => c.json({ listeners: view.listeners() }));
   app.get("/v1/clients", (c) => c.json({ clients: view.clients() }));
   app.get("/v1/handlers", (c) => c.json({ handlers: view.handlers() }));
+  app.get("/v1/peers", (c) => c.json(view.peers()));
+  app.get("/v1/rates", (c) => c.json(view.rates()));
 
   app.post("/v1/reload", async (c) => {
     const result = await actions.reload();

@@ -3,15 +3,53 @@
  * from the gateway's state, never references the API could mutate.
  * @module
  */
+import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
 import { formatEndpoint } from "../runtime/types.ts";
+import { ClosedReason } from "../server/close-reason.ts";
 import type { Gateway } from "../server/gateway.ts";
-import { LATENCY_BUCKETS_MS } from "../server/stats.ts";
+import { LATENCY_BUCKETS_MS, type Stats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
-import type { ClientInfo, ControlView, Readiness } from "./types.ts";
+import { type Counters, RATE_COUNTERS, RateHistory, sampleRates } from "./rate-history.ts";
+import type { ClientInfo, ControlView, PeersInfo, Readiness } from "./types.ts";
 
+/** Closes that mean something went wrong with the connection (not a goodbye, an operator or a shutdown). */
+const ERROR_CLOSES: ReadonlySet<string> = new Set([
+  ClosedReason.frameError,
+  ClosedReason.malformed,
+  ClosedReason.badScope,
+  ClosedReason.authFailed,
+  ClosedReason.authTimeout,
+  ClosedReason.slowConsumer,
+  ClosedReason.socketError,
+]);
+
+function sum(values: Iterable<number>): number {
+  let n = 0;
+  for (const v of values) n += v;
+  return n;
+}
+
+/** The cumulative counters the rates are made of. */
+function rateCounters(s: Stats): Counters {
+  let connectionErrors = 0;
+  for (const [reason, n] of s.closed) if (ERROR_CLOSES.has(reason)) connectionErrors += n;
+  return {
+    messagesIn: sum(s.messagesIn.values()),
+    delivered: sum(s.messagesDelivered.values()),
+    badReports: s.badReports,
+    handlerFailures: sum(s.handlerFailures.values()),
+    authFailures: s.authFailures,
+    connectionsOpened: s.connectionsOpened,
+    connectionErrors,
+  };
+}
+
+/** The view lives as long as the control API, and samples the rates from its start until the gateway stops. */
 export function gatewayView(gateway: Gateway): ControlView {
   const runtime = `${gateway.runtime.name} ${gateway.runtime.version}`;
   const uptime = () => Math.round((Date.now() - gateway.stats.startedAt) / 1000);
+  const history = new RateHistory(RATE_HISTORY_SAMPLES);
+  sampleRates(history, () => rateCounters(gateway.stats), RATE_SAMPLE_INTERVAL_MS, () => gateway.stopping);
   return {
     health: () => ({ status: "ok", version: VERSION, runtime, uptimeSeconds: uptime() }),
     listeners: () => gateway.listeners.map((l) => ({ kind: l.kind, address: formatEndpoint(l.listener.address), tls: l.tls !== undefined })),
@@ -30,6 +68,28 @@ export function gatewayView(gateway: Gateway): ControlView {
       }));
     },
     handlers: () => gateway.handlers.status(),
+    peers(): PeersInfo {
+      const f = gateway.config.federation;
+      const connected = new Map<string, number>();
+      for (const s of gateway.sessions) if (s.kind === "server" && s.peer !== undefined) connected.set(s.peer, (connected.get(s.peer) ?? 0) + 1);
+      return {
+        name: f.name ?? null,
+        peers: Object.values(f.peers).map((p) => ({
+          name: p.name,
+          address: p.address ?? null,
+          auth: p.original ? "original" : "secret",
+          tls: p.tls,
+          connected: connected.get(p.name) ?? 0,
+        })),
+        allowOriginal: [...f.allowOriginal],
+      };
+    },
+    rates: () => ({
+      intervalSeconds: RATE_SAMPLE_INTERVAL_MS / 1000,
+      windowSeconds: ((RATE_HISTORY_SAMPLES - 1) * RATE_SAMPLE_INTERVAL_MS) / 1000,
+      counters: RATE_COUNTERS,
+      points: history.points(),
+    }),
     readiness(): Readiness {
       const reasons: string[] = [];
       if (gateway.stopping) reasons.push("the gateway is shutting down");

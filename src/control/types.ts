@@ -5,6 +5,7 @@
  */
 import type { HandlerStatus } from "../handlers/host.ts";
 import type { Histogram } from "../server/stats.ts";
+import type { RateCounter, RatePoint } from "./rate-history.ts";
 
 export interface ListenerInfo {
   kind: "tcp4" | "tcp6" | "unix";
@@ -26,6 +27,34 @@ export interface SessionInfo {
 export interface ClientInfo {
   username: string;
   sessions: SessionInfo[];
+}
+
+/** A configured federation peer as the API shows it: never its secret. */
+export interface PeerInfo {
+  name: string;
+  /** Where it is dialled; null for a peer that only dials us. */
+  address: string | null;
+  /** How it proves itself: the shared secret, or none (an original Bester server). */
+  auth: "secret" | "original";
+  tls: boolean;
+  /** Server-scope connections from it open now. */
+  connected: number;
+}
+
+export interface PeersInfo {
+  /** This server's federation.name, if set. */
+  name: string | null;
+  peers: PeerInfo[];
+  /** IP addresses original servers may deliver from. */
+  allowOriginal: string[];
+}
+
+/** GET /v1/rates: per-second rates over the last minutes, oldest first. */
+export interface RatesInfo {
+  intervalSeconds: number;
+  windowSeconds: number;
+  counters: readonly RateCounter[];
+  points: RatePoint[];
 }
 
 export interface Readiness {
@@ -56,6 +85,8 @@ export interface ControlView {
   listeners(): ListenerInfo[];
   clients(): ClientInfo[];
   handlers(): HandlerStatus[];
+  peers(): PeersInfo;
+  rates(): RatesInfo;
   readiness(): Readiness;
   metrics(): MetricsSnapshot;
   health(): { status: "ok"; version: string; runtime: string; uptimeSeconds: number };
