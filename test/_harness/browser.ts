@@ -39,6 +39,13 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
+const problemsOfPage = new WeakMap<Page, string[]>();
+
+/** What went wrong in the browser that opened `page` so far (for the message of a failed wait). */
+export function problemsOf(page: Page): string[] {
+  return problemsOfPage.get(page) ?? [];
+}
+
 export async function launchBrowser(): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: 'bash scripts/test-deps.sh' installs Debian's chromium (or set BESTER_TEST_CHROMIUM)`);
@@ -56,6 +63,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
     problems,
     async newPage() {
       const page = await context.newPage();
+      problemsOfPage.set(page, problems);
       page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
       page.on("console", (m) => {
         // A 401 or 404 the page asked for and handles is logged by Chromium too; that is not a problem.
