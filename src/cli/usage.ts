@@ -37,6 +37,9 @@ socket. 'bester ctl COMMAND --config FILE' finds it from the same file.
 Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0); SIGHUP
 reloads the config file (what cannot change live is refused, and logged).
 
+The control API (control.address:control.port, 127.0.0.1:2280 by default)
+serves a status page at / for a browser, and JSON under /v1/ (README).
+
 Environment:
   BESTER_CONTROL_TOKEN   the control API's token when control.token is not set
   BESTER_REDIS_PASSWORD  the Redis password when database.redis.password is not set
