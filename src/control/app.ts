@@ -45,10 +45,29 @@ function describeIssues(issues: v.BaseIssue<unknown>[]): string {
   return issues.map((i) => `${v.getDotPath(i) ?? "body"}: ${i.message}`).join("; ");
 }
 
+/**
+ * Why an action (any method but GET and HEAD) is refused as coming from another
+ * site's page, or undefined. A browser sends another site's form or no-cors
+ * fetch to the API without asking, and without a token (loopback) the API
+ * would carry it out; reading needs no such check, since the API allows no
+ * other origin to read its answers. Programs send neither header, and the
+ * status page's own requests are same-origin.
+ */
+function crossSiteAction(method: string, url: string, origin: string | undefined, fetchSite: string | undefined): string | undefined {
+  if (method === "GET" || method === "HEAD") return undefined;
+  if (fetchSite === "cross-site" || fetchSite === "same-site") return `the browser says it comes from another site (Sec-Fetch-Site: ${fetchSite})`;
+  if (origin !== undefined && origin !== new URL(url).origin) return `it comes from a page of ${JSON.stringify(origin.slice(0, 200))}`;
+  return undefined;
+}
+
 export function createControlApp(view: ControlView, actions: ControlActions, options: ControlOptions = {}) {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
+    const crossSite = crossSiteAction(c.req.method, c.req.url, c.req.header("origin"), c.req.header("sec-fetch-site"));
+    if (crossSite !== undefined) {
+      return c.json(errorBody("cross_site", `refused: ${crossSite}; the control API takes actions from programs and its own page only`), 403);
+    }
     if (!options.token || c.req.path === "/health" || c.req.path === "/") return next();
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";

@@ -138,6 +138,28 @@ export function statusPageSuite(runtime: RuntimeName) {
       expect(newPid).toMatch(/^\d+$/);
     });
 
+    test("a page of another site cannot act on the gateway; the status page's own origin can", async () => {
+      const victim = await login(gw.tcp4, "victim");
+      wires.push(victim);
+      // Another origin, the same server: http://localhost:PORT is not http://127.0.0.1:PORT.
+      const other = await browser.newPage();
+      // Not the status page, whose policy would stop the page's own fetch: any page of that origin.
+      await other.goto(`http://localhost:${new URL(gw.control!).port}/elsewhere`);
+      // A "simple" request, which a browser sends without asking the server first; it
+      // resolves once the answer is in, and a disconnect happens before the answer.
+      await other.evaluate((url) => fetch(`${url}/v1/clients/victim/disconnect`, { method: "POST", mode: "no-cors" }).then(() => {}), gw.control!);
+      await other.close();
+      const clients = (await (await fetch(`${gw.control}/v1/clients`)).json()) as any;
+      expect(clients.clients.map((c: any) => c.username)).toContain("victim");
+      expect(victim.isClosed()).toBe(false);
+
+      const own = await page.evaluate(async () => {
+        const res = await fetch("v1/messages", { method: "POST", body: JSON.stringify({ to: ["nobody-here"], data: "hi" }) });
+        return { status: res.status, body: await res.json() };
+      });
+      expect(own).toEqual({ status: 200, body: { type: "control", delivered: [], undelivered: ["nobody-here"] } });
+    });
+
     test("traffic shows as a message rate, and a bad message as a bad report", async () => {
       const carol = await login(gw.tcp6, "carol");
       wires.push(carol, await login(gw.tcp4, "dave"));
@@ -149,7 +171,7 @@ export function statusPageSuite(runtime: RuntimeName) {
         ["messagesIn", "delivered", "badReports"].every((c) => Number(document.querySelector(`#rates-body tr[data-counter="${c}"] td:nth-child(3)`)?.textContent) > 0),
       );
       expect(await page.locator("#rates-chart polyline").count()).toBe(3);
-      await until(page, "everyone listed", () => document.querySelectorAll("#clients-body tr[data-user]").length === 3);
+      await until(page, "carol and dave listed", () => ["carol", "dave"].every((u) => document.querySelector(`#clients-body tr[data-user="${u}"]`)));
       expect(browser.problems).toEqual([]);
       await saveScreenshot(page, `status-page-${runtime}`);
     });

@@ -111,6 +111,27 @@ describe("control app in-process", () => {
     expect((await app.request("/health")).status).toBe(200);
   });
 
+  test("an action from another site's page is refused before anything happens; reads and programs are not affected", async () => {
+    const post = (headers: Record<string, string>) =>
+      app.request("/v1/messages", { method: "POST", body: JSON.stringify({ to: "bob" }), headers: { authorization: "Bearer tok", ...headers } });
+    const count = injected.length;
+    const foreign: Record<string, string>[] = [{ origin: "http://evil.example" }, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }, { origin: "null" }];
+    for (const headers of foreign) {
+      const res = await post(headers);
+      expect(res.status).toBe(403);
+      const body = (await res.json()) as any;
+      expect(body.error.code).toBe("cross_site");
+      expect(body.error.message).toStartWith("refused: ");
+    }
+    expect(injected.length).toBe(count);
+    // Its own page (same origin) and programs (neither header) act as before.
+    expect((await post({ origin: "http://localhost", "sec-fetch-site": "same-origin" })).status).toBe(200);
+    expect((await post({})).status).toBe(200);
+    expect(injected.length).toBe(count + 2);
+    // Another site may not read the answers anyway (no CORS), so a GET is not refused.
+    expect((await app.request("/v1/clients", { headers: { origin: "http://evil.example", "sec-fetch-site": "cross-site", ...auth.headers } })).status).toBe(200);
+  });
+
   test("the status page is served without the token, and is the same file whatever the gateway holds", async () => {
     const res = await app.request("/");
     expect(res.status).toBe(200);
