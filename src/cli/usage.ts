@@ -33,6 +33,7 @@ The HTTP control API listens on 127.0.0.1:2280 under the embedded default;
 with a config file, on control.address/control.port when it gives either,
 else on a UNIX socket (mode 0600) named after the file, beside the client
 socket. 'bester ctl COMMAND --config FILE' finds it from the same file.
+On a TCP address it also serves a status page for a browser at /.
 
 Signals: SIGINT and SIGTERM stop the gateway gracefully (exit 0); SIGHUP
 reloads the config file (what cannot change live is refused, and logged).

@@ -120,6 +120,13 @@ export { MAX_SOCKET_PATH_BYTES as MAX_UNIX_SOCKET_PATH_BYTES } from "../runtime/
 export const DEFAULT_LOG_LEVEL = "info" as const;
 export const DEFAULT_LOG_FORMAT = "text" as const;
 
+// --- control API status page --------------------------------------------------
+
+/** The status page refreshes every 2 s; sampling the counters as often gives it a new rate point on every refresh. */
+export const RATE_SAMPLE_INTERVAL_MS = 2_000;
+/** Ten minutes of 2 s samples: "the last minutes" an operator looks back on, in a few KB of numbers. */
+export const RATE_HISTORY_SAMPLES = 301;
+
 // --- the embedded default ---------------------------------------------------
 
 /**

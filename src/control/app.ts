@@ -8,10 +8,11 @@ import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { renderMetrics } from "./metrics.ts";
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from "./status-page.ts";
 import { type ControlActions, type ControlView, CONTROL_MESSAGE_TYPE } from "./types.ts";
 
 export interface ControlOptions {
-  /** Bearer token; when set, every endpoint but /health requires it. */
+  /** Bearer token; when set, every endpoint but /health and the status page (which holds no data) requires it. */
   token?: string;
 }
 
@@ -44,11 +45,30 @@ function describeIssues(issues: v.BaseIssue<unknown>[]): string {
   return issues.map((i) => `${v.getDotPath(i) ?? "body"}: ${i.message}`).join("; ");
 }
 
+/**
+ * Why an action (any method but GET and HEAD) is refused as coming from another
+ * site's page, or undefined. A browser sends another site's form or no-cors
+ * fetch to the API without asking, and without a token (loopback) the API
+ * would carry it out; reading needs no such check, since the API allows no
+ * other origin to read its answers. Programs send neither header, and the
+ * status page's own requests are same-origin.
+ */
+function crossSiteAction(method: string, url: string, origin: string | undefined, fetchSite: string | undefined): string | undefined {
+  if (method === "GET" || method === "HEAD") return undefined;
+  if (fetchSite === "cross-site" || fetchSite === "same-site") return `the browser says it comes from another site (Sec-Fetch-Site: ${fetchSite})`;
+  if (origin !== undefined && origin !== new URL(url).origin) return `it comes from a page of ${JSON.stringify(origin.slice(0, 200))}`;
+  return undefined;
+}
+
 export function createControlApp(view: ControlView, actions: ControlActions, options: ControlOptions = {}) {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
-    if (!options.token || c.req.path === "/health") return next();
+    const crossSite = crossSiteAction(c.req.method, c.req.url, c.req.header("origin"), c.req.header("sec-fetch-site"));
+    if (crossSite !== undefined) {
+      return c.json(errorBody("cross_site", `refused: ${crossSite}; the control API takes actions from programs and its own page only`), 403);
+    }
+    if (!options.token || c.req.path === "/health" || c.req.path === "/") return next();
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";
     if (!tokenMatches(given, options.token)) {
@@ -57,6 +77,8 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
     }
     return next();
   });
+
+  app.get("/", (c) => c.body(STATUS_PAGE_HTML, 200, STATUS_PAGE_HEADERS));
 
   app.get("/health", (c) => c.json(view.health()));
 
@@ -73,6 +95,8 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
   app.get("/v1/listeners", (c) => c.json({ listeners: view.listeners() }));
   app.get("/v1/clients", (c) => c.json({ clients: view.clients() }));
   app.get("/v1/handlers", (c) => c.json({ handlers: view.handlers() }));
+  app.get("/v1/peers", (c) => c.json(view.peers()));
+  app.get("/v1/rates", (c) => c.json(view.rates()));
 
   app.post("/v1/reload", async (c) => {
     const result = await actions.reload();

@@ -4,7 +4,17 @@
  * @module
  */
 
-export type { ClientInfo, GatewayMonitor as ControlView, ListenerInfo, MetricsSnapshot, Readiness, SessionInfo } from "../server/monitor.ts";
+export type {
+  ClientInfo,
+  GatewayMonitor as ControlView,
+  ListenerInfo,
+  MetricsSnapshot,
+  PeerInfo,
+  PeersInfo,
+  RatesInfo,
+  Readiness,
+  SessionInfo,
+} from "../server/monitor.ts";
 
 export type ReloadResult = { ok: true; changes: string[]; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 

@@ -22,6 +22,8 @@ import { admitPeer, Federation } from "./peers.ts";
 import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
+import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
+import { RateHistory, rateCounters, sampleRates } from "./rate-history.ts";
 import { Router } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
@@ -41,6 +43,9 @@ export class Gateway {
   #config: Config;
   #reloading: Promise<unknown> | undefined;
   readonly delivery: Delivery;
+  /** Message and error rates over the last minutes (the status page), sampled while the gateway runs. */
+  readonly rates = new RateHistory(RATE_HISTORY_SAMPLES);
+  #stopSampling: (() => void) | undefined;
   #stopping = false;
   #accounts: AccountStore | undefined;
   /** What sessions see of the gateway; its `limits` follow reloads. */
@@ -137,6 +142,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    this.#stopSampling = sampleRates(this.rates, () => rateCounters(this.stats), RATE_SAMPLE_INTERVAL_MS, () => this.#stopping);
     this.#accounts = await openAccountStore(this.runtime, this.config.database, this.log.with({ component: "accounts" }));
     this.log.info("account store", { kind: this.#accounts.kind, ...this.#accounts.health() });
     // The informer before the handlers, which are given its path and may ask at once.
@@ -277,6 +283,7 @@ export class Gateway {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#stopSampling?.();
     await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
     const shuttingDown = { code: ErrorCodes.shuttingDown, message: "the server is shutting down" };
     for (const session of this.sessions) session.drain(shuttingDown);

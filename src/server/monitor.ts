@@ -7,7 +7,9 @@
 import type { HandlerStatus } from "../handlers/host.ts";
 import { formatEndpoint } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
+import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
 import type { Gateway } from "./gateway.ts";
+import { RATE_COUNTERS, type RateCounter, type RatePoint } from "./rate-history.ts";
 import { type Histogram, LATENCY_BUCKETS_MS } from "./stats.ts";
 
 export interface ListenerInfo {
@@ -30,6 +32,34 @@ export interface SessionInfo {
 export interface ClientInfo {
   username: string;
   sessions: SessionInfo[];
+}
+
+/** A configured federation peer as the API shows it: never its secret. */
+export interface PeerInfo {
+  name: string;
+  /** Where it is dialled; null for a peer that only dials us. */
+  address: string | null;
+  /** How it proves itself: the shared secret, or none (an original Bester server). */
+  auth: "secret" | "original";
+  tls: boolean;
+  /** Server-scope connections from it open now. */
+  connected: number;
+}
+
+export interface PeersInfo {
+  /** This server's federation.name, if set. */
+  name: string | null;
+  peers: PeerInfo[];
+  /** IP addresses original servers may deliver from. */
+  allowOriginal: string[];
+}
+
+/** GET /v1/rates: per-second rates over the last minutes, oldest first. */
+export interface RatesInfo {
+  intervalSeconds: number;
+  windowSeconds: number;
+  counters: readonly RateCounter[];
+  points: RatePoint[];
 }
 
 export interface Readiness {
@@ -63,6 +93,8 @@ export interface GatewayMonitor {
   listeners(): ListenerInfo[];
   clients(): ClientInfo[];
   handlers(): HandlerStatus[];
+  peers(): PeersInfo;
+  rates(): RatesInfo;
   readiness(): Readiness;
   metrics(): MetricsSnapshot;
   health(): { status: "ok"; version: string; runtime: string; uptimeSeconds: number };
@@ -90,6 +122,28 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
       }));
     },
     handlers: () => gateway.handlers.status(),
+    peers(): PeersInfo {
+      const f = gateway.config.federation;
+      const connected = new Map<string, number>();
+      for (const s of gateway.sessions) if (s.kind === "server" && s.peer !== undefined) connected.set(s.peer, (connected.get(s.peer) ?? 0) + 1);
+      return {
+        name: f.name ?? null,
+        peers: Object.values(f.peers).map((p) => ({
+          name: p.name,
+          address: p.address ?? null,
+          auth: p.original ? "original" : "secret",
+          tls: p.tls,
+          connected: connected.get(p.name) ?? 0,
+        })),
+        allowOriginal: [...f.allowOriginal],
+      };
+    },
+    rates: () => ({
+      intervalSeconds: RATE_SAMPLE_INTERVAL_MS / 1000,
+      windowSeconds: ((RATE_HISTORY_SAMPLES - 1) * RATE_SAMPLE_INTERVAL_MS) / 1000,
+      counters: RATE_COUNTERS,
+      points: gateway.rates.points(),
+    }),
     readiness(): Readiness {
       const reasons: string[] = [];
       if (gateway.stopping) reasons.push("the gateway is shutting down");

@@ -23,6 +23,7 @@ import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
+import { statusPageSuite } from "./status-page.suite.ts";
 
 ensureFreshBinary();
 
@@ -35,6 +36,7 @@ const SUITES = {
   accountsSuite,
   sdkSuite,
   controlSuite,
+  statusPageSuite,
   federationSuite,
   informerSuite,
   benchSuite,

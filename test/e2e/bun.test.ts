@@ -11,6 +11,7 @@ import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
+import { statusPageSuite } from "./status-page.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
@@ -20,6 +21,7 @@ loginSuite("bun");
 accountsSuite("bun");
 sdkSuite("bun");
 controlSuite("bun");
+statusPageSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");

@@ -11,6 +11,7 @@ import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
+import { statusPageSuite } from "./status-page.suite.ts";
 
 listenerSuite("deno");
 cliSuite("deno");
@@ -20,6 +21,7 @@ loginSuite("deno");
 accountsSuite("deno");
 sdkSuite("deno");
 controlSuite("deno");
+statusPageSuite("deno");
 federationSuite("deno");
 informerSuite("deno");
 benchSuite("deno");

@@ -1,7 +1,9 @@
 /** The control API in-process (app.request) and the Prometheus text format. */
 import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { createControlApp } from "../../src/control/app.ts";
 import { renderMetrics } from "../../src/control/metrics.ts";
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from "../../src/control/status-page.ts";
 import type { ControlActions, ControlView, MetricsSnapshot } from "../../src/control/types.ts";
 
 function snapshot(): MetricsSnapshot {
@@ -81,6 +83,8 @@ describe("control app in-process", () => {
     listeners: () => [],
     clients: () => [],
     handlers: () => [],
+    peers: () => ({ name: "a.example", peers: [{ name: "b.example", address: "b.example:2220", auth: "secret", tls: true, connected: 0 }], allowOriginal: [] }),
+    rates: () => ({ intervalSeconds: 2, windowSeconds: 600, counters: ["messagesIn"] as any, points: [] }),
     readiness: () => ({ ready: false, reasons: ["listener tcp4 is not bound"] }),
     metrics: snapshot,
     health: () => ({ status: "ok", version: "1.2.3", runtime: "bun 1", uptimeSeconds: 7 }),
@@ -117,5 +121,68 @@ describe("control app in-process", () => {
     expect((await app.request("/v1/clients", { headers: { authorization: "Bearer t" } })).status).toBe(401);
     expect((await app.request("/v1/clients", { headers: { authorization: "tok" } })).status).toBe(401);
     expect((await app.request("/health")).status).toBe(200);
+  });
+
+  test("an action from another site's page is refused before anything happens; reads and programs are not affected", async () => {
+    const post = (headers: Record<string, string>) =>
+      app.request("/v1/messages", { method: "POST", body: JSON.stringify({ to: "bob" }), headers: { authorization: "Bearer tok", ...headers } });
+    const count = injected.length;
+    const foreign: Record<string, string>[] = [{ origin: "http://evil.example" }, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }, { origin: "null" }];
+    for (const headers of foreign) {
+      const res = await post(headers);
+      expect(res.status).toBe(403);
+      const body = (await res.json()) as any;
+      expect(body.error.code).toBe("cross_site");
+      expect(body.error.message).toStartWith("refused: ");
+    }
+    expect(injected.length).toBe(count);
+    // Its own page (same origin) and programs (neither header) act as before.
+    expect((await post({ origin: "http://localhost", "sec-fetch-site": "same-origin" })).status).toBe(200);
+    expect((await post({})).status).toBe(200);
+    expect(injected.length).toBe(count + 2);
+    // Another site may not read the answers anyway (no CORS), so a GET is not refused.
+    expect((await app.request("/v1/clients", { headers: { origin: "http://evil.example", "sec-fetch-site": "cross-site", ...auth.headers } })).status).toBe(200);
+  });
+
+  test("the status page is served without the token, and is the same file whatever the gateway holds", async () => {
+    const res = await app.request("/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await res.text()).toBe(STATUS_PAGE_HTML);
+    // Its data needs the token like every other endpoint.
+    for (const path of ["/v1/peers", "/v1/rates"]) {
+      expect((await app.request(path)).status).toBe(401);
+      expect((await app.request(path, auth)).status).toBe(200);
+    }
+    expect(await (await app.request("/v1/peers", auth)).json()).toMatchObject({ name: "a.example", peers: [{ name: "b.example", auth: "secret" }] });
+  });
+});
+
+describe("status page", () => {
+  const sha256 = (text: string) => `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
+  const blocks = (tag: string) => [...STATUS_PAGE_HTML.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => m[1]!);
+  const policy = new Map(
+    STATUS_PAGE_HEADERS["Content-Security-Policy"]!.split("; ").map((d) => [d.slice(0, d.indexOf(" ")), d.slice(d.indexOf(" ") + 1)]),
+  );
+
+  test("the policy lets exactly the page's own inline script and style run", () => {
+    expect(blocks("script").length).toBe(1);
+    expect(blocks("style").length).toBe(1);
+    expect(policy.get("script-src")).toBe(sha256(blocks("script")[0]!));
+    expect(policy.get("style-src")).toBe(sha256(blocks("style")[0]!));
+    expect(policy.get("default-src")).toBe("'none'");
+    expect(policy.get("connect-src")).toBe("'self'");
+  });
+
+  test("no script or style outside those blocks, and nothing that turns text into markup", () => {
+    // An inline handler attribute or a script of another form would be refused by the policy anyway; say so here first.
+    expect(STATUS_PAGE_HTML).not.toMatch(/<script\s+src|\son[a-z]+=|style="/i);
+    for (const sink of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"]) {
+      expect(STATUS_PAGE_HTML).not.toContain(sink);
+    }
+  });
+
+  test("a few tens of KB at most", () => {
+    expect(new TextEncoder().encode(STATUS_PAGE_HTML).length).toBeLessThan(40 * 1024);
   });
 });
