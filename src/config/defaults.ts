@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config, HandlerConfig } from "./schema.ts";
@@ -70,6 +70,23 @@ export const DEFAULT_MAX_SERVER_HOPS = 4;
 export const MAX_SERVER_HOPS = 32;
 /** A shared secret shorter than this is guessable; refused in the config. */
 export const MIN_PEER_SECRET_LENGTH = 16;
+
+// --- delivery (config key `delivery`, PROTOCOL.md §9) ------------------------
+
+/** One gateway keeps what it reported good in a file of its own; `none` is the original behaviour. */
+export const DEFAULT_DELIVERY_STORE = "sqlite" as const;
+/** Messages one user may have waiting: a phone a day offline in a busy chat, not a mailbox. */
+export const DEFAULT_INBOX_MAX_MESSAGES = 1000;
+/** Bytes of data one user may have waiting: with the frame limit (1 MiB), one large message or many chat-sized ones. */
+export const DEFAULT_INBOX_MAX_BYTES = 1024 * 1024;
+/** A message not fetched within a week has lost its meaning for most uses (a chat line, a notice). */
+export const DEFAULT_INBOX_MAX_AGE_SECONDS = 7 * 24 * 3600;
+/** Stored messages replayed at a login per read of the store: a thousand users logging in at once take turns, page by page. */
+export const REPLAY_PAGE_MESSAGES = 100;
+/** How often messages older than delivery.inbox.maxAgeSeconds are looked for and removed. */
+export const INBOX_EXPIRY_SWEEP_MS = 60_000;
+/** Delivery store file name when the file names none: after the config file, beside it (like the gateway's own sockets). */
+export const DELIVERY_DB_SUFFIX = ".delivery.db";
 
 // --- informer ---------------------------------------------------------------
 
@@ -149,9 +166,29 @@ export function defaultRunDir(): string {
  * within its folder on a reload leaves it where it is.
  */
 export function ownSocketPath(clientSocket: string | undefined, source: string, suffix: string): string {
-  const stem = basename(source).replace(/\.[^.]*$/, "") || "bester";
   const digest = createHash("sha256").update(source).digest("hex").slice(0, 8);
-  return join(clientSocket === undefined ? defaultRunDir() : dirname(clientSocket), `${stem}-${digest}${suffix}`);
+  return join(clientSocket === undefined ? defaultRunDir() : dirname(clientSocket), `${configStem(source)}-${digest}${suffix}`);
+}
+
+/** A file the gateway of the config file `source` keeps for itself: beside it, named after it (`server.conf` → `server` + suffix). */
+export function ownFilePath(source: string, suffix: string): string {
+  return join(dirname(source), configStem(source) + suffix);
+}
+
+/** The config file's name without its extension. */
+function configStem(source: string): string {
+  return basename(source).replace(/\.[^.]*$/, "") || "bester";
+}
+
+/**
+ * Where the embedded default keeps what must outlive the process (the
+ * delivery store): `$XDG_STATE_HOME/bester`, else `~/.local/state/bester`.
+ * Never the run directory, which is a tmpfs the session's end empties.
+ */
+export function defaultStateDir(): string {
+  const xdg = process.env.XDG_STATE_HOME;
+  if (xdg) return join(xdg, "bester");
+  return join(homedir(), ".local", "state", "bester");
 }
 
 /**
@@ -201,6 +238,12 @@ export function embeddedDefaultConfig(runDir: string): Config {
     admin: { info: {} },
     control: { enabled: true, address: DEFAULT_CONTROL_ADDRESS, port: DEFAULT_CONTROL_PORT },
     informer: { enabled: true, path: join(runDir, "informer.sock") },
+    delivery: {
+      store: DEFAULT_DELIVERY_STORE,
+      sqlite: { path: join(defaultStateDir(), "delivery.db") },
+      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false },
+      inbox: { maxMessages: DEFAULT_INBOX_MAX_MESSAGES, maxBytes: DEFAULT_INBOX_MAX_BYTES, maxAgeSeconds: DEFAULT_INBOX_MAX_AGE_SECONDS },
+    },
     federation: {
       peers: Object.create(null),
       allowOriginal: [],

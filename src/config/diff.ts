@@ -23,7 +23,7 @@ export interface ReloadPlan {
 }
 
 /** Keys applied in place or through the plan; any other top-level key must not change. */
-const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log", "federation"]);
+const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log", "federation", "delivery"]);
 
 /** JSON with sorted keys, so equal values compare equal whatever their key order. */
 function canonical(value: unknown): string {
@@ -152,6 +152,16 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
   for (const [key, value] of Object.entries(next.limits)) {
     const was = old.limits[key as keyof Config["limits"]];
     if (was !== value) plan.changes.push(`limits.${key}: ${was} -> ${value}`);
+  }
+  // The inbox limits are read per message; the store itself cannot change under the messages it holds.
+  const { inbox: oldInbox, ...oldStore } = old.delivery;
+  const { inbox: newInbox, ...newStore } = next.delivery;
+  if (!same(oldStore, newStore)) {
+    return { ok: false, reasons: ["delivery: the store changed, but it cannot be changed while running (it holds the waiting messages); restart the gateway to apply it"] };
+  }
+  for (const [key, value] of Object.entries(newInbox)) {
+    const was = oldInbox[key as keyof typeof oldInbox];
+    if (was !== value) plan.changes.push(`delivery.inbox.${key}: ${was} -> ${value}`);
   }
   if (!same(old.log, next.log)) plan.changes.push(`log: ${old.log.level}/${old.log.format} -> ${next.log.level}/${next.log.format}`);
   if (!same(old.admin, next.admin)) plan.changes.push("admin.info changed");

@@ -10,12 +10,14 @@ import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import {
   CONTROL_SOCKET_SUFFIX,
+  DELIVERY_DB_SUFFIX,
   DEFAULT_CONTROL_ADDRESS,
   DEFAULT_CONTROL_PORT,
   FRAME_HEADER_BYTES,
   INFORMER_SOCKET_SUFFIX,
   MAX_UNIX_SOCKET_PATH_BYTES,
   MIN_PEER_SECRET_LENGTH,
+  ownFilePath,
   ownSocketPath,
   SQLITE_FILE_NAME,
 } from "./defaults.ts";
@@ -32,6 +34,7 @@ import {
   LISTENER_KINDS,
   type ListenerKind,
   type PeerConfig,
+  type RedisConnection,
 } from "./schema.ts";
 import { normaliseIp } from "./server-address.ts";
 
@@ -70,12 +73,14 @@ export function redactConfig(c: Config): unknown {
   );
   // `type` repeats the typeMap key; left out, the printed config loads back without warnings.
   const typeMap = Object.fromEntries(Object.entries(c.handlers.typeMap).map(([k, { type: _type, ...h }]) => [k, h]));
-  const redis = c.database.redis.password === undefined ? c.database.redis : { ...c.database.redis, password: "***" };
+  const hide = <T extends { password?: string }>(r: T): T => (r.password === undefined ? r : { ...r, password: "***" });
+  const redis = hide(c.database.redis);
   const { source: _source, ...rest } = c;
   return {
     ...rest,
     handlers: { ...c.handlers, typeMap },
     database: { ...c.database, redis },
+    delivery: { ...c.delivery, redis: hide(c.delivery.redis) },
     control,
     federation: { ...c.federation, peers },
   };
@@ -252,15 +257,7 @@ function normalise(file: ConfigFile, source: string): Config {
     handlers: { availableTypes, typeMap },
     database: {
       type: d.type,
-      redis: {
-        address: d.redis.address,
-        port: d.redis.port,
-        prefix: d.redis.prefix,
-        ...(d.redis.username === undefined ? {} : { username: d.redis.username }),
-        ...(d.redis.password === undefined ? {} : { password: d.redis.password }),
-        tls: d.redis.tls,
-        ...(d.redis.caFile === undefined ? {} : { caFile: at(d.redis.caFile) }),
-      },
+      redis: normaliseRedis(d.redis, at),
       sqlite: { path: at(d.sqlite.path ?? SQLITE_FILE_NAME) },
       allowOpenOnNetwork: d.allowOpenOnNetwork,
     },
@@ -271,6 +268,12 @@ function normalise(file: ConfigFile, source: string): Config {
       path: inf.path === undefined ? ownSocketPath(clientSocket, source, INFORMER_SOCKET_SUFFIX) : at(inf.path),
     },
     federation: normaliseFederation(file.federation, at),
+    delivery: {
+      store: file.delivery.store,
+      sqlite: { path: file.delivery.sqlite.path === undefined ? ownFilePath(source, DELIVERY_DB_SUFFIX) : at(file.delivery.sqlite.path) },
+      redis: normaliseRedis(file.delivery.redis ?? d.redis, at),
+      inbox: { ...file.delivery.inbox },
+    },
     limits: {
       maxFrameBytes: l.maxFrameBytes,
       authTimeoutMs: l.authTimeoutMs,
@@ -282,6 +285,19 @@ function normalise(file: ConfigFile, source: string): Config {
       shutdownGraceMs: l.shutdownGraceMs,
     },
     log: { level: file.log.level, format: file.log.format },
+  };
+}
+
+/** A Redis block with its CA file resolved beside the config and only the keys given. */
+function normaliseRedis(r: ConfigFile["database"]["redis"], at: (path: string) => string): RedisConnection {
+  return {
+    address: r.address,
+    port: r.port,
+    prefix: r.prefix,
+    ...(r.username === undefined ? {} : { username: r.username }),
+    ...(r.password === undefined ? {} : { password: r.password }),
+    tls: r.tls,
+    ...(r.caFile === undefined ? {} : { caFile: at(r.caFile) }),
   };
 }
 
@@ -320,6 +336,19 @@ function normaliseFederation(f: ConfigFile["federation"], at: (path: string) => 
     replyTimeoutMs: f.replyTimeoutMs,
     maxHops: f.maxHops,
   };
+}
+
+/** A Redis block's rules between keys: a CA only with TLS, a user only with a password. */
+function checkRedis(at: string, redis: RedisConnection, errors: ConfigIssue[]): void {
+  if (redis.caFile !== undefined && !redis.tls) {
+    errors.push({ path: `${at}.caFile`, message: `only used with TLS; set ${at}.tls to true, or remove it` });
+  }
+  if (redis.username !== undefined && redis.password === undefined && !process.env.BESTER_REDIS_PASSWORD) {
+    errors.push({
+      path: `${at}.username`,
+      message: `needs a password: set ${at}.password, or the BESTER_REDIS_PASSWORD environment variable`,
+    });
+  }
 }
 
 /** Federation rules between keys: every peer is either secret-bearing or original, and we have a name to send. */
@@ -389,16 +418,8 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     }
   }
 
-  const redis = database.type === "redis" ? database.redis : undefined;
-  if (redis?.caFile !== undefined && !redis.tls) {
-    errors.push({ path: "database.redis.caFile", message: "only used with TLS; set database.redis.tls to true, or remove it" });
-  }
-  if (redis?.username !== undefined && redis.password === undefined && !process.env.BESTER_REDIS_PASSWORD) {
-    errors.push({
-      path: "database.redis.username",
-      message: "needs a password: set database.redis.password, or the BESTER_REDIS_PASSWORD environment variable",
-    });
-  }
+  if (database.type === "redis") checkRedis("database.redis", database.redis, errors);
+  if (config.delivery.store === "redis") checkRedis("delivery.redis", config.delivery.redis, errors);
 
   if (control.enabled && control.address !== undefined) {
     for (const kind of ["tcp4", "tcp6"] as const) {

@@ -13,6 +13,10 @@ import {
   BUNDLED_HANDLERS,
   type BundledHandlerName,
   DEFAULT_AUTH_TIMEOUT_MS,
+  DEFAULT_DELIVERY_STORE,
+  DEFAULT_INBOX_MAX_AGE_SECONDS,
+  DEFAULT_INBOX_MAX_BYTES,
+  DEFAULT_INBOX_MAX_MESSAGES,
   DEFAULT_HANDLER_CONNECTIONS,
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_LOG_FORMAT,
@@ -96,6 +100,30 @@ export type ControlConfig = { enabled: boolean; token?: string } & (
   | { socket: string; address?: undefined; port?: undefined }
 );
 
+/** Where a Redis server is and how to log in to it (`database.redis`, `delivery.redis`). */
+export interface RedisConnection {
+  address: string;
+  port: number;
+  prefix: string;
+  /** Redis 6 ACL user; absent: the default user. */
+  username?: string;
+  /** Absent here: BESTER_REDIS_PASSWORD, read when the store opens (a secret kept out of the file). */
+  password?: string;
+  tls: boolean;
+  /** PEM file of the CA that signed Redis's certificate (resolved beside the config); absent: the system's CAs. */
+  caFile?: string;
+}
+
+/** Extension (PROTOCOL.md §9): where messages wait for users who are not connected, and for acknowledgements. */
+export interface DeliveryConfig {
+  /** `none`: the original behaviour (only connected users receive). */
+  store: "sqlite" | "redis" | "none";
+  sqlite: { path: string };
+  /** Its own block, or `database.redis`'s settings. */
+  redis: RedisConnection;
+  inbox: { maxMessages: number; maxBytes: number; maxAgeSeconds: number };
+}
+
 export interface Config {
   source: string | null;
   network: {
@@ -108,18 +136,7 @@ export interface Config {
   handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
   database: {
     type: "open" | "sqlite" | "redis";
-    redis: {
-      address: string;
-      port: number;
-      prefix: string;
-      /** Redis 6 ACL user; absent: the default user. */
-      username?: string;
-      /** Absent here: BESTER_REDIS_PASSWORD, read when the store opens (a secret kept out of the file). */
-      password?: string;
-      tls: boolean;
-      /** PEM file of the CA that signed Redis's certificate (resolved beside the config); absent: the system's CAs. */
-      caFile?: string;
-    };
+    redis: RedisConnection;
     sqlite: { path: string };
     allowOpenOnNetwork: boolean;
   };
@@ -127,6 +144,7 @@ export interface Config {
   control: ControlConfig;
   informer: { enabled: boolean; path: string };
   federation: FederationConfig;
+  delivery: DeliveryConfig;
   limits: {
     maxFrameBytes: number;
     authTimeoutMs: number;
@@ -144,6 +162,7 @@ export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
 export const HANDLER_MODES = ["per-message", "persistent"] as const;
 export { BUNDLED_HANDLERS, type BundledHandlerName } from "./defaults.ts";
 export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
+export const DELIVERY_STORES = ["sqlite", "redis", "none"] as const;
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
 
@@ -267,24 +286,39 @@ const federationSchema = obj({
   maxHops: v.optional(int(1, MAX_SERVER_HOPS), DEFAULT_MAX_SERVER_HOPS),
 });
 
+const redisSchema = obj({
+  address: v.optional(text, DEFAULT_REDIS_ADDRESS),
+  port: v.optional(port, DEFAULT_REDIS_PORT),
+  prefix: v.optional(str, ""), // extension: lets several gateways share one Redis
+  // extensions: authentication and TLS
+  username: v.optional(text),
+  password: v.optional(text),
+  tls: v.optional(bool, false),
+  caFile: v.optional(text),
+});
+
 const databaseSchema = obj({
   type: v.optional(pick(DATABASE_TYPES), "open"),
-  redis: v.optional(
-    obj({
-      address: v.optional(text, DEFAULT_REDIS_ADDRESS),
-      port: v.optional(port, DEFAULT_REDIS_PORT),
-      prefix: v.optional(str, ""), // extension: lets several gateways share one Redis
-      // extensions: authentication and TLS
-      username: v.optional(text),
-      password: v.optional(text),
-      tls: v.optional(bool, false),
-      caFile: v.optional(text),
-    }),
-    () => ({}),
-  ),
+  redis: v.optional(redisSchema, () => ({})),
   // extensions
   sqlite: v.optional(obj({ path: v.optional(text) }), () => ({})),
   allowOpenOnNetwork: v.optional(bool, false),
+});
+
+// extension (PROTOCOL.md §9)
+const deliverySchema = obj({
+  store: v.optional(pick(DELIVERY_STORES), DEFAULT_DELIVERY_STORE),
+  sqlite: v.optional(obj({ path: v.optional(text) }), () => ({})),
+  // Without it, database.redis's settings.
+  redis: v.optional(redisSchema),
+  inbox: v.optional(
+    obj({
+      maxMessages: v.optional(int(1), DEFAULT_INBOX_MAX_MESSAGES),
+      maxBytes: v.optional(int(1), DEFAULT_INBOX_MAX_BYTES),
+      maxAgeSeconds: v.optional(int(1, MAX_TIMER_MS / 1000), DEFAULT_INBOX_MAX_AGE_SECONDS),
+    }),
+    () => ({}),
+  ),
 });
 
 const limitsSchema = obj({
@@ -317,6 +351,7 @@ const configEntries = {
   ),
   informer: v.optional(obj({ enabled: v.optional(bool, true), path: v.optional(text) }), () => ({})),
   federation: v.optional(federationSchema, () => ({})),
+  delivery: v.optional(deliverySchema, () => ({})),
   limits: v.optional(limitsSchema, () => ({})),
   log: v.optional(
     obj({ level: v.optional(pick(LOG_LEVELS), DEFAULT_LOG_LEVEL), format: v.optional(pick(LOG_FORMATS), DEFAULT_LOG_FORMAT) }),

@@ -110,6 +110,17 @@ describe("planReload", () => {
   });
 });
 
+describe("planReload: delivery", () => {
+  test("the inbox limits change live; the store does not", () => {
+    const p = plan({ ...base, delivery: { inbox: { maxMessages: 10 } } });
+    expect(p.changes).toEqual(["delivery.inbox.maxMessages: 1000 -> 10"]);
+    const r = planReload(config(base), config({ ...base, delivery: { store: "none" } }));
+    expect(!r.ok && r.reasons).toEqual([
+      "delivery: the store changed, but it cannot be changed while running (it holds the waiting messages); restart the gateway to apply it",
+    ]);
+  });
+});
+
 describe("planRenewals", () => {
   const fresh = () => plan(base);
   const pair = (cert: string, key = "k") => ({ cert, key });

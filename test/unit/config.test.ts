@@ -297,6 +297,12 @@ describe("defaults", () => {
       control: { enabled: true, socket: `/etc/bester/run/server-${digest(SOURCE)}.control` },
       informer: { enabled: true, path: `/etc/bester/run/server-${digest(SOURCE)}.informer` },
       federation: { peers: {}, allowOriginal: [], connectTimeoutMs: 3_000, replyTimeoutMs: 10_000, maxHops: 4 },
+      delivery: {
+        store: "sqlite",
+        sqlite: { path: "/etc/bester/server.delivery.db" },
+        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+        inbox: { maxMessages: 1000, maxBytes: 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600 },
+      },
       limits: {
         maxFrameBytes: 1024 * 1024,
         authTimeoutMs: 10_000,
@@ -338,6 +344,22 @@ describe("defaults", () => {
     // Renamed within its folder (a reload may do that), the client socket leaves them where they were.
     const renamed = ok(validateConfig(unix("a2.sock"), "/srv/gw/a.conf"));
     expect([renamed.informer.path, renamed.control.socket]).toEqual([a.informer.path, a.control.socket]);
+  });
+
+  test("delivery: the store file beside the config, named after it; redis settings default to database.redis's; limits checked", () => {
+    const c = ok(load(tcp4Only({ database: { type: "redis", redis: { address: "10.0.0.7", port: "6380", prefix: "bx:" } } })));
+    expect(c.delivery.sqlite.path).toBe("/etc/bester/server.delivery.db");
+    expect(c.delivery.redis).toEqual({ address: "10.0.0.7", port: 6380, prefix: "bx:", tls: false });
+    const own = ok(load(tcp4Only({ delivery: { store: "redis", redis: { port: 7000 }, sqlite: { path: "../var/d.db" } } })));
+    expect(own.delivery).toMatchObject({ store: "redis", sqlite: { path: "/etc/var/d.db" }, redis: { address: "127.0.0.1", port: 7000 } });
+    expect(errorLines(load(tcp4Only({ delivery: { store: "kafka", inbox: { maxMessages: 0, maxBytes: "1MB" } } })))).toEqual([
+      'delivery.store: expected one of "sqlite", "redis", "none", got "kafka"',
+      "delivery.inbox.maxMessages: expected an integer >= 1, got 0",
+      'delivery.inbox.maxBytes: expected an integer >= 1, got "1MB"',
+    ]);
+    expect(errorLines(load(tcp4Only({ delivery: { store: "redis", redis: { username: "gw" } } })))).toEqual([
+      "delivery.redis.username: needs a password: set delivery.redis.password, or the BESTER_REDIS_PASSWORD environment variable",
+    ]);
   });
 
   test("control: an address or a port means TCP (127.0.0.1:2280 filling in); a socket and an address together are refused", () => {
