@@ -95,7 +95,11 @@ class DenoConnAdapter implements Conn {
   write(bytes: Uint8Array, start: number, end: number): number {
     if (this.#closed || this.#ending || this.#writing || start >= end) return 0;
     this.#writing = true;
-    void this.#writeAll(bytes.slice(start, end));
+    // A copy: the caller reuses its buffer before the write settles. (Not
+    // `slice`: on a node:buffer Buffer, which the caller's may be, it is a view.)
+    const copy = new Uint8Array(end - start);
+    copy.set(bytes.subarray(start, end));
+    void this.#writeAll(copy);
     return end - start;
   }
 
