@@ -45,6 +45,8 @@ export type FirstFrame =
       payload?: ClientPayload;
       /** Why a payload that was there is not dispatched: it is not a well-formed message. */
       ignored?: string;
+      /** Extension (PROTOCOL.md §9): `header.delivery.ack` is true: the client acknowledges what it receives. */
+      ack: boolean;
     }
   | {
       scope: "server";
@@ -184,7 +186,7 @@ const HandlerCommandSchema = record({
   }),
 });
 
-const BuiltinSchema = record({ command: record({ type: text, data: anyData }) });
+const BuiltinSchema = record({ command: record({ type: text, data: anyData, args: anyData }) });
 
 const MESSAGE: Where = { root: "message" };
 
@@ -222,16 +224,19 @@ export function parseFirstFrame(value: unknown): { ok: true; frame: FirstFrame }
   }
   const { username, password } = auth.output.header.authentication;
   const credentials = { username, password };
+  // Anything but an explicit `true` is the original delivery: an unknown header field never refuses a login.
+  const delivery = (value as { header: Record<string, unknown> }).header["delivery"];
+  const ack = isRecord(delivery) && delivery["ack"] === true;
 
   // The original daemon never read the first frame's payload, and original
   // clients log in with payloads of any shape (no id, null, a primitive):
   // the login stands on the header alone. A well-formed payload is a message
   // like any other; anything else is set aside, never a reason to refuse.
   const raw = (value as Record<string, unknown>)["payload"];
-  if (raw === undefined || raw === null) return { ok: true, frame: { scope: "client", credentials } };
+  if (raw === undefined || raw === null) return { ok: true, frame: { scope: "client", credentials, ack } };
   const payload = parseClientPayload(value);
-  if (!payload.ok) return { ok: true, frame: { scope: "client", credentials, ignored: payload.problem.message } };
-  return { ok: true, frame: { scope: "client", credentials, payload: payload.payload } };
+  if (!payload.ok) return { ok: true, frame: { scope: "client", credentials, ack, ignored: payload.problem.message } };
+  return { ok: true, frame: { scope: "client", credentials, ack, payload: payload.payload } };
 }
 
 /** A client's message after the first: the header is ignored, the payload must be complete. */
@@ -316,12 +321,14 @@ function responseData(response: Record<string, unknown>): unknown {
 }
 
 /** The data of a "builtin" message: `{"command": {"type": "<name>", "data": ...}}`. */
-export function parseBuiltinCommand(data: unknown): { ok: true; type: string; data: unknown } | { ok: false; problem: Problem } {
+export function parseBuiltinCommand(
+  data: unknown,
+): { ok: true; type: string; data: unknown; args: unknown } | { ok: false; problem: Problem } {
   const parsed = v.safeParse(BuiltinSchema, data);
   if (!parsed.success) {
     const where = { root: "payload.data", prefix: "payload.data" };
     return { ok: false, problem: problemFrom(ErrorCodes.malformed, parsed.issues, where) };
   }
-  const { type, data: argument } = parsed.output.command;
-  return { ok: true, type, data: argument ?? null };
+  const { type, data: argument, args } = parsed.output.command;
+  return { ok: true, type, data: argument ?? null, args: args ?? null };
 }

@@ -66,6 +66,10 @@ export const ErrorCodes = {
   peerTimeout: "peer_timeout",
   /** An informer request named a command the server does not know. */
   unknownCommand: "unknown_command",
+  /** A recipient's inbox is at its message or byte limit (PROTOCOL.md §9); the message names the user. */
+  inboxFull: "inbox_full",
+  /** An acknowledgement named a seq the user was never sent, or came from a session that does not acknowledge. */
+  badAck: "bad_ack",
   /** A bug or unexpected failure inside the server. */
   internal: "internal_error",
 } as const;
@@ -141,12 +145,29 @@ export function deliveryTail(type: string): string {
   return tail;
 }
 
+/** The head of a delivery to an acknowledging session: DELIVERY_HEAD with `header.seq` (PROTOCOL.md §9). */
+export function deliveryHeadWithSeq(seq: number): string {
+  return '{"header":{"messageType":"receivedMessage","seq":' + seq + '},"payload":{"data":';
+}
+
+/**
+ * The three parts of a `receivedMessage` frame (head, data, tail), with
+ * `header.seq` when `seq` is given: each session's queue encodes them
+ * without joining them. `dataJson` undefined leaves data out, as
+ * JSON.stringify does.
+ */
+export function deliveryParts(type: string, dataJson: string | undefined, seq?: number): [head: string, body: string, tail: string] {
+  if (dataJson === undefined) {
+    const header = seq === undefined ? '{"messageType":"receivedMessage"}' : '{"messageType":"receivedMessage","seq":' + seq + "}";
+    return ['{"header":' + header + ',"payload":{"type":' + JSON.stringify(type) + "}}", "", ""];
+  }
+  return [seq === undefined ? DELIVERY_HEAD : deliveryHeadWithSeq(seq), dataJson, deliveryTail(type)];
+}
+
 /**
  * `JSON.stringify(receivedMessage(type, data))`, given data's JSON text
  * (`dataJson`, undefined for undefined data).
  */
 export function receivedMessageJson(type: string, dataJson: string | undefined): string {
-  // Undefined data (an answer without "data") has no key at all, as JSON.stringify leaves it out.
-  if (dataJson === undefined) return '{"header":{"messageType":"receivedMessage"},"payload":{"type":' + JSON.stringify(type) + "}}";
-  return DELIVERY_HEAD + dataJson + deliveryTail(type);
+  return deliveryParts(type, dataJson).join("");
 }

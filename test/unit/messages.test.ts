@@ -16,6 +16,7 @@ import {
   GOOD_REPORT_TAIL,
   receivedMessage,
   receivedMessageJson,
+  deliveryParts,
   statusReport,
 } from "../../src/protocol/reports.ts";
 import type { FrameErrorCode } from "../../src/protocol/frame.ts";
@@ -71,6 +72,17 @@ describe("reports", () => {
     );
   });
 
+  test("a delivery with a seq (PROTOCOL.md §9) is the same frame with header.seq", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.option(fc.jsonValue(), { nil: undefined }), fc.integer({ min: 1, max: 2 ** 53 - 1 }), (type, data, seq) => {
+        const expected = receivedMessage(type, data) as { header: Record<string, unknown> };
+        expected.header.seq = seq;
+        expect(deliveryParts(type, JSON.stringify(data), seq).join("")).toBe(JSON.stringify(expected));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test("dummy reply and received message, exactly as the original", () => {
     expect(JSON.stringify(dummyReply("p"))).toBe('{"header":{"status":"0"},"payload":{"data":null,"type":"dummy","id":"p"}}');
     expect(JSON.stringify(receivedMessage("chat", { t: 1 }))).toBe(
@@ -90,7 +102,7 @@ describe("parseFirstFrame", () => {
   test("client with credentials; username trimmed, password kept as sent", () => {
     expect(parseFirstFrame(client({ username: "  alice\t", password: " pw " }))).toEqual({
       ok: true,
-      frame: { scope: "client", credentials: { username: "alice", password: " pw " } },
+      frame: { scope: "client", credentials: { username: "alice", password: " pw " }, ack: false },
     });
   });
 
@@ -98,12 +110,23 @@ describe("parseFirstFrame", () => {
     const auth = { username: "a", password: "p" };
     expect(parseFirstFrame(client(auth, { payload: null }))).toEqual({
       ok: true,
-      frame: { scope: "client", credentials: { username: "a", password: "p" } },
+      frame: { scope: "client", credentials: { username: "a", password: "p" }, ack: false },
     });
     expect(parseFirstFrame(client(auth, { payload: { type: "chat", id: "1", data: [1] } }))).toEqual({
       ok: true,
-      frame: { scope: "client", credentials: { username: "a", password: "p" }, payload: { type: "chat", id: "1", data: [1] } },
+      frame: { scope: "client", credentials: { username: "a", password: "p" }, ack: false, payload: { type: "chat", id: "1", data: [1] } },
     });
+  });
+
+  test("header.delivery.ack: true asks for acknowledged delivery; anything else is the original delivery, never a refusal", () => {
+    const withDelivery = (delivery: unknown) => ({ header: { scope: "client", authentication: { username: "a", password: "p" }, delivery } });
+    const ackOf = (delivery: unknown) => {
+      const r = parseFirstFrame(withDelivery(delivery));
+      if (!r.ok || r.frame.scope !== "client") throw new Error(JSON.stringify(r));
+      return r.frame.ack;
+    };
+    expect(ackOf({ ack: true })).toBe(true);
+    for (const other of [{ ack: false }, { ack: "true" }, { ack: 1 }, {}, null, "ack", [true], undefined]) expect(ackOf(other)).toBe(false);
   });
 
   test("a first payload that is not a well-formed message never refuses the login: it is set aside, saying why", () => {
@@ -123,7 +146,7 @@ describe("parseFirstFrame", () => {
       [{}, "payload.type: expected a string, got nothing"],
     ];
     for (const [payload, ignored] of cases) {
-      expect(parseFirstFrame(client(auth, { payload }))).toEqual({ ok: true, frame: { scope: "client", credentials, ignored } });
+      expect(parseFirstFrame(client(auth, { payload }))).toEqual({ ok: true, frame: { scope: "client", credentials, ack: false, ignored } });
     }
   });
 
@@ -335,9 +358,10 @@ describe("parseHandlerResponse", () => {
 });
 
 describe("parseBuiltinCommand", () => {
-  test("reads command.type and its data", () => {
-    expect(parseBuiltinCommand({ command: { type: "close" } })).toEqual({ ok: true, type: "close", data: null });
-    expect(parseBuiltinCommand({ command: { type: "ping", data: { n: 1 } } })).toEqual({ ok: true, type: "ping", data: { n: 1 } });
+  test("reads command.type, its data and its args", () => {
+    expect(parseBuiltinCommand({ command: { type: "close" } })).toEqual({ ok: true, type: "close", data: null, args: null });
+    expect(parseBuiltinCommand({ command: { type: "ping", data: { n: 1 } } })).toEqual({ ok: true, type: "ping", data: { n: 1 }, args: null });
+    expect(parseBuiltinCommand({ command: { type: "ack", args: { seq: 7 } } })).toEqual({ ok: true, type: "ack", data: null, args: { seq: 7 } });
   });
 
   test("problems name the path inside payload.data", () => {
