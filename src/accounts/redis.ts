@@ -207,6 +207,17 @@ export class RedisAccountStore implements AccountStore {
     }
   }
 
+  async has(username: string): Promise<boolean> {
+    const checked = checkUsername(username);
+    if (!checked.ok) return false;
+    try {
+      return Number(await this.#run((c) => c.hExists(this.prefix + checked.username, PASSWORD_FIELD))) === 1;
+    } catch (err) {
+      if (isWrongType(err)) return false;
+      throw err;
+    }
+  }
+
   async list(): Promise<string[]> {
     const names: string[] = [];
     await this.#run(async (c) => {

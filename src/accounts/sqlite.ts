@@ -91,6 +91,12 @@ export class SqliteAccountStore implements AccountStore {
     return this.#use((db) => db.run("DELETE FROM accounts WHERE username = ?", checked.username)).changes > 0;
   }
 
+  async has(username: string): Promise<boolean> {
+    const checked = checkUsername(username);
+    if (!checked.ok) return false;
+    return this.#use((db) => db.get("SELECT 1 AS found FROM accounts WHERE username = ?", checked.username)) !== undefined;
+  }
+
   async list(): Promise<string[]> {
     const rows = this.#use((db) => db.all<{ username: string }>("SELECT username FROM accounts"));
     // Sorted here rather than by SQL so every store orders names the same way (UTF-16 code units).

@@ -23,6 +23,13 @@ export interface AccountStore {
   remove(username: string): Promise<boolean>;
   /** Every username, sorted. */
   list(): Promise<string[]>;
+  /**
+   * Whether an account of this name exists: a message for a known user who is
+   * not connected waits in the inbox (PROTOCOL.md §9). Undefined when the
+   * store keeps no accounts (`open`): the delivery store decides then.
+   * Rejects when the store cannot answer.
+   */
+  has(username: string): Promise<boolean | undefined>;
   /** Whether the store can answer now, and why not. */
   health(): { ok: boolean; detail: string };
   close(): Promise<void>;

@@ -124,7 +124,7 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
     const parsed = v.safeParse(MessageBody, body);
     if (!parsed.success) return c.json(errorBody("invalid_request", describeIssues(parsed.issues)), 400);
     const { to, data, type } = parsed.output;
-    return c.json({ type, ...actions.inject(type, to, data) });
+    return c.json({ type, ...(await actions.inject(type, to, data)) });
   });
 
   app.post("/v1/shutdown", (c) => {

@@ -23,6 +23,7 @@ export { CONTROL_MESSAGE_TYPE } from "../server/gateway.ts";
 export interface ControlActions {
   reload(): Promise<ReloadResult>;
   disconnect(username: string): number;
-  inject(type: string, users: string[], data: unknown): { delivered: string[]; undelivered: string[] };
+  /** Delivers as a handler's sendClients would; `undelivered`: users it neither wrote to nor stored for. */
+  inject(type: string, users: string[], data: unknown): Promise<{ delivered: string[]; undelivered: string[] }>;
   shutdown(): void;
 }

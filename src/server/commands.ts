@@ -8,12 +8,12 @@
 import type { HandlerHost } from "../handlers/host.ts";
 import type { Logger } from "../log/logger.ts";
 import { RawJson } from "../protocol/json-cut.ts";
-import { DELIVERY_HEAD, deliveryTail, ErrorCodes, receivedMessageJson } from "../protocol/reports.ts";
+import { ErrorCodes } from "../protocol/reports.ts";
 import { quote } from "../guard.ts";
 import type { Delivery } from "./delivery.ts";
 import { ask } from "./exchange.ts";
 import type { Slot } from "./order.ts";
-import { bad, type Command, GOOD, good, type Outcome, type Settle } from "./outcome.ts";
+import { bad, type Command, GOOD, type Outcome, type Pipelined, type Settle } from "./outcome.ts";
 import type { Federation } from "./peers.ts";
 import type { Session } from "./session.ts";
 import type { Stats } from "./stats.ts";
@@ -32,13 +32,13 @@ export class Commands {
   constructor(private readonly deps: CommandDeps) {}
 
   /** The outcome of `command` for the message of `slot`, or undefined when `slot` is settled later. */
-  execute(session: Session, slot: Slot, command: Command): Outcome | undefined {
+  execute(session: Session, slot: Slot, command: Command): Outcome | Pipelined | undefined {
     const type = command.entry.config.type;
     const { response } = command;
     const target = response.command!;
     switch (target.type) {
       case "sendClients":
-        return this.#sendClients(type, command, target.data, response.data);
+        return this.#sendClients(slot, type, command, target.data, response.data);
       case "sendHandler":
         return this.#sendHandler(session, slot, command, target.data);
       case "sendServers":
@@ -51,23 +51,14 @@ export class Commands {
     }
   }
 
-  #sendClients(type: string, command: Command, users: unknown, data: unknown): Outcome {
+  #sendClients(slot: Slot, type: string, command: Command, users: unknown, data: unknown): Outcome | Pipelined {
     const names = typeof users === "string" ? [users] : users;
     if (!Array.isArray(names) || !names.every((u) => typeof u === "string")) {
       return bad({ code: ErrorCodes.badCommand, message: `handler "${type}": sendClients needs a list of usernames, got ${quote(users)}` });
     }
-    // The delivery's frame in three parts, written straight into each session's queue.
+    // A long answer's data goes on as the text it arrived as (RawJson).
     const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
-    const unreached =
-      dataJson === undefined
-        ? this.deps.delivery.deliver(names as string[], receivedMessageJson(type, undefined), "", "", command.counters)
-        : this.deps.delivery.deliver(names as string[], DELIVERY_HEAD, dataJson, deliveryTail(type), command.counters);
-    if (unreached === undefined) return GOOD;
-    if (unreached.failed !== undefined) {
-      return bad({ code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${unreached.failed.join(", ")}` });
-    }
-    // Extension: the original silently ignored users who were not connected; say who they were.
-    return good({ undelivered: unreached.offline });
+    return this.deps.delivery.deliver(names as string[], type, dataJson, command.counters, slot);
   }
 
   #sendHandler(session: Session, slot: Slot, command: Command, name: unknown): Outcome | undefined {

@@ -1,77 +1,337 @@
 /**
- * Where a `sendClients` ends: a message for named users, delivered to every
- * session each of them has open. The one seam through which every delivery
- * to users passes (a handler's command, the control API's messages).
+ * Where a `sendClients` ends (PROTOCOL.md §4, §9): a message for named
+ * users, written to every session each of them has open, and, with a
+ * delivery store, kept for users who are not connected and for sessions
+ * that acknowledge. The one seam every delivery to users passes (a
+ * handler's command, the control API's messages), and the one place that
+ * knows the store: logins replay from it, acknowledgements go to it.
+ *
+ * The usual delivery, to users whose sessions do not acknowledge, is
+ * written at once and allocates nothing; one that needs the store is
+ * answered later, in order (PIPELINED), since the store answers its calls
+ * in the order they were made.
  * @module
  */
+import { clearInterval, setInterval } from "node:timers";
+import { INBOX_EXPIRY_SWEEP_MS, REPLAY_PAGE_MESSAGES } from "../config/defaults.ts";
+import type { DeliveryStore, InboxInfo, StoreFailure } from "../delivery/store.ts";
+import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame } from "../protocol/frame.ts";
-import { DELIVERY_HEAD, deliveryTail, receivedMessageJson } from "../protocol/reports.ts";
-import { RawJson } from "../protocol/json-cut.ts";
+import { DELIVERY_HEAD, deliveryParts, deliveryTail, type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
+import { bad, GOOD, good, type Outcome, PIPELINED, type Pipelined, type Settle } from "./outcome.ts";
 import type { ClientRegistry } from "./registry.ts";
 import type { Session } from "./session.ts";
-import type { TypeStats } from "./stats.ts";
+import type { Stats, TypeStats } from "./stats.ts";
 
-/**
- * The `receivedMessage` frame of `data` from `type`, as three parts (head,
- * data, tail) that each session's queue encodes without joining them.
- */
-export function deliveryParts(type: string, data: unknown): [head: string, body: string, tail: string] {
-  const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
-  // Data JSON cannot carry (undefined): the key is left out, as JSON.stringify does.
-  if (dataJson === undefined) return [receivedMessageJson(type, undefined), "", ""];
-  return [DELIVERY_HEAD, dataJson, deliveryTail(type)];
+export interface DeliveryDeps {
+  registry: ClientRegistry;
+  /** Whether a user who is not connected has an inbox (an account, or with the open store: has logged in). */
+  knows(user: string): Promise<boolean>;
+  /** Read when expiring, so a reload applies. */
+  maxAgeSeconds(): number;
+  stats: Stats;
+  log: Logger;
 }
 
-/** Who a delivery did not reach; absent when it reached everyone. */
+/** What became of one recipient whose delivery needed the store. */
+type Reached =
+  | { name: string; state: "delivered" | "queued" | "offline" }
+  | { name: string; state: "failed"; error: ErrorInfo };
+
+/** Who a delivery did not reach, for the control API. */
 export interface Unreached {
-  /** Users with no session open. */
-  offline?: string[];
-  /** Users with sessions, none of which took the message (closing, or cut as slow consumers). */
-  failed?: string[];
+  offline: string[];
+  failed: string[];
 }
 
 export class Delivery {
-  constructor(private readonly registry: ClientRegistry) {}
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Undefined: `delivery.store` is `none`, the original behaviour (or the gateway has not started). */
+  #store: DeliveryStore | undefined;
+  /** Messages stored, as last read from the store (for the metrics, which are read synchronously). */
+  stored = 0;
+
+  constructor(private readonly deps: DeliveryDeps) {}
+
+  get store(): DeliveryStore | undefined {
+    return this.#store;
+  }
+
+  /** Starts keeping messages in `store`, and sweeping it for expired ones. */
+  open(store: DeliveryStore | undefined): void {
+    this.#store = store;
+    if (store === undefined || this.#sweeper !== undefined) return;
+    // At least twice per age limit, so nothing outlives it by more than half of it.
+    this.#sweeper = setInterval(() => void this.sweep(), Math.min(INBOX_EXPIRY_SWEEP_MS, this.deps.maxAgeSeconds() * 500));
+    this.#sweeper.unref?.();
+    void this.sweep();
+  }
+
+  /** Stops the sweep and closes the store; what it has taken is kept. */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    const store = this.#store;
+    this.#store = undefined;
+    await store?.close();
+  }
 
   /**
-   * Delivers the frame `head + body + tail` to every session of each named
-   * user (each user once, however often named), counting each delivery in
-   * `counters` (the producing type's); undefined when everyone was reached.
-   * The frame comes in parts so the usual delivery allocates nothing.
+   * Delivers the message of `type` with data `dataJson` (undefined: none)
+   * to every session of each named user (each user once, however often
+   * named), counting each write in `counters`. The sender's outcome, or
+   * PIPELINED when the store is involved: then `settle` hears it.
    */
-  deliver(names: string[], head: string, body: string, tail: string, counters: TypeStats): Unreached | undefined {
-    // The usual case, one user with one session, needs no closure and no list.
+  deliver(names: string[], type: string, dataJson: string | undefined, counters: TypeStats, settle: Settle): Outcome | Pipelined {
+    // The usual case, one user with one session that does not acknowledge, needs no closure and no list.
     if (names.length === 1) {
-      const found = this.registry.lookup(names[0]!);
-      if (found !== undefined && !(found instanceof Set)) {
-        if (!found.sendJson(head, body, tail)) return { failed: names };
+      const found = this.deps.registry.lookup(names[0]!);
+      if (found !== undefined && !(found instanceof Set) && found.plain) {
+        const sent =
+          dataJson === undefined
+            ? found.sendJson(deliveryParts(type, undefined)[0])
+            : found.sendJson(DELIVERY_HEAD, dataJson, deliveryTail(type));
+        if (!sent) return bad(notWritten(names));
         counters.delivered++;
-        return undefined;
+        return GOOD;
       }
     }
-    let frame: Uint8Array | undefined;
-    let recipients = 0;
+    const registry = this.deps.registry;
+    const store = this.#store;
     let offline: string[] | undefined;
     let failed: string[] | undefined;
-    const deliver = (s: Session, name: string) => {
-      // Any further recipients share one encoding.
-      const sent = recipients++ === 0 ? s.sendJson(head, body, tail) : s.sendBytes((frame ??= encodeJsonFrame(head + body + tail)));
-      if (sent) counters.delivered++;
-      else if (!failed?.includes(name)) (failed ??= []).push(name);
-    };
+    let later: Promise<Reached>[] | undefined;
+    let frame: Uint8Array | undefined;
     for (const name of names.length === 1 ? names : new Set(names)) {
-      const found = this.registry.lookup(name);
+      const found = registry.lookup(name);
       if (found === undefined) {
-        (offline ??= []).push(name);
+        if (store === undefined) (offline ??= []).push(name);
+        else (later ??= []).push(this.#queue(store, name, type, dataJson, counters));
         continue;
       }
-      if (!(found instanceof Set)) {
-        deliver(found, name);
+      const sessions = found instanceof Set ? [...found] : [found];
+      if (store !== undefined && sessions.some((s) => s.ack)) {
+        // Stored before it is written; kept until acknowledged, unless a session that does not acknowledge takes it now.
+        const keep = sessions.every((s) => s.ack);
+        (later ??= []).push(this.#storeThenWrite(store, name, type, dataJson, keep, counters));
         continue;
       }
-      for (const s of found) deliver(s, name);
+      let any = false;
+      for (const s of sessions) {
+        let sent: boolean;
+        if (!s.plain) sent = s.deliver(type, dataJson, undefined);
+        else if (dataJson === undefined) sent = s.sendJson(deliveryParts(type, undefined)[0]);
+        else sent = s.sendBytes((frame ??= encodeJsonFrame(DELIVERY_HEAD + dataJson + deliveryTail(type))));
+        if (sent) {
+          counters.delivered++;
+          any = true;
+        }
+      }
+      if (!any) (failed ??= []).push(name);
     }
-    if (offline === undefined && failed === undefined) return undefined;
-    return { ...(offline === undefined ? {} : { offline }), ...(failed === undefined ? {} : { failed }) };
+    if (later === undefined) {
+      if (failed !== undefined) return bad(notWritten(failed));
+      // Extension: the original silently ignored users who were not connected; say who they were.
+      return offline === undefined ? GOOD : good({ undelivered: offline });
+    }
+    const known: Reached[] = [
+      ...(offline ?? []).map((name): Reached => ({ name, state: "offline" })),
+      ...(failed ?? []).map((name): Reached => ({ name, state: "failed", error: notWritten([name]) })),
+    ];
+    Promise.all(later).then(
+      (reached) => settle.settle(outcomeOf([...known, ...reached])),
+      (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message })),
+    );
+    return PIPELINED;
   }
+
+  /** Who `deliver` did not reach, for the control API (which waits for the store). */
+  async deliverNow(names: string[], type: string, dataJson: string | undefined, counters: TypeStats): Promise<Unreached> {
+    const outcome = await new Promise<Outcome>((resolve) => {
+      const now = this.deliver(names, type, dataJson, counters, { settle: resolve });
+      if (now !== PIPELINED) resolve(now);
+    });
+    const header = (outcome.kind === "good" || outcome.kind === "bad" ? outcome.header : undefined) ?? {};
+    const offline = (header["undelivered"] as string[] | undefined) ?? [];
+    const queued = new Set((header["queued"] as string[] | undefined) ?? []);
+    if (outcome.kind !== "bad") return { offline, failed: [] };
+    const reached = new Set([...queued, ...offline]);
+    const failed = (header["failed"] as string[] | undefined) ?? names.filter((n) => !reached.has(n));
+    return { offline, failed };
+  }
+
+  /** A user with no session: into the inbox if the user is known; then written, should a session have appeared since. */
+  async #queue(store: DeliveryStore, name: string, type: string, dataJson: string | undefined, counters: TypeStats): Promise<Reached> {
+    let known: boolean;
+    try {
+      known = await this.deps.knows(name);
+    } catch (err) {
+      return unavailable(name, err);
+    }
+    if (!known) return { name, state: "offline" };
+    const reached = await this.#storeThenWrite(store, name, type, dataJson, true, counters);
+    if (reached.state === "delivered" || reached.state === "queued") this.deps.stats.inbox.queued++;
+    return reached;
+  }
+
+  /** Enters the message into the user's stream, then writes it to the sessions the user has now. */
+  async #storeThenWrite(
+    store: DeliveryStore,
+    name: string,
+    type: string,
+    dataJson: string | undefined,
+    keep: boolean,
+    counters: TypeStats,
+  ): Promise<Reached> {
+    let stored: { ok: true; seq: number } | StoreFailure;
+    const started = performance.now();
+    try {
+      stored = await store.append(name, type, dataJson, keep);
+    } catch (err) {
+      return unavailable(name, err);
+    }
+    this.deps.stats.inbox.storeLatency(performance.now() - started);
+    if (!stored.ok) {
+      this.deps.stats.inbox.refused(stored.code);
+      return { name, state: "failed", error: { code: stored.code, message: stored.message } };
+    }
+    const { written, plain } = this.#writeToSessions(name, type, dataJson, stored.seq, counters);
+    // Written to a session that does not acknowledge: done (PROTOCOL.md §9).
+    if (keep && plain) void store.drop(name, stored.seq).catch(() => {});
+    return { name, state: written ? "delivered" : "queued" };
+  }
+
+  /** Writes a stored message to every session `name` has now; says whether any took it, and whether one that does not acknowledge did. */
+  #writeToSessions(name: string, type: string, dataJson: string | undefined, seq: number, counters: TypeStats): { written: boolean; plain: boolean } {
+    let written = false;
+    let plain = false;
+    for (const s of this.deps.registry.sessionsOf(name) ?? []) {
+      if (!s.deliver(type, dataJson, seq)) continue;
+      counters.delivered++;
+      written = true;
+      if (!s.ack) plain = true;
+    }
+    return { written, plain };
+  }
+
+  /**
+   * A client of `user` logged in: the store remembers the user and says
+   * whether its stream is new. Undefined without a store, or when it cannot
+   * answer (the session then gets the original delivery, and is told so by
+   * the absence of `delivery` in its login report).
+   */
+  async login(user: string, ack: boolean): Promise<{ ack: boolean; reset: boolean; acked: number } | undefined> {
+    const store = this.#store;
+    if (store === undefined) return undefined;
+    try {
+      const r = await store.login(user, ack);
+      return { ack, reset: r.reset, acked: r.acked };
+    } catch (err) {
+      this.deps.log.warn("delivery store unavailable at a login: original delivery for this session", { user, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /**
+   * Before any live message, what waits for the session's user: above what
+   * it acknowledged, with seqs, for a session that acknowledges (kept until
+   * acknowledged); everything, once, for one that does not (done once
+   * written). A page at a time. Live messages that arrive meanwhile are held
+   * by the session and written after, without repeating a replayed seq.
+   */
+  async replay(session: Session, acked: number): Promise<void> {
+    const store = this.#store;
+    const user = session.username!;
+    let after = session.ack ? acked : 0;
+    try {
+      if (store === undefined) return;
+      for (;;) {
+        const page = await store.read(user, after, REPLAY_PAGE_MESSAGES);
+        if (session.closing) return;
+        for (const m of page) {
+          session.deliver(m.type, m.data, m.seq, true);
+          after = m.seq;
+        }
+        this.deps.stats.inbox.replayed += page.length;
+        if (!session.ack && page.length > 0) await store.drop(user, after);
+        if (page.length < REPLAY_PAGE_MESSAGES) return;
+      }
+    } catch (err) {
+      this.deps.log.warn("replay stopped: the delivery store did not answer", { user, error: (err as Error).message });
+    } finally {
+      const stored = session.endReplay(after);
+      // Held stored messages that went to a session that does not acknowledge are done too.
+      if (store !== undefined && !session.ack && stored > after) void store.drop(user, stored).catch(() => {});
+    }
+  }
+
+  /** The `ack` builtin: every stored message of the session's user up to `seq` is done. */
+  async ack(session: Session, seq: unknown): Promise<Outcome> {
+    const store = this.#store;
+    if (store === undefined || !session.ack) {
+      return bad({ code: ErrorCodes.badAck, message: 'this session did not ask for acknowledged delivery (header.delivery: {"ack": true} in its first frame)' });
+    }
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) {
+      return bad({ code: ErrorCodes.badAck, message: `args.seq: expected a positive integer, got ${JSON.stringify(seq) ?? "nothing"}` });
+    }
+    try {
+      const r = await store.ack(session.username!, seq);
+      if (!r.ok) return bad({ code: r.code, message: r.message });
+      this.deps.stats.inbox.acked++;
+      return GOOD;
+    } catch (err) {
+      return bad(unavailableError(err));
+    }
+  }
+
+  inbox(user: string): Promise<InboxInfo | undefined> {
+    return this.#store?.inbox(user) ?? Promise.resolve(undefined);
+  }
+
+  clear(user: string): Promise<number> {
+    return this.#store?.clear(user) ?? Promise.resolve(0);
+  }
+
+  /** Removes messages older than delivery.inbox.maxAgeSeconds, saying so. */
+  async sweep(): Promise<void> {
+    const store = this.#store;
+    if (store === undefined) return;
+    const maxAge = this.deps.maxAgeSeconds();
+    try {
+      const expired = await store.expire(Date.now() - maxAge * 1000);
+      for (const { user, count } of expired) {
+        this.deps.log.info("inbox messages expired", { user, count, maxAgeSeconds: maxAge });
+        this.deps.stats.inbox.expired += count;
+      }
+      this.stored = await store.depth();
+    } catch (err) {
+      this.deps.log.warn("inbox expiry sweep failed", { error: (err as Error).message });
+    }
+  }
+}
+
+function notWritten(users: string[]): ErrorInfo {
+  return { code: ErrorCodes.deliveryFailed, message: `could not write to the sessions of: ${users.join(", ")}` };
+}
+
+function unavailableError(err: unknown): ErrorInfo {
+  return { code: ErrorCodes.storeUnavailable, message: `delivery store unavailable: ${(err as Error).message ?? err}` };
+}
+
+function unavailable(name: string, err: unknown): Reached {
+  return { name, state: "failed", error: unavailableError(err) };
+}
+
+/** The sender's report once every recipient is settled: good, naming who waits and who is unknown; else bad, naming why per user. */
+function outcomeOf(reached: Reached[]): Outcome {
+  const queued = reached.filter((r) => r.state === "queued").map((r) => r.name);
+  const offline = reached.filter((r) => r.state === "offline").map((r) => r.name);
+  const failures = reached.filter((r): r is Extract<Reached, { state: "failed" }> => r.state === "failed");
+  const header: Record<string, unknown> = {};
+  if (queued.length > 0) header["queued"] = queued;
+  if (offline.length > 0) header["undelivered"] = offline;
+  if (failures.length === 0) return good(Object.keys(header).length > 0 ? header : undefined);
+  header["failed"] = failures.map((f) => f.name);
+  const message = failures.length === 1 ? failures[0]!.error.message : failures.map((f) => `${f.name}: ${f.error.message}`).join("; ");
+  return bad({ code: failures[0]!.error.code, message }, header);
 }

@@ -16,7 +16,9 @@ import { FRAMED_EVENTS } from "../connection/framed.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { Commands } from "./commands.ts";
-import { Delivery, deliveryParts } from "./delivery.ts";
+import { Delivery } from "./delivery.ts";
+import { openDeliveryStore } from "../delivery/index.ts";
+import { RawJson } from "../protocol/json-cut.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
 import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
@@ -69,8 +71,15 @@ export class Gateway {
       log: log.with({ component: "federation" }),
       closed: (reason) => this.stats.internalConnectionClosed("peer", reason),
     });
-    this.delivery = new Delivery(this.registry);
-    const router = new Router(this.handlers, this.stats);
+    this.delivery = new Delivery({
+      registry: this.registry,
+      // An account's existence, or with the open store (no accounts): whether the user has logged in.
+      knows: async (user) => (await this.#accounts?.has(user)) ?? (await this.delivery.store?.knows(user)) ?? false,
+      maxAgeSeconds: () => this.config.delivery.inbox.maxAgeSeconds,
+      stats: this.stats,
+      log: log.with({ component: "delivery" }),
+    });
+    const router = new Router(this.handlers, this.stats, this.delivery);
     // Limits are read through the gateway, so a reload reaches every command at once.
     const commands = new Commands({
       handlers: this.handlers,
@@ -101,11 +110,12 @@ export class Gateway {
         route: (session, payload, slot) => router.route(session, payload, slot),
         execute: (session, slot, command) => commands.execute(session, slot, command),
       },
-      authenticate: (credentials, session) => this.#authenticate(credentials, session),
+      authenticate: (credentials, session, ack) => this.#authenticate(credentials, session, ack),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.remote),
       reportSent: (status) => this.stats.report(status),
-      clientReady: (session) => {
+      clientReady: (session, acked) => {
         this.registry.add(session);
+        if (acked !== undefined) void this.delivery.replay(session, acked);
         // Through the gateway's logger, so an idle session holds no logger of its own.
         this.log.info("client authenticated", {
           conn: session.id,
@@ -144,6 +154,7 @@ export class Gateway {
   async start(): Promise<void> {
     this.#stopSampling = sampleRates(this.rates, () => rateCounters(this.stats), RATE_SAMPLE_INTERVAL_MS, () => this.#stopping);
     this.#accounts = await openAccountStore(this.runtime, this.config.database, this.log.with({ component: "accounts" }));
+    this.delivery.open(await openDeliveryStore(this.runtime, this.config.delivery, () => this.config.delivery.inbox, this.log.with({ component: "delivery" })));
     this.log.info("account store", { kind: this.#accounts.kind, ...this.#accounts.health() });
     // The informer before the handlers, which are given its path and may ask at once.
     if (this.config.informer.enabled) {
@@ -265,13 +276,14 @@ export class Gateway {
   }
 
   /** Delivers `data` to the named users as if a handler of `type` had answered sendClients. */
-  inject(type: string, users: string[], data: unknown): { delivered: string[]; undelivered: string[] } {
+  async inject(type: string, users: string[], data: unknown): Promise<{ delivered: string[]; undelivered: string[] }> {
     // Counted under its own type only if that is bounded (a handler's, or the
     // API's default): the caller names types freely, as clients do.
     const counted = type === CONTROL_MESSAGE_TYPE || this.handlers.get(type) ? type : UNSERVED_TYPE;
     const names = [...new Set(users)];
-    const unreached = this.delivery.deliver(names, ...deliveryParts(type, data), this.stats.forType(counted));
-    const missed = new Set([...(unreached?.offline ?? []), ...(unreached?.failed ?? [])]);
+    const dataJson = data instanceof RawJson ? data.text : JSON.stringify(data);
+    const unreached = await this.delivery.deliverNow(names, type, dataJson, this.stats.forType(counted));
+    const missed = new Set([...unreached.offline, ...unreached.failed]);
     return { delivered: names.filter((n) => !missed.has(n)), undelivered: names.filter((n) => missed.has(n)) };
   }
 
@@ -297,6 +309,7 @@ export class Gateway {
     await this.handlers.stop();
     await this.#informer.stop();
     await this.#accounts?.close();
+    await this.delivery.close();
   }
 
   #socketEvents(kind: ListenerKind): SocketEvents {
@@ -318,13 +331,16 @@ export class Gateway {
     };
   }
 
-  async #authenticate(credentials: Credentials, session: Session): Promise<AuthResult> {
+  async #authenticate(credentials: Credentials, session: Session, ack: boolean): Promise<AuthResult> {
     const store = this.#accounts;
     if (!store) {
       return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
     }
     const result = await store.verify(credentials.username, credentials.password);
-    if (result.ok) return { ok: true, username: result.username };
+    if (result.ok) {
+      const delivery = await this.delivery.login(result.username, ack);
+      return delivery === undefined ? { ok: true, username: result.username } : { ok: true, username: result.username, delivery };
+    }
     this.stats.authFailures++;
     // Never the password; the reason tells an operator whether the user exists.
     session.log.warn("login failed", { user: credentials.username, reason: result.reason, detail: result.message });

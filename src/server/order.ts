@@ -9,7 +9,7 @@
  */
 import type { ClientPayload } from "../protocol/messages.ts";
 import { statusReport, type ErrorInfo } from "../protocol/reports.ts";
-import { type Command, internalFailure, type Outcome, type Settle } from "./outcome.ts";
+import { type Command, internalFailure, type Outcome, PIPELINED, type Pipelined, type Settle } from "./outcome.ts";
 import { type ReplyTarget, writeReply } from "./reply.ts";
 
 /** What the order needs of the session it orders. */
@@ -30,16 +30,20 @@ export interface MessageFlow<S> {
   /** Settles `slot` with what answers `payload`, at once or later. */
   route(session: S, payload: ClientPayload, slot: Slot): void;
   /**
-   * Carries out a handler's command for the message of `slot`: its outcome,
+   * Carries out a handler's command for the message of `slot`: its outcome;
    * or undefined when `slot` will be settled later (with a report, or with
-   * the next handler's command along a sendHandler chain).
+   * the next handler's command along a sendHandler chain) and the messages
+   * after it must wait; or PIPELINED when it will be settled later but the
+   * messages after it may go ahead (see outcome.ts).
    */
-  execute(session: S, slot: Slot, command: Command): Outcome | undefined;
+  execute(session: S, slot: Slot, command: Command): Outcome | Pipelined | undefined;
 }
 
 /** One message in flight: its place in the order and, once known, its outcome. */
 export class Slot implements Settle {
   outcome: Outcome | undefined = undefined;
+  /** Its command is under way, in order: the messages after it need not wait for its outcome. */
+  pipelined = false;
 
   constructor(
     readonly order: { settled(): void },
@@ -61,8 +65,10 @@ export class MessageOrder<S extends OrderedSession> {
   #backlog: unknown[] = NONE;
   #backlogHead = 0;
   #paused = false;
-  /** Set while the head's command is being carried out, so a settle from inside it does not re-enter. */
+  /** Set while commands run and replies are written, so a settle from inside does not re-enter... */
   #running = false;
+  /** ...but is looked at once the current pass is done. */
+  #again = false;
 
   constructor(
     readonly session: S,
@@ -126,46 +132,70 @@ export class MessageOrder<S extends OrderedSession> {
   }
 
   /**
-   * Finishes messages from the head while their outcomes are known: a
-   * command is carried out first (its outcome may come later), then the
-   * reply is written. Commands run even after the client left, so its
-   * message still reaches the recipients it was sent to.
+   * Carries out commands and writes replies, in arrival order: a message's
+   * command runs once every message before it has run its own (or is
+   * running one in order: PIPELINED), and a reply is written once it is at
+   * the head. Commands run even after the client left, so its message still
+   * reaches the recipients it was sent to.
    */
   settled(): void {
-    if (this.#running) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
     this.#running = true;
     const session = this.session;
     try {
-      while (this.#slots.length > 0) {
-        const slot = this.#slots[0]!;
-        let outcome = slot.outcome;
-        if (outcome === undefined) break;
-        if (outcome.kind === "command") {
-          slot.outcome = undefined;
-          try {
-            outcome = this.flow.execute(session, slot, outcome);
-          } catch (err) {
-            outcome = internalFailure(err);
-          }
-          // Settled later; or settled already, from inside the command.
-          if (outcome === undefined) {
-            if (slot.outcome === undefined) break;
-            continue;
-          }
-          slot.outcome = outcome;
-          if (outcome.kind === "command") continue;
-        }
-        this.#slots.shift();
-        if (this.#slots.length === 0) this.#slots = NONE as Slot[];
-        if (session.closing) continue;
-        writeReply(session, slot.id, outcome);
-      }
+      do {
+        this.#again = false;
+        this.#advance(session);
+      } while (this.#again);
     } finally {
       this.#running = false;
     }
     if (session.closing) return;
     if (this.#slots.length === 0) session.orderIdle();
     this.pump();
+  }
+
+  #advance(session: S): void {
+    let i = 0;
+    while (i < this.#slots.length) {
+      const slot = this.#slots[i]!;
+      const outcome = slot.outcome;
+      if (outcome === undefined) {
+        // Not known yet: later commands wait, unless this one is already under way in order.
+        if (!slot.pipelined) return;
+        i++;
+        continue;
+      }
+      if (outcome.kind === "command") {
+        slot.outcome = undefined;
+        let next: Outcome | Pipelined | undefined;
+        try {
+          next = this.flow.execute(session, slot, outcome);
+        } catch (err) {
+          next = internalFailure(err);
+        }
+        if (next === PIPELINED) {
+          slot.pipelined = true;
+          i++;
+        } else if (next !== undefined) {
+          slot.outcome = next;
+        } else if (slot.outcome === undefined) {
+          // Settled later; the messages after it wait.
+          return;
+        }
+        continue;
+      }
+      if (i > 0) {
+        i++;
+        continue;
+      }
+      this.#slots.shift();
+      if (this.#slots.length === 0) this.#slots = NONE as Slot[];
+      if (!session.closing) writeReply(session, slot.id, outcome);
+    }
   }
 
   /**

@@ -38,6 +38,15 @@ export interface Command {
 
 export type Outcome = Good | Bad | Command | { kind: "dummy" } | { kind: "close" };
 
+/**
+ * What carrying out a command may answer instead of an outcome: the
+ * outcome comes later (to the slot), but what the command set going is
+ * already in order behind the messages before it (a store's calls are
+ * answered in the order made), so the messages after it may go ahead.
+ */
+export const PIPELINED: unique symbol = Symbol("pipelined");
+export type Pipelined = typeof PIPELINED;
+
 /** Where an outcome that is not known at once goes when it is. */
 export interface Settle {
   settle(outcome: Outcome): void;

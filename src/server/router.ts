@@ -9,16 +9,18 @@ import { type ClientPayload, dataValue, parseBuiltinCommand } from "../protocol/
 import { ErrorCodes } from "../protocol/reports.ts";
 import { ask, NO_HOPS } from "./exchange.ts";
 import { bad, CLOSE, DUMMY, GOOD, good, type Outcome, type Settle } from "./outcome.ts";
+import type { Delivery } from "./delivery.ts";
 import type { Session } from "./session.ts";
 import { type Stats, UNSERVED_TYPE } from "./stats.ts";
 
 /** The `builtin` commands the gateway answers itself (README, "Built-in messages"). */
-export const BUILTIN_COMMANDS = ["close", "ping", "whoami", "types"] as const;
+export const BUILTIN_COMMANDS = ["close", "ping", "whoami", "types", "ack"] as const;
 
 export class Router {
   constructor(
     private readonly handlers: HandlerHost,
     private readonly stats: Stats,
+    private readonly delivery: Delivery,
   ) {}
 
   /** Settles `slot` once with what answers `payload`: at once, or when its handler has answered. */
@@ -29,7 +31,14 @@ export class Router {
     }
     if (payload.type === "builtin") {
       this.stats.forType("builtin").messagesIn++;
-      return slot.settle(this.#builtin(session, payload));
+      const command = parseBuiltinCommand(dataValue(payload.data));
+      // Acknowledgements go to the delivery store: answered when it has taken them.
+      if (command.ok && command.type === "ack") {
+        const seq = (command.args as { seq?: unknown } | null)?.seq;
+        this.delivery.ack(session, seq).then((outcome) => slot.settle(outcome));
+        return;
+      }
+      return slot.settle(this.#builtin(session, command));
     }
     const entry = this.handlers.get(payload.type);
     if (entry !== undefined) {
@@ -47,8 +56,7 @@ export class Router {
     );
   }
 
-  #builtin(session: Session, payload: ClientPayload): Outcome {
-    const command = parseBuiltinCommand(dataValue(payload.data));
+  #builtin(session: Session, command: ReturnType<typeof parseBuiltinCommand>): Outcome {
     if (!command.ok) return bad({ code: ErrorCodes.malformed, message: command.problem.message });
     switch (command.type) {
       case "close":

@@ -19,7 +19,7 @@ import {
   parseClientPayload,
   parseFirstFrame,
 } from "../protocol/messages.ts";
-import { type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
+import { deliveryParts, type ErrorInfo, ErrorCodes, fatalMessage, statusReport } from "../protocol/reports.ts";
 import { type Endpoint, formatEndpoint } from "../runtime/types.ts";
 import { idOf, type MessageFlow, MessageOrder } from "./order.ts";
 import type { PeerAdmission } from "./peers.ts";
@@ -33,21 +33,26 @@ export interface SessionLimits {
   sessionWindow: number;
 }
 
-export type AuthResult = { ok: true; username: string } | { ok: false; error: ErrorInfo };
+/** A login's answer; `delivery` when the gateway keeps a delivery store (PROTOCOL.md §9). */
+export type AuthResult =
+  | { ok: true; username: string; delivery?: { ack: boolean; reset: boolean; acked: number } }
+  | { ok: false; error: ErrorInfo };
 
 /** What a session needs from the gateway that owns it. */
 export interface SessionHost {
   readonly log: Logger;
   readonly limits: SessionLimits;
   readonly flow: MessageFlow<Session>;
-  authenticate(credentials: Credentials, session: Session): AuthResult | Promise<AuthResult>;
+  /** Checks a login; `ack`: the client asked for acknowledged delivery. */
+  authenticate(credentials: Credentials, session: Session, ack: boolean): AuthResult | Promise<AuthResult>;
   /**
    * Server scope (federation): whether the peer may deliver its message. The
    * header is the first frame's. Without it, every server-scope connection is
    * refused.
    */
   admitServer?(header: Record<string, unknown>, session: Session): PeerAdmission;
-  clientReady(session: Session): void;
+  /** The login was answered; `acked` is the user's acknowledged seq when the gateway keeps a delivery store. */
+  clientReady(session: Session, acked: number | undefined): void;
   /** A status report went out (for metrics). */
   reportSent(status: "good" | "bad"): void;
   sessionClosed(session: Session, reason: ClosedReason, detail?: string): void;
@@ -77,6 +82,11 @@ export class Session extends FramedConnection {
   replyTo: string | undefined;
   readonly openedAt = Date.now();
   messagesIn = 0;
+  /** Acknowledged delivery (PROTOCOL.md §9): asked for in the first frame, and the gateway keeps a store. */
+  ack = false;
+  /** Stored messages are being written at its login: live ones wait in #held. */
+  replaying = false;
+  #held: { type: string; data: string | undefined; seq: number | undefined }[] | undefined;
   /** Made with the first message that must wait or be tracked: idle sessions are many. */
   #order: MessageOrder<Session> | undefined;
   #authenticating = false;
@@ -107,6 +117,44 @@ export class Session extends FramedConnection {
 
   protected override get maxPendingBytes(): number {
     return this.host.limits.maxPendingBytes;
+  }
+
+  /** Takes deliveries as they come, without seqs: the usual session, and the delivery's fast path. */
+  get plain(): boolean {
+    return !this.ack && !this.replaying;
+  }
+
+  /**
+   * Writes one delivered message: with `header.seq` to a session that
+   * acknowledges. While stored messages are replayed, a live one (not
+   * `replayed`) waits until they are written. False when it could not be
+   * written (closing, or cut as a slow consumer).
+   */
+  deliver(type: string, data: string | undefined, seq: number | undefined, replayed = false): boolean {
+    if (this.closing) return false;
+    if (this.replaying && !replayed) {
+      (this.#held ??= []).push({ type, data, seq });
+      return true;
+    }
+    const [head, body, tail] = deliveryParts(type, data, this.ack ? seq : undefined);
+    return this.sendJson(head, body, tail);
+  }
+
+  /**
+   * The replay is done, up to seq `after`: what was held is written now,
+   * but for what the replay already wrote. Returns the highest stored seq
+   * among what it wrote (0 if none).
+   */
+  endReplay(after: number): number {
+    this.replaying = false;
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    let highest = 0;
+    for (const h of held) {
+      if (h.seq !== undefined && h.seq <= after) continue;
+      if (this.deliver(h.type, h.data, h.seq) && h.seq !== undefined) highest = Math.max(highest, h.seq);
+    }
+    return highest;
   }
 
   /** Frames can be worked on: the login is not being checked. */
@@ -208,8 +256,17 @@ export class Session extends FramedConnection {
       if (!result.ok) return this.#refuse(result.error);
       this.kind = "client";
       this.username = result.username;
-      this.send(statusReport(AUTH_SPECIAL_ID, "good"));
-      this.host.clientReady(this);
+      const delivery = result.delivery;
+      const report = statusReport(AUTH_SPECIAL_ID, "good") as { header: Record<string, unknown> };
+      if (delivery !== undefined) {
+        this.ack = delivery.ack;
+        // Extension (PROTOCOL.md §9): only a client that asked is told; the original report is unchanged otherwise.
+        if (delivery.ack) report.header["delivery"] = delivery.reset ? { ack: true, reset: true } : { ack: true };
+        // Before joining the registry: a live message from now on waits for the replay.
+        this.replaying = true;
+      }
+      this.send(report);
+      this.host.clientReady(this, delivery?.acked);
       // Extension: the first frame's own payload is not dropped (a dummy is the customary filler).
       if (frame.payload && frame.payload.type !== "dummy") this.#dispatch(frame.payload);
       else if (frame.ignored !== undefined) this.log.debug("first frame's payload not dispatched: not a well-formed message", { detail: frame.ignored });
@@ -218,7 +275,7 @@ export class Session extends FramedConnection {
     const failed = (err: unknown) =>
       done({ ok: false, error: { code: ErrorCodes.internal, message: `authentication failed: ${(err as Error).message}` } });
     try {
-      const result = this.host.authenticate(frame.credentials, this);
+      const result = this.host.authenticate(frame.credentials, this, frame.ack);
       if (result instanceof Promise) result.then(done, failed);
       else done(result);
     } catch (err) {

@@ -34,14 +34,17 @@ export class TypeStats {
   latency: Histogram | undefined;
 
   handlerLatency(ms: number): void {
-    const h = (this.latency ??= { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 });
-    h.count++;
-    h.sumMs += ms;
-    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
-      if (ms <= LATENCY_BUCKETS_MS[i]!) {
-        h.buckets[i]!++;
-        break;
-      }
+    observe((this.latency ??= { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 }), ms);
+  }
+}
+
+function observe(h: Histogram, ms: number): void {
+  h.count++;
+  h.sumMs += ms;
+  for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
+    if (ms <= LATENCY_BUCKETS_MS[i]!) {
+      h.buckets[i]!++;
+      break;
     }
   }
 }
@@ -50,12 +53,37 @@ function bump<K>(map: Map<K, number>, key: K, by = 1): void {
   map.set(key, (map.get(key) ?? 0) + by);
 }
 
+/** What the delivery store did (PROTOCOL.md §9), for the metrics. */
+export class InboxStats {
+  /** Messages stored for users who were not connected. */
+  queued = 0;
+  /** Stored messages written to a session at its login. */
+  replayed = 0;
+  /** Acknowledgements taken. */
+  acked = 0;
+  /** Messages removed for their age. */
+  expired = 0;
+  /** Messages the store refused, by code (inbox_full). */
+  readonly refusedBy = new Map<string, number>();
+  /** Time the store took to take a message. */
+  readonly latency: Histogram = { buckets: LATENCY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 };
+
+  refused(code: string): void {
+    bump(this.refusedBy, code);
+  }
+
+  storeLatency(ms: number): void {
+    observe(this.latency, ms);
+  }
+}
+
 export class Stats {
   readonly startedAt = Date.now();
   readonly #types = new Map<string, TypeStats>();
   readonly closed = new Map<ClosedReason, number>();
   /** Closes of the gateway's other connections (handler links, informer clients, peer deliveries), by kind and reason. */
   readonly internalClosed = new Map<`${InternalKind}\0${ClosedReason}`, number>();
+  readonly inbox = new InboxStats();
   goodReports = 0;
   badReports = 0;
   authFailures = 0;

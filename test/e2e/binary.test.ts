@@ -17,6 +17,7 @@ import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
 import { compatSuite } from "./compat.suite.ts";
 import { controlSuite } from "./control.suite.ts";
+import { deliverySuite } from "./delivery.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
@@ -36,6 +37,7 @@ const SUITES = {
   accountsSuite,
   sdkSuite,
   controlSuite,
+  deliverySuite,
   statusPageSuite,
   federationSuite,
   informerSuite,

@@ -81,7 +81,7 @@ export function listenerSuite(runtime: RuntimeName) {
       expect(me.payload.data).toMatchObject({ username: "olivia", listener: "tcp6" });
       wire.send({ payload: { type: "builtin", id: "t", data: { command: { type: "types" } } } });
       const types = await wire.next();
-      expect(types.payload.data.commands).toEqual(["close", "ping", "whoami", "types"]);
+      expect(types.payload.data.commands).toEqual(["close", "ping", "whoami", "types", "ack"]);
       expect(types.payload.data.handlers).toEqual([]);
       wire.close();
     });

@@ -93,7 +93,7 @@ describe("control app in-process", () => {
   const actions: ControlActions = {
     reload: async () => ({ ok: false, errors: ["x: bad"], warnings: [] }),
     disconnect: () => 0,
-    inject: (type, users, data) => (injected.push({ type, users, data }), { delivered: users, undelivered: [] }),
+    inject: async (type, users, data) => (injected.push({ type, users, data }), { delivered: users, undelivered: [] }),
     shutdown: () => {},
   };
   const app = createControlApp(view, actions, { token: "tok" });

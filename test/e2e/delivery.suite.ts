@@ -1,0 +1,290 @@
+/**
+ * PROTOCOL.md §9 against a real gateway: the inbox for users who are not
+ * connected, acknowledged delivery with seqs, replay at login, limits,
+ * expiry, a gateway killed with SIGKILL, the store lost. One test per rule,
+ * each on the engines the suite is given (SQLite; Redis when it is there).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { launchGateway, type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { scripted } from "../_harness/handlers.ts";
+import type { RuntimeName } from "../_harness/runtimes.ts";
+import { openWire, type Target, type Wire } from "../_harness/wire.ts";
+
+const handlers = {
+  handlers: {
+    availableTypes: ["relay"],
+    typeMap: { relay: scripted("relay.sock", { mode: "persistent" }) },
+  },
+};
+
+const relay = (id: string, to: string[], body: unknown) => ({ payload: { type: "relay", id, data: { do: "deliver", to, body } } });
+const ack = (id: string, seq: unknown) => ({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } });
+
+/** Logs in, asking for acknowledged delivery or not; returns the wire and the login report. */
+async function connect(target: Target, user: string, acknowledge: boolean): Promise<{ wire: Wire; report: any }> {
+  const wire = await openWire(target);
+  const header: Record<string, unknown> = { scope: "client", authentication: { username: user, password: "pw" } };
+  if (acknowledge) header["delivery"] = { ack: true };
+  wire.send({ header, payload: { type: "dummy", id: "login", data: null } });
+  const report = await wire.next();
+  if (report.payload?.id !== "auth_special" || report.header?.status !== "good") throw new Error(`login failed: ${JSON.stringify(report)}`);
+  return { wire, report };
+}
+
+/** The next frame, which must be the status report for `id`. */
+async function reportOf(wire: Wire, id: string): Promise<any> {
+  const r = await wire.next();
+  if (r.header?.messageType !== "statusReport" || r.payload?.id !== id) throw new Error(`expected the report for ${id}, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+/** The next `n` frames, which must be deliveries: their seq (or undefined) and data. */
+async function deliveries(wire: Wire, n: number): Promise<Array<[number | undefined, unknown]>> {
+  const out: Array<[number | undefined, unknown]> = [];
+  for (let i = 0; i < n; i++) {
+    const f = await wire.next();
+    if (f.header?.messageType !== "receivedMessage") throw new Error(`expected a delivery, got ${JSON.stringify(f)}`);
+    out.push([f.header.seq, f.payload.data]);
+  }
+  return out;
+}
+
+/** Sends `count` messages from `sender` to `to`, each answered good; returns the reports. */
+async function send(sender: Wire, to: string, bodies: unknown[], prefix = "m"): Promise<any[]> {
+  const reports = [];
+  for (const [i, body] of bodies.entries()) {
+    sender.send(relay(`${prefix}${i}`, [to], body));
+    reports.push(await reportOf(sender, `${prefix}${i}`));
+  }
+  return reports;
+}
+
+export function deliverySuite(runtime: RuntimeName) {
+  describe(`${runtime}: delivery (sqlite)`, () => {
+    let gw: RunningGateway;
+    beforeAll(async () => {
+      gw = await startGateway(runtime, handlers);
+    });
+    afterAll(async () => {
+      await gw?.stop();
+    });
+
+    test("a known user who is away: good with queued; at the next login the messages come first, once, in order", async () => {
+      (await connect(gw.tcp4, "amy", false)).wire.close(); // known once logged in (open account store)
+      const { wire: bob } = await connect(gw.tcp4, "bob", false);
+      const reports = await send(bob, "amy", ["one", "two", "three"]);
+      for (const r of reports) expect(r.header).toEqual({ status: "good", messageType: "statusReport", queued: ["amy"] });
+      // Never seen: nothing is kept, and the report says so as before.
+      bob.send(relay("n1", ["nobody-ever"], "lost"));
+      expect((await reportOf(bob, "n1")).header).toEqual({ status: "good", messageType: "statusReport", undelivered: ["nobody-ever"] });
+
+      // An original client (no delivery header): the login report is the original one, then the stored messages, without seqs.
+      const { wire: amy, report } = await connect(gw.tcp4, "amy", false);
+      expect(report).toEqual({ header: { status: "good", messageType: "statusReport" }, payload: { id: "auth_special" } });
+      expect(await deliveries(amy, 3)).toEqual([[undefined, "one"], [undefined, "two"], [undefined, "three"]]);
+      // Then live traffic.
+      bob.send(relay("l1", ["amy"], "live"));
+      expect(await deliveries(amy, 1)).toEqual([[undefined, "live"]]);
+      expect((await reportOf(bob, "l1")).header.status).toBe("good");
+      amy.close();
+      // Written to a session that does not acknowledge: done; the next login gets nothing.
+      const again = await connect(gw.tcp4, "amy", false);
+      again.wire.send({ payload: { type: "dummy", id: "d", data: null } });
+      expect((await again.wire.next()).payload).toMatchObject({ type: "dummy", id: "d" });
+      again.wire.close();
+      bob.close();
+    });
+
+    test("acknowledged delivery: the login says so, every delivery has a seq, a lost connection gets the same seqs again", async () => {
+      const first = await connect(gw.tcp4, "cat", true);
+      expect(first.report.header).toEqual({ status: "good", messageType: "statusReport", delivery: { ack: true, reset: true } });
+      const { wire: dan } = await connect(gw.tcp4, "dan", false);
+      await send(dan, "cat", ["a", "b"]);
+      expect(await deliveries(first.wire, 2)).toEqual([[1, "a"], [2, "b"]]);
+      first.wire.close(); // gone before acknowledging
+      await send(dan, "cat", ["c"], "x");
+      const second = await connect(gw.tcp4, "cat", true);
+      expect(second.report.header.delivery).toEqual({ ack: true });
+      expect(await deliveries(second.wire, 3)).toEqual([[1, "a"], [2, "b"], [3, "c"]]);
+      // Cumulative: up to 2 is done; 3 comes again at the next login.
+      second.wire.send(ack("k1", 2));
+      expect((await reportOf(second.wire, "k1")).header).toEqual({ status: "good", messageType: "statusReport" });
+      second.wire.close();
+      const third = await connect(gw.tcp4, "cat", true);
+      expect(await deliveries(third.wire, 1)).toEqual([[3, "c"]]);
+      third.wire.send(ack("k2", 3));
+      await reportOf(third.wire, "k2");
+      // Acknowledged, so the next login gets nothing again; live ones go on from seq 4.
+      third.wire.close();
+      const fourth = await connect(gw.tcp4, "cat", true);
+      await send(dan, "cat", ["d"], "y");
+      expect(await deliveries(fourth.wire, 1)).toEqual([[4, "d"]]);
+      fourth.wire.close();
+      dan.close();
+    });
+
+    test("bad_ack: a seq never sent, one that is not a positive integer, and a session that did not ask", async () => {
+      const { wire: eve } = await connect(gw.tcp4, "eve", true);
+      eve.send(ack("b1", 99));
+      expect((await reportOf(eve, "b1")).header.error).toEqual({ code: "bad_ack", message: "seq 99 was never sent to eve: the last one sent is 0" });
+      eve.send(ack("b2", "1"));
+      expect((await reportOf(eve, "b2")).header.error.code).toBe("bad_ack");
+      const { wire: plain } = await connect(gw.tcp4, "fay", false);
+      plain.send(ack("b3", 1));
+      const r = await reportOf(plain, "b3");
+      expect(r.header.error.code).toBe("bad_ack");
+      expect(r.header.error.message).toContain("did not ask for acknowledged delivery");
+      eve.close();
+      plain.close();
+    });
+
+    test("two sessions of one user: live messages reach both; the stored ones go to the one that logs in", async () => {
+      const phone = await connect(gw.tcp4, "gus", true);
+      const laptop = await connect(gw.unix, "gus", true);
+      const { wire: hal } = await connect(gw.tcp4, "hal", false);
+      await send(hal, "gus", ["both"]);
+      expect(await deliveries(phone.wire, 1)).toEqual([[1, "both"]]);
+      expect(await deliveries(laptop.wire, 1)).toEqual([[1, "both"]]);
+      // Either session's acknowledgement is the user's.
+      laptop.wire.send(ack("g1", 1));
+      await reportOf(laptop.wire, "g1");
+      phone.wire.close();
+      laptop.wire.close();
+      await send(hal, "gus", ["later"], "z");
+      const tablet = await connect(gw.tcp6, "gus", true);
+      expect(await deliveries(tablet.wire, 1)).toEqual([[2, "later"]]);
+      tablet.wire.close();
+      hal.close();
+    });
+
+    test("a user with an acknowledging and an original session: both get it live; the original's copy makes it done", async () => {
+      const acking = await connect(gw.tcp4, "ivy", true);
+      const original = await connect(gw.tcp4, "ivy", false);
+      const { wire: jon } = await connect(gw.tcp4, "jon", false);
+      await send(jon, "ivy", ["hi"]);
+      expect(await deliveries(acking.wire, 1)).toEqual([[1, "hi"]]);
+      expect(await deliveries(original.wire, 1)).toEqual([[undefined, "hi"]]);
+      acking.wire.close();
+      original.wire.close();
+      const back = await connect(gw.tcp4, "ivy", true);
+      back.wire.send({ payload: { type: "dummy", id: "d", data: null } });
+      expect((await back.wire.next()).payload.id).toBe("d");
+      back.wire.close();
+      jon.close();
+    });
+  });
+
+  describe(`${runtime}: delivery limits and failures (sqlite)`, () => {
+    test("inbox_full past the message limit, naming the user; nothing is dropped to make room", async () => {
+      const gw = await startGateway(runtime, { ...handlers, delivery: { inbox: { maxMessages: 2 } } });
+      try {
+        (await connect(gw.tcp4, "kim", false)).wire.close();
+        const { wire: lee } = await connect(gw.tcp4, "lee", false);
+        const reports = await send(lee, "kim", ["1", "2", "3"]);
+        expect(reports.map((r) => r.header.status)).toEqual(["good", "good", "bad"]);
+        expect(reports[2].header.error).toEqual({ code: "inbox_full", message: "the inbox of kim is full: 2 messages wait already, the limit is 2" });
+        const { wire: kim } = await connect(gw.tcp4, "kim", false);
+        expect(await deliveries(kim, 2)).toEqual([[undefined, "1"], [undefined, "2"]]);
+        kim.close();
+        lee.close();
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    test("expiry: a message older than maxAgeSeconds is removed, logged and counted, and never delivered", async () => {
+      const gw = await startGateway(runtime, { ...handlers, delivery: { inbox: { maxAgeSeconds: 1 } } });
+      try {
+        (await connect(gw.tcp4, "max", false)).wire.close();
+        const { wire: ned } = await connect(gw.tcp4, "ned", false);
+        await send(ned, "max", ["stale"]);
+        await gw.waitForLog((r) => r.msg === "inbox messages expired" && r.user === "max" && r.count === 1, 10000);
+        const { wire: max } = await connect(gw.tcp4, "max", false);
+        max.send({ payload: { type: "dummy", id: "d", data: null } });
+        expect((await max.next()).payload.id).toBe("d");
+        max.close();
+        ned.close();
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    test("kill -9 between queue and login: what was reported good is delivered after the restart", async () => {
+      const gw = await startGateway(runtime, handlers);
+      try {
+        (await connect(gw.tcp4, "oli", true)).wire.close();
+        const { wire: pat } = await connect(gw.tcp4, "pat", false);
+        const reports = await send(pat, "oli", Array.from({ length: 50 }, (_, i) => i));
+        expect(reports.every((r) => r.header.status === "good" && r.header.queued?.[0] === "oli")).toBe(true);
+        gw.child.kill("SIGKILL");
+        await gw.exited;
+        const again = await launchGateway(runtime, gw.configPath, gw.dir, { keepDir: true });
+        try {
+          const { wire: oli, report } = await connect(again.tcp4, "oli", true);
+          expect(report.header.delivery).toEqual({ ack: true });
+          const got = await deliveries(oli, 50);
+          expect(got).toEqual(Array.from({ length: 50 }, (_, i) => [i + 1, i]));
+          oli.close();
+        } finally {
+          await again.stop();
+        }
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    test("the store lost (its file removed while stopped): the next acknowledging login says reset; a restart alone does not", async () => {
+      const first = await startGateway(runtime, handlers);
+      const { dir, configPath } = first;
+      const login = async (gw: RunningGateway) => {
+        const { wire, report } = await connect(gw.tcp4, "quin", true);
+        wire.close();
+        return report.header.delivery;
+      };
+      try {
+        expect(await login(first)).toEqual({ ack: true, reset: true });
+        expect(await login(first)).toEqual({ ack: true });
+      } finally {
+        await first.child.kill("SIGTERM");
+        await first.exited;
+      }
+      const restarted = await launchGateway(runtime, configPath, dir, { keepDir: true });
+      try {
+        expect(await login(restarted)).toEqual({ ack: true });
+      } finally {
+        restarted.child.kill("SIGTERM");
+        await restarted.exited;
+      }
+      const db = join(dir, "server.delivery.db");
+      expect(existsSync(db)).toBe(true);
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      const lost = await launchGateway(runtime, configPath, dir);
+      try {
+        expect(await login(lost)).toEqual({ ack: true, reset: true });
+      } finally {
+        await lost.stop();
+      }
+    });
+
+    test("delivery.store none: the original behaviour, nobody's messages kept, no delivery in the login report", async () => {
+      const gw = await startGateway(runtime, { ...handlers, delivery: { store: "none" } });
+      try {
+        (await connect(gw.tcp4, "rae", false)).wire.close();
+        const { wire: sam } = await connect(gw.tcp4, "sam", false);
+        const [r] = await send(sam, "rae", ["gone"]);
+        expect(r.header).toEqual({ status: "good", messageType: "statusReport", undelivered: ["rae"] });
+        const { wire: rae, report } = await connect(gw.tcp4, "rae", true);
+        expect(report.header.delivery).toBeUndefined();
+        rae.send({ payload: { type: "dummy", id: "d", data: null } });
+        expect((await rae.next()).payload.id).toBe("d");
+        rae.close();
+        sam.close();
+        expect(existsSync(join(gw.dir, "server.delivery.db"))).toBe(false);
+      } finally {
+        await gw.stop();
+      }
+    });
+  });
+}
