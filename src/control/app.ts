@@ -87,9 +87,9 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
     return c.json(r, r.ready ? 200 : 503);
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(renderMetrics(view.metrics()));
+    return c.body(renderMetrics(await view.metrics()));
   });
 
   app.get("/v1/listeners", (c) => c.json({ listeners: view.listeners() }));
@@ -97,6 +97,27 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
   app.get("/v1/handlers", (c) => c.json({ handlers: view.handlers() }));
   app.get("/v1/peers", (c) => c.json(view.peers()));
   app.get("/v1/rates", (c) => c.json(view.rates()));
+
+  app.get("/v1/inboxes", async (c) => {
+    const info = await view.inboxes();
+    if (info.store === "none") return c.json(errorBody("not_found", "this gateway keeps no messages (delivery.store is none)"), 404);
+    return c.json(info);
+  });
+
+  app.get("/v1/users/:username/inbox", async (c) => {
+    const username = c.req.param("username");
+    const info = await view.inbox(username);
+    if (info === undefined) return c.json(errorBody("not_found", `no inbox for ${JSON.stringify(username)}: never logged in or sent a message, or this gateway keeps none`), 404);
+    return c.json(info);
+  });
+
+  app.delete("/v1/users/:username/inbox", async (c) => {
+    const username = c.req.param("username");
+    if ((await view.inbox(username)) === undefined) {
+      return c.json(errorBody("not_found", `no inbox for ${JSON.stringify(username)}`), 404);
+    }
+    return c.json({ username, removed: await actions.clearInbox(username) });
+  });
 
   app.post("/v1/reload", async (c) => {
     const result = await actions.reload();

@@ -2,6 +2,7 @@
  * Renders a metrics snapshot in the Prometheus text exposition format 0.0.4.
  * @module
  */
+import type { Histogram } from "../server/stats.ts";
 import type { MetricsSnapshot } from "./types.ts";
 
 type Labels = Record<string, string>;
@@ -64,16 +65,43 @@ export function renderMetrics(m: MetricsSnapshot): string {
   w.family("bester_handler_up", "gauge", "1 if the handler is up (external handlers: always 1).");
   for (const h of m.handlers) w.sample("bester_handler_up", { type: h.type }, h.state === "up" || h.state === "external" ? 1 : 0);
 
+  if (m.inbox !== undefined) {
+    const i = m.inbox;
+    w.family("bester_inbox_messages", "gauge", "Messages waiting in inboxes (the delivery store), all users together.");
+    w.sample("bester_inbox_messages", {}, i.messages);
+    w.family("bester_inbox_queued_total", "counter", "Messages stored for users who were not connected.");
+    w.sample("bester_inbox_queued_total", {}, i.queued);
+    w.family("bester_inbox_replayed_total", "counter", "Stored messages written to a session at its login.");
+    w.sample("bester_inbox_replayed_total", {}, i.replayed);
+    w.family("bester_inbox_acked_total", "counter", "Acknowledgements taken from clients.");
+    w.sample("bester_inbox_acked_total", {}, i.acked);
+    w.family("bester_inbox_expired_total", "counter", "Messages removed for being older than delivery.inbox.maxAgeSeconds.");
+    w.sample("bester_inbox_expired_total", {}, i.expired);
+    w.perKey("bester_inbox_refused_total", "counter", "Messages the delivery store refused, by code (inbox_full).", "code", i.refused);
+    histogram(w, "bester_inbox_store_seconds", "Time the delivery store took to take a message.", {}, i.latencyMs, m.latencyBucketsMs);
+  }
+
   w.family("bester_handler_latency_seconds", "histogram", "Time from writing a request to a handler to reading its answer.");
   for (const [type, h] of [...m.handlerLatencyMs].sort(([a], [b]) => a.localeCompare(b))) {
-    let cumulative = 0;
-    m.latencyBucketsMs.forEach((le, i) => {
-      cumulative += h.buckets[i] ?? 0;
-      w.sample("bester_handler_latency_seconds_bucket", { type, le: String(le / 1000) }, cumulative);
-    });
-    w.sample("bester_handler_latency_seconds_bucket", { type, le: "+Inf" }, h.count);
-    w.sample("bester_handler_latency_seconds_sum", { type }, h.sumMs / 1000);
-    w.sample("bester_handler_latency_seconds_count", { type }, h.count);
+    samples(w, "bester_handler_latency_seconds", { type }, h, m.latencyBucketsMs);
   }
   return w.lines.join("\n") + "\n";
+}
+
+/** One histogram family with one set of labels. */
+function histogram(w: Writer, name: string, help: string, l: Labels, h: Histogram, bucketsMs: readonly number[]): void {
+  w.family(name, "histogram", help);
+  samples(w, name, l, h, bucketsMs);
+}
+
+/** A histogram's samples: cumulative buckets in seconds, +Inf, sum, count. */
+function samples(w: Writer, name: string, l: Labels, h: Histogram, bucketsMs: readonly number[]): void {
+  let cumulative = 0;
+  bucketsMs.forEach((le, i) => {
+    cumulative += h.buckets[i] ?? 0;
+    w.sample(`${name}_bucket`, { ...l, le: String(le / 1000) }, cumulative);
+  });
+  w.sample(`${name}_bucket`, { ...l, le: "+Inf" }, h.count);
+  w.sample(`${name}_sum`, l, h.sumMs / 1000);
+  w.sample(`${name}_count`, l, h.count);
 }

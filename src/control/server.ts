@@ -22,6 +22,7 @@ export async function startControlServer(gateway: Gateway, log: Logger, shutdown
       disconnect: (username) => gateway.disconnect(username, "disconnected by an operator"),
       inject: (type, users, data) => gateway.inject(type, users, data),
       shutdown,
+      clearInbox: (username) => gateway.delivery.clear(username),
     },
     { token: token || undefined },
   );

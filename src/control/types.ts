@@ -7,6 +7,7 @@
 export type {
   ClientInfo,
   GatewayMonitor as ControlView,
+  InboxesInfo,
   ListenerInfo,
   MetricsSnapshot,
   PeerInfo,
@@ -26,4 +27,6 @@ export interface ControlActions {
   /** Delivers as a handler's sendClients would; `undelivered`: users it neither wrote to nor stored for. */
   inject(type: string, users: string[], data: unknown): Promise<{ delivered: string[]; undelivered: string[] }>;
   shutdown(): void;
+  /** Removes every message waiting for `username`; returns how many. */
+  clearInbox(username: string): Promise<number>;
 }

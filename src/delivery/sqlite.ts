@@ -287,6 +287,18 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return Promise.resolve(this.#total);
   }
 
+  largest(limit: number): Promise<InboxInfo[]> {
+    return this.#enqueue(() =>
+      this.db
+        .all<{ name: string; depth: number; bytes: number; last_seq: number; acked: number; oldest: number | null }>(
+          `SELECT name, depth, bytes, last_seq, acked, (SELECT MIN(stored_at) FROM messages WHERE user = name) AS oldest
+           FROM users WHERE depth > 0 ORDER BY depth DESC, name LIMIT ?`,
+          limit,
+        )
+        .map((r) => ({ username: r.name, depth: r.depth, bytes: r.bytes, oldest: r.oldest ?? undefined, lastSeq: r.last_seq, acked: r.acked })),
+    );
+  }
+
   health(): { ok: boolean; detail: string } {
     if (this.#closed) return { ok: false, detail: "closed" };
     if (this.#failure !== undefined) return { ok: false, detail: `sqlite ${this.path}: ${this.#failure}` };

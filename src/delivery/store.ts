@@ -82,6 +82,8 @@ export interface DeliveryStore {
   expire(before: number): Promise<Array<{ user: string; count: number }>>;
   /** Messages stored, all users together. */
   depth(): Promise<number>;
+  /** The users with the most messages waiting, most first, at most `limit`. */
+  largest(limit: number): Promise<InboxInfo[]>;
   /** Whether the store answers now, and why not. */
   health(): { ok: boolean; detail: string };
   close(): Promise<void>;

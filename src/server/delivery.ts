@@ -48,8 +48,6 @@ export class Delivery {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   /** Undefined: `delivery.store` is `none`, the original behaviour (or the gateway has not started). */
   #store: DeliveryStore | undefined;
-  /** Messages stored, as last read from the store (for the metrics, which are read synchronously). */
-  stored = 0;
 
   constructor(private readonly deps: DeliveryDeps) {}
 
@@ -303,7 +301,6 @@ export class Delivery {
         this.deps.log.info("inbox messages expired", { user, count, maxAgeSeconds: maxAge });
         this.deps.stats.inbox.expired += count;
       }
-      this.stored = await store.depth();
     } catch (err) {
       this.deps.log.warn("inbox expiry sweep failed", { error: (err as Error).message });
     }

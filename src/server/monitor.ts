@@ -4,6 +4,7 @@
  * API renders these; it never reads the gateway's state itself.
  * @module
  */
+import type { InboxInfo } from "../delivery/store.ts";
 import type { HandlerStatus } from "../handlers/host.ts";
 import { formatEndpoint } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
@@ -67,6 +68,16 @@ export interface Readiness {
   reasons: string[];
 }
 
+/** GET /v1/inboxes: the delivery store at a glance. */
+export interface InboxesInfo {
+  /** `none` when the gateway keeps no messages (delivery.store). */
+  store: "sqlite" | "redis" | "none";
+  /** Messages waiting, all users together. */
+  messages: number;
+  /** The users with the most messages waiting, most first. */
+  inboxes: InboxInfo[];
+}
+
 /** Everything /metrics renders, read at scrape time. */
 export interface MetricsSnapshot {
   version: string;
@@ -86,6 +97,8 @@ export interface MetricsSnapshot {
   handlerLatencyMs: Map<string, Histogram>;
   latencyBucketsMs: readonly number[];
   handlers: HandlerStatus[];
+  /** The delivery store's counts; undefined when the gateway keeps none. */
+  inbox: { messages: number; queued: number; replayed: number; acked: number; expired: number; refused: Map<string, number>; latencyMs: Histogram } | undefined;
 }
 
 /** Snapshots of a running gateway, built when asked for: never references a reader could mutate. */
@@ -96,9 +109,16 @@ export interface GatewayMonitor {
   peers(): PeersInfo;
   rates(): RatesInfo;
   readiness(): Readiness;
-  metrics(): MetricsSnapshot;
+  /** Asks the delivery store for its count, hence a promise. */
+  metrics(): Promise<MetricsSnapshot>;
+  /** A user's inbox; undefined for a user the store has never seen, or without a store. */
+  inbox(username: string): Promise<InboxInfo | undefined>;
+  inboxes(): Promise<InboxesInfo>;
   health(): { status: "ok"; version: string; runtime: string; uptimeSeconds: number };
 }
+
+/** Inboxes GET /v1/inboxes lists: the fullest, enough for a page to show where messages pile up. */
+const INBOXES_LISTED = 20;
 
 /** The monitor of `gateway`. */
 export function monitorOf(gateway: Gateway): GatewayMonitor {
@@ -157,10 +177,19 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
       const health = gateway.accounts?.health();
       if (!health) reasons.push("the account store is not open");
       else if (!health.ok) reasons.push(`account store: ${health.detail}`);
+      const delivery = gateway.delivery.store?.health();
+      if (delivery !== undefined && !delivery.ok) reasons.push(`delivery store: ${delivery.detail}`);
       return { ready: reasons.length === 0, reasons };
     },
-    metrics() {
+    async metrics() {
       const s = gateway.stats;
+      const store = gateway.delivery.store;
+      let stored = 0;
+      try {
+        stored = (await store?.depth()) ?? 0;
+      } catch {
+        // The store cannot answer: readiness says so; the gauge shows nothing waiting rather than failing the scrape.
+      }
       const groups = new Map<string, { scope: string; listener: string; count: number }>();
       for (const session of gateway.sessions) {
         const key = `${session.kind}\0${session.listener}`;
@@ -187,7 +216,25 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
         handlerLatencyMs: s.handlerLatencyMs,
         latencyBucketsMs: LATENCY_BUCKETS_MS,
         handlers: gateway.handlers.status(),
+        inbox:
+          gateway.delivery.store === undefined
+            ? undefined
+            : {
+                messages: stored,
+                queued: s.inbox.queued,
+                replayed: s.inbox.replayed,
+                acked: s.inbox.acked,
+                expired: s.inbox.expired,
+                refused: s.inbox.refusedBy,
+                latencyMs: s.inbox.latency,
+              },
       };
+    },
+    inbox: (username) => gateway.delivery.inbox(username),
+    async inboxes(): Promise<InboxesInfo> {
+      const store = gateway.delivery.store;
+      if (store === undefined) return { store: "none", messages: 0, inboxes: [] };
+      return { store: store.kind, messages: await store.depth(), inboxes: await store.largest(INBOXES_LISTED) };
     },
   };
 }

@@ -176,6 +176,42 @@ export function deliverySuite(runtime: RuntimeName) {
     });
   });
 
+  describe(`${runtime}: delivery through the control API (sqlite)`, () => {
+    test("GET and DELETE /v1/users/:name/inbox, GET /v1/inboxes, POST /v1/messages queues, and the inbox metrics", async () => {
+      const gw = await startGateway(runtime, { ...handlers, control: { enabled: true, address: "127.0.0.1", port: 0 } });
+      const api = (path: string, init?: RequestInit) => fetch(`${gw.control}${path}`, init);
+      try {
+        (await connect(gw.tcp4, "zoe", false)).wire.close();
+        const { wire: yan } = await connect(gw.tcp4, "yan", false);
+        await send(yan, "zoe", ["a", "bb"]);
+        const posted = await api("/v1/messages", { method: "POST", body: JSON.stringify({ to: ["zoe", "nobody-ever"], data: "notice" }) });
+        // Stored counts as taken; a user never seen is not.
+        expect(await posted.json()).toEqual({ type: "control", delivered: ["zoe"], undelivered: ["nobody-ever"] });
+        const inbox = await (await api("/v1/users/zoe/inbox")).json();
+        expect(inbox).toMatchObject({ username: "zoe", depth: 3, bytes: 3 + 4 + 8, lastSeq: 3, acked: 0 });
+        expect(Date.now() - inbox.oldest).toBeLessThan(60_000);
+        expect((await api("/v1/users/nobody-ever/inbox")).status).toBe(404);
+        const all = await (await api("/v1/inboxes")).json();
+        expect(all).toMatchObject({ store: "sqlite", messages: 3 });
+        expect(all.inboxes[0]).toMatchObject({ username: "zoe", depth: 3 });
+        const metrics = await (await api("/metrics")).text();
+        expect(metrics).toContain("\nbester_inbox_messages 3\n");
+        expect(metrics).toMatch(/\nbester_inbox_queued_total 3\n/);
+        expect(metrics).toMatch(/\nbester_inbox_store_seconds_count 3\n/);
+        const cleared = await api("/v1/users/zoe/inbox", { method: "DELETE" });
+        expect(await cleared.json()).toEqual({ username: "zoe", removed: 3 });
+        expect(await (await api("/v1/users/zoe/inbox")).json()).toMatchObject({ depth: 0, lastSeq: 3 });
+        const { wire: zoe } = await connect(gw.tcp4, "zoe", false);
+        zoe.send({ payload: { type: "dummy", id: "d", data: null } });
+        expect((await zoe.next()).payload.id).toBe("d");
+        zoe.close();
+        yan.close();
+      } finally {
+        await gw.stop();
+      }
+    });
+  });
+
   describe(`${runtime}: delivery limits and failures (sqlite)`, () => {
     test("inbox_full past the message limit, naming the user; nothing is dropped to make room", async () => {
       const gw = await startGateway(runtime, { ...handlers, delivery: { inbox: { maxMessages: 2 } } });

@@ -25,6 +25,15 @@ function snapshot(): MetricsSnapshot {
     handlerFailures: new Map(),
     handlerLatencyMs: new Map([["chat", { buckets: [1, 0, 2], count: 4, sumMs: 30 }]]),
     latencyBucketsMs: [1, 5, 10],
+    inbox: {
+      messages: 12,
+      queued: 30,
+      replayed: 17,
+      acked: 9,
+      expired: 1,
+      refused: new Map([["inbox_full", 2]]),
+      latencyMs: { buckets: [3, 0, 0], count: 3, sumMs: 1.5 },
+    },
     handlers: [
       { type: "chat", mode: "persistent", managed: true, state: "up", pid: 1, restarts: 2, lastError: undefined, inFlight: 0 },
       { type: "ext", mode: "per-message", managed: false, state: "external", pid: undefined, restarts: 0, lastError: undefined, inFlight: 0 },
@@ -71,6 +80,14 @@ describe("renderMetrics", () => {
     );
   });
 
+  test("the inbox families, with a histogram of the store's time", () => {
+    expect(lines).toContain("bester_inbox_messages 12");
+    expect(lines).toContain('bester_inbox_refused_total{code="inbox_full"} 2');
+    expect(lines).toContain('bester_inbox_store_seconds_bucket{le="0.001"} 3');
+    expect(lines).toContain('bester_inbox_store_seconds_bucket{le="+Inf"} 3');
+    expect(lines).toContain("bester_inbox_store_seconds_count 3");
+  });
+
   test("slow consumers and handler state", () => {
     expect(lines).toContain("bester_slow_consumer_disconnects_total 1");
     expect(lines).toContain('bester_handler_restarts_total{type="chat"} 2');
@@ -86,8 +103,10 @@ describe("control app in-process", () => {
     peers: () => ({ name: "a.example", peers: [{ name: "b.example", address: "b.example:2220", auth: "secret", tls: true, connected: 0 }], allowOriginal: [] }),
     rates: () => ({ intervalSeconds: 2, windowSeconds: 600, counters: ["messagesIn"] as any, points: [] }),
     readiness: () => ({ ready: false, reasons: ["listener tcp4 is not bound"] }),
-    metrics: snapshot,
+    metrics: async () => snapshot(),
     health: () => ({ status: "ok", version: "1.2.3", runtime: "bun 1", uptimeSeconds: 7 }),
+    inbox: async (username) => (username === "amy" ? { username, depth: 2, bytes: 10, oldest: 1, lastSeq: 5, acked: 3 } : undefined),
+    inboxes: async () => ({ store: "sqlite", messages: 2, inboxes: [] }),
   };
   const injected: unknown[] = [];
   const actions: ControlActions = {
@@ -95,6 +114,7 @@ describe("control app in-process", () => {
     disconnect: () => 0,
     inject: async (type, users, data) => (injected.push({ type, users, data }), { delivered: users, undelivered: [] }),
     shutdown: () => {},
+    clearInbox: async () => 2,
   };
   const app = createControlApp(view, actions, { token: "tok" });
   const auth = { headers: { authorization: "Bearer tok" } };

@@ -119,6 +119,10 @@ export function storeContract(name: string, engine: () => Engine) {
       expect(info).toMatchObject({ username: "c1", depth: 2, bytes: 7, lastSeq: 2, acked: 0 });
       expect(info!.oldest).toBeLessThanOrEqual(Date.now());
       expect(await store.depth()).toBe(before + 2);
+      const largest = await store.largest(100);
+      expect(largest.find((i) => i.username === "c1")).toMatchObject({ depth: 2, bytes: 7, lastSeq: 2 });
+      expect(largest.map((i) => i.depth)).toEqual([...largest.map((i) => i.depth)].sort((a, b) => b - a));
+      expect((await store.largest(1)).length).toBe(1);
       expect(await store.clear("c1")).toBe(2);
       expect(await store.clear("c1")).toBe(0);
       expect(await store.inbox("c1")).toMatchObject({ depth: 0, bytes: 0, oldest: undefined, lastSeq: 2 });
