@@ -55,6 +55,21 @@ export interface ConnectClientOptions {
    * system's CAs are trusted. The certificate must name the target's host.
    */
   tls?: { ca?: string };
+  /**
+   * Acknowledged delivery (PROTOCOL.md §9): messages the server kept for this
+   * user come with a `seq` and wait until acknowledged, so a lost connection
+   * loses nothing. The SDK acknowledges what {@link BesterClient.messages}
+   * has handed to the application, in batches: after `every` messages
+   * (default 32) or `afterMs` (default 1000) after the first one not yet
+   * acknowledged, whichever comes first, and at `close()`.
+   */
+  ack?: boolean | { every?: number; afterMs?: number };
+  /**
+   * With `ack`: the highest seq an earlier connection handed to the
+   * application ({@link BesterClient.lastSeq}), so messages it got again are
+   * dropped as repeats. Forgotten if the server says its store was reset.
+   */
+  lastSeq?: number;
 }
 
 /**
@@ -72,8 +87,10 @@ export interface StatusReport {
   status: "good" | "bad";
   /** Present on some "bad" reports: what went wrong. */
   error?: ErrorInfo;
-  /** Extension: users named by a handler's `sendClients` who were not connected. */
+  /** Extension: users named by a handler's `sendClients` who were not connected, and nothing was kept for. */
   undelivered?: string[];
+  /** Extension: users who were not connected: the message waits in their inbox (PROTOCOL.md §9). */
+  queued?: string[];
   /** An answer some reports carry (Extension: e.g. the `builtin` commands `whoami` and `types`). */
   data?: unknown;
 }
@@ -90,6 +107,8 @@ export interface ReceivedMessage {
   /** The type of the handler that produced it. */
   type: string;
   data: unknown;
+  /** With acknowledged delivery: its place in this user's stream (PROTOCOL.md §9). */
+  seq?: number;
 }
 
 /**
@@ -166,7 +185,17 @@ export interface BesterClient {
   messages(): AsyncIterableIterator<ReceivedMessage>;
   /** Resolves (never rejects) when the connection has closed, with why. */
   readonly closed: Promise<ClientClosed>;
-  /** Closes the connection; pending sends reject. Resolves with {@link closed}'s value. */
+  /**
+   * What the server said of acknowledged delivery at login: `ack` when it
+   * keeps messages for this session until acknowledged; `reset` when its
+   * store was new (earlier seqs no longer count).
+   */
+  readonly delivery: { ack: boolean; reset: boolean };
+  /** The highest seq handed to the application so far (0: none); give it to the next connection's `lastSeq`. */
+  readonly lastSeq: number;
+  /** Sends the acknowledgement of everything handed to the application now, not at the next batch. */
+  acknowledge(): Promise<void>;
+  /** Closes the connection (acknowledging first, with `ack`); pending sends reject. Resolves with {@link closed}'s value. */
   close(): Promise<ClientClosed>;
 }
 
@@ -239,9 +268,21 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** Batching of acknowledgements when {@link ConnectClientOptions.ack} does not say. */
+const ACK_EVERY = 32;
+const ACK_AFTER_MS = 1000;
+
 class Client implements BesterClient {
   readonly username: string;
   readonly closed: Promise<ClientClosed>;
+  delivery = { ack: false, reset: false };
+  lastSeq: number;
+  /** The highest seq acknowledged (or being acknowledged). */
+  #ackedSeq: number;
+  readonly #ackEvery: number;
+  readonly #ackAfterMs: number;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #ackSeq = 0;
   readonly #socket: Socket;
   readonly #pending = new Map<string, Pending>();
   readonly #inbox: ReceivedMessage[] = [];
@@ -255,9 +296,14 @@ class Client implements BesterClient {
   /** Until login completes, frames go here instead of being dispatched. */
   #onLoginFrame: ((frame: Record<string, unknown>) => void) | undefined;
 
-  constructor(socket: Socket, username: string, maxFrameBytes: number) {
+  constructor(socket: Socket, username: string, maxFrameBytes: number, ack: ConnectClientOptions["ack"], lastSeq: number) {
     this.#socket = socket;
     this.username = username;
+    this.#ackEvery = typeof ack === "object" ? (ack.every ?? ACK_EVERY) : ACK_EVERY;
+    this.#ackAfterMs = typeof ack === "object" ? (ack.afterMs ?? ACK_AFTER_MS) : ACK_AFTER_MS;
+    this.lastSeq = lastSeq;
+    // Not known to be acknowledged: the server may be keeping what an earlier connection had.
+    this.#ackedSeq = 0;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     const decoder = new FrameDecoder(maxFrameBytes, (value) => this.#dispatch(value));
     socket.on("data", (chunk: Uint8Array) => {
@@ -272,13 +318,17 @@ class Client implements BesterClient {
   }
 
   /** Sends the login frame and waits for `auth_special`. */
-  login(password: string): Promise<void> {
+  login(password: string, ack: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#onLoginFrame = (frame) => {
         const header = isRecord(frame["header"]) ? frame["header"] : {};
         const payload = isRecord(frame["payload"]) ? frame["payload"] : {};
         this.#onLoginFrame = undefined;
         if (header["messageType"] === "statusReport" && payload["id"] === AUTH_ID && header["status"] === "good") {
+          const delivery = isRecord(header["delivery"]) ? header["delivery"] : {};
+          this.delivery = { ack: delivery["ack"] === true, reset: delivery["reset"] === true };
+          // A new store: the seqs counted before mean nothing now.
+          if (this.delivery.reset) this.lastSeq = this.#ackedSeq = 0;
           resolve();
           return;
         }
@@ -299,7 +349,7 @@ class Client implements BesterClient {
       });
       this.#socket.write(
         encodeFrame({
-          header: { scope: "client", authentication: { username: this.username, password } },
+          header: { scope: "client", authentication: { username: this.username, password }, ...(ack ? { delivery: { ack: true } } : {}) },
           payload: { type: "dummy", id: "login", data: null },
         }),
       );
@@ -327,6 +377,8 @@ class Client implements BesterClient {
     for (;;) {
       const next = this.#inbox.shift();
       if (next !== undefined) {
+        // Handed to the application: from now on it is the application's, and acknowledged in the next batch.
+        if (next.seq !== undefined) this.#handedOver(next.seq);
         yield next;
         continue;
       }
@@ -335,7 +387,33 @@ class Client implements BesterClient {
     }
   }
 
-  close(): Promise<ClientClosed> {
+  async acknowledge(): Promise<void> {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    const seq = this.lastSeq;
+    if (!this.delivery.ack || seq <= this.#ackedSeq || this.#closeInfo !== undefined) return;
+    this.#ackedSeq = seq;
+    const id = `ack-${++this.#ackSeq}`;
+    const report = await new Promise<StatusReport>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#socket.write(encodeFrame({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } }));
+    });
+    if (report.status === "bad") throw new BesterClientError(report.error?.code ?? "bad_ack", report.error?.message ?? "acknowledgement refused");
+  }
+
+  #handedOver(seq: number): void {
+    if (seq > this.lastSeq) this.lastSeq = seq;
+    if (this.lastSeq - this.#ackedSeq >= this.#ackEvery) void this.acknowledge().catch(() => {});
+    else if (this.#ackTimer === undefined) {
+      this.#ackTimer = setTimeout(() => void this.acknowledge().catch(() => {}), this.#ackAfterMs);
+    }
+  }
+
+  async close(): Promise<ClientClosed> {
+    if (this.#closeInfo === undefined && !this.#closing) {
+      // What the application has is acknowledged before the connection goes.
+      await this.acknowledge().catch(() => {});
+    }
     if (this.#closeInfo === undefined && !this.#closing) {
       this.#closing = true;
       this.#socket.end();
@@ -355,10 +433,19 @@ class Client implements BesterClient {
     const header = isRecord(value["header"]) ? value["header"] : {};
     const payload = isRecord(value["payload"]) ? value["payload"] : {};
     switch (header["messageType"]) {
-      case "receivedMessage":
-        this.#inbox.push({ type: String(payload["type"] ?? ""), data: payload["data"] ?? null });
+      case "receivedMessage": {
+        const seq = header["seq"];
+        const message: ReceivedMessage = { type: String(payload["type"] ?? ""), data: payload["data"] ?? null };
+        if (typeof seq === "number") {
+          // Sent again (a connection lost before its acknowledgement): the application has it already;
+          // acknowledge it, so the server stops keeping it.
+          if (seq <= this.lastSeq) return this.#handedOver(seq);
+          message.seq = seq;
+        }
+        this.#inbox.push(message);
         for (const wake of this.#wake.splice(0)) wake();
         return;
+      }
       case "statusReport": {
         const id = String(payload["id"]);
         const status = header["status"] === "good" ? "good" : "bad";
@@ -367,6 +454,8 @@ class Client implements BesterClient {
         if (error) report.error = error;
         const undelivered = header["undelivered"];
         if (Array.isArray(undelivered)) report.undelivered = undelivered.map(String);
+        const queued = header["queued"];
+        if (Array.isArray(queued)) report.queued = queued.map(String);
         if (Object.hasOwn(payload, "data")) report.data = payload["data"];
         this.#settle(id, report);
         return;
@@ -405,6 +494,7 @@ class Client implements BesterClient {
           ? { by: "server", fatal: this.#fatal }
           : { by: "server" };
     this.#closeInfo = info;
+    clearTimeout(this.#ackTimer);
     const message = this.#closedMessage();
     for (const [, pending] of this.#pending) pending.reject(new BesterClientError(this.#fatal?.code ?? "connection_closed", message));
     this.#pending.clear();
@@ -460,8 +550,9 @@ export async function connectClient(options: ConnectClientOptions): Promise<Best
     ]);
     // Small frames, latency matters: do not let Nagle hold them back.
     if (!("path" in target)) socket.setNoDelay(true);
-    const client = new Client(socket, username, options.maxFrameBytes ?? DEFAULT_CLIENT_MAX_FRAME_BYTES);
-    await Promise.race([deadline, client.login(password)]);
+    const ack = options.ack !== undefined && options.ack !== false;
+    const client = new Client(socket, username, options.maxFrameBytes ?? DEFAULT_CLIENT_MAX_FRAME_BYTES, options.ack, options.lastSeq ?? 0);
+    await Promise.race([deadline, client.login(password, ack)]);
     return client;
   } catch (err) {
     socket.destroy();

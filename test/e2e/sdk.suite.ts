@@ -250,6 +250,38 @@ export function sdkSuite(runtime: RuntimeName) {
         expect(got).toEqual([0, 1, 2, 3, 4]);
       });
 
+      test("acknowledged delivery: seqs, acks batched and at close, repeats dropped after a lost connection", async () => {
+        const login = (ack: object | boolean, lastSeq?: number) =>
+          connectClient({ target: gw.tcp4, username: "acker", password: "pw", ack, ...(lastSeq === undefined ? {} : { lastSeq }) });
+        const first = await login(true);
+        expect(first.delivery).toEqual({ ack: true, reset: true });
+        await first.close();
+        const alice = await connectAs("ack-sender");
+        for (let i = 0; i < 3; i++) expect((await alice.send("chat", { to: "acker", body: `m${i}` })).queued).toEqual(["acker"]);
+        // No acknowledgement by batch or timer: this connection will be lost before it acknowledges.
+        const second = await login({ every: 1000, afterMs: 60_000 });
+        expect(second.delivery).toEqual({ ack: true, reset: false });
+        const got = [];
+        for await (const m of second.messages()) {
+          got.push([m.seq, (m.data as { body: string }).body]);
+          if (got.length === 3) break;
+        }
+        expect(got).toEqual([[1, "m0"], [2, "m1"], [3, "m2"]]);
+        expect(second.lastSeq).toBe(3);
+        await second.send("builtin", { command: { type: "close" } }).catch(() => {});
+        await second.closed;
+        // The server sends 1-3 again; the SDK drops them as repeats (and acknowledges them): the next one is new.
+        const third = await login(true, second.lastSeq);
+        await alice.send("chat", { to: "acker", body: "new" });
+        expect(await nextMessage(third)).toEqual({ type: "chat", data: { from: "ack-sender", body: "new" }, seq: 4 });
+        await third.close();
+        // All acknowledged: the next login's first message is a new one.
+        const fourth = await login(true);
+        await alice.send("chat", { to: "acker", body: "marker" });
+        expect(await nextMessage(fourth)).toEqual({ type: "chat", data: { from: "ack-sender", body: "marker" }, seq: 5 });
+        await fourth.close();
+      });
+
       test("echo without an envelope says what is missing", async () => {
         const c = await connectAs("bare");
         const report = await c.send("bare-echo", 1);
