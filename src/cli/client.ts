@@ -24,7 +24,10 @@ const CONNECTION_HELP = `  -u, --user NAME       username (required)
       --tls             speak TLS to a TCP server (a listener with "tls" in its
                         config); its certificate must name HOST
       --ca FILE         PEM file of the CA that signed the server's certificate
-                        (implies --tls; default: the system's CAs)`;
+                        (implies --tls; default: the system's CAs)
+      --ack             acknowledged delivery (PROTOCOL.md §9): what arrives has a
+                        seq, and is acknowledged once printed; the gateway keeps
+                        it until then, so a lost connection loses nothing`;
 
 export const SEND_HELP = `Usage: bester send --user NAME [options] TYPE [JSON]
 
@@ -33,13 +36,15 @@ and prints its status report as one line of JSON on stdout:
   {"id":"m-1","status":"good"}
   {"id":"m-1","status":"bad","error":{"code":"unknown_type","message":"..."}}
   {"id":"m-1","status":"good","data":{...}}     (reports that carry an answer)
+  {"id":"m-1","status":"good","queued":["bob"]} (bob was away: it waits in his inbox)
 Exit 0 if the report is good; 1 if it is bad or the connection fails (why, on stderr).
 
 Options:
 ${CONNECTION_HELP}
   -w, --wait MS         after the report, wait MS milliseconds and print every
                         message delivered to NAME, one JSON line each:
-                        {"type":"echo","data":...}
+                        {"type":"echo","data":...}   (with --ack also "seq")
+                        Messages that waited for NAME come first.
   -h, --help            show this help`;
 
 export const CLIENT_HELP = `Usage: bester client --user NAME [options]
@@ -53,10 +58,12 @@ Input:
   /help                   shows this input summary
 
 Output:
-  alice: hi               a chat message delivered to you
+  alice: hi               a chat message delivered to you (what waited for
+                          you while you were away comes first, after login)
   [echo] {"n":1}          any other delivered message: [type] data as JSON
   ! m-3 unknown_type: ... a "bad" status report: id, error code, message
   = m-4 {"username":...}  a "good" status report that carries an answer (builtin whoami, types)
+  ~ m-5 kept for bob      a "good" report for users who were away: it waits in their inbox
   ! closed: CODE: MESSAGE the server closed the connection with a fatal error
 
 Exit 0 after /quit or end of input (once sent messages are answered);
@@ -74,6 +81,7 @@ const CONNECTION_OPTIONS = {
   connect: { type: "string", short: "c" },
   tls: { type: "boolean" },
   ca: { type: "string" },
+  ack: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -99,7 +107,7 @@ async function passwordOf(command: string, user: string, flag: string | undefine
 }
 
 
-type ConnectionValues = { user?: string; password?: string; connect?: string; tls?: boolean; ca?: string };
+type ConnectionValues = { user?: string; password?: string; connect?: string; tls?: boolean; ca?: string; ack?: boolean };
 
 async function login(command: string, values: ConnectionValues): Promise<BesterClient> {
   const user = values.user;
@@ -108,7 +116,9 @@ async function login(command: string, values: ConnectionValues): Promise<BesterC
   const tls = tlsFlagsOf(command, values);
   if (tls && "path" in target) throw new UsageError(command, "--tls and --ca are for a TCP address, not a UNIX socket");
   const password = await passwordOf(command, user, values.password);
-  return await connectClient({ target, username: user, password, ...(tls ? { tls } : {}) });
+  const client = await connectClient({ target, username: user, password, ...(tls ? { tls } : {}), ...(values.ack ? { ack: true } : {}) });
+  if (values.ack && !client.delivery.ack) console.error(`bester ${command}: the server does not keep messages (delivery.store is none): original delivery`);
+  return client;
 }
 
 function describeFailure(err: unknown): string {
@@ -259,6 +269,8 @@ export async function clientCommand(_runtime: Runtime, argv: string[]): Promise<
           console.log(`! ${report.id} ${why}`);
         } else if (report.data !== undefined) {
           console.log(`= ${report.id} ${JSON.stringify(report.data)}`);
+        } else if (report.queued !== undefined) {
+          console.log(`~ ${report.id} kept for ${report.queued.join(", ")}`);
         }
       },
       (err) => {

@@ -325,6 +325,22 @@ export function sdkSuite(runtime: RuntimeName) {
         expect(JSON.parse(r.stdout)).toEqual({ id: "m-1", status: "good" });
       });
 
+      test("--ack: what waited comes first with its seq, and is acknowledged: the next run gets nothing again", async () => {
+        const cli = (...args: string[]) => runCli(runtime, ["send", "-u", "inbox-cli", "-p", "pw", "-c", at(), ...args]);
+        expect((await cli("dummy")).code).toBe(0); // known from now on
+        const sender = await connectAs("cli-sender");
+        const queued = await sender.send("chat", { to: "inbox-cli", body: "while you were away" });
+        expect(queued.queued).toEqual(["inbox-cli"]);
+        const first = await cli("--ack", "--wait", "300", "dummy");
+        expect(first.code).toBe(0);
+        expect(first.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual([
+          { id: "m-1", status: "good" },
+          { type: "chat", data: { from: "cli-sender", body: "while you were away" }, seq: 1 },
+        ]);
+        const second = await cli("--ack", "--wait", "300", "dummy");
+        expect(second.stdout.trim().split("\n")).toEqual(['{"id":"m-1","status":"good"}']);
+      });
+
       test("an unknown type: the bad report on stdout, exit 1", async () => {
         const r = await runCli(runtime, ["send", "-u", "cli", "-p", "pw", "-c", formatTarget(gw.unix), "nope", '{"a":1}']);
         expect(r.code).toBe(1);
