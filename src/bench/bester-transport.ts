@@ -35,7 +35,12 @@ export interface BesterTransportOptions {
   connectTimeoutMs?: number;
   /** Dial the target with TLS (bench --tls / --ca). */
   tls?: TlsClientOptions;
+  /** Receivers ask for acknowledged delivery (PROTOCOL.md §9) and acknowledge every ACK_EVERY messages. */
+  ack?: boolean;
 }
+
+/** Receivers with --ack acknowledge after this many messages, as the client SDK does by default. */
+const ACK_EVERY = 32;
 
 const LOGIN_TIMEOUT_MS = 10_000;
 
@@ -120,6 +125,7 @@ async function openSession(
   username: string,
   onFrame: (frame: string) => void,
   onClose: (why: string) => void,
+  ack = false,
 ): Promise<BenchSession> {
   const session = new BenchSession(username, onFrame, onClose);
   await opts.runtime.connect(opts.target, FRAMED_EVENTS, opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS, {
@@ -127,7 +133,7 @@ async function openSession(
     ...(opts.tls ? { tls: opts.tls } : {}),
   });
   const login = {
-    header: { scope: "client", authentication: { username, password: opts.password } },
+    header: { scope: "client", authentication: { username, password: opts.password }, ...(ack ? { delivery: { ack: true } } : {}) },
     payload: { type: "dummy", id: "login", data: null },
   };
   session.sendJson(JSON.stringify(login));
@@ -172,11 +178,15 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
 
       let receiver: BenchSession | undefined;
       if (opts.scenario === "relay") {
+        // With --ack: the highest seq received, and the last one acknowledged.
+        let seen = 0;
+        let acked = 0;
+        let acks = 0;
         receiver = await openSession(
           opts,
           to,
           (frame) => {
-            let value: ParsedFrame;
+            let value: ParsedFrame & { header?: { seq?: unknown } };
             try {
               value = JSON.parse(frame);
             } catch {
@@ -184,12 +194,26 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
             }
             const data = value.payload?.data as { r?: unknown; s?: unknown; t?: unknown } | undefined;
             if (value.header?.messageType === "receivedMessage" && data?.r === opts.runId) {
-              return sink.delivered(index, Number(data.s), Number(data.t));
+              sink.delivered(index, Number(data.s), Number(data.t));
+              const seq = value.header.seq;
+              if (opts.ack && typeof seq === "number" && seq > seen) {
+                seen = seq;
+                if (seen - acked >= ACK_EVERY) {
+                  acked = seen;
+                  receiver?.sendJson(`{"payload":{"type":"builtin","id":"ack-${++acks}","data":{"command":{"type":"ack","args":{"seq":${seen}}}}}}`);
+                }
+              }
+              return;
+            }
+            if (value.header?.messageType === "statusReport" && String(value.payload?.id).startsWith("ack-")) {
+              if (value.header.status !== "good") sink.unexpected(index, `an acknowledgement refused: ${describeBad(value)}`);
+              return;
             }
             if (value.header?.messageType === "fatal") return sink.broken(index, `${to}: fatal: ${describeBad(value)}`);
             sink.unexpected(index, `a frame at the receiver: ${frame.slice(0, 120)}`);
           },
           broken,
+          opts.ack === true,
         );
       }
 

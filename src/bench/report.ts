@@ -46,6 +46,8 @@ export interface BenchReport {
   gateway: { started: true; listener: string } | { started: false; address: string; tls?: true };
   /** Which processes did what, for the reader of the figures. */
   processes: string;
+  /** Receivers asked for acknowledged delivery (--ack). */
+  acknowledged: boolean;
   runs: RunReport[];
   idle?: IdleResult;
 }
@@ -67,7 +69,9 @@ function table(header: string[], rows: string[][], leftColumns = 1): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "machine" | "settings" | "gateway" | "processes">): string {
+export function formatHeader(
+  report: Pick<BenchReport, "bester" | "runtime" | "machine" | "settings" | "gateway" | "processes"> & { acknowledged?: boolean },
+): string {
   const m = report.machine;
   const where = report.gateway.started
     ? `a gateway started by the bench for each run (${report.gateway.listener} on loopback)`
@@ -77,6 +81,7 @@ export function formatHeader(report: Pick<BenchReport, "bester" | "runtime" | "m
     `runtime settings: ${formatSettings(report.settings)}`,
     `target: ${where}`,
     `processes: ${report.processes}`,
+    ...(report.acknowledged ? ["delivery: acknowledged (receivers ask for it and acknowledge every 32 messages)"] : []),
   ].join("\n");
 }
 

@@ -76,6 +76,9 @@ Options:
       --cpu-prof DIR      profile the started gateway and relay handler (a .cpuprofile
                           each per run in DIR) and list their hot spots; profiling
                           slows them down
+      --ack               receivers ask for acknowledged delivery (PROTOCOL.md §9) and
+                          acknowledge every 32 messages: each message is stored before
+                          it is written (the started gateway's delivery store: SQLite)
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -108,6 +111,7 @@ const OPTIONS = {
   "cpu-prof": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
+  ack: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -264,6 +268,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           ? "gateway and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
           : "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
         : "load generator: this process, every pair; the gateway and its handler: not started by the bench (CPU and RSS n/a)",
+    acknowledged: values.ack === true,
     runs: [],
   };
 
@@ -330,6 +335,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               runId,
               window,
               ...(tls ? { tls } : {}),
+              ...(values.ack ? { ack: true } : {}),
             }),
             {
               pairs,
