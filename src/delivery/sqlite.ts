@@ -44,12 +44,18 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (stored_at);
 `;
 
-/** A call waiting for the turn's transaction. */
-type Job = () => void;
+/** A call waiting for the turn's transaction: its work, and how its promise settles once the transaction is done. */
+interface Job {
+  work(): unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
 
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly kind = "sqlite";
   #users = new Map<string, UserState | null>();
+  /** Users whose row changed in this transaction: written once, at its end. */
+  #dirty = new Set<string>();
   #jobs: Job[] = [];
   #scheduled = false;
   #total = 0;
@@ -61,21 +67,22 @@ export class SqliteDeliveryStore implements DeliveryStore {
     private readonly path: string,
     private readonly limits: () => InboxLimits,
   ) {
-    const row = db.get<{ n: number | null }>("SELECT SUM(depth) AS n FROM users");
-    this.#total = Number(row?.n ?? 0);
+    this.#total = this.#countStored();
+  }
+
+  #countStored(): number {
+    try {
+      return Number(this.db.get<{ n: number | null }>("SELECT SUM(depth) AS n FROM users")?.n ?? 0);
+    } catch {
+      return 0;
+    }
   }
 
   /** Runs `work` in the turn's transaction; its result (or throw) settles the promise. */
   #enqueue<T>(work: () => T): Promise<T> {
     if (this.#closed) return Promise.reject(new Error("the delivery store is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.#jobs.push(() => {
-        try {
-          resolve(work());
-        } catch (err) {
-          reject(err);
-        }
-      });
+      this.#jobs.push({ work, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.#runTurn());
@@ -88,22 +95,41 @@ export class SqliteDeliveryStore implements DeliveryStore {
     const jobs = this.#jobs;
     this.#jobs = [];
     if (jobs.length === 0) return;
+    // Each call's answer is given only once the transaction is committed: a message is stored before anyone hears so.
+    const results: { ok: boolean; value: unknown }[] = [];
     try {
       this.db.exec("BEGIN IMMEDIATE");
-      for (const job of jobs) job();
+      for (const job of jobs) {
+        try {
+          results.push({ ok: true, value: job.work() });
+        } catch (err) {
+          results.push({ ok: false, value: err });
+        }
+      }
+      for (const user of this.#dirty) this.#write(user, this.#users.get(user)!);
+      this.#dirty.clear();
       this.db.exec("COMMIT");
       this.#failure = undefined;
     } catch (err) {
-      // Jobs settle as they run; a failed commit cannot be answered per job any more: say it once, loudly.
       this.#failure = (err as Error).message;
       try {
         this.db.exec("ROLLBACK");
       } catch {
         // nothing to roll back
       }
+      // What is in memory may be ahead of the file now: read it again.
       this.#users.clear();
-      throw err;
+      this.#dirty.clear();
+      this.#total = this.#countStored();
+      const failed = new Error(`delivery store ${this.path}: ${this.#failure}`, { cause: err });
+      for (const job of jobs) job.reject(failed);
+      return;
     }
+    jobs.forEach((job, i) => {
+      const r = results[i]!;
+      if (r.ok) job.resolve(r.value);
+      else job.reject(r.value);
+    });
   }
 
   #state(user: string): UserState | undefined {
@@ -126,7 +152,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return state;
   }
 
-  #save(user: string, s: UserState): void {
+  /** The user's row changed: written at the end of the transaction (a burst to one user writes it once). */
+  #save(user: string, _s: UserState): void {
+    this.#dirty.add(user);
+  }
+
+  #write(user: string, s: UserState): void {
     this.db.run(
       "UPDATE users SET last_seq = ?, acked = ?, depth = ?, bytes = ?, announced = ? WHERE name = ?",
       s.lastSeq,
