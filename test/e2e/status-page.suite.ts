@@ -72,7 +72,7 @@ export function statusPageSuite(runtime: RuntimeName) {
       await gw?.stop();
     });
 
-    test("shows the version, listeners, handlers and peers, never a peer's secret; sections without an endpoint stay hidden", async () => {
+    test("shows the version, listeners, handlers and peers (never a peer's secret) and who has messages waiting; no cluster section without a cluster", async () => {
       await until(page, "three listeners", () => document.querySelectorAll("#listeners-body tr").length === 3);
       const kinds = await page.locator("#listeners-body tr td:first-child").allTextContents();
       expect(kinds.sort()).toEqual(["tcp4", "tcp6", "unix"]);
@@ -92,9 +92,16 @@ export function statusPageSuite(runtime: RuntimeName) {
       expect(api).not.toContain(SECRET);
       expect(await page.content()).not.toContain(SECRET);
 
-      // Cluster nodes and inbox depth come with later endpoints: 404 now, so hidden.
+      // Cluster nodes come with a cluster (404 without one), so that section stays hidden;
+      // the inbox section shows who has messages waiting.
       expect(await page.locator("#cluster").isHidden()).toBe(true);
-      expect(await page.locator("#inboxes").isHidden()).toBe(true);
+      (await login(gw.tcp4, "inbox-amy")).close();
+      await until(page, "no inbox-amy yet", () => !document.querySelector("#inboxes")!.textContent!.includes("inbox-amy"));
+      await fetch(`${gw.control}/v1/messages`, { method: "POST", body: JSON.stringify({ to: ["inbox-amy"], data: "while away" }) });
+      await until(page, "inbox-amy's inbox", () => {
+        const section = document.querySelector("#inboxes") as HTMLElement;
+        return !section.hidden && [...section.querySelectorAll("td")].some((td) => td.textContent === "inbox-amy");
+      });
       expect(browser.problems).toEqual([]);
     });
 
