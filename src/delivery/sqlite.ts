@@ -11,6 +11,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Runtime, Sqlite } from "../runtime/types.ts";
 import type { DeliveryStore, InboxInfo, InboxLimits, StoredMessage, StoreFailure } from "./store.ts";
 
@@ -354,6 +356,8 @@ function full(user: string, why: string): StoreFailure {
  * alone: a second gateway given the same file is refused at start.
  */
 export async function openSqliteDeliveryStore(runtime: Runtime, path: string, limits: () => InboxLimits): Promise<SqliteDeliveryStore> {
+  // The state folder may not exist yet (a first start): made private, since messages are kept in it.
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const db = await runtime.openSqlite(path);
   try {
     db.exec("PRAGMA locking_mode = EXCLUSIVE");

@@ -106,9 +106,10 @@ describe("binary", () => {
       gw.child.kill("SIGTERM");
     }
     expect(await gw.exited).toBe(0);
-    // It cleaned up after itself and wrote nothing beside the binary.
+    // It cleaned up after itself and wrote nothing beside the binary; what it keeps (the delivery store) is in the home's state folder.
     expect(readdirSync(join(runtimeDir, "bester")).filter((f) => f.endsWith(".sock"))).toEqual([]);
-    expect(readdirSync(dir).sort()).toEqual(["bester", "bester.conf", "xdg"]);
+    expect(readdirSync(dir).sort()).toEqual([".local", "bester", "bester.conf", "xdg"]);
+    expect(existsSync(join(dir, ".local", "state", "bester", "delivery.db"))).toBe(true);
     expect(existsSync(exe)).toBe(true);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -16,7 +16,8 @@ test("deno task serve: the embedded default under Deno carries a chat; Ctrl-C st
   const dir = tempDir("bester-deno-task-");
   const runtimeDir = join(dir, "xdg");
   mkdirSync(runtimeDir, { mode: 0o700 });
-  const opts = { cwd: ROOT, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir } as Record<string, string> };
+  // A state folder of its own too: the embedded default keeps its delivery store there.
+  const opts = { cwd: ROOT, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, XDG_STATE_HOME: join(dir, "state") } as Record<string, string> };
   // The embedded default on free ports (see test/_harness/embedded.ts for why not the fixed ones).
   const confPath = join(dir, "bester.conf");
   writeFileSync(confPath, JSON.stringify(onFreePorts(printedDefault(RUNTIMES.deno, opts))));
