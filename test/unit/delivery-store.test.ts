@@ -7,10 +7,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openRedisDeliveryStore, type RedisDeliveryStoreOptions } from "../../src/delivery/redis.ts";
 import { openSqliteDeliveryStore } from "../../src/delivery/sqlite.ts";
 import type { DeliveryStore, InboxLimits } from "../../src/delivery/store.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
+import { startRedisCluster, type RunningRedisCluster } from "../_harness/redis-cluster.ts";
+import { startRedis, type RunningRedis } from "../_harness/redis.ts";
 
 let runtime: Runtime;
 const dirs: string[] = [];
@@ -18,6 +21,24 @@ beforeAll(async () => {
   runtime = await loadRuntime();
 });
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+// One redis-server and one three-master Redis Cluster for the file, started when first needed;
+// every store gets a key prefix of its own, so tests do not see each other's users.
+let sharedRedis: Promise<RunningRedis> | undefined;
+let sharedCluster: Promise<RunningRedisCluster> | undefined;
+const redisServer = () => (sharedRedis ??= startRedis());
+const redisCluster = () => (sharedCluster ??= startRedisCluster());
+afterAll(async () => {
+  await Promise.all([sharedRedis?.then((r) => r.stop()), sharedCluster?.then((c) => c.stop())]);
+});
+let prefixes = 0;
+const newPrefix = () => `t${++prefixes}:`;
+
+/** Where a test's Redis store connects: the shared redis-server or the shared cluster. */
+async function redisAt(where: "redis" | "cluster"): Promise<Omit<RedisDeliveryStoreOptions, "prefix">> {
+  if (where === "redis") return { host: "127.0.0.1", port: (await redisServer()).port };
+  return { host: "127.0.0.1", port: (await redisCluster()).ports[0]!, cluster: true };
+}
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "bester-delivery-"));
@@ -166,6 +187,15 @@ storeContract("sqlite", () => {
     reopen: (limits = LIMITS) => openSqliteDeliveryStore(runtime, path, () => limits),
   };
 });
+
+for (const where of ["redis", "cluster"] as const) {
+  storeContract(where === "redis" ? "redis" : "redis cluster", () => {
+    // A restart of the gateway: a new store object on the same Redis and prefix.
+    const prefix = newPrefix();
+    const open = async (limits = LIMITS) => openRedisDeliveryStore({ ...(await redisAt(where)), prefix }, () => limits);
+    return { open, reopen: open };
+  });
+}
 
 describe("delivery store: sqlite only", () => {
   test("a second gateway cannot open the same file: refused, naming it", async () => {
