@@ -34,11 +34,12 @@ local function summary(m, cin)
   local f = redis.call('XRANGE', m, '-', '+', 'COUNT', 1)[1][2]
   return depth, cin - tonumber(f[4]), tonumber(f[2])
 end
--- removes the messages stored before cut: a prefix of the stream, looked at a page at a time
+-- removes the messages stored before cut: a prefix of the stream; the first entry alone
+-- tells whether there is anything to do (the usual case: nothing), then pages of 100
 local function trimAge(m, cut)
-  local removed = 0
+  local removed, count = 0, 1
   while true do
-    local page = redis.call('XRANGE', m, '-', '+', 'COUNT', 100)
+    local page = redis.call('XRANGE', m, '-', '+', 'COUNT', count)
     local lastOld = nil
     for _, e in ipairs(page) do
       if tonumber(e[2][2]) >= cut then break end
@@ -46,7 +47,8 @@ local function trimAge(m, cut)
     end
     if lastOld == nil then return removed end
     removed = removed + redis.call('XTRIM', m, 'MINID', str(seqOf(lastOld) + 1))
-    if lastOld ~= page[#page][1] or #page < 100 then return removed end
+    if lastOld ~= page[#page][1] or #page < count then return removed end
+    count = 100
   end
 end
 `;
