@@ -296,7 +296,7 @@ describe("delivery store: redis only", () => {
         expect(await store.append("n1", "chat", '"refused"', true, "p-full")).toMatchObject({ ok: false, code: "inbox_full" });
         expect(await store.append("n1", "chat", '"end"', false, "p-end")).toEqual({ ok: true, seq: 7 });
         // One connection delivers in order: once p-end is in, anything published before it is too.
-        await until("the last notification arrives", () => (got.includes("7 p-end") ? true : undefined));
+        await until("the last notification arrives", () => (got.includes("7 p-end") ? true : undefined), 3000);
         expect(got).toEqual(["1 p1", "2 p2", "7 p-end"]);
         const [first, second] = await Promise.all(readsInListener);
         expect(first!.map((m) => [m.seq, m.data])).toEqual([[1, '"hi"']]);
