@@ -27,27 +27,34 @@ const PRELUDE = `
 local function num(x) return tonumber(x) or 0 end
 local function str(x) return string.format('%.0f', x) end
 local function seqOf(id) return tonumber(string.match(id, '^(%d+)')) end
--- depth, bytes and oldest storedAt of the stream (0, 0, 0 when empty)
-local function summary(m, cin)
-  local depth = redis.call('XLEN', m)
-  if depth == 0 then return 0, 0, 0 end
-  local f = redis.call('XRANGE', m, '-', '+', 'COUNT', 1)[1][2]
-  return depth, cin - tonumber(f[4]), tonumber(f[2])
+-- the fields of the stream's first message, nil when there is none
+local function firstOf(m)
+  local e = redis.call('XRANGE', m, '-', '+', 'COUNT', 1)[1]
+  if e == nil then return nil end
+  return e[2]
 end
--- removes the messages stored before cut: a prefix of the stream; the first entry alone
--- tells whether there is anything to do (the usual case: nothing), then pages of 100
+-- depth, bytes and oldest storedAt of the stream (0, 0, 0 when empty), given its first message
+local function summary(m, first, cin)
+  if first == nil then return 0, 0, 0 end
+  return redis.call('XLEN', m), cin - tonumber(first[4]), tonumber(first[2])
+end
+-- removes the messages stored before cut: a prefix of the stream; the first message alone
+-- tells whether there is anything to do (the usual case: nothing), then pages of 100.
+-- Returns how many went, and the fields of the first message left.
 local function trimAge(m, cut)
   local removed, count = 0, 1
   while true do
     local page = redis.call('XRANGE', m, '-', '+', 'COUNT', count)
-    local lastOld = nil
+    local lastOld, first = nil, nil
     for _, e in ipairs(page) do
-      if tonumber(e[2][2]) >= cut then break end
+      if tonumber(e[2][2]) >= cut then
+        first = e[2]
+        break
+      end
       lastOld = e[1]
     end
-    if lastOld == nil then return removed end
-    removed = removed + redis.call('XTRIM', m, 'MINID', str(seqOf(lastOld) + 1))
-    if lastOld ~= page[#page][1] or #page < count then return removed end
+    if lastOld ~= nil then removed = removed + redis.call('XTRIM', m, 'MINID', str(seqOf(lastOld) + 1)) end
+    if first ~= nil or #page < count then return removed, first end
     count = 100
   end
 end
@@ -62,7 +69,7 @@ end
  */
 const APPEND = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired = trimAge(m, tonumber(ARGV[2]))
+local expired, first = trimAge(m, tonumber(ARGV[2]))
 local st = redis.call('HMGET', s, 'last', 'cin', 'at')
 local last, cin, at = num(st[1]), num(st[2]), num(st[3])
 if last == 0 and redis.call('EXISTS', m) == 1 then
@@ -70,7 +77,7 @@ if last == 0 and redis.call('EXISTS', m) == 1 then
   local info = redis.call('XINFO', 'STREAM', m)
   for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = seqOf(info[i + 1]) end end
 end
-local depth, bytes, oldest = summary(m, cin)
+local depth, bytes, oldest = summary(m, first, cin)
 if ARGV[6] == '1' then
   local size = 0
   if ARGV[8] == '1' then size = #ARGV[9] end
@@ -98,8 +105,8 @@ return {expired, depth, oldest, 1, last}
 /** KEYS: s, m. ARGV: after, limit, cut. Returns {expired, depth, oldest, entries}. */
 const READ = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired = trimAge(m, tonumber(ARGV[3]))
-local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+local expired, first = trimAge(m, tonumber(ARGV[3]))
+local depth, _, oldest = summary(m, first, num(redis.call('HGET', s, 'cin')))
 return {expired, depth, oldest, redis.call('XRANGE', m, str(tonumber(ARGV[1]) + 1), '+', 'COUNT', ARGV[2])}
 `;
 
@@ -110,12 +117,12 @@ local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
 local seq = tonumber(ARGV[1])
 if st[1] == false then return {0, 0, 0, 0, 0} end
 local last, acked, cin = num(st[1]), num(st[2]), num(st[3])
-local depth, _, oldest = summary(m, cin)
+local depth, _, oldest = summary(m, firstOf(m), cin)
 if seq > last then return {0, depth, oldest, 0, last} end
 if seq <= acked then return {0, depth, oldest, 1, 0} end
 redis.call('HSET', s, 'acked', str(seq))
 local removed = redis.call('XTRIM', m, 'MINID', str(seq + 1))
-depth, _, oldest = summary(m, cin)
+depth, _, oldest = summary(m, firstOf(m), cin)
 return {0, depth, oldest, 1, removed}
 `;
 
@@ -123,7 +130,7 @@ return {0, depth, oldest, 1, removed}
 const DROP = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
 local removed = redis.call('XTRIM', m, 'MINID', str(tonumber(ARGV[1]) + 1))
-local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+local depth, _, oldest = summary(m, firstOf(m), num(redis.call('HGET', s, 'cin')))
 return {0, depth, oldest, removed}
 `;
 
@@ -145,7 +152,7 @@ const INBOX = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
 local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
 if st[1] == false then return false end
-local depth, bytes, oldest = summary(m, num(st[3]))
+local depth, bytes, oldest = summary(m, firstOf(m), num(st[3]))
 return {num(st[1]), num(st[2]), depth, bytes, oldest}
 `;
 
@@ -159,8 +166,8 @@ return {0, 0, 0, n}
 /** KEYS: s, m. ARGV: cut. Returns {expired, depth, oldest}. */
 const EXPIRE = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired = trimAge(m, tonumber(ARGV[1]))
-local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+local expired, first = trimAge(m, tonumber(ARGV[1]))
+local depth, _, oldest = summary(m, first, num(redis.call('HGET', s, 'cin')))
 return {expired, depth, oldest}
 `;
 

@@ -361,6 +361,21 @@ describe("delivery store: redis only", () => {
       expect(await store.depth()).toBe(1);
     });
 
+    test(`${where}: a sweep goes through every user and every message, page after page`, async () => {
+      const store = await openAt(where, { maxMessages: 1000, maxBytes: 100_000, maxAgeSeconds: 3600 });
+      // More users than one sweep step takes from a shard (256), and more messages than a page (100).
+      const many = Array.from({ length: 5000 }, (_, i) => `sw${i}`);
+      await Promise.all(many.map((u) => store.append(u, "chat", "1", true)));
+      await Promise.all(Array.from({ length: 249 }, () => store.append("sw0", "chat", "1", true)));
+      expect(await store.depth()).toBe(5249);
+      const expired = await store.expire(Date.now() + 1);
+      expect(expired.length).toBe(5000);
+      expect(expired.find((e) => e.user === "sw0")).toEqual({ user: "sw0", count: 250 });
+      expect(expired.every((e) => e.user === "sw0" || e.count === 1)).toBe(true);
+      expect(await store.depth()).toBe(0);
+      expect(await store.inbox("sw0")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 250 });
+    });
+
     test(`${where}: a user the index lost (a crash between the script and its note) is still trimmed lazily, and noted again by the next append`, async () => {
       const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
       const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
