@@ -13,7 +13,8 @@
  *   `d` (data; absent for none). What is removed is always a prefix of the
  *   stream (acks and drops are cumulative, storedAt never decreases), so
  *   depth is XLEN and bytes are `cin` minus the first entry's `c`: no
- *   per-user counter that could drift from what is stored.
+ *   per-user counter that could drift from what is stored. A stream left
+ *   empty is deleted (ids go on from `last`, not from the stream).
  * - `<prefix>{u:NAME}:n`, the sharded pub/sub channel an append may publish on.
  *
  * Numbers cross into Lua as decimal strings and are written back with
@@ -54,7 +55,11 @@ local function trimAge(m, cut)
       lastOld = e[1]
     end
     if lastOld ~= nil then removed = removed + redis.call('XTRIM', m, 'MINID', str(seqOf(lastOld) + 1)) end
-    if first ~= nil or #page < count then return removed, first end
+    if first ~= nil then return removed, first end
+    if #page < count then
+      if removed > 0 then redis.call('DEL', m) end
+      return removed, nil
+    end
     count = 100
   end
 end
@@ -123,6 +128,7 @@ if seq <= acked then return {0, depth, oldest, 1, 0} end
 redis.call('HSET', s, 'acked', str(seq))
 local removed = redis.call('XTRIM', m, 'MINID', str(seq + 1))
 depth, _, oldest = summary(m, firstOf(m), cin)
+if depth == 0 and removed > 0 then redis.call('DEL', m) end
 return {0, depth, oldest, 1, removed}
 `;
 
@@ -131,6 +137,7 @@ const DROP = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
 local removed = redis.call('XTRIM', m, 'MINID', str(tonumber(ARGV[1]) + 1))
 local depth, _, oldest = summary(m, firstOf(m), num(redis.call('HGET', s, 'cin')))
+if depth == 0 and removed > 0 then redis.call('DEL', m) end
 return {0, depth, oldest, removed}
 `;
 

@@ -52,6 +52,8 @@ const SWEEP_PAGE = 256;
  * interval, so the sweep (which logs and counts) normally gets there first.
  */
 const STREAM_TTL_MARGIN_MS = 3600_000;
+/** The same refusal from Redis is logged again after this, not at every call. */
+const WARN_AGAIN_MS = 10_000;
 /** A note the index did not take is tried again after this. */
 const NOTE_RETRY_MS = 1000;
 
@@ -99,6 +101,7 @@ export class RedisDeliveryStore implements DeliveryStore {
   /** Messages removed for age by an append or a read, reported by the next expire(). */
   #expiredOnTheWay = new Map<string, number>();
   #closed = false;
+  #warned = { message: "", at: 0 };
 
   constructor(options: RedisDeliveryStoreOptions, limits: () => InboxLimits) {
     this.prefix = options.prefix;
@@ -387,7 +390,12 @@ export class RedisDeliveryStore implements DeliveryStore {
     if (err instanceof RedisUnavailable) return { ok: false, code: "store_unavailable", message: err.message };
     // An answer Redis gave that is not one (OOM, CLUSTERDOWN, a broken script): the store cannot do it either.
     const message = ROLE.unavailable(`${this.#redis.where} answered: ${describeError(err)}`);
-    this.#log?.warn("delivery store call failed", { error: describeError(err) });
+    // Said once per kind of answer while it lasts, not once per call (a cluster that is down answers every call alike).
+    const now = Date.now();
+    if (message !== this.#warned.message || now - this.#warned.at > WARN_AGAIN_MS) {
+      this.#warned = { message, at: now };
+      this.#log?.warn("delivery store call failed", { error: describeError(err) });
+    }
     return { ok: false, code: "store_unavailable", message };
   }
 }

@@ -376,6 +376,34 @@ describe("delivery store: redis only", () => {
       expect(await store.inbox("sw0")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 250 });
     });
 
+    test(`${where}: a user's state lost while the messages stay (an eviction): seqs still grow, and the next acknowledging login says reset`, async () => {
+      const store = await openAt(where);
+      const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
+      await store.append("ev", "chat", "1", true);
+      await store.append("ev", "chat", "2", true);
+      await store.login("ev", true);
+      cli("DEL", store.keys("ev").state);
+      expect(await store.append("ev", "chat", "3", true)).toEqual({ ok: true, seq: 3 });
+      expect((await store.read("ev", 0, 10)).map((m) => m.seq)).toEqual([1, 2, 3]);
+      expect(await store.login("ev", true)).toEqual({ acked: 0, reset: true });
+    });
+
+    test(`${where}: a stream left empty by acks is deleted; its seqs go on`, async () => {
+      const store = await openAt(where);
+      const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
+      await store.append("em", "chat", "1", true);
+      await store.append("em", "chat", "2", true);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("1");
+      await store.ack("em", 1);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("1");
+      await store.drop("em", 2);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("0");
+      expect(await store.append("em", "chat", "3", true)).toEqual({ ok: true, seq: 3 });
+      await store.ack("em", 3);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("0");
+      expect(await store.inbox("em")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 3, acked: 3 });
+    });
+
     test(`${where}: a user the index lost (a crash between the script and its note) is still trimmed lazily, and noted again by the next append`, async () => {
       const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
       const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
@@ -433,6 +461,7 @@ describe("delivery store: redis outages", () => {
 
       back = await startRedis(own.port, 10000, persisted);
       await until("the store reconnects", () => (store.health().ok ? true : undefined));
+      const restarted = back;
       // Everything reported good before the outage is there; what was refused during it is not.
       expect((await store.read("olga", 0, 10)).map((m) => [m.seq, m.data])).toEqual([[1, '"before"']]);
       expect(await store.append("olga", "chat", '"after"', true)).toEqual({ ok: true, seq: 2 });
@@ -440,6 +469,10 @@ describe("delivery store: redis outages", () => {
       expect(await store.depth()).toBe(2);
       expect(records.filter((r) => r.msg === "delivery store reconnected to redis")).toHaveLength(1);
       expect(records.filter((r) => r.level === "warn")).toHaveLength(1);
+      // The scripts were loaded on reconnecting, before the first call: no call needed EVAL to load one.
+      const stats = restarted.cli("INFO", "commandstats");
+      expect(stats).toMatch(/cmdstat_evalsha:calls=\d+,.*failed_calls=0/);
+      expect(stats).not.toContain("cmdstat_eval:");
 
       // A Redis that comes back empty (no persistence): the stream starts again, and says so to an acknowledging login.
       await back.stop();
