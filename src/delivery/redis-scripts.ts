@@ -1,21 +1,24 @@
 /**
  * The Lua scripts of the Redis delivery store. Every change to a user's
- * stream is one script over that user's keys only (`{u:NAME}` tags put them
- * in one hash slot), so it is atomic on one Redis and allowed on Redis
+ * messages is one script over that user's keys only (`{u:NAME}` tags put
+ * them in one hash slot), so it is atomic on one Redis and allowed on Redis
  * Cluster; the index shards have a script of their own.
  *
  * A user's keys:
  * - `<prefix>{u:NAME}:s`, a hash: `last` (the last seq given), `acked`,
  *   `ann` (1 once announced to an acknowledging session), `cin` (bytes of
  *   data ever kept), `at` (the newest storedAt, so storedAt never goes back).
- * - `<prefix>{u:NAME}:m`, a Stream: one entry per kept message, id
- *   `<seq>-0`, fields `a` (storedAt), `c` (`cin` before it), `t` (type) and
- *   `d` (data; absent for none). What is removed is always a prefix of the
- *   stream (acks and drops are cumulative, storedAt never decreases), so
- *   depth is XLEN and bytes are `cin` minus the first entry's `c`: no
- *   per-user counter that could drift from what is stored. A stream left
- *   empty is deleted (ids go on from `last`, not from the stream).
+ * - `<prefix>{u:NAME}:m`, a List: one element per kept message, oldest
+ *   first, `<seq> <storedAt> <cin before it> <type bytes> <type><flag><data>`
+ *   (flag `=` then the data, or `-` for none). Seqs and storedAt only grow
+ *   along the list, and what is removed is always its head (acks and drops
+ *   are cumulative), so a message is found by a binary search on LINDEX,
+ *   depth is LLEN and bytes are `cin` minus the head's `cin before`: no
+ *   per-user counter that could drift from what is stored. Redis deletes a
+ *   list left empty; seqs go on from `last`.
  * - `<prefix>{u:NAME}:n`, the sharded pub/sub channel an append may publish on.
+ *
+ * Why a List and not a Stream or a sorted set: docs/DELIVERY-STORE.md.
  *
  * Numbers cross into Lua as decimal strings and are written back with
  * `%.0f`: Lua 5.1's own tostring switches to exponent form past 14 digits.
@@ -27,41 +30,43 @@ import { createHash } from "node:crypto";
 const PRELUDE = `
 local function num(x) return tonumber(x) or 0 end
 local function str(x) return string.format('%.0f', x) end
-local function seqOf(id) return tonumber(string.match(id, '^(%d+)')) end
--- the fields of the stream's first message, nil when there is none
-local function firstOf(m)
-  local e = redis.call('XRANGE', m, '-', '+', 'COUNT', 1)[1]
-  if e == nil then return nil end
-  return e[2]
+-- seq, storedAt and cin-before of a stored message
+local function head(r)
+  local seq, at, c = string.match(r, '^(%d+) (%d+) (%d+) ')
+  return tonumber(seq), tonumber(at), tonumber(c)
 end
--- depth, bytes and oldest storedAt of the stream (0, 0, 0 when empty), given its first message
-local function summary(m, first, cin)
-  if first == nil then return 0, 0, 0 end
-  return redis.call('XLEN', m), cin - tonumber(first[4]), tonumber(first[2])
-end
--- removes the messages stored before cut: a prefix of the stream; the first message alone
--- tells whether there is anything to do (the usual case: nothing), then pages of 100.
--- Returns how many went, and the fields of the first message left.
-local function trimAge(m, cut)
-  local removed, count = 0, 1
-  while true do
-    local page = redis.call('XRANGE', m, '-', '+', 'COUNT', count)
-    local lastOld, first = nil, nil
-    for _, e in ipairs(page) do
-      if tonumber(e[2][2]) >= cut then
-        first = e[2]
-        break
-      end
-      lastOld = e[1]
-    end
-    if lastOld ~= nil then removed = removed + redis.call('XTRIM', m, 'MINID', str(seqOf(lastOld) + 1)) end
-    if first ~= nil then return removed, first end
-    if #page < count then
-      if removed > 0 then redis.call('DEL', m) end
-      return removed, nil
-    end
-    count = 100
+-- how many messages at the head of the list (n long) fail over(seq, storedAt); once it holds, it holds for the rest
+local function countBefore(m, n, over)
+  if n == 0 or over(head(redis.call('LINDEX', m, 0))) then return 0 end
+  local lo, hi = 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if over(head(redis.call('LINDEX', m, mid))) then hi = mid else lo = mid + 1 end
   end
+  return lo
+end
+-- removes the first k of the list
+local function drop(m, k)
+  if k > 0 then redis.call('LTRIM', m, k, -1) end
+  return k
+end
+-- removes the messages stored before cut; returns how many, and how many are left
+local function trimAge(m, cut)
+  local n = redis.call('LLEN', m)
+  local k = drop(m, countBefore(m, n, function(_, at) return at >= cut end))
+  return k, n - k
+end
+-- removes the messages up to seq; returns how many
+local function trimTo(m, seq)
+  local n = redis.call('LLEN', m)
+  return drop(m, countBefore(m, n, function(s) return s > seq end))
+end
+-- depth, bytes and oldest storedAt of the list (0, 0, 0 when empty)
+local function summary(m, cin)
+  local n = redis.call('LLEN', m)
+  if n == 0 then return 0, 0, 0 end
+  local _, at, c = head(redis.call('LINDEX', m, 0))
+  return n, cin - c, at
 end
 `;
 
@@ -74,15 +79,14 @@ end
  */
 const APPEND = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired, first = trimAge(m, tonumber(ARGV[2]))
+local expired, left = trimAge(m, tonumber(ARGV[2]))
 local st = redis.call('HMGET', s, 'last', 'cin', 'at')
 local last, cin, at = num(st[1]), num(st[2]), num(st[3])
-if last == 0 and redis.call('EXISTS', m) == 1 then
-  -- the hash is new but the stream is not (the hash was lost): ids must still grow
-  local info = redis.call('XINFO', 'STREAM', m)
-  for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = seqOf(info[i + 1]) end end
+if last == 0 and left > 0 then
+  -- the hash is new but the messages are not (the hash was lost): seqs must still grow
+  last = head(redis.call('LINDEX', m, -1))
 end
-local depth, bytes, oldest = summary(m, first, cin)
+local depth, bytes, oldest = summary(m, cin)
 if ARGV[6] == '1' then
   local size = 0
   if ARGV[8] == '1' then size = #ARGV[9] end
@@ -90,11 +94,9 @@ if ARGV[6] == '1' then
   if bytes + size > tonumber(ARGV[4]) then return {expired, depth, oldest, 3, bytes, size} end
   last = last + 1
   at = math.max(tonumber(ARGV[1]), at)
-  if ARGV[8] == '1' then
-    redis.call('XADD', m, str(last) .. '-0', 'a', str(at), 'c', str(cin), 't', ARGV[7], 'd', ARGV[9])
-  else
-    redis.call('XADD', m, str(last) .. '-0', 'a', str(at), 'c', str(cin), 't', ARGV[7])
-  end
+  local data = '-'
+  if ARGV[8] == '1' then data = '=' .. ARGV[9] end
+  redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #ARGV[7] .. ' ' .. ARGV[7] .. data)
   redis.call('PEXPIRE', m, ARGV[5])
   if depth == 0 then oldest = at end
   depth = depth + 1
@@ -107,12 +109,27 @@ if ARGV[10] == '1' then redis.call('SPUBLISH', KEYS[3], str(last) .. ' ' .. ARGV
 return {expired, depth, oldest, 1, last}
 `;
 
-/** KEYS: s, m. ARGV: after, limit, cut. Returns {expired, depth, oldest, entries}. */
+/**
+ * KEYS: s, m. ARGV: after, limit, cut.
+ * Returns {expired, depth, oldest, {{seq, storedAt, type, data or nil}, ...}}.
+ */
 const READ = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired, first = trimAge(m, tonumber(ARGV[3]))
-local depth, _, oldest = summary(m, first, num(redis.call('HGET', s, 'cin')))
-return {expired, depth, oldest, redis.call('XRANGE', m, str(tonumber(ARGV[1]) + 1), '+', 'COUNT', ARGV[2])}
+local expired, n = trimAge(m, tonumber(ARGV[3]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+local after = tonumber(ARGV[1])
+local from = countBefore(m, n, function(seq) return seq > after end)
+local out = {}
+if from < n then
+  for _, r in ipairs(redis.call('LRANGE', m, from, from + tonumber(ARGV[2]) - 1)) do
+    local seq, at, _, tlen, pos = string.match(r, '^(%d+) (%d+) (%d+) (%d+) ()')
+    local tend = pos + tonumber(tlen)
+    local data = false
+    if string.sub(r, tend, tend) == '=' then data = string.sub(r, tend + 1) end
+    out[#out + 1] = {tonumber(seq), tonumber(at), string.sub(r, pos, tend - 1), data}
+  end
+end
+return {expired, depth, oldest, out}
 `;
 
 /** KEYS: s, m. ARGV: seq. Returns {0, depth, oldest, 1, removed} | {0, depth, oldest, 0, last} (bad_ack). */
@@ -122,22 +139,24 @@ local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
 local seq = tonumber(ARGV[1])
 if st[1] == false then return {0, 0, 0, 0, 0} end
 local last, acked, cin = num(st[1]), num(st[2]), num(st[3])
-local depth, _, oldest = summary(m, firstOf(m), cin)
-if seq > last then return {0, depth, oldest, 0, last} end
-if seq <= acked then return {0, depth, oldest, 1, 0} end
-redis.call('HSET', s, 'acked', str(seq))
-local removed = redis.call('XTRIM', m, 'MINID', str(seq + 1))
-depth, _, oldest = summary(m, firstOf(m), cin)
-if depth == 0 and removed > 0 then redis.call('DEL', m) end
+local removed = 0
+if seq > last then
+  local depth, _, oldest = summary(m, cin)
+  return {0, depth, oldest, 0, last}
+end
+if seq > acked then
+  redis.call('HSET', s, 'acked', str(seq))
+  removed = trimTo(m, seq)
+end
+local depth, _, oldest = summary(m, cin)
 return {0, depth, oldest, 1, removed}
 `;
 
 /** KEYS: s, m. ARGV: seq. Returns {0, depth, oldest, removed}. */
 const DROP = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local removed = redis.call('XTRIM', m, 'MINID', str(tonumber(ARGV[1]) + 1))
-local depth, _, oldest = summary(m, firstOf(m), num(redis.call('HGET', s, 'cin')))
-if depth == 0 and removed > 0 then redis.call('DEL', m) end
+local removed = trimTo(m, tonumber(ARGV[1]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
 return {0, depth, oldest, removed}
 `;
 
@@ -159,13 +178,13 @@ const INBOX = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
 local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
 if st[1] == false then return false end
-local depth, bytes, oldest = summary(m, firstOf(m), num(st[3]))
+local depth, bytes, oldest = summary(m, num(st[3]))
 return {num(st[1]), num(st[2]), depth, bytes, oldest}
 `;
 
 /** KEYS: s, m. Returns {0, 0, 0, removed}. */
 const CLEAR = `
-local n = redis.call('XLEN', KEYS[2])
+local n = redis.call('LLEN', KEYS[2])
 if n > 0 then redis.call('DEL', KEYS[2]) end
 return {0, 0, 0, n}
 `;
@@ -173,8 +192,8 @@ return {0, 0, 0, n}
 /** KEYS: s, m. ARGV: cut. Returns {expired, depth, oldest}. */
 const EXPIRE = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired, first = trimAge(m, tonumber(ARGV[1]))
-local depth, _, oldest = summary(m, first, num(redis.call('HGET', s, 'cin')))
+local expired = trimAge(m, tonumber(ARGV[1]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
 return {expired, depth, oldest}
 `;
 

@@ -261,10 +261,12 @@ export class RedisDeliveryStore implements DeliveryStore {
     if (!(limit >= 1)) return [];
     const cut = Date.now() - this.#limits().maxAgeSeconds * 1000;
     const reply = await this.#call(() => this.#user(SCRIPTS.read, user, [Math.max(0, Math.floor(after)), Math.floor(limit), cut], () => false));
-    return (reply[3] as Array<[string, string[]]>).map(([id, fields]) => {
-      const f = fieldsOf(fields);
-      return { seq: Number.parseInt(id, 10), type: f.t ?? "", data: f.d, storedAt: Number(f.a) };
-    });
+    return (reply[3] as Array<[number, number, string, string | null]>).map(([seq, storedAt, type, data]) => ({
+      seq: Number(seq),
+      type,
+      data: data ?? undefined,
+      storedAt: Number(storedAt),
+    }));
   }
 
   async ack(user: string, seq: number): Promise<{ ok: true } | StoreFailure> {
@@ -398,12 +400,6 @@ export class RedisDeliveryStore implements DeliveryStore {
     }
     return { ok: false, code: "store_unavailable", message };
   }
-}
-
-function fieldsOf(list: string[]): Record<string, string> {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < list.length; i += 2) f[list[i]!] = list[i + 1]!;
-  return f;
 }
 
 function full(user: string, why: string): StoreFailure {

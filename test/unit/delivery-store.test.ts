@@ -4,6 +4,7 @@
  * seqs, the inbox and its limits, acknowledgements, logins, expiry.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -249,7 +250,7 @@ describe("delivery store: redis only", () => {
     return store;
   };
 
-  test("a user's keys share one hash slot (CLUSTER KEYSLOT): a hash, and a Stream whose ids are the seqs", async () => {
+  test("a user's keys share one hash slot (CLUSTER KEYSLOT): a hash, and a List of the kept messages in seq order", async () => {
     const cluster = await redisCluster();
     const store = await openAt("cluster");
     for (const user of ["alice", "bob", "we}ird{name", "ünï"]) {
@@ -260,10 +261,12 @@ describe("delivery store: redis only", () => {
       const slots = [k.state, k.messages, k.channel].map((key) => cluster.cli("CLUSTER", "KEYSLOT", key));
       expect(new Set(slots).size).toBe(1);
       expect(cluster.cli("TYPE", k.state)).toBe("hash");
-      expect(cluster.cli("TYPE", k.messages)).toBe("stream");
-      expect(cluster.cli("XLEN", k.messages)).toBe("2");
-      // The ids are <seq>-0: XRANGE by seq is a read of the inbox.
-      expect(cluster.cli("XRANGE", k.messages, "-", "+").split("\n").filter((l) => /^\d+-\d+$/.test(l))).toEqual(["1-0", "3-0"]);
+      expect(cluster.cli("TYPE", k.messages)).toBe("list");
+      // <seq> <storedAt> <bytes kept before it> <type bytes> <type>=<data>
+      expect(cluster.cli("LRANGE", k.messages, "0", "-1").split("\n").map((l) => l.replace(/^(\d+) \d+ /, "$1 T "))).toEqual([
+        '1 T 0 4 chat="x"',
+        '3 T 3 4 chat="z"',
+      ]);
     }
     // Different users land in different slots: the cluster spreads them.
     const slotsOf = ["alice", "bob", "carol", "dave"].map((u) => cluster.cli("CLUSTER", "KEYSLOT", store.keys(u).state));
@@ -388,7 +391,24 @@ describe("delivery store: redis only", () => {
       expect(await store.login("ev", true)).toEqual({ acked: 0, reset: true });
     });
 
-    test(`${where}: a stream left empty by acks is deleted; its seqs go on`, async () => {
+    test(`${where}: types and data of any text come back as they were stored`, async () => {
+      const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
+      const cases: Array<[string, string | undefined]> = [
+        ["chat", '"plain"'],
+        ["ünï 型 = - 12 34 ", '{"é":"line\\nbreak","n":[1,2]}'],
+        ["", "0"],
+        ["t", undefined],
+        ["=", '""'],
+        ["-", "-1"],
+      ];
+      for (const [type, data] of cases) expect((await store.append("any", type, data, true)).ok).toBe(true);
+      expect((await store.read("any", 0, 10)).map((m) => [m.type, m.data])).toEqual(cases);
+      // Bytes are the data's UTF-8 bytes.
+      const bytes = cases.reduce((sum, [, d]) => sum + (d === undefined ? 0 : Buffer.byteLength(d)), 0);
+      expect(await store.inbox("any")).toMatchObject({ depth: cases.length, bytes });
+    });
+
+    test(`${where}: a list left empty by acks is gone; its seqs go on`, async () => {
       const store = await openAt(where);
       const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
       await store.append("em", "chat", "1", true);
