@@ -14,8 +14,13 @@
  * crash of the process, like SQLite's WAL with synchronous=NORMAL); its CPU
  * per append is read from /proc, as is this process's.
  *
+ * With --repeat N the whole matrix runs N times, engines taking turns, and
+ * the table gives each figure's median over the runs (a shared machine
+ * drifts; the median is the steadier figure).
+ *
  * Usage: bun run bench/delivery-store.ts [--engines sqlite,redis,cluster] [--users 1,1000]
- *          [--size 100,4096] [--window 128] [--duration 3] [--warmup 1] [--dir DIR] [--json]
+ *          [--size 100,4096] [--window 128] [--duration 3] [--warmup 1] [--repeat 1]
+ *          [--dir DIR] [--json]
  * @module
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,6 +50,7 @@ const { values: opts } = parseArgs({
     window: { type: "string", default: "128" },
     duration: { type: "string", default: "3" },
     warmup: { type: "string", default: "1" },
+    repeat: { type: "string", default: "1" },
     dir: { type: "string" },
     json: { type: "boolean", default: false },
   },
@@ -117,78 +123,123 @@ async function drive(store: DeliveryStore, users: string[], data: string, window
   return { hist, answered, refused };
 }
 
+interface Engine {
+  name: string;
+  redisPids: number[];
+  open(prefix: string): Promise<DeliveryStore>;
+  stop(): Promise<void>;
+}
+
+async function startEngine(name: "sqlite" | "redis" | "cluster", dir: string, runtime: Awaited<ReturnType<typeof loadRuntime>>): Promise<Engine> {
+  const persist = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", dir];
+  if (name === "sqlite") {
+    let n = 0;
+    return { name, redisPids: [], open: () => openSqliteDeliveryStore(runtime, join(dir, `delivery-${++n}.db`), () => LIMITS), stop: async () => {} };
+  }
+  if (name === "redis") {
+    const redis = await startRedis(undefined, 10000, persist);
+    return {
+      name,
+      redisPids: [redis.pid],
+      open: (prefix) => openRedisDeliveryStore({ host: "127.0.0.1", port: redis.port, prefix }, () => LIMITS),
+      stop: () => redis.stop(),
+    };
+  }
+  const cluster = await startRedisCluster();
+  return {
+    name,
+    redisPids: cluster.nodes.map((n) => n.pid),
+    open: (prefix) => openRedisDeliveryStore({ host: "127.0.0.1", port: cluster.ports[0]!, prefix, cluster: true }, () => LIMITS),
+    stop: () => cluster.stop(),
+  };
+}
+
+async function measure(engine: Engine, users: number, size: number, window: number, prefix: string): Promise<Result> {
+  const store = await engine.open(prefix);
+  try {
+    const names = Array.from({ length: users }, (_, i) => `user${i}`);
+    const data = dataOf(size);
+    await drive(store, names, data, window, warmupMs);
+    const cpu0 = cpuSeconds(process.pid);
+    const redis0 = engine.redisPids.map(cpuSeconds);
+    const t0 = performance.now();
+    const { hist, answered, refused } = await drive(store, names, data, window, durationMs);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = cpuSeconds(process.pid);
+    const redisUsed = engine.redisPids.map((pid, i) => (cpuSeconds(pid) ?? NaN) - (redis0[i] ?? NaN)).reduce((a, b) => a + b, 0);
+    const s = hist.summary();
+    return {
+      engine: engine.name,
+      users,
+      size,
+      window,
+      appendsPerSecond: Math.round(answered / seconds),
+      p50: s.p50,
+      p99: s.p99,
+      refused,
+      clientCpuUs: cpu0 === null || cpu1 === null ? null : round(((cpu1 - cpu0) / answered) * 1e6, 1),
+      redisCpuUs: engine.redisPids.length === 0 || !Number.isFinite(redisUsed) ? null : round((redisUsed / answered) * 1e6, 1),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+function median(values: Array<number | null>): number | null {
+  const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : round((v[mid - 1]! + v[mid]!) / 2, 3);
+}
+
 async function main() {
   const runtime = await loadRuntime();
   const dir = mkdtempSync(join(opts.dir ?? tmpdir(), "bester-bench-store-"));
-  const results: Result[] = [];
+  const runs: Result[][] = [];
+  const started: Engine[] = [];
   try {
-    for (const engine of engines) {
-      let redisPids: number[] = [];
-      let stop = async () => {};
-      let open: (prefix: string) => Promise<DeliveryStore>;
-      const persist = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", dir];
-      if (engine === "sqlite") {
-        let n = 0;
-        open = () => openSqliteDeliveryStore(runtime, join(dir, `delivery-${++n}.db`), () => LIMITS);
-      } else if (engine === "redis") {
-        const redis = await startRedis(undefined, 10000, persist);
-        redisPids = [redis.pid];
-        stop = () => redis.stop();
-        open = (prefix) => openRedisDeliveryStore({ host: "127.0.0.1", port: redis.port, prefix }, () => LIMITS);
-      } else {
-        const cluster = await startRedisCluster();
-        redisPids = cluster.nodes.map((n) => n.pid);
-        stop = () => cluster.stop();
-        open = (prefix) => openRedisDeliveryStore({ host: "127.0.0.1", port: cluster.ports[0]!, prefix, cluster: true }, () => LIMITS);
-      }
-      try {
-        let run = 0;
-        for (const users of userCounts) {
-          for (const size of sizes) {
-            for (const window of windows) {
-              const store = await open(`b${++run}:`);
-              const names = Array.from({ length: users }, (_, i) => `user${i}`);
-              const data = dataOf(size);
-              await drive(store, names, data, window, warmupMs);
-              const cpu0 = cpuSeconds(process.pid);
-              const redis0 = redisPids.map(cpuSeconds);
-              const t0 = performance.now();
-              const { hist, answered, refused } = await drive(store, names, data, window, durationMs);
-              const seconds = (performance.now() - t0) / 1000;
-              const cpu1 = cpuSeconds(process.pid);
-              const redisUsed = redisPids.map((pid, i) => (cpuSeconds(pid) ?? NaN) - (redis0[i] ?? NaN)).reduce((a, b) => a + b, 0);
-              const s = hist.summary();
-              results.push({
-                engine,
-                users,
-                size,
-                window,
-                appendsPerSecond: Math.round(answered / seconds),
-                p50: s.p50,
-                p99: s.p99,
-                refused,
-                clientCpuUs: cpu0 === null || cpu1 === null ? null : round(((cpu1 - cpu0) / answered) * 1e6, 1),
-                redisCpuUs: redisPids.length === 0 || !Number.isFinite(redisUsed) ? null : round((redisUsed / answered) * 1e6, 1),
-              });
-              await store.close();
-              if (!opts.json) console.error(`done: ${engine} users=${users} size=${size} window=${window}`);
+    for (const name of engines) started.push(await startEngine(name, dir, runtime));
+    let n = 0;
+    for (let r = 0; r < Number(opts.repeat); r++) {
+      const results: Result[] = [];
+      for (const users of userCounts) {
+        for (const size of sizes) {
+          for (const window of windows) {
+            for (const engine of started) {
+              results.push(await measure(engine, users, size, window, `b${++n}:`));
+              if (!opts.json) console.error(`done: ${engine.name} users=${users} size=${size} window=${window} (run ${r + 1})`);
             }
           }
         }
-      } finally {
-        await stop();
       }
+      runs.push(results);
     }
   } finally {
+    await Promise.all(started.map((e) => e.stop()));
     rmSync(dir, { recursive: true, force: true });
   }
+  // Each figure's median over the runs, scenario by scenario.
+  const results = runs[0]!.map((first, i) => {
+    const all = runs.map((run) => run[i]!);
+    return {
+      ...first,
+      appendsPerSecond: median(all.map((x) => x.appendsPerSecond))!,
+      p50: median(all.map((x) => x.p50)),
+      p99: median(all.map((x) => x.p99)),
+      refused: all.reduce((sum, x) => sum + x.refused, 0),
+      clientCpuUs: median(all.map((x) => x.clientCpuUs)),
+      redisCpuUs: median(all.map((x) => x.redisCpuUs)),
+    };
+  });
   const machine = machineInfo();
   if (opts.json) {
-    console.log(JSON.stringify({ runtime: runtime.name, machine, ackEvery: ACK_EVERY, durationMs, results }, null, 2));
+    console.log(JSON.stringify({ runtime: runtime.name, machine, ackEvery: ACK_EVERY, durationMs, runs, medians: results }, null, 2));
     return;
   }
-  console.log(`delivery stores, ${runtime.name}, ${machine.cpus} × ${machine.cpuModel}, load ${machine.loadAverage}; ` +
-    `${opts.duration} s per run after ${opts.warmup} s warm-up; an ack every ${ACK_EVERY} appends per user`);
+  console.log(
+    `delivery stores, ${runtime.name}, ${machine.cpus} × ${machine.cpuModel}, load ${machine.loadAverage}; ` +
+      `${opts.duration} s per run after ${opts.warmup} s warm-up, ${runs.length} run(s) (medians); an ack every ${ACK_EVERY} appends per user`,
+  );
   const header = ["engine", "users", "size", "window", "appends/s", "p50 ms", "p99 ms", "refused", "client µs/append", "redis µs/append"];
   const rows = results.map((r) => [r.engine, r.users, r.size, r.window, r.appendsPerSecond, r.p50, r.p99, r.refused, r.clientCpuUs, r.redisCpuUs].map((v) => (v === null ? "-" : String(v))));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
