@@ -71,15 +71,17 @@ end
 `;
 
 /**
- * KEYS: s, m, n. ARGV: now, cut, maxMessages, maxBytes, ttlMs, keep, type,
- * hasData, data, hasNotify, notify.
+ * KEYS: s, m, and n when there is a notification. ARGV: "now cut maxMessages
+ * maxBytes ttlMs keep hasData" (one argument: each costs the client time to
+ * encode), type, data, and the notification if any.
  * Returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many) | {.., 3, bytes, size} (too big).
  * The notification is published after the message is stored, in the same
  * script: a subscriber told of seq N can read it at once.
  */
 const APPEND = `${PRELUDE}
 local s, m = KEYS[1], KEYS[2]
-local expired, left = trimAge(m, tonumber(ARGV[2]))
+local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[1], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
+local expired, left = trimAge(m, tonumber(cut))
 local st = redis.call('HMGET', s, 'last', 'cin', 'at')
 local last, cin, at = num(st[1]), num(st[2]), num(st[3])
 if last == 0 and left > 0 then
@@ -87,17 +89,17 @@ if last == 0 and left > 0 then
   last = head(redis.call('LINDEX', m, -1))
 end
 local depth, bytes, oldest = summary(m, cin)
-if ARGV[6] == '1' then
+if keep == '1' then
   local size = 0
-  if ARGV[8] == '1' then size = #ARGV[9] end
-  if depth + 1 > tonumber(ARGV[3]) then return {expired, depth, oldest, 2, depth} end
-  if bytes + size > tonumber(ARGV[4]) then return {expired, depth, oldest, 3, bytes, size} end
+  if hasData == '1' then size = #ARGV[3] end
+  if depth + 1 > tonumber(maxMessages) then return {expired, depth, oldest, 2, depth} end
+  if bytes + size > tonumber(maxBytes) then return {expired, depth, oldest, 3, bytes, size} end
   last = last + 1
-  at = math.max(tonumber(ARGV[1]), at)
+  at = math.max(tonumber(now), at)
   local data = '-'
-  if ARGV[8] == '1' then data = '=' .. ARGV[9] end
-  redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #ARGV[7] .. ' ' .. ARGV[7] .. data)
-  redis.call('PEXPIRE', m, ARGV[5])
+  if hasData == '1' then data = '=' .. ARGV[3] end
+  redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #ARGV[2] .. ' ' .. ARGV[2] .. data)
+  redis.call('PEXPIRE', m, ttl)
   if depth == 0 then oldest = at end
   depth = depth + 1
   redis.call('HSET', s, 'last', str(last), 'cin', str(cin + size), 'at', str(at))
@@ -105,7 +107,7 @@ else
   last = last + 1
   redis.call('HSET', s, 'last', str(last))
 end
-if ARGV[10] == '1' then redis.call('SPUBLISH', KEYS[3], str(last) .. ' ' .. ARGV[11]) end
+if KEYS[3] then redis.call('SPUBLISH', KEYS[3], str(last) .. ' ' .. ARGV[4]) end
 return {expired, depth, oldest, 1, last}
 `;
 

@@ -47,11 +47,11 @@ const NOTES_PER_CALL = 256;
 /** Users one sweep step takes from an index shard. */
 const SWEEP_PAGE = 256;
 /**
- * A user's message stream lives this long past the age limit after its last
+ * A user's message list lives this long past the age limit after its last
  * append: the backstop for a user the index lost. Longer than any sweep
  * interval, so the sweep (which logs and counts) normally gets there first.
  */
-const STREAM_TTL_MARGIN_MS = 3600_000;
+const LIST_TTL_MARGIN_MS = 3600_000;
 /** The same refusal from Redis is logged again after this, not at every call. */
 const WARN_AGAIN_MS = 10_000;
 /** A note the index did not take is tried again after this. */
@@ -148,10 +148,15 @@ export class RedisDeliveryStore implements DeliveryStore {
   }
 
   /** A user script; notes its answer in the index when it changed the user's inbox, and collects what expired on the way. */
-  async #user(script: Script, user: string, args: Array<string | number>, changes: (reply: unknown[]) => boolean): Promise<unknown[]> {
+  async #user(
+    script: Script,
+    user: string,
+    args: Array<string | number>,
+    changes: (reply: unknown[]) => boolean,
+    notify = false,
+  ): Promise<unknown[]> {
     const k = this.keys(user);
-    const keys = script === SCRIPTS.append ? [k.state, k.messages, k.channel] : script === SCRIPTS.login ? [k.state] : [k.state, k.messages];
-    const reply = (await this.#eval(script, keys, args)) as unknown[];
+    const reply = (await this.#eval(script, notify ? [k.state, k.messages, k.channel] : [k.state, k.messages], args)) as unknown[];
     const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
     if (expired > 0) this.#expiredOnTheWay.set(user, (this.#expiredOnTheWay.get(user) ?? 0) + expired);
     if (expired > 0 || changes(reply)) this.#note(user, depth, oldest);
@@ -225,24 +230,14 @@ export class RedisDeliveryStore implements DeliveryStore {
   ): Promise<{ ok: true; seq: number } | StoreFailure> {
     const limits = this.#limits();
     const now = Date.now();
+    const params = `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ${keep ? 1 : 0} ${data === undefined ? 0 : 1}`;
     try {
       const reply = await this.#user(
         SCRIPTS.append,
         user,
-        [
-          now,
-          now - limits.maxAgeSeconds * 1000,
-          limits.maxMessages,
-          limits.maxBytes,
-          limits.maxAgeSeconds * 1000 + STREAM_TTL_MARGIN_MS,
-          keep ? 1 : 0,
-          type,
-          data === undefined ? 0 : 1,
-          data ?? "",
-          notify === undefined ? 0 : 1,
-          notify ?? "",
-        ],
+        notify === undefined ? [params, type, data ?? ""] : [params, type, data ?? "", notify],
         (r) => keep && Number(r[3]) === 1,
+        notify !== undefined,
       );
       switch (Number(reply[3])) {
         case 1:
