@@ -131,19 +131,23 @@ export class RedisDeliveryStore implements DeliveryStore {
     return [`${base}:age`, `${base}:depth`, `${base}:total`];
   }
 
-  /** A raw command, sent to the node that holds `key`. */
-  #send(key: string, args: string[]): Promise<unknown> {
-    return this.#redis.run((c) => (this.#redis.cluster ? (c as RedisCluster).sendCommand(key, false, args) : (c as RedisClient).sendCommand(args)));
+  /** A raw command, sent to the node that holds `key`; `late` gets an answer that comes after the deadline. */
+  #send(key: string, args: string[], late?: (reply: unknown) => void): Promise<unknown> {
+    return this.#redis.run(
+      (c) => (this.#redis.cluster ? (c as RedisCluster).sendCommand(key, false, args) : (c as RedisClient).sendCommand(args)),
+      undefined,
+      late,
+    );
   }
 
   /** EVALSHA, or EVAL when the node has lost the script (SCRIPT FLUSH, a failover): EVAL loads it again. */
-  async #eval(script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async #eval(script: Script, keys: string[], args: Array<string | number>, late?: (reply: unknown) => void): Promise<unknown> {
     const rest = [String(keys.length), ...keys, ...args.map(String)];
     try {
-      return await this.#send(keys[0]!, ["EVALSHA", script.sha, ...rest]);
+      return await this.#send(keys[0]!, ["EVALSHA", script.sha, ...rest], late);
     } catch (err) {
       if (!(err instanceof ErrorReply && err.message.startsWith("NOSCRIPT"))) throw err;
-      return this.#send(keys[0]!, ["EVAL", script.text, ...rest]);
+      return this.#send(keys[0]!, ["EVAL", script.text, ...rest], late);
     }
   }
 
@@ -156,11 +160,15 @@ export class RedisDeliveryStore implements DeliveryStore {
     notify = false,
   ): Promise<unknown[]> {
     const k = this.keys(user);
-    const reply = (await this.#eval(script, notify ? [k.state, k.messages, k.channel] : [k.state, k.messages], args)) as unknown[];
-    const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
-    if (expired > 0) this.#expiredOnTheWay.set(user, (this.#expiredOnTheWay.get(user) ?? 0) + expired);
-    if (expired > 0 || changes(reply)) this.#note(user, depth, oldest);
-    return reply;
+    const noted = (answer: unknown) => {
+      const reply = answer as unknown[];
+      const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
+      if (expired > 0) this.#expiredOnTheWay.set(user, (this.#expiredOnTheWay.get(user) ?? 0) + expired);
+      if (expired > 0 || changes(reply)) this.#note(user, depth, oldest);
+      return reply;
+    };
+    // A change Redis carried out after the caller was told it was unavailable still reaches the index.
+    return noted(await this.#eval(script, notify ? [k.state, k.messages, k.channel] : [k.state, k.messages], args, noted));
   }
 
   #note(user: string, depth: number, oldest: number): void {

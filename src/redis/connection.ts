@@ -233,10 +233,6 @@ export class RedisConnection<C extends RedisClient | RedisCluster> {
   /** The default wait of {@link firstAttempt}. */
   static readonly INITIAL_CONNECT_WAIT_MS = INITIAL_CONNECT_WAIT_MS;
 
-  get isUp(): boolean {
-    return this.#state === "up";
-  }
-
   health(): { ok: boolean; detail: string } {
     switch (this.#state) {
       case "up":
@@ -261,8 +257,10 @@ export class RedisConnection<C extends RedisClient | RedisCluster> {
   /**
    * One command (or a few) against a connected Redis, with a deadline for the
    * answer; connection trouble and hangs become {@link RedisUnavailable}.
+   * Past the deadline the command may still be carried out: `late` gets the
+   * answer if it comes after all.
    */
-  async run<T>(fn: (client: C) => Promise<T>, timeoutMs = this.#commandTimeoutMs): Promise<T> {
+  async run<T>(fn: (client: C) => Promise<T>, timeoutMs = this.#commandTimeoutMs, late?: (value: T) => void): Promise<T> {
     if (this.#state === "closed") throw new RedisUnavailable(this.#role.unavailable(`the redis ${this.#role.name} is closed`));
     if (!this.client.isReady) throw new RedisUnavailable(this.#role.unavailable(this.#unreachable()));
     // Adding commands behind one Redis has not answered would only pile them up.
@@ -278,7 +276,10 @@ export class RedisConnection<C extends RedisClient | RedisCluster> {
         this.#markDown(`no answer within ${timeoutMs} ms`);
         // Whatever Redis finally answers to this command shows it is back.
         pending.then(
-          () => this.#answered(),
+          (value) => {
+            this.#answered();
+            late?.(value);
+          },
           (err) => err instanceof ErrorReply && this.#answered(),
         );
         throw new RedisUnavailable(this.#role.unavailable(this.#unanswered()));

@@ -368,8 +368,11 @@ describe("delivery store: redis only", () => {
       const store = await openAt(where, { maxMessages: 1000, maxBytes: 100_000, maxAgeSeconds: 3600 });
       // More users than one sweep step takes from a shard (256), and more messages than a page (100).
       const many = Array.from({ length: 5000 }, (_, i) => `sw${i}`);
-      await Promise.all(many.map((u) => store.append(u, "chat", "1", true)));
-      await Promise.all(Array.from({ length: 249 }, () => store.append("sw0", "chat", "1", true)));
+      for (let i = 0; i < many.length; i += 500) {
+        const results = await Promise.all(many.slice(i, i + 500).map((u) => store.append(u, "chat", "1", true)));
+        expect(results.every((r) => r.ok)).toBe(true);
+      }
+      expect((await Promise.all(Array.from({ length: 249 }, () => store.append("sw0", "chat", "1", true)))).every((r) => r.ok)).toBe(true);
       expect(await store.depth()).toBe(5249);
       const expired = await store.expire(Date.now() + 1);
       expect(expired.length).toBe(5000);
@@ -505,6 +508,34 @@ describe("delivery store: redis outages", () => {
       await back?.stop();
     }
   }, 30000);
+
+  test("a hung redis (SIGSTOP): calls answer store_unavailable after the deadline; what it carries out later still reaches the index", async () => {
+    const own = await startRedis();
+    const { log, records } = recordingLogger();
+    const store = await openRedisDeliveryStore({ host: "127.0.0.1", port: own.port, prefix: "h:", log, commandTimeoutMs: 500 }, () => LIMITS);
+    try {
+      expect(await store.append("hung", "chat", "1", true)).toEqual({ ok: true, seq: 1 });
+      process.kill(own.pid, "SIGSTOP");
+      let late;
+      try {
+        late = await settles("append", store.append("hung", "chat", "2", true));
+        expect(late).toEqual({ ok: false, code: "store_unavailable", message: `delivery store unavailable: redis at 127.0.0.1:${own.port} did not answer within 500 ms` });
+        expect(store.health()).toEqual({ ok: false, detail: `redis at 127.0.0.1:${own.port} did not answer within 500 ms` });
+        // Others fail at once rather than pile up behind it.
+        expect(await settles("append", store.append("hung", "chat", "3", true), 400)).toMatchObject({ ok: false, code: "store_unavailable" });
+      } finally {
+        process.kill(own.pid, "SIGCONT");
+      }
+      await until("the store notices redis answers again", () => (store.health().ok ? true : undefined), 5000);
+      // The append reported unavailable was carried out when Redis woke: stored, and counted.
+      expect((await store.read("hung", 0, 10)).map((m) => m.seq)).toEqual([1, 2]);
+      expect(await store.depth()).toBe(2);
+      expect(records.filter((r) => r.msg === "delivery store reconnected to redis")).toHaveLength(1);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  }, 20000);
 
   test("redis not there at start: the store opens, answers store_unavailable, and works once redis is up", async () => {
     const port = await freePort();
