@@ -340,7 +340,7 @@ describe("delivery store: redis only", () => {
       expect(await store.depth()).toBe(2);
     });
 
-    test(`${where}: past the age limit, a read or an append removes a user's old messages; the next expire() reports them, depth drops; the stream key expires past the limit`, async () => {
+    test(`${where}: past the age limit, a read or an append removes a user's old messages; the next expire() reports them, depth drops; the message list expires past the limit`, async () => {
       const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 1 });
       await store.append("lazy1", "chat", '"a"', true);
       await store.append("lazy1", "chat", '"b"', true);
