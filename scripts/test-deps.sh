@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages: a real redis-server
-# (the Redis account store is tested against one), openssl (which makes the
+# (the Redis account and delivery stores are tested against one, and against
+# a three-master Redis Cluster joined with redis-cli), openssl (which makes the
 # certificates of its TLS test) and Debian's chromium with a font (the status
 # page is tested in a real headless browser; playwright-core drives it, and
 # its own browser downloads are not used). Runs before `npm test`.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# redis-cli joins the test Redis Cluster (redis-server depends on it on Debian; other builds may lack it).
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # Without any font, headless Chromium draws every letter as a box in screenshots.

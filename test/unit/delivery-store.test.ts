@@ -4,13 +4,19 @@
  * seqs, the inbox and its limits, acknowledgements, logins, expiry.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient, createCluster } from "redis";
+import { INDEX_SHARDS, openRedisDeliveryStore, type RedisDeliveryStoreOptions } from "../../src/delivery/redis.ts";
 import { openSqliteDeliveryStore } from "../../src/delivery/sqlite.ts";
-import type { DeliveryStore, InboxLimits } from "../../src/delivery/store.ts";
+import type { DeliveryStore, InboxLimits, StoredMessage } from "../../src/delivery/store.ts";
+import { createLogger, type Logger } from "../../src/log/logger.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
+import { startRedisCluster, type RunningRedisCluster } from "../_harness/redis-cluster.ts";
+import { freePort, startRedis, type RunningRedis } from "../_harness/redis.ts";
 
 let runtime: Runtime;
 const dirs: string[] = [];
@@ -18,6 +24,24 @@ beforeAll(async () => {
   runtime = await loadRuntime();
 });
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+// One redis-server and one three-master Redis Cluster for the file, started when first needed;
+// every store gets a key prefix of its own, so tests do not see each other's users.
+let sharedRedis: Promise<RunningRedis> | undefined;
+let sharedCluster: Promise<RunningRedisCluster> | undefined;
+const redisServer = () => (sharedRedis ??= startRedis());
+const redisCluster = () => (sharedCluster ??= startRedisCluster());
+afterAll(async () => {
+  await Promise.all([sharedRedis?.then((r) => r.stop()), sharedCluster?.then((c) => c.stop())]);
+});
+let prefixes = 0;
+const newPrefix = () => `t${++prefixes}:`;
+
+/** Where a test's Redis store connects: the shared redis-server or the shared cluster. */
+async function redisAt(where: "redis" | "cluster"): Promise<Omit<RedisDeliveryStoreOptions, "prefix">> {
+  if (where === "redis") return { host: "127.0.0.1", port: (await redisServer()).port };
+  return { host: "127.0.0.1", port: (await redisCluster()).ports[0]!, cluster: true };
+}
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "bester-delivery-"));
@@ -171,6 +195,15 @@ storeContract("sqlite", () => {
   };
 });
 
+for (const where of ["redis", "cluster"] as const) {
+  storeContract(where === "redis" ? "redis" : "redis cluster", () => {
+    // A restart of the gateway: a new store object on the same Redis and prefix.
+    const prefix = newPrefix();
+    const open = async (limits = LIMITS) => openRedisDeliveryStore({ ...(await redisAt(where)), prefix }, () => limits);
+    return { open, reopen: open };
+  });
+}
+
 describe("delivery store: sqlite only", () => {
   test("a second gateway cannot open the same file: refused, naming it", async () => {
     const path = join(tempDir(), "delivery.db");
@@ -181,4 +214,397 @@ describe("delivery store: sqlite only", () => {
       await first.close();
     }
   });
+});
+
+/** A logger whose JSON records are kept for assertions. */
+function recordingLogger(): { log: Logger; records: any[] } {
+  const records: any[] = [];
+  return { log: createLogger("debug", "json", (line) => records.push(JSON.parse(line))), records };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 10000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `p`, or a failure naming `what` if it has not settled within `ms` (a call that hangs). */
+function settles<T>(what: string, p: Promise<T>, ms = 3000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)));
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
+
+/** Reads (read events on client sockets) and commands the Redis at `cli` has processed so far. */
+function serverStats(cli: (...args: string[]) => string): { reads: number } {
+  const info = cli("INFO", "stats");
+  return { reads: Number(/total_reads_processed:(\d+)/.exec(info)![1]) };
+}
+
+describe("delivery store: redis only", () => {
+  const stores: DeliveryStore[] = [];
+  afterAll(() => Promise.all(stores.map((s) => s.close())));
+  const openAt = async (where: "redis" | "cluster", limits: InboxLimits = LIMITS, extra: Partial<RedisDeliveryStoreOptions> = {}) => {
+    const store = await openRedisDeliveryStore({ ...(await redisAt(where)), prefix: newPrefix(), ...extra }, () => limits);
+    stores.push(store);
+    return store;
+  };
+
+  test("a user's keys share one hash slot (CLUSTER KEYSLOT): a hash, and a List of the kept messages in seq order", async () => {
+    const cluster = await redisCluster();
+    const store = await openAt("cluster");
+    for (const user of ["alice", "bob", "we}ird{name", "ünï"]) {
+      await store.append(user, "chat", '"x"', true);
+      await store.append(user, "chat", '"y"', false);
+      await store.append(user, "chat", '"z"', true);
+      const k = store.keys(user);
+      const slots = [k.state, k.messages, k.channel].map((key) => cluster.cli("CLUSTER", "KEYSLOT", key));
+      expect(new Set(slots).size).toBe(1);
+      expect(cluster.cli("TYPE", k.state)).toBe("hash");
+      expect(cluster.cli("TYPE", k.messages)).toBe("list");
+      // <seq> <storedAt> <bytes kept before it> <type bytes> <type>=<data>
+      expect(cluster.cli("LRANGE", k.messages, "0", "-1").split("\n").map((l) => l.replace(/^(\d+) \d+ /, "$1 T "))).toEqual([
+        '1 T 0 4 chat="x"',
+        '3 T 3 4 chat="z"',
+      ]);
+    }
+    // Different users land in different slots: the cluster spreads them.
+    const slotsOf = ["alice", "bob", "carol", "dave"].map((u) => cluster.cli("CLUSTER", "KEYSLOT", store.keys(u).state));
+    expect(new Set(slotsOf).size).toBeGreaterThan(1);
+  });
+
+  for (const where of ["redis", "cluster"] as const) {
+    test(`${where}: append publishes "<seq> <notify>" on the user's sharded channel from the script that stored it, never for a refused message`, async () => {
+      const store = await openAt(where);
+      const at = await redisAt(where);
+      const sub =
+        where === "redis"
+          ? createClient({ socket: { host: at.host, port: at.port } })
+          : createCluster({ rootNodes: [{ socket: { host: at.host, port: at.port } }] });
+      sub.on("error", () => {});
+      await sub.connect();
+      try {
+        const got: string[] = [];
+        const readsInListener: Array<Promise<StoredMessage[]>> = [];
+        await sub.sSubscribe(store.keys("n1").channel, (message: string) => {
+          got.push(message);
+          // Told of seq N, a reader finds message N stored (when it was kept).
+          const seq = Number(message.split(" ")[0]);
+          readsInListener.push(store.read("n1", seq - 1, 1));
+        });
+        expect(await store.append("n1", "chat", '"hi"', true, "p1")).toEqual({ ok: true, seq: 1 });
+        expect(await store.append("n1", "chat", '"gone"', false, "p2")).toEqual({ ok: true, seq: 2 });
+        expect(await store.append("n1", "chat", '"quiet"', true)).toEqual({ ok: true, seq: 3 });
+        for (let i = 4; i <= 6; i++) expect((await store.append("n1", "chat", '"f"', true)).ok).toBe(true);
+        expect(await store.append("n1", "chat", '"refused"', true, "p-full")).toMatchObject({ ok: false, code: "inbox_full" });
+        expect(await store.append("n1", "chat", '"end"', false, "p-end")).toEqual({ ok: true, seq: 7 });
+        // One connection delivers in order: once p-end is in, anything published before it is too.
+        await until("the last notification arrives", () => (got.includes("7 p-end") ? true : undefined), 3000);
+        expect(got).toEqual(["1 p1", "2 p2", "7 p-end"]);
+        const [first, second] = await Promise.all(readsInListener);
+        expect(first!.map((m) => [m.seq, m.data])).toEqual([[1, '"hi"']]);
+        // seq 2 was not kept: not there (seq 3 may be, by the time the listener reads).
+        expect(second!.filter((m) => m.seq <= 2)).toEqual([]);
+      } finally {
+        await sub.close();
+      }
+    });
+
+    test(`${where}: calls made in one turn share round trips (the server sees a few reads, not one per call)`, async () => {
+      const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
+      const clis = where === "redis" ? [(await redisServer()).cli] : (await redisCluster()).nodes.map((n) => n.cli);
+      const reads = () => clis.reduce((sum, cli) => sum + serverStats(cli).reads, 0);
+      await store.append("warm-up", "t", "1", true);
+      const calls = 200;
+      let before = reads();
+      const results = await Promise.all(Array.from({ length: calls }, (_, i) => store.append(`rt${i}`, "t", '"x"', true)));
+      expect(results.every((r) => r.ok)).toBe(true);
+      await store.depth(); // the index notes of those appends go out too
+      const batched = reads() - before;
+      // The same calls one after another: one read each at least (the check can tell the two apart).
+      before = reads();
+      for (let i = 0; i < calls; i++) await store.append(`rs${i}`, "t", '"x"', true);
+      const sequential = reads() - before;
+      expect(sequential).toBeGreaterThanOrEqual(calls);
+      // Each INFO costs a read per node, and a large write may take a few reads: far from one per call.
+      expect(batched).toBeLessThan(calls / 10);
+    });
+
+    test(`${where}: a node that lost its scripts (SCRIPT FLUSH) loads them again on the call that finds them gone`, async () => {
+      const store = await openAt(where);
+      expect(await store.append("sf", "chat", "1", true)).toEqual({ ok: true, seq: 1 });
+      const clis = where === "redis" ? [(await redisServer()).cli] : (await redisCluster()).nodes.map((n) => n.cli);
+      for (const cli of clis) expect(cli("SCRIPT", "FLUSH")).toBe("OK");
+      expect(await store.append("sf", "chat", "2", true)).toEqual({ ok: true, seq: 2 });
+      expect((await store.read("sf", 0, 10)).map((m) => m.seq)).toEqual([1, 2]);
+      expect(await store.depth()).toBe(2);
+    });
+
+    test(`${where}: past the age limit, a read or an append removes a user's old messages; the next expire() reports them, depth drops; the message list expires past the limit`, async () => {
+      const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 1 });
+      await store.append("lazy1", "chat", '"a"', true);
+      await store.append("lazy1", "chat", '"b"', true);
+      await store.append("lazy2", "chat", '"c"', true);
+      const pttl = Number((where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli)("PTTL", store.keys("lazy1").messages));
+      expect(pttl).toBeGreaterThan(1000);
+      expect(pttl).toBeLessThanOrEqual(1000 + 3600_000);
+      expect(await store.depth()).toBe(3);
+      // A read past the limit finds nothing: the read removed them.
+      await until("lazy1's messages are past the limit", async () => ((await store.read("lazy1", 0, 10)).length === 0 ? true : undefined));
+      expect(await store.inbox("lazy1")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 2 });
+      // An append makes room by removing the old message first.
+      expect(await store.append("lazy2", "chat", '"d"', true)).toEqual({ ok: true, seq: 2 });
+      expect((await store.read("lazy2", 0, 10)).map((m) => m.data)).toEqual(['"d"']);
+      // Nothing is older than 0: what is reported is what the read and the append removed.
+      expect((await store.expire(0)).sort((a, b) => a.user.localeCompare(b.user))).toEqual([
+        { user: "lazy1", count: 2 },
+        { user: "lazy2", count: 1 },
+      ]);
+      expect(await store.expire(0)).toEqual([]);
+      expect(await store.depth()).toBe(1);
+    });
+
+    test(`${where}: a sweep goes through every user and every message, page after page`, async () => {
+      const store = await openAt(where, { maxMessages: 1000, maxBytes: 100_000, maxAgeSeconds: 3600 });
+      // More users than one sweep step takes from a shard (256), and more messages than a page (100).
+      const many = Array.from({ length: 5000 }, (_, i) => `sw${i}`);
+      for (let i = 0; i < many.length; i += 500) {
+        const results = await Promise.all(many.slice(i, i + 500).map((u) => store.append(u, "chat", "1", true)));
+        expect(results.every((r) => r.ok)).toBe(true);
+      }
+      expect((await Promise.all(Array.from({ length: 249 }, () => store.append("sw0", "chat", "1", true)))).every((r) => r.ok)).toBe(true);
+      expect(await store.depth()).toBe(5249);
+      const expired = await store.expire(Date.now() + 1);
+      expect(expired.length).toBe(5000);
+      expect(expired.find((e) => e.user === "sw0")).toEqual({ user: "sw0", count: 250 });
+      expect(expired.every((e) => e.user === "sw0" || e.count === 1)).toBe(true);
+      expect(await store.depth()).toBe(0);
+      expect(await store.inbox("sw0")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 250 });
+    });
+
+    test(`${where}: a user's state lost while the messages stay (an eviction): seqs still grow, and the next acknowledging login says reset`, async () => {
+      const store = await openAt(where);
+      const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
+      await store.append("ev", "chat", "1", true);
+      await store.append("ev", "chat", "2", true);
+      await store.login("ev", true);
+      cli("DEL", store.keys("ev").state);
+      expect(await store.append("ev", "chat", "3", true)).toEqual({ ok: true, seq: 3 });
+      expect((await store.read("ev", 0, 10)).map((m) => m.seq)).toEqual([1, 2, 3]);
+      expect(await store.login("ev", true)).toEqual({ acked: 0, reset: true });
+    });
+
+    test(`${where}: types and data of any text come back as they were stored`, async () => {
+      const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
+      const cases: Array<[string, string | undefined]> = [
+        ["chat", '"plain"'],
+        ["ünï 型 = - 12 34 ", '{"é":"line\\nbreak","n":[1,2]}'],
+        ["", "0"],
+        ["t", undefined],
+        ["=", '""'],
+        ["-", "-1"],
+      ];
+      for (const [type, data] of cases) expect((await store.append("any", type, data, true)).ok).toBe(true);
+      expect((await store.read("any", 0, 10)).map((m) => [m.type, m.data])).toEqual(cases);
+      // Bytes are the data's UTF-8 bytes.
+      const bytes = cases.reduce((sum, [, d]) => sum + (d === undefined ? 0 : Buffer.byteLength(d)), 0);
+      expect(await store.inbox("any")).toMatchObject({ depth: cases.length, bytes });
+    });
+
+    test(`${where}: a list left empty by acks is gone; its seqs go on`, async () => {
+      const store = await openAt(where);
+      const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
+      await store.append("em", "chat", "1", true);
+      await store.append("em", "chat", "2", true);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("1");
+      await store.ack("em", 1);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("1");
+      await store.drop("em", 2);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("0");
+      expect(await store.append("em", "chat", "3", true)).toEqual({ ok: true, seq: 3 });
+      await store.ack("em", 3);
+      expect(cli("EXISTS", store.keys("em").messages)).toBe("0");
+      expect(await store.inbox("em")).toMatchObject({ depth: 0, bytes: 0, lastSeq: 3, acked: 3 });
+    });
+
+    test(`${where}: a user the index lost (a crash between the script and its note) is still trimmed lazily, and noted again by the next append`, async () => {
+      const store = await openAt(where, { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 });
+      const cli = where === "redis" ? (await redisServer()).cli : (await redisCluster()).cli;
+      await store.append("lost", "chat", '"a"', true);
+      expect(await store.depth()).toBe(1);
+      // The index of every shard, gone.
+      for (let k = 0; k < INDEX_SHARDS; k++) for (const part of ["age", "depth", "total"]) cli("DEL", `${store.prefix}{ix:${k}}:${part}`);
+      expect(await store.depth()).toBe(0);
+      expect(await store.expire(Date.now() + 1)).toEqual([]); // the sweep cannot see it
+      expect(await store.append("lost", "chat", '"b"', true)).toEqual({ ok: true, seq: 2 });
+      expect(await store.depth()).toBe(2);
+      expect(await store.expire(Date.now() + 1)).toEqual([{ user: "lost", count: 2 }]);
+      expect(await store.depth()).toBe(0);
+    });
+  }
+});
+
+describe("delivery store: redis outages", () => {
+  test("redis going away: every call answers store_unavailable at once, health turns false, one log line; back by itself, nothing lost (appendonly)", async () => {
+    const dir = tempDir();
+    const persisted = ["--appendonly", "yes", "--dir", dir];
+    const own = await startRedis(undefined, 10000, persisted);
+    const { log, records } = recordingLogger();
+    const store = await openRedisDeliveryStore({ host: "127.0.0.1", port: own.port, prefix: "o:", log }, () => LIMITS);
+    let back: RunningRedis | undefined;
+    try {
+      expect(await store.append("olga", "chat", '"before"', true)).toEqual({ ok: true, seq: 1 });
+      expect(await store.login("olga", true)).toEqual({ acked: 0, reset: true });
+      expect(store.health()).toEqual({ ok: true, detail: `redis at 127.0.0.1:${own.port}` });
+      expect(records.filter((r) => r.msg === "delivery store connected to redis")).toHaveLength(1);
+
+      await own.stop();
+      await until("health turns false", () => (store.health().ok ? undefined : true), 5000);
+      const unreachable = new RegExp(`^delivery store unavailable: redis at 127\\.0\\.0\\.1:${own.port} is not reachable \\(.+\\)$`);
+      const failed = await settles("append", store.append("olga", "chat", '"during"', true));
+      expect(failed).toMatchObject({ ok: false, code: "store_unavailable" });
+      expect((failed as { message: string }).message).toMatch(unreachable);
+      expect(await settles("ack", store.ack("olga", 1))).toMatchObject({ ok: false, code: "store_unavailable" });
+      const rejected = (p: Promise<unknown>) => p.then(() => "resolved", (err: { code?: string; message: string }) => [err.code, err.message]);
+      for (const [what, call] of [
+        ["read", () => store.read("olga", 0, 10)],
+        ["drop", () => store.drop("olga", 1)],
+        ["login", () => store.login("olga", true)],
+        ["knows", () => store.knows("olga")],
+        ["inbox", () => store.inbox("olga")],
+        ["clear", () => store.clear("olga")],
+        ["expire", () => store.expire(Date.now())],
+        ["depth", () => store.depth()],
+      ] as const) {
+        const outcome = await settles(what, rejected(call()));
+        expect(outcome).toEqual(["store_unavailable", expect.stringMatching(unreachable)]);
+      }
+      expect(store.health()).toMatchObject({ ok: false, detail: expect.stringMatching(/^redis at 127\.0\.0\.1:\d+ is not reachable/) });
+      expect(records.filter((r) => r.level === "warn")).toEqual([expect.objectContaining({ msg: "delivery store lost redis", redis: `127.0.0.1:${own.port}` })]);
+
+      back = await startRedis(own.port, 10000, persisted);
+      await until("the store reconnects", () => (store.health().ok ? true : undefined));
+      const restarted = back;
+      // Everything reported good before the outage is there; what was refused during it is not.
+      expect((await store.read("olga", 0, 10)).map((m) => [m.seq, m.data])).toEqual([[1, '"before"']]);
+      expect(await store.append("olga", "chat", '"after"', true)).toEqual({ ok: true, seq: 2 });
+      expect(await store.login("olga", true)).toEqual({ acked: 0, reset: false });
+      expect(await store.depth()).toBe(2);
+      expect(records.filter((r) => r.msg === "delivery store reconnected to redis")).toHaveLength(1);
+      expect(records.filter((r) => r.level === "warn")).toHaveLength(1);
+      // The scripts were loaded on reconnecting, before the first call: no call needed EVAL to load one.
+      const stats = restarted.cli("INFO", "commandstats");
+      expect(stats).toMatch(/cmdstat_evalsha:calls=\d+,.*failed_calls=0/);
+      expect(stats).not.toContain("cmdstat_eval:");
+
+      // A Redis that comes back empty (no persistence): the stream starts again, and says so to an acknowledging login.
+      await back.stop();
+      back = await startRedis(own.port);
+      await until("the store reconnects to the empty redis", () => (store.health().ok ? true : undefined));
+      expect(await store.login("olga", true)).toEqual({ acked: 0, reset: true });
+      expect(await store.append("olga", "chat", '"new"', true)).toEqual({ ok: true, seq: 1 });
+    } finally {
+      await store.close();
+      await back?.stop();
+    }
+  }, 30000);
+
+  test("a hung redis (SIGSTOP): calls answer store_unavailable after the deadline; what it carries out later still reaches the index", async () => {
+    const own = await startRedis();
+    const { log, records } = recordingLogger();
+    const store = await openRedisDeliveryStore({ host: "127.0.0.1", port: own.port, prefix: "h:", log, commandTimeoutMs: 500 }, () => LIMITS);
+    try {
+      expect(await store.append("hung", "chat", "1", true)).toEqual({ ok: true, seq: 1 });
+      process.kill(own.pid, "SIGSTOP");
+      let late;
+      try {
+        late = await settles("append", store.append("hung", "chat", "2", true));
+        expect(late).toEqual({ ok: false, code: "store_unavailable", message: `delivery store unavailable: redis at 127.0.0.1:${own.port} did not answer within 500 ms` });
+        expect(store.health()).toEqual({ ok: false, detail: `redis at 127.0.0.1:${own.port} did not answer within 500 ms` });
+        // Others fail at once rather than pile up behind it.
+        expect(await settles("append", store.append("hung", "chat", "3", true), 400)).toMatchObject({ ok: false, code: "store_unavailable" });
+      } finally {
+        process.kill(own.pid, "SIGCONT");
+      }
+      await until("the store notices redis answers again", () => (store.health().ok ? true : undefined), 5000);
+      // The append reported unavailable was carried out when Redis woke: stored, and counted.
+      expect((await store.read("hung", 0, 10)).map((m) => m.seq)).toEqual([1, 2]);
+      expect(await store.depth()).toBe(2);
+      expect(records.filter((r) => r.msg === "delivery store reconnected to redis")).toHaveLength(1);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  }, 20000);
+
+  test("redis not there at start: the store opens, answers store_unavailable, and works once redis is up", async () => {
+    const port = await freePort();
+    const { log, records } = recordingLogger();
+    const store = await openRedisDeliveryStore({ host: "127.0.0.1", port, prefix: "late:", log }, () => LIMITS);
+    let late: RunningRedis | undefined;
+    try {
+      expect(store.health().ok).toBe(false);
+      expect(await settles("append", store.append("lena", "chat", "1", true))).toMatchObject({ ok: false, code: "store_unavailable" });
+      expect(records.filter((r) => r.msg === "delivery store cannot reach redis")).toHaveLength(1);
+      late = await startRedis(port);
+      await until("the store connects", () => (store.health().ok ? true : undefined));
+      expect(await store.append("lena", "chat", "1", true)).toEqual({ ok: true, seq: 1 });
+    } finally {
+      await store.close();
+      await late?.stop();
+    }
+  }, 30000);
+
+  test("cluster: a master going away fails calls at once and health names the node; back by itself when it rejoins", async () => {
+    const cluster = await startRedisCluster();
+    const { log, records } = recordingLogger();
+    const store = await openRedisDeliveryStore({ host: "127.0.0.1", port: cluster.ports[0]!, prefix: "c:", cluster: true, log }, () => LIMITS);
+    try {
+      expect(store.health()).toEqual({ ok: true, detail: `redis cluster at 127.0.0.1:${cluster.ports[0]}` });
+      const users = Array.from({ length: 12 }, (_, i) => `cu${i}`);
+      for (const u of users) expect(await store.append(u, "chat", '"kept"', true)).toEqual({ ok: true, seq: 1 });
+      // Which master holds each user's slot.
+      const owner = new Map<string, number>();
+      const ranges = cluster
+        .cli("CLUSTER", "NODES")
+        .split("\n")
+        .map((line) => {
+          const f = line.split(" ");
+          const port = Number(/:(\d+)@/.exec(f[1]!)![1]);
+          return { node: cluster.ports.indexOf(port), slots: f.slice(8).map((r) => r.split("-").map(Number)) };
+        });
+      for (const u of users) {
+        const slot = Number(cluster.cli("CLUSTER", "KEYSLOT", store.keys(u).state));
+        owner.set(u, ranges.find((r) => r.slots.some(([a, b = a]) => slot >= a! && slot <= b!))!.node);
+      }
+      const gone = owner.get("cu0")!;
+      const lost = users.filter((u) => owner.get(u) === gone);
+      const kept = users.filter((u) => owner.get(u) !== gone);
+      expect(kept.length).toBeGreaterThan(0);
+
+      await cluster.stopNode(gone);
+      await until("health turns false", () => (store.health().ok ? undefined : true), 5000);
+      expect(store.health().detail).toContain(`node 127.0.0.1:${cluster.ports[gone]}`);
+      const failed = await settles("append to a user on the stopped node", store.append(lost[0]!, "chat", '"x"', true));
+      expect(failed).toMatchObject({ ok: false, code: "store_unavailable" });
+      expect((failed as { message: string }).message).toStartWith(`delivery store unavailable: redis cluster at 127.0.0.1:${cluster.ports[0]}`);
+      expect(records.filter((r) => r.level === "warn")).toHaveLength(1);
+
+      await cluster.restartNode(gone);
+      await cluster.waitOk();
+      await until("the store sees every node again", () => (store.health().ok ? true : undefined), 15000);
+      for (const u of kept) expect((await store.read(u, 0, 10)).map((m) => m.data)).toEqual(['"kept"']);
+      // The restarted node kept nothing (no persistence): its users start again, and are told so.
+      for (const u of lost) expect(await store.login(u, true)).toEqual({ acked: 0, reset: true });
+      for (const u of users) expect((await store.append(u, "chat", '"again"', true)).ok).toBe(true);
+      expect(records.filter((r) => r.msg === "delivery store reconnected to redis")).toHaveLength(1);
+    } finally {
+      await store.close();
+      await cluster.stop();
+    }
+  }, 60000);
 });

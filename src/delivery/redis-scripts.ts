@@ -1,0 +1,246 @@
+/**
+ * The Lua scripts of the Redis delivery store. Every change to a user's
+ * messages is one script over that user's keys only (`{u:NAME}` tags put
+ * them in one hash slot), so it is atomic on one Redis and allowed on Redis
+ * Cluster; the index shards have a script of their own.
+ *
+ * A user's keys:
+ * - `<prefix>{u:NAME}:s`, a hash: `last` (the last seq given), `acked`,
+ *   `ann` (1 once announced to an acknowledging session), `cin` (bytes of
+ *   data ever kept), `at` (the newest storedAt, so storedAt never goes back).
+ * - `<prefix>{u:NAME}:m`, a List: one element per kept message, oldest
+ *   first, `<seq> <storedAt> <cin before it> <type bytes> <type><flag><data>`
+ *   (flag `=` then the data, or `-` for none). Seqs and storedAt only grow
+ *   along the list, and what is removed is always its head (acks and drops
+ *   are cumulative), so a message is found by a binary search on LINDEX,
+ *   depth is LLEN and bytes are `cin` minus the head's `cin before`: no
+ *   per-user counter that could drift from what is stored. Redis deletes a
+ *   list left empty; seqs go on from `last`.
+ * - `<prefix>{u:NAME}:n`, the sharded pub/sub channel an append may publish on.
+ *
+ * Why a List and not a Stream or a sorted set: docs/DELIVERY-STORE.md.
+ *
+ * Numbers cross into Lua as decimal strings and are written back with
+ * `%.0f`: Lua 5.1's own tostring switches to exponent form past 14 digits.
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** Helpers every user script starts with. */
+const PRELUDE = `
+local function num(x) return tonumber(x) or 0 end
+local function str(x) return string.format('%.0f', x) end
+-- seq, storedAt and cin-before of a stored message
+local function head(r)
+  local seq, at, c = string.match(r, '^(%d+) (%d+) (%d+) ')
+  return tonumber(seq), tonumber(at), tonumber(c)
+end
+-- how many messages at the head of the list (n long) fail over(seq, storedAt); once it holds, it holds for the rest
+local function countBefore(m, n, over)
+  if n == 0 or over(head(redis.call('LINDEX', m, 0))) then return 0 end
+  local lo, hi = 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if over(head(redis.call('LINDEX', m, mid))) then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+-- removes the first k of the list
+local function drop(m, k)
+  if k > 0 then redis.call('LTRIM', m, k, -1) end
+  return k
+end
+-- removes the messages stored before cut; returns how many, and how many are left
+local function trimAge(m, cut)
+  local n = redis.call('LLEN', m)
+  local k = drop(m, countBefore(m, n, function(_, at) return at >= cut end))
+  return k, n - k
+end
+-- removes the messages up to seq; returns how many
+local function trimTo(m, seq)
+  local n = redis.call('LLEN', m)
+  return drop(m, countBefore(m, n, function(s) return s > seq end))
+end
+-- depth, bytes and oldest storedAt of the list (0, 0, 0 when empty)
+local function summary(m, cin)
+  local n = redis.call('LLEN', m)
+  if n == 0 then return 0, 0, 0 end
+  local _, at, c = head(redis.call('LINDEX', m, 0))
+  return n, cin - c, at
+end
+`;
+
+/**
+ * KEYS: s, m, and n when there is a notification. ARGV: "now cut maxMessages
+ * maxBytes ttlMs keep hasData" (one argument: each costs the client time to
+ * encode), type, data, and the notification if any.
+ * Returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many) | {.., 3, bytes, size} (too big).
+ * The notification is published after the message is stored, in the same
+ * script: a subscriber told of seq N can read it at once.
+ */
+const APPEND = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[1], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
+local expired, left = trimAge(m, tonumber(cut))
+local st = redis.call('HMGET', s, 'last', 'cin', 'at')
+local last, cin, at = num(st[1]), num(st[2]), num(st[3])
+if last == 0 and left > 0 then
+  -- the hash is new but the messages are not (the hash was lost): seqs must still grow
+  last = head(redis.call('LINDEX', m, -1))
+end
+local depth, bytes, oldest = summary(m, cin)
+if keep == '1' then
+  local size = 0
+  if hasData == '1' then size = #ARGV[3] end
+  if depth + 1 > tonumber(maxMessages) then return {expired, depth, oldest, 2, depth} end
+  if bytes + size > tonumber(maxBytes) then return {expired, depth, oldest, 3, bytes, size} end
+  last = last + 1
+  at = math.max(tonumber(now), at)
+  local data = '-'
+  if hasData == '1' then data = '=' .. ARGV[3] end
+  redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #ARGV[2] .. ' ' .. ARGV[2] .. data)
+  redis.call('PEXPIRE', m, ttl)
+  if depth == 0 then oldest = at end
+  depth = depth + 1
+  redis.call('HSET', s, 'last', str(last), 'cin', str(cin + size), 'at', str(at))
+else
+  last = last + 1
+  redis.call('HSET', s, 'last', str(last))
+end
+if KEYS[3] then redis.call('SPUBLISH', KEYS[3], str(last) .. ' ' .. ARGV[4]) end
+return {expired, depth, oldest, 1, last}
+`;
+
+/**
+ * KEYS: s, m. ARGV: after, limit, cut.
+ * Returns {expired, depth, oldest, {{seq, storedAt, type, data or nil}, ...}}.
+ */
+const READ = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local expired, n = trimAge(m, tonumber(ARGV[3]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+local after = tonumber(ARGV[1])
+local from = countBefore(m, n, function(seq) return seq > after end)
+local out = {}
+if from < n then
+  for _, r in ipairs(redis.call('LRANGE', m, from, from + tonumber(ARGV[2]) - 1)) do
+    local seq, at, _, tlen, pos = string.match(r, '^(%d+) (%d+) (%d+) (%d+) ()')
+    local tend = pos + tonumber(tlen)
+    local data = false
+    if string.sub(r, tend, tend) == '=' then data = string.sub(r, tend + 1) end
+    out[#out + 1] = {tonumber(seq), tonumber(at), string.sub(r, pos, tend - 1), data}
+  end
+end
+return {expired, depth, oldest, out}
+`;
+
+/** KEYS: s, m. ARGV: seq. Returns {0, depth, oldest, 1, removed} | {0, depth, oldest, 0, last} (bad_ack). */
+const ACK = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
+local seq = tonumber(ARGV[1])
+if st[1] == false then return {0, 0, 0, 0, 0} end
+local last, acked, cin = num(st[1]), num(st[2]), num(st[3])
+local removed = 0
+if seq > last then
+  local depth, _, oldest = summary(m, cin)
+  return {0, depth, oldest, 0, last}
+end
+if seq > acked then
+  redis.call('HSET', s, 'acked', str(seq))
+  removed = trimTo(m, seq)
+end
+local depth, _, oldest = summary(m, cin)
+return {0, depth, oldest, 1, removed}
+`;
+
+/** KEYS: s, m. ARGV: seq. Returns {0, depth, oldest, removed}. */
+const DROP = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local removed = trimTo(m, tonumber(ARGV[1]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+return {0, depth, oldest, removed}
+`;
+
+/** KEYS: s. ARGV: ack. Returns {acked, reset}. */
+const LOGIN = `
+local s = KEYS[1]
+redis.call('HSETNX', s, 'last', '0')
+local st = redis.call('HMGET', s, 'acked', 'ann')
+local reset = 0
+if ARGV[1] == '1' and st[2] ~= '1' then
+  redis.call('HSET', s, 'ann', '1')
+  reset = 1
+end
+return {tonumber(st[1]) or 0, reset}
+`;
+
+/** KEYS: s, m. Returns nil for a user never seen, else {last, acked, depth, bytes, oldest}. */
+const INBOX = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local st = redis.call('HMGET', s, 'last', 'acked', 'cin')
+if st[1] == false then return false end
+local depth, bytes, oldest = summary(m, num(st[3]))
+return {num(st[1]), num(st[2]), depth, bytes, oldest}
+`;
+
+/** KEYS: s, m. Returns {0, 0, 0, removed}. */
+const CLEAR = `
+local n = redis.call('LLEN', KEYS[2])
+if n > 0 then redis.call('DEL', KEYS[2]) end
+return {0, 0, 0, n}
+`;
+
+/** KEYS: s, m. ARGV: cut. Returns {expired, depth, oldest}. */
+const EXPIRE = `${PRELUDE}
+local s, m = KEYS[1], KEYS[2]
+local expired = trimAge(m, tonumber(ARGV[1]))
+local depth, _, oldest = summary(m, num(redis.call('HGET', s, 'cin')))
+return {expired, depth, oldest}
+`;
+
+/**
+ * One index shard. KEYS: age (zset user -> oldest storedAt), depth (hash
+ * user -> messages), total (the shard's sum of depth). ARGV: triples of
+ * user, depth, oldest: what a user script just answered, so the values are
+ * set, never added up, and a note that was lost is made good by the next.
+ */
+const NOTE = `
+local delta = 0
+for i = 1, #ARGV, 3 do
+  local u, d = ARGV[i], tonumber(ARGV[i + 1])
+  local old = tonumber(redis.call('HGET', KEYS[2], u)) or 0
+  if d > 0 then
+    redis.call('HSET', KEYS[2], u, ARGV[i + 1])
+    redis.call('ZADD', KEYS[1], ARGV[i + 2], u)
+  else
+    redis.call('HDEL', KEYS[2], u)
+    redis.call('ZREM', KEYS[1], u)
+  end
+  delta = delta + d - old
+end
+if delta ~= 0 then redis.call('INCRBY', KEYS[3], delta) end
+return delta
+`;
+
+export interface Script {
+  name: string;
+  text: string;
+  sha: string;
+}
+
+function script(name: string, text: string): Script {
+  return { name, text, sha: createHash("sha1").update(text).digest("hex") };
+}
+
+export const SCRIPTS = {
+  append: script("append", APPEND),
+  read: script("read", READ),
+  ack: script("ack", ACK),
+  drop: script("drop", DROP),
+  login: script("login", LOGIN),
+  inbox: script("inbox", INBOX),
+  clear: script("clear", CLEAR),
+  expire: script("expire", EXPIRE),
+  note: script("note", NOTE),
+} as const;
