@@ -200,8 +200,9 @@ return {expired, depth, oldest}
 `;
 
 /**
- * One index shard. KEYS: age (zset user -> oldest storedAt), depth (hash
- * user -> messages), total (the shard's sum of depth). ARGV: triples of
+ * One index shard. KEYS: age (zset user -> oldest storedAt), depth (zset
+ * user -> messages, so the fullest inboxes are a range), total (the shard's
+ * sum of depth). ARGV: triples of
  * user, depth, oldest: what a user script just answered, so the values are
  * set, never added up, and a note that was lost is made good by the next.
  */
@@ -209,12 +210,12 @@ const NOTE = `
 local delta = 0
 for i = 1, #ARGV, 3 do
   local u, d = ARGV[i], tonumber(ARGV[i + 1])
-  local old = tonumber(redis.call('HGET', KEYS[2], u)) or 0
+  local old = tonumber(redis.call('ZSCORE', KEYS[2], u)) or 0
   if d > 0 then
-    redis.call('HSET', KEYS[2], u, ARGV[i + 1])
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], u)
     redis.call('ZADD', KEYS[1], ARGV[i + 2], u)
   else
-    redis.call('HDEL', KEYS[2], u)
+    redis.call('ZREM', KEYS[2], u)
     redis.call('ZREM', KEYS[1], u)
   end
   delta = delta + d - old

@@ -369,6 +369,28 @@ export class RedisDeliveryStore implements DeliveryStore {
     return totals.reduce<number>((sum, t) => sum + Number(t ?? 0), 0);
   }
 
+  /** The fullest inboxes by the index (each shard's top `limit`, merged), then each user's own answer. */
+  async largest(limit: number): Promise<InboxInfo[]> {
+    await this.#call(() => this.#flushNotes());
+    const tops = await Promise.all(
+      Array.from({ length: INDEX_SHARDS }, (_, k) => {
+        const depth = this.#shardKeys(k)[1];
+        return this.#call(() => this.#send(depth, ["ZRANGE", depth, "0", String(limit - 1), "REV", "WITHSCORES"])) as Promise<unknown[]>;
+      }),
+    );
+    const candidates: Array<[string, number]> = [];
+    for (const top of tops) {
+      // RESP3 answers [member, score] pairs; RESP2 a flat list.
+      if (top.length > 0 && Array.isArray(top[0])) for (const [user, score] of top as [string, unknown][]) candidates.push([String(user), Number(score)]);
+      else for (let i = 0; i + 1 < top.length; i += 2) candidates.push([String(top[i]), Number(top[i + 1])]);
+    }
+    candidates.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const infos = await Promise.all(candidates.slice(0, limit).map(([user]) => this.inbox(user)));
+    return infos
+      .filter((i): i is InboxInfo => i !== undefined && i.depth > 0)
+      .sort((a, b) => b.depth - a.depth || a.username.localeCompare(b.username));
+  }
+
   health(): { ok: boolean; detail: string } {
     return this.#redis.health();
   }
