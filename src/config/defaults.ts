@@ -231,7 +231,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
     },
     database: {
       type: "open",
-      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false },
+      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false, cluster: false },
       sqlite: { path: join(runDir, SQLITE_FILE_NAME) },
       allowOpenOnNetwork: false,
     },
@@ -241,7 +241,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
     delivery: {
       store: DEFAULT_DELIVERY_STORE,
       sqlite: { path: join(defaultStateDir(), "delivery.db") },
-      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false },
+      redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false, cluster: false },
       inbox: { maxMessages: DEFAULT_INBOX_MAX_MESSAGES, maxBytes: DEFAULT_INBOX_MAX_BYTES, maxAgeSeconds: DEFAULT_INBOX_MAX_AGE_SECONDS },
     },
     federation: {

@@ -298,6 +298,7 @@ function normaliseRedis(r: ConfigFile["database"]["redis"], at: (path: string) =
     ...(r.password === undefined ? {} : { password: r.password }),
     tls: r.tls,
     ...(r.caFile === undefined ? {} : { caFile: at(r.caFile) }),
+    cluster: r.cluster,
   };
 }
 
@@ -419,6 +420,9 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   }
 
   if (database.type === "redis") checkRedis("database.redis", database.redis, errors);
+  if (database.type === "redis" && database.redis.cluster) {
+    errors.push({ path: "database.redis.cluster", message: "the account store takes a single Redis server; a Redis Cluster serves delivery.redis" });
+  }
   if (config.delivery.store === "redis") checkRedis("delivery.redis", config.delivery.redis, errors);
 
   if (control.enabled && control.address !== undefined) {

@@ -112,6 +112,8 @@ export interface RedisConnection {
   tls: boolean;
   /** PEM file of the CA that signed Redis's certificate (resolved beside the config); absent: the system's CAs. */
   caFile?: string;
+  /** A Redis Cluster: `address:port` is one of its nodes (the delivery store; the account store takes a single server). */
+  cluster: boolean;
 }
 
 /** Extension (PROTOCOL.md §9): where messages wait for users who are not connected, and for acknowledgements. */
@@ -295,6 +297,7 @@ const redisSchema = obj({
   password: v.optional(text),
   tls: v.optional(bool, false),
   caFile: v.optional(text),
+  cluster: v.optional(bool, false),
 });
 
 const databaseSchema = obj({

@@ -5,6 +5,7 @@
  * @module
  */
 import type { DeliveryConfig } from "../config/schema.ts";
+import { readNamedFile } from "../config/named-file.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
 import type { DeliveryStore, InboxLimits } from "./store.ts";
@@ -25,7 +26,26 @@ export async function openDeliveryStore(
       log.info("delivery store opened", { store: "sqlite", path: delivery.sqlite.path });
       return store;
     }
-    case "redis":
-      throw new Error("delivery.store redis: not available in this build yet");
+    case "redis": {
+      const r = delivery.redis;
+      // An empty variable is no password, as if it were unset.
+      const password = r.password ?? (process.env.BESTER_REDIS_PASSWORD || undefined);
+      const ca = r.caFile === undefined ? undefined : readNamedFile("delivery.redis.caFile", r.caFile);
+      const store = await (await import("./redis.ts")).openRedisDeliveryStore(
+        {
+          host: r.address,
+          port: r.port,
+          prefix: r.prefix,
+          cluster: r.cluster,
+          log,
+          ...(r.username === undefined ? {} : { username: r.username }),
+          ...(password === undefined ? {} : { password }),
+          ...(r.tls ? { tls: ca === undefined ? {} : { ca } } : {}),
+        },
+        limits,
+      );
+      log.info("delivery store opened", { store: "redis", address: `${r.address}:${r.port}`, cluster: r.cluster || undefined, ...store.health() });
+      return store;
+    }
   }
 }

@@ -188,7 +188,7 @@ export function accountsSuite(runtime: RuntimeName) {
         const store = await openAccountStore(await loadRuntime(), {
           type: "sqlite",
           sqlite: { path },
-          redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+          redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
           allowOpenOnNetwork: false,
         });
         try {

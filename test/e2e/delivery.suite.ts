@@ -5,10 +5,12 @@
  * each on the engines the suite is given (SQLite; Redis when it is there).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launchGateway, type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import { scripted } from "../_harness/handlers.ts";
+import { type RunningRedis, startRedis } from "../_harness/redis.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
 import { openWire, type Target, type Wire } from "../_harness/wire.ts";
 
@@ -61,11 +63,116 @@ async function send(sender: Wire, to: string, bodies: unknown[], prefix = "m"): 
   return reports;
 }
 
+/** Where a gateway of the suite keeps its messages: its own SQLite file, or a real redis-server shared by the suite (each gateway its own prefix). */
+interface Engine {
+  name: "sqlite" | "redis";
+  /** The config patch for one more gateway. */
+  patch(extra?: object): object;
+}
+
+function sqliteEngine(): Engine {
+  return { name: "sqlite", patch: (extra = {}) => ({ ...handlers, delivery: { ...extra } }) };
+}
+
+function redisEngine(redis: () => RunningRedis): Engine {
+  let n = 0;
+  return {
+    name: "redis",
+    patch: (extra = {}) => ({ ...handlers, delivery: { store: "redis", redis: { port: redis().port, prefix: `gw${++n}:` }, ...extra } }),
+  };
+}
+
 export function deliverySuite(runtime: RuntimeName) {
-  describe(`${runtime}: delivery (sqlite)`, () => {
+  let redis: RunningRedis | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  for (const engine of [sqliteEngine(), redisEngine(() => redis!)]) rules(runtime, engine, () => redis!);
+
+  describe(`${runtime}: delivery with Redis going away`, () => {
+    test("Redis stopped: store_unavailable for what needs it, live delivery goes on, /ready says why; back: it works again, nothing reported good lost", async () => {
+      // A Redis of its own that keeps what it acknowledged through kill -9.
+      const dir = mkdtempSync(join(tmpdir(), "bester-redis-"));
+      const persist = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
+      let own = await startRedis(undefined, 10000, persist);
+      const gw = await startGateway(runtime, {
+        ...redisEngine(() => own).patch(),
+        control: { enabled: true, address: "127.0.0.1", port: 0 },
+      });
+      const ready = async () => (await fetch(`${gw.control}/ready`)).json();
+      try {
+        (await connect(gw.tcp4, "uma", true)).wire.close();
+        const { wire: vic } = await connect(gw.tcp4, "vic", false);
+        const { wire: wes } = await connect(gw.tcp4, "wes", false);
+        const [kept] = await send(vic, "uma", ["kept before"]);
+        expect(kept.header.queued).toEqual(["uma"]);
+        const port = own.port;
+        await own.stop();
+        // What needs the store is refused by name; delivery between connected plain sessions goes on.
+        const [refused] = await send(vic, "uma", ["while down"], "d");
+        expect(refused.header.status).toBe("bad");
+        expect(refused.header.error.code).toBe("store_unavailable");
+        const [live] = await send(vic, "wes", ["live"], "l");
+        expect(live.header.status).toBe("good");
+        expect(await deliveries(wes, 1)).toEqual([[undefined, "live"]]);
+        const deadline = Date.now() + 10_000;
+        let r = await ready();
+        while (r.ready && Date.now() < deadline) {
+          await new Promise((res) => setTimeout(res, 100));
+          r = await ready();
+        }
+        expect(r.ready).toBe(false);
+        expect(r.reasons.join(" ")).toContain("delivery store");
+        own = await startRedis(port, 10000, persist);
+        while (!(await ready()).ready) {
+          if (Date.now() > deadline + 20_000) throw new Error("not ready again after Redis came back");
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        const [after] = await send(vic, "uma", ["after"], "a");
+        expect(after.header.queued).toEqual(["uma"]);
+        const { wire: uma } = await connect(gw.tcp4, "uma", true);
+        expect(await deliveries(uma, 2)).toEqual([[1, "kept before"], [2, "after"]]);
+        uma.close();
+        vic.close();
+        wes.close();
+      } finally {
+        await gw.stop();
+        await own.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`${runtime}: delivery.store none`, () => {
+    test("the original behaviour: nobody's messages kept, no delivery in the login report, no file", async () => {
+      const gw = await startGateway(runtime, { ...handlers, delivery: { store: "none" } });
+      try {
+        (await connect(gw.tcp4, "rae", false)).wire.close();
+        const { wire: sam } = await connect(gw.tcp4, "sam", false);
+        const [r] = await send(sam, "rae", ["gone"]);
+        expect(r.header).toEqual({ status: "good", messageType: "statusReport", undelivered: ["rae"] });
+        const { wire: rae, report } = await connect(gw.tcp4, "rae", true);
+        expect(report.header.delivery).toBeUndefined();
+        rae.send({ payload: { type: "dummy", id: "d", data: null } });
+        expect((await rae.next()).payload.id).toBe("d");
+        rae.close();
+        sam.close();
+        expect(existsSync(join(gw.dir, "server.delivery.db"))).toBe(false);
+      } finally {
+        await gw.stop();
+      }
+    });
+  });
+}
+
+function rules(runtime: RuntimeName, engine: Engine, redisOf: () => RunningRedis) {
+  describe(`${runtime}: delivery (${engine.name})`, () => {
     let gw: RunningGateway;
     beforeAll(async () => {
-      gw = await startGateway(runtime, handlers);
+      gw = await startGateway(runtime, engine.patch());
     });
     afterAll(async () => {
       await gw?.stop();
@@ -176,9 +283,9 @@ export function deliverySuite(runtime: RuntimeName) {
     });
   });
 
-  describe(`${runtime}: delivery through the control API (sqlite)`, () => {
+  describe(`${runtime}: delivery through the control API (${engine.name})`, () => {
     test("GET and DELETE /v1/users/:name/inbox, GET /v1/inboxes, POST /v1/messages queues, and the inbox metrics", async () => {
-      const gw = await startGateway(runtime, { ...handlers, control: { enabled: true, address: "127.0.0.1", port: 0 } });
+      const gw = await startGateway(runtime, { ...engine.patch(), control: { enabled: true, address: "127.0.0.1", port: 0 } });
       const api = (path: string, init?: RequestInit) => fetch(`${gw.control}${path}`, init);
       try {
         (await connect(gw.tcp4, "zoe", false)).wire.close();
@@ -192,7 +299,7 @@ export function deliverySuite(runtime: RuntimeName) {
         expect(Date.now() - inbox.oldest).toBeLessThan(60_000);
         expect((await api("/v1/users/nobody-ever/inbox")).status).toBe(404);
         const all = await (await api("/v1/inboxes")).json();
-        expect(all).toMatchObject({ store: "sqlite", messages: 3 });
+        expect(all).toMatchObject({ store: engine.name, messages: 3 });
         expect(all.inboxes[0]).toMatchObject({ username: "zoe", depth: 3 });
         const metrics = await (await api("/metrics")).text();
         expect(metrics).toContain("\nbester_inbox_messages 3\n");
@@ -212,9 +319,9 @@ export function deliverySuite(runtime: RuntimeName) {
     });
   });
 
-  describe(`${runtime}: delivery limits and failures (sqlite)`, () => {
+  describe(`${runtime}: delivery limits and failures (${engine.name})`, () => {
     test("inbox_full past the message limit, naming the user; nothing is dropped to make room", async () => {
-      const gw = await startGateway(runtime, { ...handlers, delivery: { inbox: { maxMessages: 2 } } });
+      const gw = await startGateway(runtime, engine.patch({ inbox: { maxMessages: 2 } }));
       try {
         (await connect(gw.tcp4, "kim", false)).wire.close();
         const { wire: lee } = await connect(gw.tcp4, "lee", false);
@@ -231,7 +338,7 @@ export function deliverySuite(runtime: RuntimeName) {
     });
 
     test("expiry: a message older than maxAgeSeconds is removed, logged and counted, and never delivered", async () => {
-      const gw = await startGateway(runtime, { ...handlers, delivery: { inbox: { maxAgeSeconds: 1 } } });
+      const gw = await startGateway(runtime, engine.patch({ inbox: { maxAgeSeconds: 1 } }));
       try {
         (await connect(gw.tcp4, "max", false)).wire.close();
         const { wire: ned } = await connect(gw.tcp4, "ned", false);
@@ -248,7 +355,7 @@ export function deliverySuite(runtime: RuntimeName) {
     });
 
     test("kill -9 between queue and login: what was reported good is delivered after the restart", async () => {
-      const gw = await startGateway(runtime, handlers);
+      const gw = await startGateway(runtime, engine.patch());
       try {
         (await connect(gw.tcp4, "oli", true)).wire.close();
         const { wire: pat } = await connect(gw.tcp4, "pat", false);
@@ -271,8 +378,8 @@ export function deliverySuite(runtime: RuntimeName) {
       }
     });
 
-    test("the store lost (its file removed while stopped): the next acknowledging login says reset; a restart alone does not", async () => {
-      const first = await startGateway(runtime, handlers);
+    test("the store lost while the gateway was stopped: the next acknowledging login says reset; a restart alone does not", async () => {
+      const first = await startGateway(runtime, engine.patch());
       const { dir, configPath } = first;
       const login = async (gw: RunningGateway) => {
         const { wire, report } = await connect(gw.tcp4, "quin", true);
@@ -293,9 +400,16 @@ export function deliverySuite(runtime: RuntimeName) {
         restarted.child.kill("SIGTERM");
         await restarted.exited;
       }
-      const db = join(dir, "server.delivery.db");
-      expect(existsSync(db)).toBe(true);
-      for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      if (engine.name === "sqlite") {
+        const db = join(dir, "server.delivery.db");
+        expect(existsSync(db)).toBe(true);
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      } else {
+        const prefix = JSON.parse(readFileSync(configPath, "utf8")).delivery.redis.prefix;
+        const keys = redisOf().cli("--scan", "--pattern", `${prefix}*`).split("\n").filter((k) => k !== "");
+        expect(keys.length).toBeGreaterThan(0);
+        redisOf().cli("DEL", ...keys);
+      }
       const lost = await launchGateway(runtime, configPath, dir);
       try {
         expect(await login(lost)).toEqual({ ack: true, reset: true });
@@ -304,23 +418,5 @@ export function deliverySuite(runtime: RuntimeName) {
       }
     });
 
-    test("delivery.store none: the original behaviour, nobody's messages kept, no delivery in the login report", async () => {
-      const gw = await startGateway(runtime, { ...handlers, delivery: { store: "none" } });
-      try {
-        (await connect(gw.tcp4, "rae", false)).wire.close();
-        const { wire: sam } = await connect(gw.tcp4, "sam", false);
-        const [r] = await send(sam, "rae", ["gone"]);
-        expect(r.header).toEqual({ status: "good", messageType: "statusReport", undelivered: ["rae"] });
-        const { wire: rae, report } = await connect(gw.tcp4, "rae", true);
-        expect(report.header.delivery).toBeUndefined();
-        rae.send({ payload: { type: "dummy", id: "d", data: null } });
-        expect((await rae.next()).payload.id).toBe("d");
-        rae.close();
-        sam.close();
-        expect(existsSync(join(gw.dir, "server.delivery.db"))).toBe(false);
-      } finally {
-        await gw.stop();
-      }
-    });
   });
 }

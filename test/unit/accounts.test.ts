@@ -58,7 +58,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 function database(patch: Partial<Config["database"]>): Config["database"] {
   return {
     type: "open",
-    redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+    redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
     sqlite: { path: "/nonexistent/unused.db" },
     allowOpenOnNetwork: false,
     ...patch,
@@ -276,7 +276,7 @@ describe("redis store", () => {
   test("one hash per user at <prefix><username> with a password field; add, verify, list, remove", async () => {
     const store = await openAccountStore(
       runtime,
-      database({ type: "redis", redis: { address: "127.0.0.1", port: redis.port, prefix: "t1:", tls: false } }),
+      database({ type: "redis", redis: { address: "127.0.0.1", port: redis.port, prefix: "t1:", tls: false, cluster: false } }),
     );
     open.push(store);
     expect(store.kind).toBe("redis");

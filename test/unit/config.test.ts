@@ -64,7 +64,7 @@ describe("the original server.conf (PROTOCOL.md §8)", () => {
     expect(c.handlers.typeMap.type2?.unixDomainSocketPath).toBe(join(FIXTURES, "bSock"));
     expect(c.database).toEqual({
       type: "redis",
-      redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+      redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
       sqlite: { path: join(FIXTURES, "bester-accounts.db") },
       allowOpenOnNetwork: false,
     });
@@ -289,7 +289,7 @@ describe("defaults", () => {
       handlers: { availableTypes: [], typeMap: {} },
       database: {
         type: "open",
-        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
         sqlite: { path: "/etc/bester/bester-accounts.db" },
         allowOpenOnNetwork: false,
       },
@@ -300,7 +300,7 @@ describe("defaults", () => {
       delivery: {
         store: "sqlite",
         sqlite: { path: "/etc/bester/server.delivery.db" },
-        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false },
+        redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
         inbox: { maxMessages: 1000, maxBytes: 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600 },
       },
       limits: {
@@ -349,7 +349,7 @@ describe("defaults", () => {
   test("delivery: the store file beside the config, named after it; redis settings default to database.redis's; limits checked", () => {
     const c = ok(load(tcp4Only({ database: { type: "redis", redis: { address: "10.0.0.7", port: "6380", prefix: "bx:" } } })));
     expect(c.delivery.sqlite.path).toBe("/etc/bester/server.delivery.db");
-    expect(c.delivery.redis).toEqual({ address: "10.0.0.7", port: 6380, prefix: "bx:", tls: false });
+    expect(c.delivery.redis).toEqual({ address: "10.0.0.7", port: 6380, prefix: "bx:", tls: false, cluster: false });
     const own = ok(load(tcp4Only({ delivery: { store: "redis", redis: { port: 7000 }, sqlite: { path: "../var/d.db" } } })));
     expect(own.delivery).toMatchObject({ store: "redis", sqlite: { path: "/etc/var/d.db" }, redis: { address: "127.0.0.1", port: 7000 } });
     expect(errorLines(load(tcp4Only({ delivery: { store: "kafka", inbox: { maxMessages: 0, maxBytes: "1MB" } } })))).toEqual([
@@ -410,6 +410,7 @@ describe("rules across keys", () => {
       password: "pw",
       tls: true,
       caFile: "/etc/bester/tls/ca.pem",
+      cluster: false,
     });
     expect(ok(load(redis({}))).database.redis.tls).toBe(false);
     expect(errorLines(load(redis({ caFile: "ca.pem" })))).toEqual([
