@@ -14,6 +14,7 @@ import {
   DEFAULT_CONTROL_ADDRESS,
   DEFAULT_CONTROL_PORT,
   FRAME_HEADER_BYTES,
+  MIN_CLUSTER_BEATS_PER_DEATH,
   INFORMER_SOCKET_SUFFIX,
   MAX_UNIX_SOCKET_PATH_BYTES,
   MIN_PEER_SECRET_LENGTH,
@@ -274,6 +275,12 @@ function normalise(file: ConfigFile, source: string): Config {
       redis: normaliseRedis(file.delivery.redis ?? d.redis, at),
       inbox: { ...file.delivery.inbox },
     },
+    cluster: {
+      enabled: file.cluster.enabled,
+      ...(file.cluster.node === undefined ? {} : { node: file.cluster.node }),
+      heartbeatMs: file.cluster.heartbeatMs,
+      deadAfterMs: file.cluster.deadAfterMs,
+    },
     limits: {
       maxFrameBytes: l.maxFrameBytes,
       authTimeoutMs: l.authTimeoutMs,
@@ -388,6 +395,25 @@ function checkFederation(f: Config["federation"], errors: ConfigIssue[]): void {
   }
 }
 
+/** A cluster's nodes share the inbox and presence in one Redis: the delivery store's. */
+function checkCluster(config: Config, errors: ConfigIssue[]): void {
+  const c = config.cluster;
+  if (!c.enabled) return;
+  if (config.delivery.store !== "redis") {
+    errors.push({
+      path: "cluster.enabled",
+      message: `needs delivery.store "redis" (the nodes share inboxes and presence in it), got ${JSON.stringify(config.delivery.store)}`,
+    });
+  }
+  const least = c.heartbeatMs * MIN_CLUSTER_BEATS_PER_DEATH;
+  if (c.deadAfterMs < least) {
+    errors.push({
+      path: "cluster.deadAfterMs",
+      message: `expected at least ${MIN_CLUSTER_BEATS_PER_DEATH} × cluster.heartbeatMs (${least}) so one late heartbeat is no death, got ${c.deadAfterMs}`,
+    });
+  }
+}
+
 const isLoopback = (address: string) =>
   address === "localhost" || address === "::1" || /^127\./.test(address) || /^::ffff:127\./i.test(address);
 
@@ -424,6 +450,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     errors.push({ path: "database.redis.cluster", message: "the account store takes a single Redis server; a Redis Cluster serves delivery.redis" });
   }
   if (config.delivery.store === "redis") checkRedis("delivery.redis", config.delivery.redis, errors);
+  checkCluster(config, errors);
 
   if (control.enabled && control.address !== undefined) {
     for (const kind of ["tcp4", "tcp6"] as const) {
