@@ -121,9 +121,9 @@ export class RedisDeliveryStore implements DeliveryStore {
   }
 
   /** Keys and channel of one user, all in the user's hash slot. */
-  keys(user: string): { state: string; messages: string; channel: string } {
+  keys(user: string): { state: string; messages: string; channel: string; presence: string } {
     const base = `${this.prefix}{u:${user}}`;
-    return { state: `${base}:s`, messages: `${base}:m`, channel: `${base}:n` };
+    return { state: `${base}:s`, messages: `${base}:m`, channel: `${base}:n`, presence: `${base}:p` };
   }
 
   #shardKeys(k: number): [age: string, depth: string, total: string] {
@@ -157,9 +157,10 @@ export class RedisDeliveryStore implements DeliveryStore {
     user: string,
     args: Array<string | number>,
     changes: (reply: unknown[]) => boolean,
-    notify = false,
+    notify: boolean | string[] = false,
   ): Promise<unknown[]> {
     const k = this.keys(user);
+    const keys = Array.isArray(notify) ? notify : notify ? [k.state, k.messages, k.channel] : [k.state, k.messages];
     const noted = (answer: unknown) => {
       const reply = answer as unknown[];
       const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
@@ -168,7 +169,7 @@ export class RedisDeliveryStore implements DeliveryStore {
       return reply;
     };
     // A change Redis carried out after the caller was told it was unavailable still reaches the index.
-    return noted(await this.#eval(script, notify ? [k.state, k.messages, k.channel] : [k.state, k.messages], args, noted));
+    return noted(await this.#eval(script, keys, args, noted));
   }
 
   #note(user: string, depth: number, oldest: number): void {
@@ -254,6 +255,53 @@ export class RedisDeliveryStore implements DeliveryStore {
           return full(user, `${Number(reply[4])} messages wait already, the limit is ${limits.maxMessages}`);
         default:
           return full(user, `${Number(reply[4])} bytes wait already, and this message adds ${Number(reply[5])}; the limit is ${limits.maxBytes}`);
+      }
+    } catch (err) {
+      return this.#failure(err);
+    }
+  }
+
+  /**
+   * A cluster's delivery to `user` (ROUTE in redis-scripts.ts): stored when
+   * nobody is connected or an acknowledging session is, published on the
+   * user's channel (with `notify` after the seq) when another node than
+   * `origin` holds a session. `here` says what `origin` holds itself (its
+   * plain sessions have been written already). With `mustExist`, a user with
+   * no session and never seen is left alone (`unknown`).
+   */
+  async route(
+    user: string,
+    type: string,
+    data: string | undefined,
+    origin: string,
+    here: { plain: boolean; ack: boolean },
+    mustExist: boolean,
+    notify: string,
+  ): Promise<RouteOutcome | StoreFailure> {
+    const limits = this.#limits();
+    const now = Date.now();
+    const flag = (b: boolean) => (b ? 1 : 0);
+    const params =
+      `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ` +
+      `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
+    const k = this.keys(user);
+    try {
+      const reply = await this.#user(
+        SCRIPTS.route,
+        user,
+        [params, type, data ?? "", origin, notify],
+        (r) => Number(r[3]) === 1 && Number(r[4]) > 0 && Number(r[6]) === 1,
+        [k.state, k.messages, k.presence, k.channel],
+      );
+      switch (Number(reply[3])) {
+        case 1:
+          return { ok: true, seq: Number(reply[4]), others: Number(reply[5]), kept: Number(reply[6]) === 1 };
+        case 2:
+          return full(user, `${Number(reply[4])} messages wait already, the limit is ${limits.maxMessages}`);
+        case 3:
+          return full(user, `${Number(reply[4])} bytes wait already, and this message adds ${Number(reply[5])}; the limit is ${limits.maxBytes}`);
+        default:
+          return { ok: true, unknown: true };
       }
     } catch (err) {
       return this.#failure(err);
@@ -426,6 +474,9 @@ export class RedisDeliveryStore implements DeliveryStore {
     return { ok: false, code: "store_unavailable", message };
   }
 }
+
+/** What ROUTE did: `seq` 0 when it stored nothing; `others`: nodes notified; `kept`: stored until done. Or: a user never seen, with no session. */
+export type RouteOutcome = { ok: true; seq: number; others: number; kept: boolean; unknown?: undefined } | { ok: true; unknown: true };
 
 function full(user: string, why: string): StoreFailure {
   return { ok: false, code: "inbox_full", message: `the inbox of ${user} is full: ${why}` };

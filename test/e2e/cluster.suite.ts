@@ -1,0 +1,171 @@
+/**
+ * A cluster of gateways on Redis (docs/CLUSTER.md) with real processes: three
+ * gateways on one redis-server (and on a three-master Redis Cluster), clients
+ * on different nodes, a node killed with SIGKILL, Redis stopped and started
+ * again.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli, type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { scripted } from "../_harness/handlers.ts";
+import { type RunningRedis, startRedis } from "../_harness/redis.ts";
+import { type RunningRedisCluster, startRedisCluster } from "../_harness/redis-cluster.ts";
+import type { RuntimeName } from "../_harness/runtimes.ts";
+import { openWire, type Target, type Wire } from "../_harness/wire.ts";
+
+const HEARTBEAT_MS = 200;
+const DEAD_AFTER_MS = 1000;
+
+const relay = (id: string, to: string[], body: unknown) => ({ payload: { type: "relay", id, data: { do: "deliver", to, body } } });
+const ack = (id: string, seq: number) => ({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } });
+
+async function connect(target: Target, user: string, acknowledge = false): Promise<Wire> {
+  const wire = await openWire(target);
+  const header: Record<string, unknown> = { scope: "client", authentication: { username: user, password: "pw" } };
+  if (acknowledge) header["delivery"] = { ack: true };
+  wire.send({ header, payload: { type: "dummy", id: "login", data: null } });
+  const report = await wire.next();
+  if (report.payload?.id !== "auth_special" || report.header?.status !== "good") throw new Error(`login failed: ${JSON.stringify(report)}`);
+  return wire;
+}
+
+async function reportOf(wire: Wire, id: string): Promise<any> {
+  const r = await wire.next();
+  if (r.header?.messageType !== "statusReport" || r.payload?.id !== id) throw new Error(`expected the report for ${id}, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+async function deliveries(wire: Wire, n: number): Promise<Array<[number | undefined, unknown]>> {
+  const out: Array<[number | undefined, unknown]> = [];
+  for (let i = 0; i < n; i++) {
+    const f = await wire.next();
+    if (f.header?.messageType !== "receivedMessage") throw new Error(`expected a delivery, got ${JSON.stringify(f)}`);
+    out.push([f.header.seq, f.payload.data]);
+  }
+  return out;
+}
+
+async function send(sender: Wire, to: string[], body: unknown, id: string): Promise<any> {
+  sender.send(relay(id, to, body));
+  return reportOf(sender, id);
+}
+
+/** Polls `f` until it returns something truthy, for at most `ms`. */
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface RedisAt {
+  port: number;
+  cluster: boolean;
+}
+
+/** A node's config: the cluster on `redis`, a relay handler, the control API on a free port. */
+function nodePatch(redis: RedisAt, node: string, prefix: string) {
+  return {
+    handlers: { availableTypes: ["relay"], typeMap: { relay: scripted("relay.sock", { mode: "persistent" }) } },
+    control: { enabled: true, address: "127.0.0.1", port: 0 },
+    delivery: { store: "redis", redis: { port: redis.port, prefix, cluster: redis.cluster } },
+    cluster: { enabled: true, node, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS },
+  };
+}
+
+async function startNodes(runtime: RuntimeName, redis: RedisAt, prefix: string, n = 3): Promise<RunningGateway[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => startGateway(runtime, nodePatch(redis, `node${i + 1}`, prefix))));
+}
+
+const json = async (url: string, init?: RequestInit) => (await fetch(url, init)).json() as Promise<any>;
+
+/** The main flow, on one Redis or on a Redis Cluster. */
+function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
+  describe(`${runtime}: cluster on ${label}`, () => {
+    let gws: RunningGateway[] = [];
+    beforeAll(async () => {
+      gws = await startNodes(runtime, redisAt(), `c${Math.random().toString(36).slice(2, 8)}:`);
+      // Every node sees the other two.
+      await until("three nodes registered", async () => (await json(`${gws[0]!.control}/v1/cluster`)).nodes?.length === 3);
+    });
+    afterAll(async () => {
+      await Promise.all(gws.map((g) => g.stop()));
+    });
+
+    test("a handler on one node reaches a user on another, in order; the nodes and the clients are seen from any node", async () => {
+      const ann = await connect(gws[1]!.tcp4, "ann");
+      const bo = await connect(gws[0]!.tcp4, "bo");
+      for (let i = 0; i < 20; i++) bo.send(relay(`m${i}`, ["ann"], i));
+      for (let i = 0; i < 20; i++) expect((await reportOf(bo, `m${i}`)).header).toEqual({ status: "good", messageType: "statusReport" });
+      expect((await deliveries(ann, 20)).map(([, d]) => d)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+
+      const cluster = await json(`${gws[2]!.control}/v1/cluster`);
+      expect(cluster.node).toBe("node3");
+      expect(cluster.nodes.map((n: any) => n.node)).toEqual(["node1", "node2", "node3"]);
+      const clients = await until("both users listed", async () => {
+        const c = (await json(`${gws[2]!.control}/v1/clients`)).clients;
+        return c.length === 2 && c;
+      });
+      expect(clients.map((c: any) => [c.username, c.nodes])).toEqual([
+        ["ann", [{ node: "node2", sessions: 1 }]],
+        ["bo", [{ node: "node1", sessions: 1 }]],
+      ]);
+      const ctl = await runCli(runtime, ["ctl", "clients", "--config", gws[2]!.configPath]);
+      expect(ctl.code).toBe(0);
+      expect(ctl.stdout).toMatch(/ann\s.*node2/);
+      expect(ctl.stdout).toMatch(/bo\s.*node1/);
+      ann.close();
+      bo.close();
+    });
+
+    test("a user with sessions on two nodes gets one copy on each; an acknowledging one gets the seq", async () => {
+      const onOne = await connect(gws[0]!.tcp4, "cy");
+      const onTwo = await connect(gws[1]!.tcp4, "cy", true);
+      const dee = await connect(gws[2]!.tcp4, "dee");
+      await until("cy present on two nodes", async () => {
+        const c = (await json(`${gws[2]!.control}/v1/clients`)).clients.find((x: any) => x.username === "cy");
+        return c?.nodes.length === 2;
+      });
+      expect((await send(dee, ["cy"], "hello", "h1")).header.status).toBe("good");
+      expect(await deliveries(onOne, 1)).toEqual([[undefined, "hello"]]);
+      expect(await deliveries(onTwo, 1)).toEqual([[1, "hello"]]);
+      // Nothing more on either: a probe message comes next, not a second copy.
+      await send(dee, ["cy"], "next", "h2");
+      expect(await deliveries(onOne, 1)).toEqual([[undefined, "next"]]);
+      expect(await deliveries(onTwo, 1)).toEqual([[2, "next"]]);
+      // Disconnecting from any node reaches every session.
+      const r = await json(`${gws[2]!.control}/v1/clients/cy/disconnect`, { method: "POST" });
+      expect(r).toEqual({ username: "cy", disconnected: 2 });
+      for (const w of [onOne, onTwo]) expect((await w.next()).header.messageType).toBe("fatalError");
+      dee.close();
+    });
+
+    test("nobody connected anywhere: queued, replayed at the next login on any node", async () => {
+      (await connect(gws[0]!.tcp4, "eli")).close();
+      await until("eli gone", async () => !(await json(`${gws[1]!.control}/v1/clients`)).clients.some((c: any) => c.username === "eli"));
+      const fin = await connect(gws[1]!.tcp4, "fin");
+      expect((await send(fin, ["eli"], "kept", "k1")).header.queued).toEqual(["eli"]);
+      const eli = await connect(gws[2]!.tcp4, "eli");
+      expect(await deliveries(eli, 1)).toEqual([[undefined, "kept"]]);
+      eli.close();
+      fin.close();
+    });
+  });
+}
+
+export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = { all: true }) {
+  let redis: RunningRedis | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  mainFlow(runtime, "one Redis", () => ({ port: redis!.port, cluster: false }));
+  if (!options.all) return;
+}
