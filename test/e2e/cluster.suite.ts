@@ -115,7 +115,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
         ["ann", [{ node: "node2", sessions: 1 }]],
         ["bo", [{ node: "node1", sessions: 1 }]],
       ]);
-      const ctl = await runCli(runtime, ["ctl", "clients", "--config", gws[2]!.configPath]);
+      const ctl = await runCli(runtime, ["ctl", "clients", "--control", gws[2]!.control!]);
       expect(ctl.code).toBe(0);
       expect(ctl.stdout).toMatch(/ann\s.*node2/);
       expect(ctl.stdout).toMatch(/bo\s.*node1/);
@@ -141,7 +141,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       // Disconnecting from any node reaches every session.
       const r = await json(`${gws[2]!.control}/v1/clients/cy/disconnect`, { method: "POST" });
       expect(r).toEqual({ username: "cy", disconnected: 2 });
-      for (const w of [onOne, onTwo]) expect((await w.next()).header.messageType).toBe("fatalError");
+      for (const w of [onOne, onTwo]) expect((await w.next()).header.messageType).toBe("fatal");
       dee.close();
     });
 
