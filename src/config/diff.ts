@@ -35,6 +35,8 @@ function canonical(value: unknown): string {
 }
 
 const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
+/** A limit as a change line shows it: a number as it is, a block as JSON. */
+const shown = (value: unknown) => (typeof value === "object" && value !== null ? canonical(value) : String(value));
 
 function where(c: Config, kind: ListenerKind): string {
   if (kind === "unix") return c.network.unix!.address;
@@ -105,7 +107,8 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
   }
   for (const [key, value] of Object.entries(next.limits)) {
     const was = old.limits[key as keyof Config["limits"]];
-    if (was !== value) plan.changes.push(`limits.${key}: ${was} -> ${value}`);
+    // A block of limits (loginFailures) is compared and shown as JSON.
+    if (!same(was, value)) plan.changes.push(`limits.${key}: ${shown(was)} -> ${shown(value)}`);
   }
   if (!same(old.log, next.log)) plan.changes.push(`log: ${old.log.level}/${old.log.format} -> ${next.log.level}/${next.log.format}`);
   if (!same(old.admin, next.admin)) plan.changes.push("admin.info changed");

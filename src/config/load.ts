@@ -265,6 +265,8 @@ function normalise(file: ConfigFile, source: string): Config {
     federation: normaliseFederation(file.federation, at),
     limits: {
       maxFrameBytes: l.maxFrameBytes,
+      maxJsonDepth: l.maxJsonDepth,
+      loginFailures: { ...l.loginFailures },
       authTimeoutMs: l.authTimeoutMs,
       maxConnections: l.maxConnections,
       handlerTimeoutMs: l.handlerTimeoutMs,
@@ -352,6 +354,14 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     errors.push({
       path: "limits.maxPendingBytes",
       message: `expected at least limits.maxFrameBytes + ${FRAME_HEADER_BYTES} (${minPending}) so one whole frame can be queued, got ${limits.maxPendingBytes}`,
+    });
+  }
+
+  const lf = limits.loginFailures;
+  if (lf.penaltyMs > lf.maxPenaltyMs) {
+    errors.push({
+      path: "limits.loginFailures.penaltyMs",
+      message: `expected at most limits.loginFailures.maxPenaltyMs (${lf.maxPenaltyMs}), got ${lf.penaltyMs}`,
     });
   }
 

@@ -19,9 +19,15 @@ import {
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_LOG_FORMAT,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+  DEFAULT_LOGIN_FAILURES_PER_USERNAME,
+  DEFAULT_LOGIN_FORGET_MS,
+  DEFAULT_LOGIN_MAX_PENALTY_MS,
+  DEFAULT_LOGIN_PENALTY_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_HANDLER_HOPS,
+  DEFAULT_MAX_JSON_DEPTH,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_SERVER_HOPS,
   DEFAULT_PEER_CONNECT_TIMEOUT_MS,
@@ -34,10 +40,12 @@ import {
   DEFAULT_TCP6_PORT,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
+  MAX_MAX_JSON_DEPTH,
   MAX_SERVER_HOPS,
   MAX_SESSION_WINDOW,
   MAX_TIMER_MS,
   MIN_MAX_FRAME_BYTES,
+  MIN_MAX_JSON_DEPTH,
 } from "./defaults.ts";
 import { isIpLiteral, parseServerAddress } from "./server-address.ts";
 
@@ -88,6 +96,15 @@ export interface TlsListenerConfig {
   keyFile: string;
 }
 
+export interface LoginFailuresConfig {
+  enabled: boolean;
+  perSource: number;
+  perUsername: number;
+  penaltyMs: number;
+  maxPenaltyMs: number;
+  forgetMs: number;
+}
+
 export interface Config {
   source: string | null;
   network: {
@@ -121,6 +138,10 @@ export interface Config {
   federation: FederationConfig;
   limits: {
     maxFrameBytes: number;
+    /** Extension: deepest nesting of arrays and objects in one frame (every connection kind). */
+    maxJsonDepth: number;
+    /** Extension: failed logins held back per source address and per username (accounts/throttle.ts). */
+    loginFailures: LoginFailuresConfig;
     authTimeoutMs: number;
     maxConnections: number;
     handlerTimeoutMs: number;
@@ -279,8 +300,20 @@ const databaseSchema = obj({
   allowOpenOnNetwork: v.optional(bool, false),
 });
 
+// extension: holding back repeated login failures
+const loginFailuresSchema = obj({
+  enabled: v.optional(bool, true),
+  perSource: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_SOURCE),
+  perUsername: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_USERNAME),
+  penaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_PENALTY_MS),
+  maxPenaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_MAX_PENALTY_MS),
+  forgetMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_FORGET_MS),
+});
+
 const limitsSchema = obj({
   maxFrameBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_FRAME_BYTES),
+  maxJsonDepth: v.optional(int(MIN_MAX_JSON_DEPTH, MAX_MAX_JSON_DEPTH), DEFAULT_MAX_JSON_DEPTH),
+  loginFailures: v.optional(loginFailuresSchema, () => ({})),
   authTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_AUTH_TIMEOUT_MS),
   maxConnections: v.optional(int(1), DEFAULT_MAX_CONNECTIONS),
   handlerTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_HANDLER_TIMEOUT_MS),

@@ -46,6 +46,14 @@ export interface MetricsSnapshot {
   messagesDelivered: Map<string, number>;
   reports: Map<string, number>;
   authFailures: number;
+  /** Logins refused unchecked while their address or username was held back, by "source" / "username". */
+  loginsHeldBack: Map<string, number>;
+  /** Holds begun, by "source" / "username". */
+  loginHolds: Map<string, number>;
+  /** Addresses and usernames held back now. */
+  loginsHeldNow: { source: number; username: number };
+  /** Password checks running and waiting for their turn. */
+  loginChecks: { running: number; waiting: number };
   handlerFailures: Map<string, number>;
   handlerLatencyMs: Map<string, Histogram>;
   latencyBucketsMs: readonly number[];

@@ -54,7 +54,13 @@ export class HandlerHost {
     const informer = config.informer.enabled ? config.informer.path : undefined;
     const cwd = config.source ? dirname(config.source) : undefined;
     const hlog = this.log.with({ handler: h.type });
-    const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog };
+    const linkOpts = {
+      runtime,
+      socketPath: h.unixDomainSocketPath,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      maxJsonDepth: () => this.config.limits.maxJsonDepth,
+      log: hlog,
+    };
     const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
     const argv = handlerArgv(runtime, h, informer);
     const supervisor = argv

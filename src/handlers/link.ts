@@ -5,7 +5,7 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { type FrameError, FrameDecoder } from "../protocol/frame.ts";
 import { ANSWER_DATA_PATHS } from "../protocol/messages.ts";
 import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
 import type { Conn, Endpoint, Runtime, SocketEvents } from "../runtime/types.ts";
@@ -56,6 +56,8 @@ export interface LinkOptions {
   runtime: Runtime;
   socketPath: string;
   maxFrameBytes: number;
+  /** Read for each new connection, so a reload applies to the next one. */
+  maxJsonDepth(): number;
   log: Logger;
 }
 
@@ -80,13 +82,14 @@ class OneShot implements SocketEvents {
     readonly deadline: number,
     readonly timeoutMs: number,
     maxFrameBytes: number,
+    maxDepth: number,
   ) {
-    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this, keepAsText: ANSWER_DATA_PATHS });
+    this.#decoder = new FrameDecoder(maxFrameBytes, answered, { owner: this, keepAsText: ANSWER_DATA_PATHS, maxDepth });
   }
 
   data(_c: Conn, chunk: Uint8Array): void {
     const err = this.#decoder.push(chunk);
-    if (err) this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${err.message}`));
+    if (err) this.finish(unreadable(err));
   }
 
   close(): void {
@@ -103,6 +106,12 @@ class OneShot implements SocketEvents {
     this.conn?.destroy();
     this.reply.answered(err, value);
   }
+}
+
+/** Why an answer frame could not be taken: a too deep one says so, anything else is the handler's failure. */
+function unreadable(err: FrameError): HandlerError {
+  const code = err.code === "too_deep" ? ErrorCodes.tooDeep : ErrorCodes.handlerFailed;
+  return new HandlerError(code, `unreadable answer: ${err.message}`);
 }
 
 function answered(value: unknown, _index: number, owner: unknown): void {
@@ -127,7 +136,7 @@ class PerMessageLink implements HandlerLink {
 
   request(json: string, timeoutMs: number, reply: LinkReply): void {
     reply.sentAt = performance.now();
-    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
+    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes, this.opts.maxJsonDepth());
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
     // The request's own deadline covers the dial too: no second timer for it.
@@ -202,7 +211,12 @@ class PipelinedConnection {
     private readonly onDead: (c: PipelinedConnection) => void,
     connectTimeoutMs: number,
   ) {
-    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value), { keepAsText: ANSWER_DATA_PATHS });
+    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (value) => this.#answer(value), {
+      keepAsText: ANSWER_DATA_PATHS,
+      maxDepth: opts.maxJsonDepth(),
+      // The length prefix still delimits the next answer: only the request this one belongs to fails.
+      onBadBody: (err) => this.#unreadable(err),
+    });
     opts.runtime
       .connect(
         { kind: "unix", path: opts.socketPath },
@@ -278,6 +292,14 @@ class PipelinedConnection {
     this.#replies[this.#head++] = undefined;
     if (this.#head > 1024 && this.#head * 2 > this.#replies.length) this.#trim();
     reply.answered(undefined, value);
+  }
+
+  /** An answer frame that is not a readable value: its request fails, the ones behind it carry on. */
+  #unreadable(err: FrameError): void {
+    if (this.#head >= this.#replies.length) return this.fail(ErrorCodes.handlerFailed, "unsolicited answer");
+    const reply = this.#replies[this.#head]!;
+    this.#replies[this.#head++] = undefined;
+    reply.answered(unreadable(err));
   }
 
   #trim(): void {

@@ -29,7 +29,7 @@ export interface InformerDeps {
   log: Logger;
   view: InformerView;
   /** Read per connection, so a reload applies to new ones. */
-  limits(): { maxFrameBytes: number; maxPendingBytes: number };
+  limits(): { maxFrameBytes: number; maxPendingBytes: number; maxJsonDepth: number };
 }
 
 export class InformerService {
@@ -150,7 +150,10 @@ export class InformerService {
         }
       },
       // Not JSON: that request fails, the connection goes on with the next frame.
-      { onBadBody: (err) => reply({ status: "1", data: null, error: { code: err.code, message: err.message } }) },
+      {
+        onBadBody: (err) => reply({ status: "1", data: null, error: { code: err.code, message: err.message } }),
+        maxDepth: limits.maxJsonDepth,
+      },
     );
     this.#decoders.set(conn, { decoder, reply });
   }

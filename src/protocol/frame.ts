@@ -9,6 +9,7 @@
 
 import { Buffer } from "node:buffer";
 import { CUT_MIN_CHARS, type CutPaths, parseCut } from "./json-cut.ts";
+import { nestsDeeperThan, shortestDeeperThan } from "./json-depth.ts";
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -84,7 +85,7 @@ export function encodeFrame(value: unknown): Uint8Array {
  */
 export type FrameCallback = (value: unknown, index: number, owner: unknown) => void;
 
-export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";
+export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "too_deep";
 
 export class FrameError extends Error {
   override name = "FrameError";
@@ -120,6 +121,9 @@ export class FrameDecoder {
   #failed: FrameError | undefined;
   readonly #onBadBody: ((error: FrameError) => void) | undefined;
   readonly #keepAsText: CutPaths | undefined;
+  readonly #maxDepth: number;
+  /** Texts this long or longer are read for their depth; shorter ones cannot be too deep. */
+  readonly #depthFrom: number;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -132,11 +136,13 @@ export class FrameDecoder {
    * top-level object, the first present wins) that a long frame's value
    * holds as a checked {@link RawJson} instead of building them
    * (json-cut.ts): for a reader that passes them on without looking inside.
+   * `maxDepth` bounds how deeply arrays and objects may nest in one frame; a
+   * deeper frame is a `too_deep` bad body, found before it is parsed.
    */
   constructor(
     maxFrameBytes: number,
     onFrame: FrameCallback,
-    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths } = {},
+    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths; maxDepth?: number } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
@@ -146,6 +152,8 @@ export class FrameDecoder {
     this.#onBadBody = options.onBadBody;
     this.#owner = options.owner;
     this.#keepAsText = options.keepAsText;
+    this.#maxDepth = options.maxDepth ?? Infinity;
+    this.#depthFrom = options.maxDepth === undefined ? Infinity : shortestDeeperThan(options.maxDepth);
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -252,6 +260,9 @@ export class FrameDecoder {
       } catch (cause) {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
+    }
+    if (text.length >= this.#depthFrom && nestsDeeperThan(text, this.#maxDepth)) {
+      return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
     }
     let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
     if (value === undefined) {

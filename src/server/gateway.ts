@@ -14,6 +14,8 @@ import { ErrorCodes, fatalMessage, receivedMessage } from "../protocol/reports.t
 import { type Conn, formatEndpoint, type Runtime } from "../runtime/types.ts";
 import { ClosedReason } from "./close-reason.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
+import { type Hold, LoginGate, loginSource } from "../accounts/login-gate.ts";
+import { LOGIN_THROTTLE_CAPACITY, passwordCheckSlots } from "../config/defaults.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { createHandlerDispatch } from "./commands.ts";
 import { InformerService } from "../informer/service.ts";
@@ -43,6 +45,8 @@ export class Gateway {
   #host: SessionHost & { limits: SessionLimits };
   #federation: Federation;
   #informer: InformerService;
+  /** Throttling and a fair queue in front of the account store's password checks. */
+  readonly logins: LoginGate;
 
   constructor(
     readonly runtime: Runtime,
@@ -63,6 +67,7 @@ export class Gateway {
       runtime,
       config: () => this.config.federation,
       maxFrameBytes: () => this.config.limits.maxFrameBytes,
+      maxJsonDepth: () => this.config.limits.maxJsonDepth,
       log: log.with({ component: "federation" }),
     });
     this.#router = createRouter(
@@ -86,6 +91,16 @@ export class Gateway {
         clientCount: () => this.registry.sessionCount,
         adminInfo: () => this.config.admin.info,
         listeners: () => this.#listeners.map((l) => ({ kind: l.kind, address: l.listener.address })),
+      },
+    });
+    this.logins = new LoginGate({
+      settings: () => this.config.limits.loginFailures,
+      slots: passwordCheckSlots,
+      capacity: LOGIN_THROTTLE_CAPACITY,
+      onHold: (hold) => {
+        this.stats.loginHold(hold.by);
+        const who = hold.by === "source" ? { source: hold.key } : { user: hold.key };
+        this.log.warn(`logins ${hold.by === "source" ? "from an address" : "of a username"} held back after repeated failures`, { ...who, ms: hold.ms });
       },
     });
     this.#host = {
@@ -332,7 +347,10 @@ export class Gateway {
     if (!store) {
       return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
     }
-    const result = await store.verify(credentials.username, credentials.password);
+    const { username, password } = credentials;
+    const outcome = await this.logins.login(loginSource(session.conn.remote), username, () => store.verify(username, password));
+    if ("held" in outcome) return this.#heldBack(outcome.held, username, session);
+    const result = outcome.checked;
     if (result.ok) return { ok: true, username: result.username };
     this.stats.authFailures++;
     // Never the password; the reason tells an operator whether the user exists.
@@ -342,6 +360,15 @@ export class Gateway {
     }
     // One answer for both cases, so a client cannot probe which usernames exist.
     return { ok: false, error: { code: ErrorCodes.authFailed, message: "wrong username or password" } };
+  }
+
+  /** A login refused unchecked: its address or username is held back (the hold itself was logged when it began). */
+  #heldBack(hold: Hold, username: string, session: Session): AuthResult {
+    this.stats.loginHeldBack(hold.by);
+    session.log.debug("login refused: held back", { user: username, by: hold.by, ms: hold.ms });
+    const seconds = Math.max(1, Math.ceil(hold.ms / 1000));
+    const what = hold.by === "source" ? "from this address" : "for this username";
+    return { ok: false, error: { code: ErrorCodes.loginThrottled, message: `too many failed logins ${what}; try again in ${seconds} s` } };
   }
 }
 

@@ -132,6 +132,7 @@ export interface FederationDeps {
   /** Read on every use, so a reloaded config applies to the next message. */
   config(): FederationConfig;
   maxFrameBytes(): number;
+  maxJsonDepth(): number;
   log: Logger;
 }
 
@@ -238,7 +239,9 @@ export class Federation {
         }
         resolve(outcome);
       };
-      const decoder = new FrameDecoder(this.deps.maxFrameBytes(), (value) => settle(verdictOf(value, id, fail)));
+      const decoder = new FrameDecoder(this.deps.maxFrameBytes(), (value) => settle(verdictOf(value, id, fail)), {
+        maxDepth: this.deps.maxJsonDepth(),
+      });
       this.deps.runtime
         .connect(
           to,

@@ -23,6 +23,7 @@ export type ListenerKind = "tcp4" | "tcp6" | "unix";
 
 export interface SessionLimits {
   maxFrameBytes: number;
+  maxJsonDepth: number;
   authTimeoutMs: number;
   maxPendingBytes: number;
   sessionWindow: number;
@@ -141,7 +142,11 @@ export class Session {
     // The session itself is the decoder's owner, not a closure over it: one
     // function and one scope fewer per idle connection.
     // A long frame's data stays text: the gateway passes it on without building it.
-    this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, Session.#frameOf, { owner: this, keepAsText: CLIENT_DATA_PATHS });
+    this.#decoder = new FrameDecoder(host.limits.maxFrameBytes, Session.#frameOf, {
+      owner: this,
+      keepAsText: CLIENT_DATA_PATHS,
+      maxDepth: host.limits.maxJsonDepth,
+    });
     this.#timer = setTimeout(() => {
       this.fatal(
         { code: ErrorCodes.authTimeout, message: `no valid first frame within ${host.limits.authTimeoutMs} ms` },

@@ -294,6 +294,8 @@ describe("defaults", () => {
       federation: { peers: {}, allowOriginal: [], connectTimeoutMs: 3_000, replyTimeoutMs: 10_000, maxHops: 4 },
       limits: {
         maxFrameBytes: 1024 * 1024,
+        maxJsonDepth: 128,
+        loginFailures: { enabled: true, perSource: 5, perUsername: 10, penaltyMs: 1_000, maxPenaltyMs: 300_000, forgetMs: 600_000 },
         authTimeoutMs: 10_000,
         maxConnections: 10_000,
         handlerTimeoutMs: 5_000,

@@ -79,7 +79,7 @@ describe("reports", () => {
   });
 
   test("frame error codes are wire error codes", () => {
-    const frameCodes: Record<FrameErrorCode, true> = { frame_too_large: true, invalid_utf8: true, invalid_json: true };
+    const frameCodes: Record<FrameErrorCode, true> = { frame_too_large: true, invalid_utf8: true, invalid_json: true, too_deep: true };
     const wire = new Set<string>(Object.values(ErrorCodes));
     for (const code of Object.keys(frameCodes)) expect(wire.has(code)).toBe(true);
     expect(wire.size).toBe(Object.keys(ErrorCodes).length);
