@@ -143,6 +143,13 @@ export const DEFAULT_CONTROL_ADDRESS = "127.0.0.1";
 export const DEFAULT_REDIS_ADDRESS = "127.0.0.1";
 export const DEFAULT_REDIS_PORT = 6379;
 
+/**
+ * The client UNIX socket's mode: the gateway's user and group may connect
+ * (they still log in). With per-user groups that is the user alone; a
+ * service with a group of its own adds its clients' users to it.
+ */
+export const DEFAULT_UNIX_SOCKET_MODE = 0o660;
+
 // --- file names -------------------------------------------------------------
 
 /** Informer socket name when the file names none; placed beside the client UNIX socket. */
@@ -203,7 +210,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
     source: null,
     network: {
       types: ["unix", "tcp4", "tcp6"],
-      unix: { address: join(runDir, "bester.sock") },
+      unix: { address: join(runDir, "bester.sock"), mode: DEFAULT_UNIX_SOCKET_MODE },
       tcp4: { address: "127.0.0.1", port: DEFAULT_TCP4_PORT },
       tcp6: { address: "::1", port: DEFAULT_TCP6_PORT },
     },

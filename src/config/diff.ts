@@ -5,6 +5,8 @@
  * anything else refuses the whole reload, so a reload never half-applies.
  * @module
  */
+import { DEFAULT_UNIX_SOCKET_MODE } from "./defaults.ts";
+import { formatFileMode } from "./file-mode.ts";
 import type { Config, HandlerConfig, ListenerKind } from "./schema.ts";
 
 export interface ReloadPlan {
@@ -39,7 +41,10 @@ const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
 const shown = (value: unknown) => (typeof value === "object" && value !== null ? canonical(value) : String(value));
 
 function where(c: Config, kind: ListenerKind): string {
-  if (kind === "unix") return c.network.unix!.address;
+  if (kind === "unix") {
+    const { address, mode } = c.network.unix!;
+    return mode === DEFAULT_UNIX_SOCKET_MODE ? address : `${address} mode ${formatFileMode(mode)}`;
+  }
   const b = c.network[kind]!;
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }

@@ -15,6 +15,7 @@ import {
   MIN_PEER_SECRET_LENGTH,
   SQLITE_FILE_NAME,
 } from "./defaults.ts";
+import { formatFileMode } from "./file-mode.ts";
 import { findJsonSyntaxError } from "./json-error.ts";
 import {
   type Config,
@@ -28,7 +29,8 @@ import {
   type ListenerKind,
   type PeerConfig,
 } from "./schema.ts";
-import { normaliseIp } from "./server-address.ts";
+import { checkResolvedAddresses, isLoopbackIp } from "./loopback.ts";
+import { isIpLiteral, normaliseIp } from "./server-address.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -67,8 +69,10 @@ export function redactConfig(c: Config): unknown {
   const typeMap = Object.fromEntries(Object.entries(c.handlers.typeMap).map(([k, { type: _type, ...h }]) => [k, h]));
   const redis = c.database.redis.password === undefined ? c.database.redis : { ...c.database.redis, password: "***" };
   const { source: _source, ...rest } = c;
+  const network = c.network.unix ? { ...c.network, unix: { ...c.network.unix, mode: formatFileMode(c.network.unix.mode) } } : c.network;
   return {
     ...rest,
+    network,
     handlers: { ...c.handlers, typeMap },
     database: { ...c.database, redis },
     control,
@@ -90,7 +94,11 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
   } catch {
     return failed([{ path: "", message: `cannot read ${source}: not valid UTF-8` }]);
   }
-  return parseConfigText(text, source);
+  const parsed = parseConfigText(text, source);
+  if (!parsed.ok) return parsed;
+  // Host names are judged by the addresses they resolve to, which needs the resolver: after everything else.
+  const unsafe = await checkResolvedAddresses(parsed.config);
+  return unsafe.length > 0 ? failed(unsafe, parsed.warnings) : parsed;
 }
 
 function readFailure(e: unknown): string {
@@ -211,7 +219,7 @@ function normalise(file: ConfigFile, source: string): Config {
   const at = (p: string) => resolve(dir, p);
   const n = file.network;
   const network: Config["network"] = { types: [...n.types] };
-  if (n.unix) network.unix = { address: at(n.unix.address) };
+  if (n.unix) network.unix = { address: at(n.unix.address), mode: n.unix.mode };
   for (const kind of ["tcp4", "tcp6"] as const) {
     const b = n[kind];
     if (!b) continue;
@@ -337,8 +345,8 @@ function checkFederation(f: Config["federation"], errors: ConfigIssue[]): void {
   }
 }
 
-const isLoopback = (address: string) =>
-  address === "localhost" || address === "::1" || /^127\./.test(address) || /^::ffff:127\./i.test(address);
+/** Off loopback for certain: an IP address outside it. A host name is judged by what it resolves to (loopback.ts). */
+const offLoopback = (address: string) => isIpLiteral(address) && !isLoopbackIp(address);
 
 /**
  * Rules on the finished config: things each key allows alone but that cannot
@@ -368,7 +376,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   if (database.type === "open" && !database.allowOpenOnNetwork) {
     for (const kind of ["tcp4", "tcp6"] as const) {
       const l = network[kind];
-      if (!l || isLoopback(l.address)) continue;
+      if (!l || !offLoopback(l.address)) continue;
       errors.push({
         path: "database.type",
         message: `"open" lets anyone in with any password, refused while network.${kind} listens on ${l.address}; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true`,
@@ -395,7 +403,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
       }
     }
     // Refused, not warned: anyone who reaches it could reload, inject messages or stop the server.
-    if (!isLoopback(control.address) && control.token === undefined && !process.env.BESTER_CONTROL_TOKEN) {
+    if (offLoopback(control.address) && control.token === undefined && !process.env.BESTER_CONTROL_TOKEN) {
       errors.push({
         path: "control.token",
         message: `required because control.address ${control.address} is not loopback; set it, or the BESTER_CONTROL_TOKEN environment variable`,

@@ -38,6 +38,7 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_TCP4_PORT,
   DEFAULT_TCP6_PORT,
+  DEFAULT_UNIX_SOCKET_MODE,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
   MAX_MAX_JSON_DEPTH,
@@ -47,6 +48,7 @@ import {
   MIN_MAX_FRAME_BYTES,
   MIN_MAX_JSON_DEPTH,
 } from "./defaults.ts";
+import { formatFileMode, parseFileMode } from "./file-mode.ts";
 import { isIpLiteral, parseServerAddress } from "./server-address.ts";
 
 // --- the normalised config, as the rest of the gateway sees it ---------------
@@ -109,7 +111,8 @@ export interface Config {
   source: string | null;
   network: {
     types: ListenerKind[];
-    unix?: { address: string };
+    /** `mode`: extension, the socket file's permissions (the umask does not apply). */
+    unix?: { address: string; mode: number };
     tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
     tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
   };
@@ -213,6 +216,8 @@ const port = convert("a port 0-65535", (x) => {
   return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
 });
 
+const fileMode = convert('an octal mode such as "0660" that lets the owner read and write', parseFileMode);
+
 const text = convert("a non-empty string", (x) => (typeof x === "string" && x !== "" ? x : undefined));
 const str = v.string(expected("a string"));
 const bool = v.boolean(expected("true or false"));
@@ -249,7 +254,7 @@ const networkSchema = obj({
     list(pick(LISTENER_KINDS)),
     v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
   ),
-  unix: v.optional(obj({ address: text })),
+  unix: v.optional(obj({ address: text, mode: v.optional(fileMode, formatFileMode(DEFAULT_UNIX_SOCKET_MODE)) })),
   tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT), tls: v.optional(tlsListenerSchema) })),
   tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT), tls: v.optional(tlsListenerSchema) })),
 });

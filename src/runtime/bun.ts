@@ -5,6 +5,7 @@
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
 import { OutBuffer } from "../protocol/out-buffer.ts";
+import { bindWithMode } from "./unix-mode.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,
@@ -261,7 +262,8 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   try {
     if (at.kind === "unix") {
       await claimUnixPath(at.path, unixAnswers);
-      server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
+      const bind = (path: string) => Bun.listen<BunConn>({ unix: path, socket: base, allowHalfOpen });
+      server = at.mode === undefined ? bind(at.path) : await bindWithMode(at.path, at.mode, bind, (s) => s.stop(true));
     } else {
       // A handshake handler makes open come at accept, not after the handshake: the owner's
       // timers (the gateway's auth timeout) then also cover a client that never handshakes.

@@ -26,6 +26,7 @@ import {
   type TlsServerOptions,
   formatEndpoint,
 } from "./types.ts";
+import { bindWithMode } from "./unix-mode.ts";
 import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 
 /**
@@ -265,7 +266,10 @@ export function createDenoRuntime(): Runtime {
     let listener;
     try {
       if (at.kind === "unix") await claimUnixPath(at.path, unixAnswers);
-      listener = deno.listen(dialOptions(at));
+      listener =
+        at.kind === "unix" && at.mode !== undefined
+          ? await bindWithMode(at.path, at.mode, (path) => deno.listen(dialOptions({ ...at, path })), (l) => l.close())
+          : deno.listen(dialOptions(at));
     } catch (err) {
       throw listenError(deno, at, err);
     }

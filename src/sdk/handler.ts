@@ -33,6 +33,7 @@ import { FrameDecoder, frameJson } from "../protocol/frame.ts";
 import { OutBuffer } from "../protocol/out-buffer.ts";
 import { loadRuntime } from "../runtime/index.ts";
 import { type Conn, type Listener, ListenError, type Runtime, type SocketEvents } from "../runtime/types.ts";
+import { bindWithMode } from "../runtime/unix-mode.ts";
 import type { ErrorInfo } from "../protocol/reports.ts";
 
 /**
@@ -248,6 +249,13 @@ const MAX_IN_FLIGHT = 1024;
 
 /** How long the stale-socket probe waits for a connection to be accepted. */
 const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * The handler's socket: only its own user (the gateway's, which starts it)
+ * may connect, whatever the umask. Anyone else who could would send requests
+ * with a forged envelope (`meta.from`).
+ */
+const SOCKET_MODE = 0o600;
 
 // ---------------------------------------------------------------------------
 // Answer builders
@@ -618,7 +626,7 @@ async function listenRuntime(runtime: Runtime, socketPath: string, service: Serv
   };
   let listener: Listener;
   try {
-    listener = await runtime.listen({ kind: "unix", path: socketPath }, events);
+    listener = await runtime.listen({ kind: "unix", path: socketPath, mode: SOCKET_MODE }, events);
   } catch (err) {
     const code = err instanceof ListenError && err.code === "in_use" ? "in_use" : "listen_failed";
     throw new HandlerStartError(code, messageOf(err), { cause: err });
@@ -642,17 +650,19 @@ async function listenNode(socketPath: string, service: Service): Promise<() => P
     socket.on("error", (err) => service.log(`gateway connection error: ${err.message}`));
     socket.on("close", () => served.closed());
   });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const code = err.code === "EADDRINUSE" ? "in_use" : "listen_failed";
-      reject(new HandlerStartError(code, `cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
-    };
-    server.once("error", onError);
-    server.listen(socketPath, () => {
-      server.off("error", onError);
-      resolve();
+  const listen = (at: string) =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const code = err.code === "EADDRINUSE" ? "in_use" : "listen_failed";
+        reject(new HandlerStartError(code, `cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
+      };
+      server.once("error", onError);
+      server.listen(at, () => {
+        server.off("error", onError);
+        resolve();
+      });
     });
-  });
+  await bindWithMode(socketPath, SOCKET_MODE, listen, () => new Promise<void>((resolve) => server.close(() => resolve())));
   server.on("error", (err) => service.log(`listener error: ${err.message}`));
   return () => new Promise<void>((resolve) => server.close(() => resolve()));
 }
