@@ -277,9 +277,13 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   }
   const address: Endpoint =
     at.kind === "unix" ? at : { kind: at.kind, host: at.host, port: (server as TCPSocketListener<BunConn>).port };
+  let closed = false;
   return {
     address,
     async close() {
+      // Once only: a second close would remove the socket file of a listener bound at the same path since.
+      if (closed) return;
+      closed = true;
       server.stop(false);
       if (at.kind === "unix") await releaseUnixPath(at.path);
     },

@@ -290,6 +290,8 @@ export function createDenoRuntime(): Runtime {
     return {
       address,
       async close() {
+        // Once only: a second close would remove the socket file of a listener bound at the same path since.
+        if (!open) return;
         open = false;
         listener.close();
         if (at.kind === "unix") await releaseUnixPath(at.path);

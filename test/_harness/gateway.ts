@@ -112,6 +112,8 @@ export interface StartOptions {
   readyMs?: number;
   /** The gateway's whole environment; default (undefined): this process's, as spawn does. */
   env?: NodeJS.ProcessEnv;
+  /** Started under this umask (octal text, e.g. "000"), through sh; default: this process's. */
+  umask?: string;
 }
 
 export async function startGateway(runtime: RuntimeName, patch: Json = {}, options: StartOptions = {}): Promise<RunningGateway> {
@@ -119,8 +121,11 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, optio
   const dir = tempDir();
   const configPath = join(dir, "server.conf");
   writeFileSync(configPath, JSON.stringify(deepMerge(baseConfig(dir), patch), null, 2));
-  const [cmd, ...pre] = RUNTIMES[runtime];
-  const child = spawn(cmd!, [...pre, "serve", "--config", configPath], {
+  const argv = [...RUNTIMES[runtime], "serve", "--config", configPath];
+  // exec keeps the pid: the child is the gateway itself, whose /proc entry tests may read.
+  if (options.umask !== undefined) argv.unshift("/bin/sh", "-c", `umask ${options.umask} && exec "$@"`, "sh");
+  const [cmd, ...rest] = argv;
+  const child = spawn(cmd!, rest, {
     cwd: dir,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],

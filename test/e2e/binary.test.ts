@@ -18,6 +18,7 @@ import { cliSuite } from "./cli.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
@@ -36,6 +37,7 @@ const SUITES = {
   federationSuite,
   informerSuite,
   benchSuite,
+  hardeningSuite,
 };
 for (const suite of Object.values(SUITES)) suite("binary");
 afterAll(removeTempDirs);

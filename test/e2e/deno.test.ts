@@ -6,6 +6,7 @@ import { cliSuite } from "./cli.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
@@ -21,5 +22,6 @@ controlSuite("deno");
 federationSuite("deno");
 informerSuite("deno");
 benchSuite("deno");
+hardeningSuite("deno");
 
 afterAll(removeTempDirs);
