@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { OutBuffer } from "../protocol/out-buffer.ts";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
+import { TRIM_EVERY_MS, trimMallocPeriodically } from "./deno-malloc-trim.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { pumpLines } from "./lines.ts";
@@ -234,6 +235,7 @@ function dialOptions(to: Endpoint) {
 
 export function createDenoRuntime(): Runtime {
   const deno = denoGlobal();
+  let trimming = false;
 
   async function unixAnswers(path: string): Promise<boolean> {
     try {
@@ -395,10 +397,12 @@ export function createDenoRuntime(): Runtime {
       const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
-    // Deno's build has no mimalloc (Bun's is what step 26 tunes): nothing to set.
-    useServerSettings() {},
-    serverSettings() {
-      return {};
+    // Deno's build has no mimalloc (Bun's is what step 26 tunes); glibc's free memory is trimmed instead.
+    useServerSettings() {
+      trimming = trimMallocPeriodically(deno);
+    },
+    serverSettings(): Record<string, string> {
+      return trimming ? { malloc_trim: `every ${TRIM_EVERY_MS / 1000} s` } : {};
     },
     exit(code: number): never {
       return deno.exit(code);
