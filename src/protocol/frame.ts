@@ -121,9 +121,8 @@ export class FrameDecoder {
   #failed: FrameError | undefined;
   readonly #onBadBody: ((error: FrameError) => void) | undefined;
   readonly #keepAsText: CutPaths | undefined;
+  /** Infinity: depth not judged. One field, not two: idle connections are many. */
   readonly #maxDepth: number;
-  /** Texts this long or longer are read for their depth; shorter ones cannot be too deep. */
-  readonly #depthFrom: number;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -153,7 +152,6 @@ export class FrameDecoder {
     this.#owner = options.owner;
     this.#keepAsText = options.keepAsText;
     this.#maxDepth = options.maxDepth ?? Infinity;
-    this.#depthFrom = options.maxDepth === undefined ? Infinity : shortestDeeperThan(options.maxDepth);
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -261,7 +259,8 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
     }
-    if (text.length >= this.#depthFrom && nestsDeeperThan(text, this.#maxDepth)) {
+    // A text shorter than that cannot be too deep: most frames are never read for their depth.
+    if (text.length >= shortestDeeperThan(this.#maxDepth) && nestsDeeperThan(text, this.#maxDepth)) {
       return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
     }
     let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
