@@ -8,7 +8,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { CUT_MIN_CHARS, type CutPaths, parseCut } from "./json-cut.ts";
+import { CUT_MIN_CHARS, type CutPaths, parseCut, TOO_DEEP } from "./json-cut.ts";
 import { nestsDeeperThan, shortestDeeperThan } from "./json-depth.ts";
 
 export const FRAME_HEADER_BYTES = 4;
@@ -259,12 +259,12 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
     }
-    // A text shorter than that cannot be too deep: most frames are never read for their depth.
-    if (text.length >= shortestDeeperThan(this.#maxDepth) && nestsDeeperThan(text, this.#maxDepth)) {
-      return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
-    }
-    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
+    // The cut reads the whole text anyway, and says how deep it is on the way.
+    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText, this.#maxDepth) : undefined;
+    if (value === TOO_DEEP) return this.#tooDeep(index);
     if (value === undefined) {
+      // A text shorter than that cannot be too deep: most frames are never read for their depth.
+      if (text.length >= shortestDeeperThan(this.#maxDepth) && nestsDeeperThan(text, this.#maxDepth)) return this.#tooDeep(index);
       try {
         value = JSON.parse(text);
       } catch (cause) {
@@ -274,6 +274,10 @@ export class FrameDecoder {
     }
     this.#onFrame(value, index, this.#owner);
     return undefined;
+  }
+
+  #tooDeep(index: number): FrameError | undefined {
+    return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
   }
 
   /** A body that is not JSON: reported and skipped when the caller asked for that, else fatal. */

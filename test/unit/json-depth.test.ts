@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encodeJsonFrame, FrameDecoder, type FrameError } from "../../src/protocol/frame.ts";
-import { CLIENT_DATA_PATHS } from "../../src/protocol/messages.ts";
+import { ANSWER_DATA_PATHS, CLIENT_DATA_PATHS } from "../../src/protocol/messages.ts";
+import type { CutPaths } from "../../src/protocol/json-cut.ts";
 import { nestsDeeperThan, shortestDeeperThan } from "../../src/protocol/json-depth.ts";
 
 /** The depth of a value as the test sees it, by walking the built value (independent of the scanner). */
@@ -60,7 +61,7 @@ describe("nestsDeeperThan", () => {
 });
 
 describe("FrameDecoder maxDepth", () => {
-  function decode(text: string, options: { maxDepth?: number; keepAsText?: typeof CLIENT_DATA_PATHS } = {}) {
+  function decode(text: string, options: { maxDepth?: number; keepAsText?: CutPaths } = {}) {
     const values: unknown[] = [];
     const decoder = new FrameDecoder(1 << 24, (v) => values.push(v), options);
     const err = decoder.push(encodeJsonFrame(text));
@@ -82,6 +83,25 @@ describe("FrameDecoder maxDepth", () => {
     // payload (2) + data (1) + deep: the frame nests depth + 3.
     expect(decode(long(125), { maxDepth: 128, keepAsText: CLIENT_DATA_PATHS }).err).toBeUndefined();
     expect(decode(long(126), { maxDepth: 128, keepAsText: CLIENT_DATA_PATHS }).err?.code).toBe("too_deep");
+  });
+
+  test("long frames (the cut, which reads the depth on its way) and short ones agree with the depth of the value, on either answer path", () => {
+    const depthOfFrame = (frame: unknown) => depthOf(frame);
+    fc.assert(
+      fc.property(values, values, fc.boolean(), fc.integer({ min: 0, max: 8 }), fc.constantFrom(...ANSWER_DATA_PATHS), (header, data, long, max, path) => {
+        const pad = long ? "p".repeat(1100) : "";
+        const frame = path.length === 1 ? { header, data, pad } : { header, payload: { type: "t", id: "1", data, pad } };
+        const text = JSON.stringify(frame);
+        const { values: got, err } = decode(text, { maxDepth: max, keepAsText: ANSWER_DATA_PATHS });
+        if (depthOfFrame(frame) > max) {
+          expect(err?.code).toBe("too_deep");
+        } else {
+          expect(err).toBeUndefined();
+          expect(JSON.stringify(got[0])).toBe(text);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test("without maxDepth nothing is judged; with onBadBody a too deep frame is skipped and the next one delivered", () => {
