@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { homedir, tmpdir } from "node:os";
+import { availableParallelism, homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config, HandlerConfig } from "./schema.ts";
@@ -25,6 +25,18 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const MIN_MAX_FRAME_BYTES = 64;
 /** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
 export const FRAME_HEADER_BYTES = 4;
+
+/**
+ * How deeply arrays and objects may nest in one frame. Engines parse and
+ * serialise JSON recursively, so a deep enough value overflows the stack
+ * and stalls the event loop while it unwinds; real messages nest a handful
+ * of levels, and 128 (serde_json's default) leaves them plenty of room.
+ */
+export const DEFAULT_MAX_JSON_DEPTH = 128;
+/** Lower bound for the setting: a handler's sendClients answer nests its list of recipients four deep. */
+export const MIN_MAX_JSON_DEPTH = 4;
+/** Upper bound for the setting: far below the tens of thousands of levels where Bun's JSON.stringify runs out of stack. */
+export const MAX_MAX_JSON_DEPTH = 4096;
 
 /** A connection that never sends its first frame holds a socket; a real client sends it within milliseconds, 10 s leaves room for slow links. */
 export const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
@@ -50,6 +62,38 @@ export const MAX_HANDLER_HOPS = 64;
 
 /** Time in-flight messages get to finish on shutdown before connections are cut; shorter than typical service-manager stop timeouts (systemd: 90 s). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+
+// --- logins (config key `limits.loginFailures`) -------------------------------
+
+/**
+ * Password checks (scrypt) run at once: each takes a core and 16 MiB while
+ * it runs, so one per core keeps the cores busy and memory flat however many
+ * logins arrive together; the rest wait their turn, taken in turn by address.
+ */
+export function passwordCheckSlots(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/** Failures from one address before it is held back: room for a few typing mistakes, too few for guessing. */
+export const DEFAULT_LOGIN_FAILURES_PER_SOURCE = 5;
+/**
+ * Different addresses failing on one username before it is held back: a
+ * user mistyping on a phone, a laptop and a desktop is three; ten within
+ * the forget time is a guess spread over many addresses.
+ */
+export const DEFAULT_LOGIN_FAILURES_PER_USERNAME = 10;
+/** The first hold: a second is nothing to someone who mistyped, and already slows a script down. */
+export const DEFAULT_LOGIN_PENALTY_MS = 1_000;
+/** Holds double up to this: from the tenth hold on, a guesser gets five tries per five minutes. */
+export const DEFAULT_LOGIN_MAX_PENALTY_MS = 300_000;
+/** Failures and holds older than this (without a new failure) are forgotten; fail2ban's usual findtime. */
+export const DEFAULT_LOGIN_FORGET_MS = 600_000;
+/**
+ * Addresses and usernames whose failures are remembered, each; past it the
+ * oldest are forgotten, so a flood of made-up names cannot grow memory
+ * (an entry is about a hundred bytes).
+ */
+export const LOGIN_THROTTLE_CAPACITY = 65_536;
 
 // --- federation (config key `federation`) -----------------------------------
 
@@ -116,6 +160,13 @@ export const DEFAULT_CONTROL_ADDRESS = "127.0.0.1";
 /** Redis's own defaults, so a local Redis works without settings. */
 export const DEFAULT_REDIS_ADDRESS = "127.0.0.1";
 export const DEFAULT_REDIS_PORT = 6379;
+
+/**
+ * The client UNIX socket's mode: the gateway's user and group may connect
+ * (they still log in). With per-user groups that is the user alone; a
+ * service with a group of its own adds its clients' users to it.
+ */
+export const DEFAULT_UNIX_SOCKET_MODE = 0o660;
 
 // --- file names -------------------------------------------------------------
 
@@ -221,7 +272,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
     source: null,
     network: {
       types: ["unix", "tcp4", "tcp6"],
-      unix: { address: join(runDir, "bester.sock") },
+      unix: { address: join(runDir, "bester.sock"), mode: DEFAULT_UNIX_SOCKET_MODE },
       tcp4: { address: "127.0.0.1", port: DEFAULT_TCP4_PORT },
       tcp6: { address: "::1", port: DEFAULT_TCP6_PORT },
     },
@@ -253,6 +304,15 @@ export function embeddedDefaultConfig(runDir: string): Config {
     },
     limits: {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+      loginFailures: {
+        enabled: true,
+        perSource: DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+        perUsername: DEFAULT_LOGIN_FAILURES_PER_USERNAME,
+        penaltyMs: DEFAULT_LOGIN_PENALTY_MS,
+        maxPenaltyMs: DEFAULT_LOGIN_MAX_PENALTY_MS,
+        forgetMs: DEFAULT_LOGIN_FORGET_MS,
+      },
       authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,
       maxConnections: DEFAULT_MAX_CONNECTIONS,
       handlerTimeoutMs: DEFAULT_HANDLER_TIMEOUT_MS,

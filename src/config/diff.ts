@@ -5,6 +5,8 @@
  * anything else refuses the whole reload, so a reload never half-applies.
  * @module
  */
+import { DEFAULT_UNIX_SOCKET_MODE } from "./defaults.ts";
+import { formatFileMode } from "./file-mode.ts";
 import type { Config, HandlerConfig, ListenerKind } from "./schema.ts";
 
 export interface ReloadPlan {
@@ -35,9 +37,14 @@ function canonical(value: unknown): string {
 }
 
 const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
+/** A limit as a change line shows it: a number as it is, a block as JSON. */
+const shown = (value: unknown) => (typeof value === "object" && value !== null ? canonical(value) : String(value));
 
 function where(c: Config, kind: ListenerKind): string {
-  if (kind === "unix") return c.network.unix!.address;
+  if (kind === "unix") {
+    const { address, mode } = c.network.unix!;
+    return mode === DEFAULT_UNIX_SOCKET_MODE ? address : `${address} mode ${formatFileMode(mode)}`;
+  }
   const b = c.network[kind]!;
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
@@ -151,7 +158,8 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
   }
   for (const [key, value] of Object.entries(next.limits)) {
     const was = old.limits[key as keyof Config["limits"]];
-    if (was !== value) plan.changes.push(`limits.${key}: ${was} -> ${value}`);
+    // A block of limits (loginFailures) is compared and shown as JSON.
+    if (!same(was, value)) plan.changes.push(`limits.${key}: ${shown(was)} -> ${shown(value)}`);
   }
   // The inbox limits are read per message; the store itself cannot change under the messages it holds.
   const { inbox: oldInbox, ...oldStore } = old.delivery;

@@ -21,6 +21,7 @@ import {
   ownSocketPath,
   SQLITE_FILE_NAME,
 } from "./defaults.ts";
+import { formatFileMode } from "./file-mode.ts";
 import { findJsonSyntaxError } from "./json-error.ts";
 import {
   type Config,
@@ -36,7 +37,8 @@ import {
   type PeerConfig,
   type RedisConnection,
 } from "./schema.ts";
-import { normaliseIp } from "./server-address.ts";
+import { checkResolvedAddresses, isLoopbackIp } from "./loopback.ts";
+import { isIpLiteral, normaliseIp } from "./server-address.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -76,8 +78,10 @@ export function redactConfig(c: Config): unknown {
   const hide = <T extends { password?: string }>(r: T): T => (r.password === undefined ? r : { ...r, password: "***" });
   const redis = hide(c.database.redis);
   const { source: _source, ...rest } = c;
+  const network = c.network.unix ? { ...c.network, unix: { ...c.network.unix, mode: formatFileMode(c.network.unix.mode) } } : c.network;
   return {
     ...rest,
+    network,
     handlers: { ...c.handlers, typeMap },
     database: { ...c.database, redis },
     delivery: { ...c.delivery, redis: hide(c.delivery.redis) },
@@ -100,7 +104,11 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
   } catch {
     return failed([{ path: "", message: `cannot read ${source}: not valid UTF-8` }]);
   }
-  return parseConfigText(text, source);
+  const parsed = parseConfigText(text, source);
+  if (!parsed.ok) return parsed;
+  // Host names are judged by the addresses they resolve to, which needs the resolver: after everything else.
+  const unsafe = await checkResolvedAddresses(parsed.config);
+  return unsafe.length > 0 ? failed(unsafe, parsed.warnings) : parsed;
 }
 
 function readFailure(e: unknown): string {
@@ -225,7 +233,7 @@ function normalise(file: ConfigFile, source: string): Config {
   const at = (p: string) => resolve(dir, p);
   const n = file.network;
   const network: Config["network"] = { types: [...n.types] };
-  if (n.unix) network.unix = { address: at(n.unix.address) };
+  if (n.unix) network.unix = { address: at(n.unix.address), mode: n.unix.mode };
   for (const kind of ["tcp4", "tcp6"] as const) {
     const b = n[kind];
     if (!b) continue;
@@ -276,6 +284,8 @@ function normalise(file: ConfigFile, source: string): Config {
     },
     limits: {
       maxFrameBytes: l.maxFrameBytes,
+      maxJsonDepth: l.maxJsonDepth,
+      loginFailures: { ...l.loginFailures },
       authTimeoutMs: l.authTimeoutMs,
       maxConnections: l.maxConnections,
       handlerTimeoutMs: l.handlerTimeoutMs,
@@ -388,8 +398,8 @@ function checkFederation(f: Config["federation"], errors: ConfigIssue[]): void {
   }
 }
 
-const isLoopback = (address: string) =>
-  address === "localhost" || address === "::1" || /^127\./.test(address) || /^::ffff:127\./i.test(address);
+/** Off loopback for certain: an IP address outside it. A host name is judged by what it resolves to (loopback.ts). */
+const offLoopback = (address: string) => isIpLiteral(address) && !isLoopbackIp(address);
 
 /**
  * Rules on the finished config: things each key allows alone but that cannot
@@ -408,10 +418,18 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     });
   }
 
+  const lf = limits.loginFailures;
+  if (lf.penaltyMs > lf.maxPenaltyMs) {
+    errors.push({
+      path: "limits.loginFailures.penaltyMs",
+      message: `expected at most limits.loginFailures.maxPenaltyMs (${lf.maxPenaltyMs}), got ${lf.penaltyMs}`,
+    });
+  }
+
   if (database.type === "open" && !database.allowOpenOnNetwork) {
     for (const kind of ["tcp4", "tcp6"] as const) {
       const l = network[kind];
-      if (!l || isLoopback(l.address)) continue;
+      if (!l || !offLoopback(l.address)) continue;
       errors.push({
         path: "database.type",
         message: `"open" lets anyone in with any password, refused while network.${kind} listens on ${l.address}; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true`,
@@ -433,7 +451,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
       }
     }
     // Refused, not warned: anyone who reaches it could reload, inject messages or stop the server.
-    if (!isLoopback(control.address) && control.token === undefined && !process.env.BESTER_CONTROL_TOKEN) {
+    if (offLoopback(control.address) && control.token === undefined && !process.env.BESTER_CONTROL_TOKEN) {
       errors.push({
         path: "control.token",
         message: `required because control.address ${control.address} is not loopback; set it, or the BESTER_CONTROL_TOKEN environment variable`,

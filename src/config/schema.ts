@@ -21,9 +21,15 @@ import {
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_LOG_FORMAT,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+  DEFAULT_LOGIN_FAILURES_PER_USERNAME,
+  DEFAULT_LOGIN_FORGET_MS,
+  DEFAULT_LOGIN_MAX_PENALTY_MS,
+  DEFAULT_LOGIN_PENALTY_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_HANDLER_HOPS,
+  DEFAULT_MAX_JSON_DEPTH,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_SERVER_HOPS,
   DEFAULT_PEER_CONNECT_TIMEOUT_MS,
@@ -34,13 +40,17 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_TCP4_PORT,
   DEFAULT_TCP6_PORT,
+  DEFAULT_UNIX_SOCKET_MODE,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
+  MAX_MAX_JSON_DEPTH,
   MAX_SERVER_HOPS,
   MAX_SESSION_WINDOW,
   MAX_TIMER_MS,
   MIN_MAX_FRAME_BYTES,
+  MIN_MAX_JSON_DEPTH,
 } from "./defaults.ts";
+import { formatFileMode, parseFileMode } from "./file-mode.ts";
 import { isIpLiteral, parseServerAddress } from "./server-address.ts";
 
 // --- the normalised config, as the rest of the gateway sees it ---------------
@@ -126,11 +136,21 @@ export interface DeliveryConfig {
   inbox: { maxMessages: number; maxBytes: number; maxAgeSeconds: number };
 }
 
+export interface LoginFailuresConfig {
+  enabled: boolean;
+  perSource: number;
+  perUsername: number;
+  penaltyMs: number;
+  maxPenaltyMs: number;
+  forgetMs: number;
+}
+
 export interface Config {
   source: string | null;
   network: {
     types: ListenerKind[];
-    unix?: { address: string };
+    /** `mode`: extension, the socket file's permissions (the umask does not apply). */
+    unix?: { address: string; mode: number };
     tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
     tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
   };
@@ -149,6 +169,10 @@ export interface Config {
   delivery: DeliveryConfig;
   limits: {
     maxFrameBytes: number;
+    /** Extension: deepest nesting of arrays and objects in one frame (every connection kind). */
+    maxJsonDepth: number;
+    /** Extension: failed logins held back per source address and per username (accounts/throttle.ts). */
+    loginFailures: LoginFailuresConfig;
     authTimeoutMs: number;
     maxConnections: number;
     handlerTimeoutMs: number;
@@ -221,6 +245,8 @@ const port = convert("a port 0-65535", (x) => {
   return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
 });
 
+const fileMode = convert('an octal mode such as "0660" that lets the owner read and write', parseFileMode);
+
 const text = convert("a non-empty string", (x) => (typeof x === "string" && x !== "" ? x : undefined));
 const str = v.string(expected("a string"));
 const bool = v.boolean(expected("true or false"));
@@ -257,7 +283,7 @@ const networkSchema = obj({
     list(pick(LISTENER_KINDS)),
     v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
   ),
-  unix: v.optional(obj({ address: text })),
+  unix: v.optional(obj({ address: text, mode: v.optional(fileMode, formatFileMode(DEFAULT_UNIX_SOCKET_MODE)) })),
   tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT), tls: v.optional(tlsListenerSchema) })),
   tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT), tls: v.optional(tlsListenerSchema) })),
 });
@@ -324,8 +350,20 @@ const deliverySchema = obj({
   ),
 });
 
+// extension: holding back repeated login failures
+const loginFailuresSchema = obj({
+  enabled: v.optional(bool, true),
+  perSource: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_SOURCE),
+  perUsername: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_USERNAME),
+  penaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_PENALTY_MS),
+  maxPenaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_MAX_PENALTY_MS),
+  forgetMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_FORGET_MS),
+});
+
 const limitsSchema = obj({
   maxFrameBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_FRAME_BYTES),
+  maxJsonDepth: v.optional(int(MIN_MAX_JSON_DEPTH, MAX_MAX_JSON_DEPTH), DEFAULT_MAX_JSON_DEPTH),
+  loginFailures: v.optional(loginFailuresSchema, () => ({})),
   authTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_AUTH_TIMEOUT_MS),
   maxConnections: v.optional(int(1), DEFAULT_MAX_CONNECTIONS),
   handlerTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_HANDLER_TIMEOUT_MS),

@@ -30,6 +30,8 @@ export interface FramedOptions {
   onBadBody?: (error: FrameError) => void;
   /** `receive` gets each frame's text, not parsed (frame.ts). */
   asText?: boolean;
+  /** Deepest nesting of arrays and objects in one frame (limits.maxJsonDepth); deeper is a `too_deep` bad body. */
+  maxDepth?: number;
 }
 
 function received(value: unknown, _index: number, owner: unknown): void {
@@ -63,6 +65,7 @@ export abstract class FramedConnection {
       keepAsText: options.keepAsText,
       onBadBody: options.onBadBody,
       asText: options.asText,
+      maxDepth: options.maxDepth,
     });
   }
 

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,
   type Conn,
@@ -135,7 +135,8 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   try {
     if (at.kind === "unix") {
       await claimUnixPath(at.path);
-      server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
+      const bind = (path: string) => Bun.listen<BunConn>({ unix: path, socket: base, allowHalfOpen });
+      server = at.mode === undefined ? bind(at.path) : await bindWithMode(at.path, at.mode, bind, (s) => s.stop(true));
     } else {
       // A handshake handler makes open come at accept, not after the handshake: the owner's
       // timers (the gateway's auth timeout) then also cover a client that never handshakes.
@@ -149,9 +150,13 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   }
   const address: Endpoint =
     at.kind === "unix" ? at : { kind: at.kind, host: at.host, port: (server as TCPSocketListener<BunConn>).port };
+  let closed = false;
   return {
     address,
     async close() {
+      // Once only: a second close would remove the socket file of a listener bound at the same path since.
+      if (closed) return;
+      closed = true;
       server.stop(false);
       if (at.kind === "unix") await releaseUnixPath(at.path);
     },

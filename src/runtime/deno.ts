@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
+import { TRIM_EVERY_MS, trimMallocPeriodically } from "./deno-malloc-trim.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
@@ -29,7 +30,7 @@ import {
   type TlsServerOptions,
   formatEndpoint,
 } from "./types.ts";
-import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 
 /**
  * Each connection's pending read holds its own buffer, so its size is memory
@@ -191,6 +192,7 @@ function dialOptions(to: Endpoint) {
 
 export function createDenoRuntime(): Runtime {
   const deno = denoGlobal();
+  let trimming = false;
 
   async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
     const halfOpen = events.end !== undefined;
@@ -214,7 +216,10 @@ export function createDenoRuntime(): Runtime {
     let listener;
     try {
       if (at.kind === "unix") await claimUnixPath(at.path);
-      listener = deno.listen(dialOptions(at));
+      listener =
+        at.kind === "unix" && at.mode !== undefined
+          ? await bindWithMode(at.path, at.mode, (path) => deno.listen(dialOptions({ ...at, path })), (l) => l.close())
+          : deno.listen(dialOptions(at));
     } catch (err) {
       throw listenError(deno, at, err);
     }
@@ -235,6 +240,8 @@ export function createDenoRuntime(): Runtime {
     return {
       address,
       async close() {
+        // Once only: a second close would remove the socket file of a listener bound at the same path since.
+        if (!open) return;
         open = false;
         listener.close();
         if (at.kind === "unix") await releaseUnixPath(at.path);
@@ -349,10 +356,12 @@ export function createDenoRuntime(): Runtime {
       const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
-    // Deno's build has no mimalloc (the allocator Bun's settings tune): nothing to set.
-    useServerSettings() {},
-    serverSettings() {
-      return {};
+    // Deno's build has no mimalloc (the allocator Bun's settings tune); glibc's free memory is trimmed instead.
+    useServerSettings() {
+      trimming = trimMallocPeriodically(deno);
+    },
+    serverSettings(): Record<string, string> {
+      return trimming ? { malloc_trim: `every ${TRIM_EVERY_MS / 1000} s` } : {};
     },
     exit(code: number): never {
       return deno.exit(code);

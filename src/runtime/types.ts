@@ -14,7 +14,8 @@
 /** Where a socket listens or connects. */
 export type Endpoint =
   | { kind: "tcp4" | "tcp6"; host: string; port: number }
-  | { kind: "unix"; path: string };
+  /** `mode`: a listener's socket file gets it whatever the umask (unix-mode.ts); without it, the umask decides. */
+  | { kind: "unix"; path: string; mode?: number };
 
 export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR1" | "SIGUSR2";
 

@@ -14,6 +14,7 @@ import { type Conn, formatEndpoint, type Runtime, type SocketEvents } from "../r
 import { ClosedReason } from "../connection/close-reason.ts";
 import { FRAMED_EVENTS } from "../connection/framed.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
+import { type Hold, LoginGate, loginSource } from "../accounts/login-gate.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { Commands } from "./commands.ts";
 import { Delivery } from "./delivery.ts";
@@ -24,7 +25,7 @@ import { admitPeer, Federation } from "./peers.ts";
 import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
-import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
+import { LOGIN_THROTTLE_CAPACITY, passwordCheckSlots, RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
 import { RateHistory, rateCounters, sampleRates } from "./rate-history.ts";
 import { Router } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
@@ -54,6 +55,8 @@ export class Gateway {
   #host: SessionHost & { limits: SessionLimits };
   #federation: Federation;
   #informer: InformerService;
+  /** Throttling and a fair queue in front of the account store's password checks. */
+  readonly logins: LoginGate;
 
   constructor(
     readonly runtime: Runtime,
@@ -68,6 +71,7 @@ export class Gateway {
       runtime,
       config: () => this.config.federation,
       maxFrameBytes: () => this.config.limits.maxFrameBytes,
+      maxJsonDepth: () => this.config.limits.maxJsonDepth,
       log: log.with({ component: "federation" }),
       closed: (reason) => this.stats.internalConnectionClosed("peer", reason),
     });
@@ -100,6 +104,16 @@ export class Gateway {
         clientCount: () => this.registry.sessionCount,
         adminInfo: () => this.config.admin.info,
         listeners: () => this.#listeners.map((l) => ({ kind: l.kind, address: l.listener.address })),
+      },
+    });
+    this.logins = new LoginGate({
+      settings: () => this.config.limits.loginFailures,
+      slots: passwordCheckSlots,
+      capacity: LOGIN_THROTTLE_CAPACITY,
+      onHold: (hold) => {
+        this.stats.loginHold(hold.by);
+        const who = hold.by === "source" ? { source: hold.key } : { user: hold.key };
+        this.log.warn(`logins ${hold.by === "source" ? "from an address" : "of a username"} held back after repeated failures`, { ...who, ms: hold.ms });
       },
     });
     this.#host = {
@@ -336,7 +350,10 @@ export class Gateway {
     if (!store) {
       return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
     }
-    const result = await store.verify(credentials.username, credentials.password);
+    const { username, password } = credentials;
+    const outcome = await this.logins.login(loginSource(session.remote), username, () => store.verify(username, password));
+    if ("held" in outcome) return this.#heldBack(outcome.held, username, session);
+    const result = outcome.checked;
     if (result.ok) {
       const delivery = await this.delivery.login(result.username, ack);
       return delivery === undefined ? { ok: true, username: result.username } : { ok: true, username: result.username, delivery };
@@ -349,6 +366,15 @@ export class Gateway {
     }
     // One answer for both cases, so a client cannot probe which usernames exist.
     return { ok: false, error: { code: ErrorCodes.authFailed, message: "wrong username or password" } };
+  }
+
+  /** A login refused unchecked: its address or username is held back (the hold itself was logged when it began). */
+  #heldBack(hold: Hold, username: string, session: Session): AuthResult {
+    this.stats.loginHeldBack(hold.by);
+    session.log.debug("login refused: held back", { user: username, by: hold.by, ms: hold.ms });
+    const seconds = Math.max(1, Math.ceil(hold.ms / 1000));
+    const what = hold.by === "source" ? "from this address" : "for this username";
+    return { ok: false, error: { code: ErrorCodes.loginThrottled, message: `too many failed logins ${what}; try again in ${seconds} s` } };
   }
 }
 

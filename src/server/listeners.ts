@@ -19,7 +19,7 @@ import type { ListenerKind } from "./session.ts";
 
 export interface NetworkConfig {
   types: ListenerKind[];
-  unix?: { address: string };
+  unix?: { address: string; mode: number };
   tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
   tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
 }
@@ -47,7 +47,7 @@ export class ListenerStartError extends Error {
 }
 
 export function endpointFor(kind: ListenerKind, network: NetworkConfig): Endpoint {
-  if (kind === "unix") return { kind, path: network.unix!.address };
+  if (kind === "unix") return { kind, path: network.unix!.address, mode: network.unix!.mode };
   const block = network[kind]!;
   return { kind, host: block.address, port: block.port };
 }

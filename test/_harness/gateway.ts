@@ -114,6 +114,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Leave the folder when the gateway stops (another gateway uses it too); tempDir's sweep removes it. */
   keepDir?: boolean;
+  /** Started under this umask (octal text, e.g. "000"), through sh; default: this process's. */
+  umask?: string;
 }
 
 export async function startGateway(runtime: RuntimeName, patch: Json = {}, options: StartOptions = {}): Promise<RunningGateway> {
@@ -129,9 +131,12 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, optio
  */
 export async function launchGateway(runtime: RuntimeName, configPath: string, dir: string, options: StartOptions = {}): Promise<RunningGateway> {
   const readyMs = options.readyMs ?? 30000;
-  const [cmd, ...pre] = RUNTIMES[runtime];
   // Logs as JSON records at every level, whatever the file says, so tests can wait for them.
-  const child = spawn(cmd!, [...pre, "serve", "--config", configPath, "--log-format", "json", "--log-level", "debug"], {
+  const argv = [...RUNTIMES[runtime], "serve", "--config", configPath, "--log-format", "json", "--log-level", "debug"];
+  // exec keeps the pid: the child is the gateway itself, whose /proc entry tests may read.
+  if (options.umask !== undefined) argv.unshift("/bin/sh", "-c", `umask ${options.umask} && exec "$@"`, "sh");
+  const [cmd, ...rest] = argv;
+  const child = spawn(cmd!, rest, {
     cwd: dir,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],

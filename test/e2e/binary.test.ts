@@ -20,6 +20,7 @@ import { controlSuite } from "./control.suite.ts";
 import { deliverySuite } from "./delivery.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
@@ -42,6 +43,7 @@ const SUITES = {
   federationSuite,
   informerSuite,
   benchSuite,
+  hardeningSuite,
 };
 for (const suite of Object.values(SUITES)) suite("binary");
 afterAll(removeTempDirs);

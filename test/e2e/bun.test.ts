@@ -8,6 +8,7 @@ import { controlSuite } from "./control.suite.ts";
 import { deliverySuite } from "./delivery.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
@@ -27,5 +28,6 @@ statusPageSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");
+hardeningSuite("bun");
 
 afterAll(removeTempDirs);

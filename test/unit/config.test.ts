@@ -46,7 +46,7 @@ describe("the original server.conf (PROTOCOL.md §8)", () => {
     expect(c.source).toBe(join(FIXTURES, "server.conf"));
     expect(c.network).toEqual({
       types: ["unix", "tcp4", "tcp6"],
-      unix: { address: join(FIXTURES, "besterUNIXSock") },
+      unix: { address: join(FIXTURES, "besterUNIXSock"), mode: 0o660 },
       tcp4: { address: "0.0.0.0", port: 2220 },
       tcp6: { address: "::", port: 2221 },
     });
@@ -285,7 +285,7 @@ describe("defaults", () => {
     expect(r.warnings).toEqual([]);
     expect(c).toEqual({
       source: SOURCE,
-      network: { types: ["unix"], unix: { address: "/etc/bester/run/bester.sock" } },
+      network: { types: ["unix"], unix: { address: "/etc/bester/run/bester.sock", mode: 0o660 } },
       handlers: { availableTypes: [], typeMap: {} },
       database: {
         type: "open",
@@ -305,6 +305,8 @@ describe("defaults", () => {
       },
       limits: {
         maxFrameBytes: 1024 * 1024,
+        maxJsonDepth: 128,
+        loginFailures: { enabled: true, perSource: 5, perUsername: 10, penaltyMs: 1_000, maxPenaltyMs: 300_000, forgetMs: 600_000 },
         authTimeoutMs: 10_000,
         maxConnections: 10_000,
         handlerTimeoutMs: 5_000,
@@ -502,7 +504,7 @@ describe("the embedded default", () => {
     expect(c.source).toBeNull();
     expect(c.network).toEqual({
       types: ["unix", "tcp4", "tcp6"],
-      unix: { address: `${runDir}/bester.sock` },
+      unix: { address: `${runDir}/bester.sock`, mode: 0o660 },
       tcp4: { address: "127.0.0.1", port: 2220 },
       tcp6: { address: "::1", port: 2221 },
     });
