@@ -172,12 +172,12 @@ export class Gateway {
       await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
       return;
     }
-    for (const l of this.#listeners) this.#logListening(l);
+    for (const l of this.#listeners) this.#logListening(l, this.config);
     await this.#checkOpenFiles(this.config.limits.maxConnections);
   }
 
-  #logListening({ kind, listener, tls }: OpenListener): void {
-    const ws = kind === "ws" ? this.config.network.ws : undefined;
+  #logListening({ kind, listener, tls }: OpenListener, config: Config): void {
+    const ws = kind === "ws" ? config.network.ws : undefined;
     // The WebSocket listener also says where a client dials and where the web chat is.
     const urls = ws === undefined ? {} : webSocketUrls(ws, listener.address);
     this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined, ...urls });
@@ -255,7 +255,7 @@ export class Gateway {
     const closing = this.#listeners.filter((l) => plan.closeListeners.includes(l.kind));
     this.#listeners = [...this.#listeners.filter((l) => !plan.closeListeners.includes(l.kind)), ...opened];
     await Promise.allSettled(closing.map((l) => l.listener.close()));
-    for (const l of opened) this.#logListening(l);
+    for (const l of opened) this.#logListening(l, next);
     if (accounts) {
       const old = this.#accounts;
       this.#accounts = accounts;

@@ -6,7 +6,7 @@
  * and the exact close code the server sent.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { connect, type Socket } from "node:net";
+import { connect, isIP, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 
 export interface WsOptions {
@@ -14,6 +14,8 @@ export interface WsOptions {
   origin?: string;
   /** The CA (PEM) a wss:// server's certificate must be signed by. */
   ca?: string;
+  /** Sent as the Host header instead of the URL's (what a page under another name, pointed at this address, sends). */
+  host?: string;
   timeoutMs?: number;
 }
 
@@ -82,7 +84,7 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = Number(u.port || (u.protocol === "wss:" ? 443 : 80));
   const socket =
-    u.protocol === "wss:" ? connectTls({ host, port, ca: options.ca, servername: host.includes(":") ? undefined : host }) : connect(port, host);
+    u.protocol === "wss:" ? connectTls({ host, port, ca: options.ca, servername: isIP(host) ? undefined : host }) : connect(port, host);
   const key = randomBytes(16).toString("base64");
   const timeoutMs = options.timeoutMs ?? 5000;
 
@@ -127,7 +129,7 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
     const path = u.pathname + u.search;
     const lines = [
       `GET ${path} HTTP/1.1`,
-      `Host: ${u.host}`,
+      `Host: ${options.host ?? u.host}`,
       "Upgrade: websocket",
       "Connection: Upgrade",
       `Sec-WebSocket-Key: ${key}`,
@@ -243,4 +245,13 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
     pause: () => socket.pause(),
     resume: () => socket.resume(),
   };
+}
+
+/** Opens a WebSocket and logs in as `username`; returns once "auth_special" is good. */
+export async function loginWs(url: string, username: string, options: WsOptions = {}): Promise<WsWire> {
+  const ws = await openWs(url, options);
+  ws.send({ header: { scope: "client", authentication: { username, password: "pw" } }, payload: { type: "dummy", id: "first", data: null } });
+  const reply = await ws.next();
+  if (reply?.payload?.id !== "auth_special" || reply?.header?.status !== "good") throw new Error(`login failed: ${JSON.stringify(reply)}`);
+  return ws;
 }

@@ -25,6 +25,7 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 ensureFreshBinary();
 
@@ -39,6 +40,7 @@ const SUITES = {
   controlSuite,
   deliverySuite,
   statusPageSuite,
+  webSocketSuite,
   federationSuite,
   informerSuite,
   benchSuite,

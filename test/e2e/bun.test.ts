@@ -13,6 +13,7 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
@@ -24,6 +25,7 @@ sdkSuite("bun");
 controlSuite("bun");
 deliverySuite("bun");
 statusPageSuite("bun");
+webSocketSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");

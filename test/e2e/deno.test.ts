@@ -13,6 +13,7 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("deno");
 cliSuite("deno");
@@ -24,6 +25,7 @@ sdkSuite("deno");
 controlSuite("deno");
 deliverySuite("deno");
 statusPageSuite("deno");
+webSocketSuite("deno");
 federationSuite("deno");
 informerSuite("deno");
 benchSuite("deno");
