@@ -25,6 +25,7 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
 import { webSocketSuite } from "./websocket.suite.ts";
 
 ensureFreshBinary();
@@ -41,6 +42,7 @@ const SUITES = {
   deliverySuite,
   statusPageSuite,
   webSocketSuite,
+  webChatSuite,
   federationSuite,
   informerSuite,
   benchSuite,

@@ -13,6 +13,7 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
 import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("deno");
@@ -26,6 +27,7 @@ controlSuite("deno");
 deliverySuite("deno");
 statusPageSuite("deno");
 webSocketSuite("deno");
+webChatSuite("deno");
 federationSuite("deno");
 informerSuite("deno");
 benchSuite("deno");
