@@ -8,11 +8,15 @@
  *     bun build/browser-client.ts --check  fails if the embedded copy is not what the source makes now
  *
  * A bundle that imports a built-in (`node:…`, `bun:…`) fails the build: a
- * browser has none.
+ * browser has none. (Left to itself, the bundler would put a stand-in for a
+ * Node module into the bundle without a word: built-ins are kept out of it,
+ * so any import of one stays visible.)
  * @module
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { join, resolve } from "node:path";
+import type { BunPlugin } from "bun";
 
 const ROOT = resolve(import.meta.dir, "..");
 const ENTRY = join(ROOT, "src/sdk/browser.ts");
@@ -21,11 +25,22 @@ export const BROWSER_CLIENT_EMBEDDED = join(ROOT, "src/web/bester-client.js");
 
 const BANNER = "// bester client SDK for browsers, built from src/sdk/browser.ts by build/browser-client.ts: do not edit.";
 
-/** Built-in modules a bundle may not import: the platform prefixes and node's bare names. */
-const BUILTIN_IMPORT = /\bfrom\s*["'](?:node:|bun:|bun["'])|\bimport\s*\(\s*["'](?:node:|bun:)|\brequire\s*\(/;
+/** Every built-in module, by each name it can be imported by. */
+const BUILTIN = new RegExp(`^(?:node:.*|bun|bun:.*|${builtinModules.map((m) => m.replace(/[/.]/g, "\\$&")).join("|")})$`);
+
+/** Keeps built-ins out of the bundle as imports (the bundler's `external` does not stop its stand-ins for bare names such as "buffer"). */
+const keepBuiltinsOut: BunPlugin = {
+  name: "keep-builtins-out",
+  setup(build) {
+    build.onResolve({ filter: BUILTIN }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
+/** An import of a module the bundle does not contain (a built-in, kept out by BUILTINS), or a require. */
+const BUILTIN_IMPORT = /\bfrom\s*["'][^"'.][^"']*["']|\bimport\s*\(\s*["'][^"'.]|\brequire\s*\(/;
 
 export async function bundleBrowserClient(): Promise<string> {
-  const result = await Bun.build({ entrypoints: [ENTRY], target: "browser", format: "esm", banner: BANNER });
+  const result = await Bun.build({ entrypoints: [ENTRY], target: "browser", format: "esm", banner: BANNER, plugins: [keepBuiltinsOut] });
   if (!result.success) throw new Error(`bundling ${ENTRY} failed:\n${result.logs.map(String).join("\n")}`);
   const text = await result.outputs[0]!.text();
   const builtin = BUILTIN_IMPORT.exec(text);
