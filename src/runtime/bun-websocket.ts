@@ -37,6 +37,10 @@ class BunPeer implements WebSocketPeer {
   // Bun's drain event comes by itself.
   watchDrain(): void {}
 
+  batch<R>(fn: () => R): R {
+    return this.ws.cork(fn);
+  }
+
   pause(): void {
     this.ws.pause();
   }

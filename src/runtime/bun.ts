@@ -30,7 +30,7 @@ import { nextConnId } from "./conn-id.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
-import { dialWebSocket } from "./websocket-standard.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 
 
 /** A Bun socket as a byte transport: Bun's own write already takes what the kernel takes. */
@@ -300,7 +300,7 @@ export const bunRuntime: Runtime = {
   listen,
   connect,
   listenWebSocket,
-  connectWebSocket: dialWebSocket,
+  connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
   spawn,
   serveHttp,
   httpRequest,

@@ -61,7 +61,7 @@ export function listenDenoWebSocket(at: Endpoint, events: SocketEvents, options:
       const answer = answerRequest(request, options, () => endpointOf(info.remoteAddr), (remote) => {
         const { socket, response } = deno.upgradeWebSocket(request);
         open++;
-        attachStandard(socket, new WebSocketConn(remote, events, maxPaused), false, () => {
+        attachStandard(socket, new WebSocketConn(remote, events, maxPaused), () => {
           if (--open === 0 && closing) stop();
         });
         return response;

@@ -12,7 +12,7 @@ import { listenDenoWebSocket } from "./deno-websocket.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
-import { dialWebSocket } from "./websocket-standard.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 import {
   type Child,
   type Conn,
@@ -346,7 +346,7 @@ export function createDenoRuntime(): Runtime {
     listen,
     connect,
     listenWebSocket,
-    connectWebSocket: dialWebSocket,
+    connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
     spawn,
     serveHttp,
     httpRequest,

@@ -125,9 +125,10 @@ export interface WebSocketListenOptions {
   readonly maxPausedBytes: number;
 }
 
-/** A WebSocket dial's options: `context` as for {@link ConnectOptions}. */
+/** A WebSocket dial's options: `context` as for {@link ConnectOptions}; `tls` for a `wss://` URL (its `ca`). */
 export interface WebSocketConnectOptions {
   context?: unknown;
+  tls?: TlsClientOptions;
 }
 
 export interface ChildExit {
@@ -209,7 +210,8 @@ export interface Runtime {
   /**
    * Dials a `ws://` or `wss://` URL: the connection speaks frames as a
    * listener's do (each message in is one framed chunk, each frame written
-   * goes out as one text message). Rejects on refusal or when `timeoutMs` passes first.
+   * goes out as one text message), and pauses and drains as a socket does.
+   * Rejects on refusal or when `timeoutMs` passes first.
    */
   connectWebSocket(url: string, events: SocketEvents, timeoutMs: number, options?: WebSocketConnectOptions): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;

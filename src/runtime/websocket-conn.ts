@@ -32,6 +32,8 @@ export interface WebSocketPeer {
   terminate(): void;
   /** Asks for {@link WebSocketConn.drained} once the buffered amount is low again (Bun: its drain event; elsewhere a poll). */
   watchDrain(): void;
+  /** Runs `fn`, whose sends leave together (one system call), where the runtime can batch them (Bun's cork). */
+  batch?<R>(fn: () => R): R;
   /** Stops reading the network, where the runtime can (Bun); messages already read still arrive. */
   pause?(): void;
   resume?(): void;
@@ -142,6 +144,12 @@ export class WebSocketConn implements Conn {
   write(bytes: Uint8Array, start: number, end: number): number {
     const peer = this.peer;
     if (peer === undefined || this.#closed || this.#ending) return 0;
+    // A turn's frames leave in one write, as they do on a socket.
+    if (peer.batch !== undefined) return peer.batch(() => this.#writeFrames(peer, bytes, start, end));
+    return this.#writeFrames(peer, bytes, start, end);
+  }
+
+  #writeFrames(peer: WebSocketPeer, bytes: Uint8Array, start: number, end: number): number {
     let at = start;
     while (at < end) {
       if (peer.bufferedAmount() > HIGH_WATER_BYTES) {

@@ -117,3 +117,43 @@ for (const runtime of ["bun", "deno"] as const) {
     });
   });
 }
+
+describe("the runtime adapters' WebSocket dial, against a server of this test's own", () => {
+  let server: ReturnType<typeof Bun.serve>;
+  let stuck = -1;
+  beforeAll(() => {
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request, srv) => (srv.upgrade(request, { data: undefined }) ? undefined : new Response("upgrade only", { status: 400 })),
+      websocket: {
+        message(ws, message) {
+          const text = String(message);
+          const [command, arg] = text.split(" ");
+          if (command === "flood") {
+            for (let n = 0; n < Number(arg); n++) ws.sendText(String(n % 10).repeat(64 * 1024));
+            // What the client had not read a moment later: with its reading paused, most of it.
+            setTimeout(() => (stuck = ws.getBufferedAmount()), 150);
+          } else if (command === "stuck?") ws.sendText(String(stuck));
+          else if (command === "close") ws.close(Number(arg), "as asked");
+          else ws.sendText(text);
+        },
+      },
+    });
+  });
+  afterAll(() => server?.stop(true));
+
+  for (const runtime of ["bun", "deno"] as const) {
+    test(`${runtime}: frames split across writes arrive as messages; a flood while paused arrives whole; the close code is the error`, async () => {
+      const [cmd, ...args] = RUNTIMES[runtime];
+      const child = spawn(cmd!, [...args.slice(0, -1), join(ROOT, "test/fixtures/runtime-websocket-dial.ts"), `ws://127.0.0.1:${server.port}/`], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      expect(await new Promise<number | null>((r) => child.on("exit", r))).toBe(0);
+      const seen = JSON.parse(out);
+      expect(seen).toEqual({ echoed: ['{"echo":"ünïcode ✓"}', '["second"]'], floodOk: true, stuck: expect.any(Number), closeError: "closed with code 1008 (as asked)" });
+      // Paused reading held the server back, as on TCP (the sockets' buffers hold far less than 200 × 64 KiB).
+      expect(seen.stuck).toBeGreaterThan(0);
+    }, 30_000);
+  }
+});
