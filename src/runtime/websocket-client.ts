@@ -59,6 +59,18 @@ function writeLength(out: Uint8Array, at: number, n: number): void {
   out[at + 3] = (n >>> 24) & 0xff;
 }
 
+/**
+ * Where a read's messages are framed: one buffer for every connection,
+ * reused (the owner copies what it keeps of a chunk), grown to the largest
+ * read so far.
+ */
+let framedScratch = new Uint8Array(64 * 1024);
+
+function framedOut(atLeast: number): Uint8Array {
+  if (framedScratch.byteLength < atLeast) framedScratch = new Uint8Array(Math.max(atLeast, framedScratch.byteLength * 2));
+  return framedScratch;
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.byteLength + b.byteLength);
   out.set(a);
@@ -82,8 +94,9 @@ class WebSocketClientConn implements Conn {
   /** Frame bytes made from a write that the socket did not take yet; nothing more is taken until they are written. */
   #pending: Uint8Array | undefined;
   #wantDrain = false;
-  /** Output made by a write, reused. */
+  /** Output made by a write, reused; `#words` views it as 32-bit words, for masking. */
   #out = new Uint8Array(16 * 1024);
+  #words = new Int32Array(this.#out.buffer);
 
   constructor(
     readonly url: URL,
@@ -147,7 +160,8 @@ class WebSocketClientConn implements Conn {
 
   /** Makes every whole message in `bytes` into framed chunks, handed over in one call. */
   #frames(bytes: Uint8Array): void {
-    let out: Uint8Array | undefined;
+    // A frame's header is at least 2 bytes, a framed chunk's 4: at most twice the bytes read, plus what was in fragments.
+    const out = framedOut(2 * bytes.byteLength + (this.#fragments?.byteLength ?? 0));
     let outLength = 0;
     let at = 0;
     while (bytes.byteLength - at >= 2) {
@@ -190,26 +204,17 @@ class WebSocketClientConn implements Conn {
         if (!fin) continue;
         const whole = this.#fragments;
         this.#fragments = undefined;
-        out = this.#grow(out, outLength, 4 + whole.byteLength);
         writeLength(out, outLength, whole.byteLength);
         out.set(whole, outLength + 4);
         outLength += 4 + whole.byteLength;
         continue;
       }
-      out = this.#grow(out, outLength, 4 + n);
       writeLength(out, outLength, n);
       out.set(bytes.subarray(from, from + n), outLength + 4);
       outLength += 4 + n;
     }
     if (at < bytes.byteLength && !this.#ending) this.#rest = bytes.slice(at);
-    if (outLength > 0) this.events.data(this, out!.subarray(0, outLength));
-  }
-
-  #grow(out: Uint8Array | undefined, used: number, more: number): Uint8Array {
-    if (out !== undefined && used + more <= out.byteLength) return out;
-    const next = new Uint8Array(Math.max(used + more, (out?.byteLength ?? 1024) * 2));
-    if (out !== undefined) next.set(out.subarray(0, used));
-    return next;
+    if (outLength > 0) this.events.data(this, out.subarray(0, outLength));
   }
 
   #protocolError(why: string): void {
@@ -257,7 +262,10 @@ class WebSocketClientConn implements Conn {
     }
     const taken = at - start;
     if (taken === 0) return 0;
-    if (this.#out.byteLength < size) this.#out = new Uint8Array(Math.max(size, this.#out.byteLength * 2));
+    if (this.#out.byteLength < size) {
+      this.#out = new Uint8Array(Math.max(size + 4, this.#out.byteLength * 2));
+      this.#words = new Int32Array(this.#out.buffer, 0, this.#out.byteLength >> 2);
+    }
     const out = this.#out;
     let o = 0;
     for (let f = start; f < at; ) {
@@ -280,28 +288,31 @@ class WebSocketClientConn implements Conn {
         out[o++] = n & 0xff;
       }
       const k = nextKey();
-      const k0 = keys[k]!;
-      const k1 = keys[k + 1]!;
-      const k2 = keys[k + 2]!;
-      const k3 = keys[k + 3]!;
-      out[o++] = k0;
-      out[o++] = k1;
-      out[o++] = k2;
-      out[o++] = k3;
+      out[o++] = keys[k]!;
+      out[o++] = keys[k + 1]!;
+      out[o++] = keys[k + 2]!;
+      out[o++] = keys[k + 3]!;
       const from = f + 4;
-      let i = 0;
-      for (; i + 4 <= n; i += 4) {
-        out[o + i] = bytes[from + i]! ^ k0;
-        out[o + i + 1] = bytes[from + i + 1]! ^ k1;
-        out[o + i + 2] = bytes[from + i + 2]! ^ k2;
-        out[o + i + 3] = bytes[from + i + 3]! ^ k3;
-      }
-      for (; i < n; i++) out[o + i] = bytes[from + i]! ^ keys[k + (i & 3)]!;
+      out.set(bytes.subarray(from, from + n), o);
+      this.#mask(o, n, k);
       o += n;
       f = from + n;
     }
     this.#send(out, o);
     return taken;
+  }
+
+  /** Masks `n` bytes of the output at `at` with key `k` in place: whole aligned words at a time, the ends byte by byte. */
+  #mask(at: number, n: number, k: number): void {
+    const out = this.#out;
+    let i = 0;
+    for (; i < n && ((at + i) & 3) !== 0; i++) out[at + i]! ^= keys[k + (i & 3)]!;
+    // The key as a little-endian word, turned to start where the aligned part does.
+    const word = keys[k + (i & 3)]! | (keys[k + ((i + 1) & 3)]! << 8) | (keys[k + ((i + 2) & 3)]! << 16) | (keys[k + ((i + 3) & 3)]! << 24);
+    const words = this.#words;
+    const end = (at + n) >> 2;
+    for (let w = (at + i) >> 2; w < end; w++) words[w]! ^= word;
+    for (i = Math.max(i, (end << 2) - at); i < n; i++) out[at + i]! ^= keys[k + (i & 3)]!;
   }
 
   socketDrain(): void {
