@@ -72,8 +72,10 @@ Options:
       --password PW       password of the bench users (default $BESTER_PASSWORD, else "${DEFAULTS.password}")
       --listener KIND     tcp4, tcp6 or unix: where the started gateway listens (default tcp4)
       --ws                the clients speak WebSocket (PROTOCOL.md §10): the started
-                          gateway listens on network.ws (loopback), each client is
-                          the runtime's own WebSocket; with --idle too
+                          gateway listens on network.ws (loopback); the load's
+                          clients are the runtime adapter's WebSocket client (a
+                          turn's frames in one write, as over TCP), --idle's the
+                          runtime's own WebSocket class
       --idle N            instead: log in N clients that stay idle, and report the
                           gateway's RSS per connection (raises the open-file limit
                           with prlimit when it can)
