@@ -21,7 +21,9 @@ export const SERVE_HELP = `Usage: bester serve [--config FILE | FILE] [options]
 
 Runs the gateway. FILE is a server.conf in the original Bester format (JSON),
 optionally with bester's additions. Without one, the embedded default is used:
-tcp4 127.0.0.1:2220, tcp6 [::1]:2221 and a UNIX socket in the run directory.
+tcp4 127.0.0.1:2220, tcp6 [::1]:2221, a UNIX socket in the run directory, and
+WebSocket ws://127.0.0.1:2222/bester, whose port also serves the web chat
+(http://127.0.0.1:2222/chat) and the client SDK for browsers (/bester-client.js).
 
 Options:
   -c, --config FILE     config file (the original positional form works too)

@@ -50,6 +50,16 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 5_000;
 /** Slow-consumer limit: eight maximal frames queued for one connection; past it the reader is too slow to keep and is closed. */
 export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A WebSocket message is read whole by the runtime before the frame limit
+ * can look at it. Messages up to this many times limits.maxFrameBytes are
+ * read, so a sender a little over the limit learns why (the fatal frame,
+ * then close code 1009); a larger one is cut by the runtime's WebSocket
+ * server (1009 alone), so one connection makes the gateway hold at most
+ * that much. Set when the listener opens.
+ */
+export const WEBSOCKET_MESSAGE_LIMIT_FACTOR = 2;
+
 /** Messages of one session in flight at once (processed in order); past it reading from that socket pauses, which pushes back on the sender. */
 export const DEFAULT_SESSION_WINDOW = 64;
 /** A window beyond this buys no throughput and lets one session hold a lot of memory. */
@@ -153,6 +163,16 @@ export const MAX_HANDLER_CONNECTIONS = 64;
 export const DEFAULT_TCP4_PORT = 2220;
 /** The original daemon's client port over IPv6 (PROTOCOL.md §8). */
 export const DEFAULT_TCP6_PORT = 2221;
+/**
+ * The WebSocket listener (PROTOCOL.md §10), next to the original's 2220 and
+ * 2221: the embedded default's protocol ports sit together, and 2222 is no
+ * well-known service's.
+ */
+export const DEFAULT_WS_PORT = 2222;
+/** A browser on the same machine can reach it; the network only when the config says so. */
+export const DEFAULT_WS_ADDRESS = "127.0.0.1";
+/** Where the WebSocket listener takes upgrades: the port's other paths serve the web chat page and the browser SDK. */
+export const DEFAULT_WS_PATH = "/bester";
 /** Control API: beside the protocol ports, clear of well-known services. */
 export const DEFAULT_CONTROL_PORT = 2280;
 /** Control API actions (reload, shutdown) must not be reachable from the network unless asked for. */
@@ -271,10 +291,11 @@ export function embeddedDefaultConfig(runDir: string): Config {
   return {
     source: null,
     network: {
-      types: ["unix", "tcp4", "tcp6"],
+      types: ["unix", "tcp4", "tcp6", "ws"],
       unix: { address: join(runDir, "bester.sock"), mode: DEFAULT_UNIX_SOCKET_MODE },
       tcp4: { address: "127.0.0.1", port: DEFAULT_TCP4_PORT },
       tcp6: { address: "::1", port: DEFAULT_TCP6_PORT },
+      ws: { address: DEFAULT_WS_ADDRESS, port: DEFAULT_WS_PORT, path: DEFAULT_WS_PATH, allowedOrigins: [] },
     },
     handlers: {
       availableTypes: handlers.map((h) => h.type),

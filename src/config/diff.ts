@@ -45,6 +45,11 @@ function where(c: Config, kind: ListenerKind): string {
     const { address, mode } = c.network.unix!;
     return mode === DEFAULT_UNIX_SOCKET_MODE ? address : `${address} mode ${formatFileMode(mode)}`;
   }
+  if (kind === "ws") {
+    const w = c.network.ws!;
+    const host = w.address.includes(":") ? `[${w.address}]` : w.address;
+    return `${w.tls ? "wss" : "ws"}://${host}:${w.port}${w.path}`;
+  }
   const b = c.network[kind]!;
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
@@ -129,6 +134,11 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
       plan.openListeners.push(kind);
       plan.changes.push(`listener ${kind} moved (${where(old, kind)} -> ${where(next, kind)})`);
     }
+  }
+
+  // Read at each upgrade: a new list applies to the next browser that connects.
+  if (old.network.ws && next.network.ws && !same(old.network.ws.allowedOrigins, next.network.ws.allowedOrigins)) {
+    plan.changes.push(`network.ws.allowedOrigins: ${JSON.stringify(old.network.ws.allowedOrigins)} -> ${JSON.stringify(next.network.ws.allowedOrigins)}`);
   }
 
   const before = old.handlers.typeMap;

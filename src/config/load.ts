@@ -182,6 +182,8 @@ function setAside(raw: unknown, errors: ConfigIssue[], warnings: string[]): unkn
       if (!(LISTENER_KINDS as readonly unknown[]).includes(kind)) return; // the schema reports it
       const k = kind as ListenerKind;
       if (named.has(k)) errors.push({ path: joinPath("network.types", i), message: `${q(k)} is listed twice` });
+      // Every key of the WebSocket listener has a default: "ws" in the list is enough.
+      else if (k === "ws" && !Object.hasOwn(network, k)) kept[k] = {};
       else if (!Object.hasOwn(network, k)) {
         errors.push({ path: `network.${k}`, message: `required because network.types includes ${q(k)}` });
       }
@@ -238,6 +240,16 @@ function normalise(file: ConfigFile, source: string): Config {
     const b = n[kind];
     if (!b) continue;
     network[kind] = { address: b.address, port: b.port, ...(b.tls ? { tls: { certFile: at(b.tls.certFile), keyFile: at(b.tls.keyFile) } } : {}) };
+  }
+  if (n.ws) {
+    const w = n.ws;
+    network.ws = {
+      address: w.address,
+      port: w.port,
+      path: w.path,
+      ...(w.tls ? { tls: { certFile: at(w.tls.certFile), keyFile: at(w.tls.keyFile) } } : {}),
+      allowedOrigins: [...new Set(w.allowedOrigins)],
+    };
   }
 
   const availableTypes = [...new Set(file.handlers.availableTypes)];
@@ -427,7 +439,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   }
 
   if (database.type === "open" && !database.allowOpenOnNetwork) {
-    for (const kind of ["tcp4", "tcp6"] as const) {
+    for (const kind of ["tcp4", "tcp6", "ws"] as const) {
       const l = network[kind];
       if (!l || !offLoopback(l.address)) continue;
       errors.push({
@@ -443,10 +455,22 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
   }
   if (config.delivery.store === "redis") checkRedis("delivery.redis", config.delivery.redis, errors);
 
-  if (control.enabled && control.address !== undefined) {
+  // Two TCP listeners of one address family on one port: only one of them could bind.
+  const ws = network.ws;
+  if (ws && ws.port !== 0) {
     for (const kind of ["tcp4", "tcp6"] as const) {
       const l = network[kind];
-      if (l && l.port !== 0 && l.port === control.port && control.address.includes(":") === (kind === "tcp6")) {
+      if (l && l.port === ws.port && ws.address.includes(":") === (kind === "tcp6")) {
+        errors.push({ path: "network.ws.port", message: `port ${ws.port} is already used by network.${kind}` });
+      }
+    }
+  }
+
+  if (control.enabled && control.address !== undefined) {
+    for (const kind of ["tcp4", "tcp6", "ws"] as const) {
+      const l = network[kind];
+      const family = kind === "ws" ? l?.address.includes(":") : kind === "tcp6";
+      if (l && l.port !== 0 && l.port === control.port && control.address.includes(":") === family) {
         errors.push({ path: "control.port", message: `port ${control.port} is already used by network.${kind}` });
       }
     }

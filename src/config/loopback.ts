@@ -46,17 +46,17 @@ export async function notLoopback(host: string, family: 0 | 4 | 6): Promise<stri
 
 /**
  * The loopback rules of checkConfig for host names, which need the resolver:
- * the `open` store while a TCP listener's name is not loopback, and a control
+ * the `open` store while a TCP or WebSocket listener's name is not loopback, and a control
  * API without a token on such a name. IP addresses are judged by checkConfig.
  */
 export async function checkResolvedAddresses(config: Config): Promise<ConfigIssue[]> {
   const issues: ConfigIssue[] = [];
   const { network, database, control } = config;
   if (database.type === "open" && !database.allowOpenOnNetwork) {
-    for (const kind of ["tcp4", "tcp6"] as const) {
+    for (const kind of ["tcp4", "tcp6", "ws"] as const) {
       const l = network[kind];
       if (!l || isIpLiteral(l.address)) continue;
-      const why = await notLoopback(l.address, kind === "tcp4" ? 4 : 6);
+      const why = await notLoopback(l.address, kind === "tcp4" ? 4 : kind === "tcp6" ? 6 : 0);
       if (why === undefined) continue;
       issues.push({
         path: "database.type",

@@ -41,6 +41,9 @@ import {
   DEFAULT_TCP4_PORT,
   DEFAULT_TCP6_PORT,
   DEFAULT_UNIX_SOCKET_MODE,
+  DEFAULT_WS_ADDRESS,
+  DEFAULT_WS_PATH,
+  DEFAULT_WS_PORT,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
   MAX_MAX_JSON_DEPTH,
@@ -55,7 +58,7 @@ import { isIpLiteral, parseServerAddress } from "./server-address.ts";
 
 // --- the normalised config, as the rest of the gateway sees it ---------------
 
-export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export type ListenerKind = "tcp4" | "tcp6" | "unix" | "ws";
 export interface HandlerConfig {
   type: string;
   handlerBinary?: string;
@@ -98,6 +101,17 @@ export interface FederationConfig {
 export interface TlsListenerConfig {
   certFile: string;
   keyFile: string;
+}
+
+/** Extension (PROTOCOL.md §10): the WebSocket listener, for browsers. */
+export interface WsListenerConfig {
+  address: string;
+  port: number;
+  /** The path upgrades are taken on; the port's other paths serve the web chat page and the browser SDK. */
+  path: string;
+  tls?: TlsListenerConfig;
+  /** Browser origins (`https://app.example.com`) besides the listener's own that may open a WebSocket. */
+  allowedOrigins: string[];
 }
 
 /**
@@ -153,6 +167,7 @@ export interface Config {
     unix?: { address: string; mode: number };
     tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
     tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
+    ws?: WsListenerConfig;
   };
   /** typeMap has no prototype: look types up with Object.hasOwn or `in`, never trust `typeMap[type]` alone for client-chosen names. */
   handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
@@ -184,7 +199,7 @@ export interface Config {
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
 }
 
-export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
+export const LISTENER_KINDS = ["unix", "tcp4", "tcp6", "ws"] as const;
 export const HANDLER_MODES = ["per-message", "persistent"] as const;
 export { BUNDLED_HANDLERS, type BundledHandlerName } from "./defaults.ts";
 export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
@@ -278,14 +293,39 @@ export const handlerSchema = obj({
 // extension: a TCP listener that speaks TLS
 const tlsListenerSchema = obj({ certFile: text, keyFile: text });
 
+/** An absolute URL path, as a WebSocket URL carries it: no query, fragment or white space. */
+const urlPath = convert('a path starting with "/" (no query, fragment or white space)', (x) =>
+  typeof x === "string" && /^\/[^?#\s]*$/.test(x) ? x : undefined);
+
+/** A browser origin as the Origin header carries it: scheme, host and port, nothing more. */
+const origin = convert('an origin like "https://chat.example.com" (scheme, host and optional port; no path)', (x) => {
+  if (typeof x !== "string") return undefined;
+  try {
+    const url = new URL(x);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === x ? x : undefined;
+  } catch {
+    return undefined;
+  }
+});
+
+// extension (PROTOCOL.md §10)
+const wsListenerSchema = obj({
+  address: v.optional(text, DEFAULT_WS_ADDRESS),
+  port: v.optional(port, DEFAULT_WS_PORT),
+  path: v.optional(urlPath, DEFAULT_WS_PATH),
+  tls: v.optional(tlsListenerSchema),
+  allowedOrigins: v.optional(list(origin), () => []),
+});
+
 const networkSchema = obj({
   types: v.pipe(
     list(pick(LISTENER_KINDS)),
-    v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
+    v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", "ws", got []`),
   ),
   unix: v.optional(obj({ address: text, mode: v.optional(fileMode, formatFileMode(DEFAULT_UNIX_SOCKET_MODE)) })),
   tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT), tls: v.optional(tlsListenerSchema) })),
   tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT), tls: v.optional(tlsListenerSchema) })),
+  ws: v.optional(wsListenerSchema),
 });
 
 const handlersSchema = obj({

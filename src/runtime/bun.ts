@@ -22,17 +22,20 @@ import {
   type SpawnOptions,
   type TlsClientOptions,
   type TlsServerOptions,
+  type WebSocketListenOptions,
   formatEndpoint,
 } from "./types.ts";
+import { listenBunWebSocket } from "./bun-websocket.ts";
+import { nextConnId } from "./conn-id.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 
-let nextId = 1;
 
 /** A Bun socket as a byte transport: Bun's own write already takes what the kernel takes. */
 class BunConn implements Conn {
-  readonly id = nextId++;
+  readonly id = nextConnId();
   socket: Socket<BunConn> | undefined;
   #closed = false;
 
@@ -288,11 +291,21 @@ function serverSettings(): Record<string, string> {
   return delay === undefined ? {} : { [PURGE_DELAY_VARIABLE]: delay };
 }
 
+async function listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
+  try {
+    return listenBunWebSocket(at, events, options);
+  } catch (err) {
+    throw listenError(at, err);
+  }
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
   listen,
   connect,
+  listenWebSocket,
+  connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
   spawn,
   serveHttp,
   httpRequest,

@@ -8,9 +8,12 @@ import { fileURLToPath } from "node:url";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { TRIM_EVERY_MS, trimMallocPeriodically } from "./deno-malloc-trim.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
+import { nextConnId } from "./conn-id.ts";
+import { listenDenoWebSocket } from "./deno-websocket.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 import {
   type Child,
   type Conn,
@@ -28,6 +31,7 @@ import {
   type SpawnOptions,
   type TlsClientOptions,
   type TlsServerOptions,
+  type WebSocketListenOptions,
   formatEndpoint,
 } from "./types.ts";
 import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
@@ -39,7 +43,6 @@ import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
  */
 const READ_BUFFER_MIN_BYTES = 2 * 1024;
 const READ_BUFFER_MAX_BYTES = 64 * 1024;
-let nextId = 1;
 
 /**
  * A Deno connection as a byte transport. Deno's writes are promises, so one
@@ -48,7 +51,7 @@ let nextId = 1;
  * one is takes nothing, and `drain` follows once the one in flight is done.
  */
 class DenoConnAdapter implements Conn {
-  readonly id = nextId++;
+  readonly id = nextConnId();
   #writing = false;
   #ending = false;
   #closed = false;
@@ -336,11 +339,21 @@ export function createDenoRuntime(): Runtime {
     }
   }
 
+  async function listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
+    try {
+      return listenDenoWebSocket(at, events, options);
+    } catch (err) {
+      throw listenError(deno, at, err);
+    }
+  }
+
   return {
     name: "deno",
     version: deno.version.deno,
     listen,
     connect,
+    listenWebSocket,
+    connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
     spawn,
     serveHttp,
     httpRequest,

@@ -22,7 +22,9 @@ import { openDeliveryStore } from "../delivery/index.ts";
 import { RawJson } from "../protocol/json-cut.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
-import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
+import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls, type WebSocketSide, webSocketUrls } from "./listeners.ts";
+import { originRefusal } from "./origin.ts";
+import { webPages } from "../web/pages.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
 import { LOGIN_THROTTLE_CAPACITY, passwordCheckSlots, RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
@@ -178,18 +180,21 @@ export class Gateway {
     // Handlers before the listeners, so the gateway is ready to route by the time clients can connect.
     await this.handlers.start();
     if (this.#stopping) return;
-    this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
+    this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind), this.#webSide(this.config));
     if (this.#stopping) {
       // stop() ran while the listeners were opening and saw none of them.
       await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
       return;
     }
-    for (const l of this.#listeners) this.#logListening(l);
+    for (const l of this.#listeners) this.#logListening(l, this.config);
     await this.#checkOpenFiles(this.config.limits.maxConnections);
   }
 
-  #logListening({ kind, listener, tls }: OpenListener): void {
-    this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined });
+  #logListening({ kind, listener, tls }: OpenListener, config: Config): void {
+    const ws = kind === "ws" ? config.network.ws : undefined;
+    // The WebSocket listener also says where a client dials and where the web chat is.
+    const urls = ws === undefined ? {} : webSocketUrls(ws, listener.address);
+    this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined, ...urls });
     if (tls === undefined) return;
     // Renewal is the operator's job; the gateway only says, at start and on each reload, when it is due.
     const { expires } = tls;
@@ -251,7 +256,7 @@ export class Gateway {
       // A listener moving to another address can only bind once the old one let go.
       if (moving && sameBinding(this.#config, next, kind)) await moving.listener.close();
       try {
-        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind), renewed.get(kind)));
+        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind), renewed.get(kind), this.#webSide(next)));
       } catch (err) {
         await Promise.allSettled(opened.map((o) => o.listener.close()));
         await accounts?.close();
@@ -264,7 +269,7 @@ export class Gateway {
     const closing = this.#listeners.filter((l) => plan.closeListeners.includes(l.kind));
     this.#listeners = [...this.#listeners.filter((l) => !plan.closeListeners.includes(l.kind)), ...opened];
     await Promise.allSettled(closing.map((l) => l.listener.close()));
-    for (const l of opened) this.#logListening(l);
+    for (const l of opened) this.#logListening(l, next);
     if (accounts) {
       const old = this.#accounts;
       this.#accounts = accounts;
@@ -335,12 +340,35 @@ export class Gateway {
           const fatal = encodeFatal(`the server is at its limit of ${this.config.limits.maxConnections} connections`);
           conn.write(fatal, 0, fatal.length);
           this.log.warn("connection refused", { reason: ClosedReason.tooManyConnections, remote: formatEndpoint(conn.remote) });
-          return conn.end();
+          return conn.end("policy");
         }
         this.stats.connectionsOpened++;
         const session = new Session(kind, this.#host);
         this.sessions.add(session);
         session.attach(conn);
+      },
+    };
+  }
+
+  /**
+   * What the WebSocket listener of `config` needs beyond its block: the
+   * origin check (read from the config in force at each upgrade, so a
+   * reloaded list applies at once), its pages, and its limits.
+   */
+  #webSide(config: Config): WebSocketSide {
+    const gateway = this;
+    return {
+      admit: (request, remote) => {
+        const ws = this.config.network.ws;
+        const origin = request.headers.get("origin");
+        const refusal = originRefusal(origin, request.headers.get("host"), ws?.allowedOrigins ?? [], isLoopback(ws?.address ?? ""));
+        if (refusal !== undefined) this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        return refusal;
+      },
+      fetch: webPages(config.network.ws?.path ?? "/"),
+      maxFrameBytes: config.limits.maxFrameBytes,
+      get maxPausedBytes() {
+        return gateway.config.limits.maxPendingBytes;
       },
     };
   }
@@ -385,6 +413,8 @@ function encodeFatal(message: string): Uint8Array {
 export type ReloadOutcome =
   | { ok: true; changes: string[]; warnings: string[] }
   | { ok: false; errors: string[]; warnings: string[] };
+
+const isLoopback = (address: string) => address === "localhost" || address === "::1" || /^127\./.test(address);
 
 /** Whether a moved listener keeps its port (so the old socket must close before the new one binds). */
 function sameBinding(old: Config, next: Config, kind: ConfigListenerKind): boolean {

@@ -14,7 +14,7 @@ import { RATE_COUNTERS, type RateCounter, type RatePoint } from "./rate-history.
 import { type Histogram, LATENCY_BUCKETS_MS } from "./stats.ts";
 
 export interface ListenerInfo {
-  kind: "tcp4" | "tcp6" | "unix";
+  kind: "tcp4" | "tcp6" | "unix" | "ws";
   address: string;
   /** Speaks TLS (network.<kind>.tls). */
   tls: boolean;

@@ -24,7 +24,7 @@ import { type Endpoint, formatEndpoint } from "../runtime/types.ts";
 import { idOf, type MessageFlow, MessageOrder } from "./order.ts";
 import type { PeerAdmission } from "./peers.ts";
 
-export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export type ListenerKind = "tcp4" | "tcp6" | "unix" | "ws";
 
 export interface SessionLimits {
   maxFrameBytes: number;

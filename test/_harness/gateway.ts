@@ -18,6 +18,10 @@ export interface RunningGateway {
   unix: Target;
   /** Base URL of the control API when the config enables it (e.g. http://127.0.0.1:40123). */
   control: string | undefined;
+  /** The WebSocket listener's URL when the config has one (ws://127.0.0.1:40124/bester). */
+  ws: string | undefined;
+  /** The web chat page's URL when the config has a WebSocket listener (http://127.0.0.1:40124/chat). */
+  chat: string | undefined;
   logs: string[];
   child: ChildProcess;
   /** Parsed JSON log records so far. */
@@ -204,6 +208,8 @@ export async function launchGateway(runtime: RuntimeName, configPath: string, di
     tcp6: addressOf("tcp6"),
     unix: addressOf("unix"),
     control: parsed.find((r) => r.msg === "control API listening")?.address,
+    ws: parsed.find((r) => r.msg === "listening" && r.listener === "ws")?.url,
+    chat: parsed.find((r) => r.msg === "listening" && r.listener === "ws")?.chat,
     logs,
     child,
     records: () => parsed,

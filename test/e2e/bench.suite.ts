@@ -162,6 +162,42 @@ export function benchSuite(runtime: RuntimeName) {
       120_000,
     );
 
+    test(
+      "--ws: the relay over WebSocket clients accounts for every message; --idle N --ws; --connect takes a ws:// URL",
+      async () => {
+        const started = await runCli(runtime, ["bench", "--ws", "--mode", "persistent,dummy", "--pairs", "2", "--size", "4096", ...QUICK], { timeoutMs: 90_000 });
+        expect(started.code).toBe(0);
+        const report = JSON.parse(started.stdout);
+        expect(report.gateway).toEqual({ started: true, listener: "ws" });
+        for (const run of report.runs) {
+          expectAccounted(run);
+          expect(run.gateway.peakRssKiB).toBeGreaterThan(0);
+        }
+        expect(report.runs[0].accepted).toBe(report.runs[0].sent);
+
+        const idle = await runCli(runtime, ["bench", "--idle", "40", "--ws", "--json", "-q"], { timeoutMs: 90_000 });
+        expect(idle.code).toBe(0);
+        const idleReport = JSON.parse(idle.stdout);
+        expect(idleReport.idle).toMatchObject({ requested: 40, connected: 40, failed: 0, droppedAfterLogin: 0 });
+        expect(idleReport.processes).toContain("WebSockets");
+
+        const gw = await startGateway(runtime, { network: { types: ["tcp4", "ws"], ws: { port: 0 } } });
+        try {
+          const { code, stdout } = await runCli(runtime, ["bench", "--connect", gw.ws!, "--mode", "dummy", ...QUICK], { timeoutMs: 90_000 });
+          expect(code).toBe(0);
+          const viaUrl = JSON.parse(stdout);
+          expect(viaUrl.gateway).toEqual({ started: false, address: gw.ws });
+          expectAccounted(viaUrl.runs[0]);
+          const mistaken = await runCli(runtime, ["bench", "--ws", "--connect", "127.0.0.1:1", "--mode", "dummy"]);
+          expect(mistaken.code).toBe(2);
+          expect(mistaken.stderr).toContain("--ws with --connect needs the WebSocket listener's URL");
+        } finally {
+          await gw.stop();
+        }
+      },
+      180_000,
+    );
+
     test("usage mistakes exit 2 and name the flag", async () => {
       const a = await runCli(runtime, ["bench", "--mode", "fast"]);
       expect(a.code).toBe(2);

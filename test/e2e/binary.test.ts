@@ -26,6 +26,8 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 ensureFreshBinary();
 
@@ -40,6 +42,8 @@ const SUITES = {
   controlSuite,
   deliverySuite,
   statusPageSuite,
+  webSocketSuite,
+  webChatSuite,
   federationSuite,
   informerSuite,
   benchSuite,

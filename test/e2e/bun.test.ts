@@ -14,6 +14,8 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
@@ -25,6 +27,8 @@ sdkSuite("bun");
 controlSuite("bun");
 deliverySuite("bun");
 statusPageSuite("bun");
+webSocketSuite("bun");
+webChatSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");

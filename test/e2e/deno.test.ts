@@ -14,6 +14,8 @@ import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("deno");
 cliSuite("deno");
@@ -25,6 +27,8 @@ sdkSuite("deno");
 controlSuite("deno");
 deliverySuite("deno");
 statusPageSuite("deno");
+webSocketSuite("deno");
+webChatSuite("deno");
 federationSuite("deno");
 informerSuite("deno");
 benchSuite("deno");

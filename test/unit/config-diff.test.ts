@@ -68,6 +68,27 @@ describe("planReload", () => {
     ]);
   });
 
+  test("the ws listener: added, moved by its address or path, and its allowedOrigins changed live", () => {
+    const ws = (block: object) => ({ ...base, network: { ...base.network, types: ["tcp4", "unix", "ws"], ws: block } });
+    expect(plan(ws({})).changes).toEqual(["listener ws added (ws://127.0.0.1:2222/bester)"]);
+    const was = config(ws({ allowedOrigins: ["https://a.example"] }));
+    const diff = (block: object) => {
+      const r = planReload(was, config(ws(block)));
+      if (!r.ok) throw new Error(r.reasons.join("\n"));
+      return r.plan;
+    };
+    expect(diff({ path: "/chat-ws", allowedOrigins: ["https://a.example"] })).toMatchObject({
+      closeListeners: ["ws"],
+      openListeners: ["ws"],
+      changes: ["listener ws moved (ws://127.0.0.1:2222/bester -> ws://127.0.0.1:2222/chat-ws)"],
+    });
+    expect(diff({ allowedOrigins: ["https://a.example", "https://b.example"] })).toMatchObject({
+      closeListeners: [],
+      openListeners: [],
+      changes: ['network.ws.allowedOrigins: ["https://a.example"] -> ["https://a.example","https://b.example"]'],
+    });
+  });
+
   test("handlers: removed, added, and restarted only when their settings changed", () => {
     const p = plan({
       ...base,

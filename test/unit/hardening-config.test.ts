@@ -111,6 +111,14 @@ describe("loopback, judged by address", () => {
     ok(await loadFile(open("127.attacker.example", { database: { type: "sqlite" } })));
   });
 
+  test("the open store and a WebSocket listener on a name: judged by what it resolves to as well", async () => {
+    const ws = (address: string) => ({ network: { types: ["ws"], ws: { address, port: 0 } } });
+    expect(errorLines(await loadFile(ws("127.attacker.example")))).toEqual([
+      'database.type: "open" lets anyone in with any password, refused while network.ws listens on a name that may not be loopback: 127.attacker.example does not resolve (ENOTFOUND), so it cannot be shown to be loopback; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true',
+    ]);
+    ok(await loadFile(ws("localhost")));
+  });
+
   test("a control API without a token on a name that is not loopback is refused", async () => {
     const file = (control: object) => open("127.0.0.1", { control });
     expect(errorLines(await loadFile(file({ address: "127.attacker.example" })))).toEqual([
