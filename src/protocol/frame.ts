@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { CUT_MIN_CHARS, type CutPaths, parseCut, TOO_DEEP } from "./json-cut.ts";
 import { nestsDeeperThan, shortestDeeperThan } from "./json-depth.ts";
 
+/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
 export const FRAME_HEADER_BYTES = 4;
 
 type Utf8Slicer = { utf8Slice?: (start: number, end: number) => string };
