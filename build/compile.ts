@@ -1,6 +1,7 @@
 /**
  * Compiles src/main.ts into one self-contained executable per platform with
- * `bun build --compile`, into dist/, plus dist/SHA256SUMS.
+ * `bun build --compile`, into dist/, plus the client SDK for browsers
+ * (dist/bester-client.js, build/browser-client.ts) and dist/SHA256SUMS.
  *
  *     bun build/compile.ts               every target in TARGETS (npm run build)
  *     bun build/compile.ts --host        only this machine's target (npm run build:host)
@@ -16,6 +17,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { writeBrowserClient } from "./browser-client.ts";
 import { CHECKSUM_FILE, TARGETS, type Target, binaryName, hostPlatform, hostTarget } from "./targets.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -142,6 +144,13 @@ async function main(): Promise<void> {
   if (all) {
     // A full build is a release: nothing stale may sit beside it.
     for (const f of readdirSync(DIST)) if (f.startsWith("bester") || f === CHECKSUM_FILE) rmSync(join(DIST, f), { force: true });
+  }
+  // First: the binaries embed its copy in src/web/ (the gateway serves it).
+  try {
+    const bytes = await writeBrowserClient();
+    console.log(`${"bester-client.js".padEnd(24)} ${(bytes / 1024).toFixed(1).padStart(6)} KB  the client SDK for browsers`);
+  } catch (err) {
+    fail((err as Error).message);
   }
   // Built aside, then renamed in: a process still running the old binary keeps its
   // inode, and nobody ever sees a half-written file.

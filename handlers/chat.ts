@@ -1,9 +1,11 @@
 /**
  * The `chat` handler: person-to-person messages. Data `{"to": "bob" | ["bob", ...], "body": "..."}`
  * is delivered to each recipient as `{"from": <sender>, "body": "..."}`.
+ * Data `{"who": true}` asks who is online: the asker receives `{"online": ["alice", "bob"]}`,
+ * from the gateway's informer (PROTOCOL.md §7).
  * Needs `"envelope": true`, so the recipients learn who wrote.
  *
- * Run alone: `bun run handlers/chat.ts SOCKET` (or `bester handler chat SOCKET`).
+ * Run alone: `bun run handlers/chat.ts SOCKET [INFORMER]` (or `bester handler chat SOCKET [INFORMER]`).
  *
  * @example alice sends type "chat" with `{"to": ["bob"], "body": "hi"}`; bob receives
  * `{"header":{"messageType":"receivedMessage"},"payload":{"data":{"from":"alice","body":"hi"},"type":"chat"}}`.
@@ -11,6 +13,10 @@
  * @module
  */
 import { fail, runHandlerMain, sendClients, type HandlerAnswer, type HandlerRequest } from "../src/sdk/handler.ts";
+import { connectInformer, type InformerClient } from "../src/sdk/informer.ts";
+
+/** Who is connected now, sorted; rejects when the gateway cannot say (no informer). */
+export type ListOnline = () => Promise<string[]>;
 
 /** The data a chat message carries. */
 export interface ChatData {
@@ -50,8 +56,66 @@ function describe(value: unknown): string {
   return json.length <= 40 ? json : `${json.slice(0, 37)}...`;
 }
 
+/** Whether `data` asks who is online: `{"who": true}`. */
+function asksWho(data: unknown): boolean {
+  return typeof data === "object" && data !== null && (data as Record<string, unknown>)["who"] === true;
+}
+
 /**
- * Answers `sendClients(to, { from: meta.from, body })`.
+ * Answers `sendClients(to, { from: meta.from, body })`; for `{"who": true}`,
+ * `sendClients([meta.from], { online })` with the users `listOnline` names.
+ *
+ * @param request the gateway's request; must carry `meta`
+ * @param listOnline who is online (the informer's `listClients`)
+ * @returns the answer for the gateway
+ * @example
+ * ```ts
+ * chat({ data: { to: "bob", body: "hi" }, meta: { from: "alice", scope: "client", id: "m-1", type: "chat", via: [] } }, online);
+ * // => sendClients(["bob"], { from: "alice", body: "hi" })
+ * ```
+ */
+export function chat({ data, meta }: HandlerRequest, listOnline: ListOnline): HandlerAnswer | Promise<HandlerAnswer> {
+  if (meta === undefined) {
+    return fail('chat needs "envelope": true in its handler config, to tell recipients who wrote', "envelope_expected");
+  }
+  if (asksWho(data)) {
+    const from = meta.from;
+    return listOnline().then(
+      (online) => sendClients([from], { online }),
+      (err: Error) => fail(`cannot tell who is online: ${err.message}`, "informer_unavailable"),
+    );
+  }
+  const parsed = parseChat(data);
+  if (!parsed.ok) return fail(parsed.problem, "bad_request");
+  return sendClients(parsed.chat.to, { from: meta.from, body: parsed.chat.body });
+}
+
+/**
+ * The informer, connected on the first question and again after it was
+ * lost; none when the gateway runs without one.
+ */
+function informerList(): ListOnline {
+  let informer: Promise<InformerClient> | undefined;
+  return async () => {
+    const current = (informer ??= connectInformer().then((client) => {
+      void client.closed.then(() => {
+        if (informer === current) informer = undefined;
+      });
+      return client;
+    }));
+    try {
+      return await (await current).listClients();
+    } catch (err) {
+      if (informer === current) informer = undefined;
+      throw err;
+    }
+  };
+}
+
+const online = informerList();
+
+/**
+ * The handler as the gateway runs it: {@link chat} with the gateway's informer.
  *
  * @param request the gateway's request; must carry `meta`
  * @returns the answer for the gateway
@@ -61,13 +125,8 @@ function describe(value: unknown): string {
  * // => sendClients(["bob"], { from: "alice", body: "hi" })
  * ```
  */
-export function handle({ data, meta }: HandlerRequest): HandlerAnswer {
-  if (meta === undefined) {
-    return fail('chat needs "envelope": true in its handler config, to tell recipients who wrote', "envelope_expected");
-  }
-  const parsed = parseChat(data);
-  if (!parsed.ok) return fail(parsed.problem, "bad_request");
-  return sendClients(parsed.chat.to, { from: meta.from, body: parsed.chat.body });
+export function handle(request: HandlerRequest): HandlerAnswer | Promise<HandlerAnswer> {
+  return chat(request, online);
 }
 
 if (import.meta.main) await runHandlerMain(handle);

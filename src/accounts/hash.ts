@@ -6,7 +6,9 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { passwordCheckSlots } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
+import { CheckQueue } from "./check-queue.ts";
 import type { VerifyResult } from "./store.ts";
 
 /**
@@ -44,13 +46,23 @@ interface ParsedHash {
   key: Buffer;
 }
 
+/**
+ * Every scrypt of this process takes its turn here, so no burst (of logins,
+ * of dummy checks for unknown users) runs more than a few at once.
+ */
+const scryptTurns = new CheckQueue(passwordCheckSlots);
+
 function derive(password: string, salt: Buffer, N: number, r: number, p: number, keyBytes: number): Promise<Buffer> {
   // The async form runs on the thread pool: a login never blocks the event loop.
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, keyBytes, { N, r, p, maxmem: MAX_SCRYPT_MEMORY + 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    ),
-  );
+  const run = () =>
+    new Promise<Buffer>((resolve, reject) =>
+      scrypt(password, salt, keyBytes, { N, r, p, maxmem: MAX_SCRYPT_MEMORY + 1024 * 1024 }, (err, key) =>
+        err ? reject(err) : resolve(key),
+      ),
+    );
+  return scryptTurns.run("", run, () => {
+    throw new Error("scrypt cancelled"); // never: nothing cancels these turns
+  });
 }
 
 /** Hashes with a fresh random salt. */

@@ -22,6 +22,8 @@ export type BenchScenario = "dummy" | "relay";
 export interface BesterTransportOptions {
   runtime: Runtime;
   target: Endpoint;
+  /** Dial this WebSocket URL (bench --ws) instead of `target`. */
+  url?: string;
   scenario: BenchScenario;
   /** The handler type the relay messages are sent as. */
   type: string;
@@ -128,10 +130,10 @@ async function openSession(
   ack = false,
 ): Promise<BenchSession> {
   const session = new BenchSession(username, onFrame, onClose);
-  await opts.runtime.connect(opts.target, FRAMED_EVENTS, opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS, {
-    context: session,
-    ...(opts.tls ? { tls: opts.tls } : {}),
-  });
+  const timeoutMs = opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS;
+  // Over WebSocket the same framed connection: each frame one message (PROTOCOL.md §10).
+  if (opts.url !== undefined) await opts.runtime.connectWebSocket(opts.url, FRAMED_EVENTS, timeoutMs, { context: session });
+  else await opts.runtime.connect(opts.target, FRAMED_EVENTS, timeoutMs, { context: session, ...(opts.tls ? { tls: opts.tls } : {}) });
   const login = {
     header: { scope: "client", authentication: { username, password: opts.password }, ...(ack ? { delivery: { ack: true } } : {}) },
     payload: { type: "dummy", id: "login", data: null },

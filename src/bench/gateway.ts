@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { Child, Endpoint, Runtime } from "../runtime/types.ts";
 import { childPids, cmdline } from "./proc.ts";
 
-export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export type ListenerKind = "tcp4" | "tcp6" | "unix" | "ws";
 export type HandlerMode = "per-message" | "persistent";
 
 export interface BenchGatewayOptions {
@@ -34,6 +34,8 @@ export interface BenchGatewayOptions {
 export interface BenchGateway {
   readonly pid: number;
   readonly target: Endpoint;
+  /** The URL its clients dial, for a ws listener. */
+  readonly url?: string;
   /** The relay handler's process, once the gateway is ready; null without a handler. */
   readonly handlerPid: number | null;
   /** The gateway's last log lines, for error messages. */
@@ -70,7 +72,7 @@ export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
   const network =
     opts.listener === "unix"
       ? { types: ["unix"], unix: { address: join(dir, "bester.sock") } }
-      : { types: [opts.listener], [opts.listener]: { address: opts.listener === "tcp4" ? "127.0.0.1" : "::1", port: 0 } };
+      : { types: [opts.listener], [opts.listener]: { address: opts.listener === "tcp6" ? "::1" : "127.0.0.1", port: 0 } };
   const handlers =
     opts.handlerMode === null
       ? { availableTypes: [], typeMap: {} }
@@ -184,9 +186,11 @@ export async function startBenchGateway(opts: BenchGatewayOptions): Promise<Benc
           return argv.includes("bench") && argv.includes("handler");
         }) ?? null);
 
+  const url = typeof listening?.["url"] === "string" ? listening["url"] : undefined;
   return {
     pid: child.pid,
     target,
+    ...(url === undefined ? {} : { url }),
     handlerPid,
     logTail,
     exitStatus: () => exitStatus,

@@ -7,6 +7,10 @@
  * at most the ephemeral port range (about 28,000 on Linux) connections to one
  * listener, so past that the clients spread over 127.0.0.1, 127.0.0.2, ...
  * (all of 127/8 is loopback on Linux).
+ *
+ * With a WebSocket URL (`--ws`), each client is the runtime's own
+ * `WebSocket`, which cannot pick its source address: one address, so at
+ * most the ephemeral port range of them.
  * @module
  */
 import { connect, type Socket } from "node:net";
@@ -16,6 +20,8 @@ import { ephemeralPorts, round, vmKiB } from "./proc.ts";
 
 export interface IdleOptions {
   target: Endpoint;
+  /** Log in over this WebSocket URL instead of `target`. */
+  url?: string;
   count: number;
   password: string;
   /** The gateway's process, for its memory; null when it is not ours (--connect). */
@@ -106,6 +112,50 @@ function openOne(target: Endpoint, username: string, password: string, localAddr
   });
 }
 
+/** One idle client over WebSocket: a text message per frame (PROTOCOL.md §10). */
+function openOneWs(url: string, username: string, password: string): Promise<Idle> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`no answer to the login within ${LOGIN_TIMEOUT_MS} ms`)), LOGIN_TIMEOUT_MS);
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.close();
+      reject(err);
+    };
+    ws.onopen = () => {
+      const login = { header: { scope: "client", authentication: { username, password } }, payload: { type: "dummy", id: "login", data: null } };
+      ws.send(JSON.stringify(login));
+    };
+    ws.onmessage = (e) => {
+      if (settled) return;
+      const text = String(e.data);
+      if (!text.includes('"auth_special"')) return;
+      if (!text.includes('"good"')) return fail(new Error(`login refused: ${text.slice(0, 200)}`));
+      settled = true;
+      clearTimeout(timer);
+      resolve({
+        onClose: (fn) => ws.addEventListener("close", fn),
+        destroy: () => ws.close(),
+      });
+    };
+    ws.onclose = (e) => fail(new Error(`closed by the server before the login answer (code ${e.code})`));
+  });
+}
+
+/** An idle client, whatever its transport. */
+interface Idle {
+  onClose(fn: () => void): void;
+  destroy(): void;
+}
+
+function idleSocket(socket: Socket): Idle {
+  socket.on("error", () => {});
+  return { onClose: (fn) => socket.once("close", fn), destroy: () => socket.destroy() };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -135,9 +185,9 @@ async function settledRss(pid: number, maxMs: number): Promise<number | null> {
 export async function runIdle(opts: IdleOptions): Promise<IdleResult> {
   const { target, count, password } = opts;
   const concurrency = opts.concurrency ?? 256;
-  const sources = sourceAddressesFor(target, count);
+  const sources = opts.url === undefined ? sourceAddressesFor(target, count) : [];
   const perSource = sources.length > 0 ? Math.ceil(count / sources.length) : count;
-  const sockets: Socket[] = [];
+  const sockets: Idle[] = [];
   let failed = 0;
   let dropped = 0;
   let firstError: string | null = null;
@@ -151,12 +201,12 @@ export async function runIdle(opts: IdleOptions): Promise<IdleResult> {
         const i = next++;
         const source = sources.length > 0 ? sources[Math.floor(i / perSource)] : undefined;
         try {
-          const socket = await openOne(target, `idle-${i}`, password, source);
-          socket.once("close", () => {
+          const client =
+            opts.url === undefined ? idleSocket(await openOne(target, `idle-${i}`, password, source)) : await openOneWs(opts.url, `idle-${i}`, password);
+          client.onClose(() => {
             if (measuring) dropped++;
           });
-          socket.on("error", () => {});
-          sockets.push(socket);
+          sockets.push(client);
         } catch (err) {
           failed++;
           firstError ??= `client ${i}${source ? ` from ${source}` : ""}: ${(err as Error).message}`;
@@ -187,7 +237,7 @@ export async function runIdle(opts: IdleOptions): Promise<IdleResult> {
     failed,
     droppedAfterLogin: dropped,
     firstError,
-    sourceAddresses: sources.length > 0 ? sources : target.kind === "unix" ? [] : ["(kernel's choice)"],
+    sourceAddresses: sources.length > 0 ? sources : opts.url === undefined && target.kind === "unix" ? [] : ["(kernel's choice)"],
     openSeconds: round(openSeconds, 1),
     warmupClients: Math.min(warm, sockets.length),
     gateway:

@@ -60,7 +60,8 @@ Options:
   -d, --duration SEC      measured seconds per run (default ${DEFAULTS.duration})
       --warmup SEC        unmeasured seconds before (default ${DEFAULTS.warmup})
   -n, --messages N        also stop each sender after N messages
-  -c, --connect ADDR      bench the gateway at HOST:PORT, [IPV6]:PORT or unix:PATH
+  -c, --connect ADDR      bench the gateway at HOST:PORT, [IPV6]:PORT, unix:PATH or
+                          ws://HOST:PORT/PATH (its WebSocket listener)
                           instead of starting one; it needs a handler for TYPE
                           that relays (see 'bester bench handler') and accounts
                           bench-t0.., bench-g0.. (or the open account store)
@@ -70,6 +71,11 @@ Options:
       --type TYPE         message type of the relay handler (default ${DEFAULTS.type})
       --password PW       password of the bench users (default $BESTER_PASSWORD, else "${DEFAULTS.password}")
       --listener KIND     tcp4, tcp6 or unix: where the started gateway listens (default tcp4)
+      --ws                the clients speak WebSocket (PROTOCOL.md §10): the started
+                          gateway listens on network.ws (loopback); the load's
+                          clients are the runtime adapter's WebSocket client (a
+                          turn's frames in one write, as over TCP), --idle's the
+                          runtime's own WebSocket class
       --idle N            instead: log in N clients that stay idle, and report the
                           gateway's RSS per connection (raises the open-file limit
                           with prlimit when it can)
@@ -112,6 +118,7 @@ const OPTIONS = {
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   ack: { type: "boolean" },
+  ws: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -145,7 +152,15 @@ function scenariosOf(text: string | undefined): Scenario[] {
   });
 }
 
-function endpointOf(text: string): Endpoint {
+/** Where --connect points: a socket address, or a WebSocket listener's URL. */
+function endpointOf(text: string): Endpoint | { url: string } {
+  if (/^wss?:\/\//i.test(text)) {
+    try {
+      return { url: new URL(text).href };
+    } catch {
+      throw new UsageError("bench", `--connect: '${text}' is not a URL: expected ws://HOST:PORT/PATH`);
+    }
+  }
   let target;
   try {
     target = parseTarget(text);
@@ -226,24 +241,31 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   const durationS = values.duration === undefined ? DEFAULTS.duration : seconds("duration", values.duration, 0.1, 3600);
   const warmupS = values.warmup === undefined ? DEFAULTS.warmup : seconds("warmup", values.warmup, 0, 600);
   const maxMessages = values.messages === undefined ? Number.MAX_SAFE_INTEGER : integer("messages", values.messages, 1, 1e12);
-  const target = values.connect === undefined ? undefined : endpointOf(values.connect);
+  const connectTo = values.connect === undefined ? undefined : endpointOf(values.connect);
+  const url = connectTo !== undefined && "url" in connectTo ? connectTo.url : undefined;
+  const target = connectTo !== undefined && !("url" in connectTo) ? connectTo : undefined;
+  if (values.ws && target !== undefined) throw new UsageError("bench", "--ws with --connect needs the WebSocket listener's URL: ws://HOST:PORT/PATH");
+  const ws = values.ws === true || url !== undefined;
   const type = values.type ?? DEFAULTS.type;
   const password = values.password ?? (process.env["BESTER_PASSWORD"] || DEFAULTS.password);
-  const listener = (values.listener ?? "tcp4") as ListenerKind;
-  if (!["tcp4", "tcp6", "unix"].includes(listener)) {
+  const listener = (ws ? "ws" : (values.listener ?? "tcp4")) as ListenerKind;
+  if (!["tcp4", "tcp6", "unix", "ws"].includes(listener) || values.listener === "ws") {
     throw new UsageError("bench", `--listener must be tcp4, tcp6 or unix, got '${values.listener}'`);
   }
-  if (values.listener !== undefined && target !== undefined) {
+  if (values.listener !== undefined && connectTo !== undefined) {
     throw new UsageError("bench", "--listener is for the gateway the bench starts; with --connect the address says it");
   }
+  if (values.listener !== undefined && ws) throw new UsageError("bench", "--listener and --ws: the gateway listens on one of them");
   const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
   const tls = tlsFlagsOf("bench", values);
   if (tls !== undefined && (target === undefined || target.kind === "unix")) {
+    if (url !== undefined) throw new UsageError("bench", "--tls and --ca are for a TCP address; a wss:// URL speaks TLS by itself (the runtime's CAs)");
     throw new UsageError("bench", "--tls and --ca are for --connect to a TCP address (the gateway the bench starts has no certificate)");
   }
   if (tls !== undefined && idle !== undefined) throw new UsageError("bench", "--tls and --ca are not for --idle");
+  if (url !== undefined && url.startsWith("wss:") && idle !== undefined) throw new UsageError("bench", "--idle over wss:// is not measured: its memory is TLS's as much as the gateway's");
   const cpuProfDir = values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]);
-  if (cpuProfDir !== undefined && target !== undefined) {
+  if (cpuProfDir !== undefined && connectTo !== undefined) {
     throw new UsageError("bench", "--cpu-prof profiles the gateway the bench starts; it cannot profile one given with --connect");
   }
   if (cpuProfDir !== undefined && runtime.selfCommand().length === 1) {
@@ -257,13 +279,13 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     runtime: `${runtime.name} ${runtime.version}`,
     machine: machineInfo(),
     settings: runtime.serverSettings(),
-    gateway: target === undefined ? { started: true, listener } : { started: false, address: values.connect!, ...(tls ? { tls: true as const } : {}) },
+    gateway: connectTo === undefined ? { started: true, listener } : { started: false, address: values.connect!, ...(tls ? { tls: true as const } : {}) },
     processes:
       idle !== undefined
-        ? target === undefined
-          ? "gateway in its own process; the idle clients in this process (node:net sockets)"
-          : "the idle clients in this process (node:net sockets); the gateway: not started by the bench (RSS n/a)"
-        : target === undefined
+        ? connectTo === undefined
+          ? `gateway in its own process; the idle clients in this process (${ws ? "the runtime's WebSockets" : "node:net sockets"})`
+          : `the idle clients in this process (${ws ? "the runtime's WebSockets" : "node:net sockets"}); the gateway: not started by the bench (RSS n/a)`
+        : connectTo === undefined
         ? scenarios.every((sc) => sc === "dummy")
           ? "gateway and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
           : "gateway, relay handler and load generator each in their own process; the load generator (this process) drives every pair, one event loop"
@@ -282,7 +304,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   if (!values.json) console.log(formatHeader(report));
 
   if (idle !== undefined) {
-    const code = await idleRun(runtime, report, { idle, target, password, listener, progress });
+    const code = await idleRun(runtime, report, { idle, target, url, password, listener, progress });
     if (values.json) console.log(JSON.stringify(report, null, 2));
     else console.log(`\n${formatIdle(report.idle!)}`);
     return code;
@@ -296,7 +318,8 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
         const label = `[${scenario} ${pairs}x${size}B]`;
         let gateway: BenchGateway | undefined;
         let endpoint = target;
-        if (endpoint === undefined) {
+        let wsUrl = url;
+        if (connectTo === undefined) {
           try {
             gateway = current = await startBenchGateway({
               runtime,
@@ -313,6 +336,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
             return 1;
           }
           endpoint = gateway.target;
+          wsUrl = gateway.url;
         }
 
         const usage: { gateway?: ReturnType<typeof startUsage>; handler?: ReturnType<typeof startUsage>; self?: ReturnType<typeof startUsage> } = {};
@@ -327,7 +351,8 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           result = await runLoad(
             besterTransport({
               runtime,
-              target: endpoint,
+              target: endpoint!,
+              ...(wsUrl === undefined ? {} : { url: wsUrl }),
               scenario: scenario === "dummy" ? "dummy" : "relay",
               type,
               password,
@@ -438,6 +463,8 @@ async function idleRun(
   opts: {
     idle: number;
     target: Endpoint | undefined;
+    /** --connect's WebSocket URL. */
+    url: string | undefined;
     password: string;
     listener: ListenerKind;
     progress: ReturnType<typeof progressPrinter>;
@@ -453,7 +480,8 @@ async function idleRun(
   let gateway: BenchGateway | undefined;
   let theirs: { soft: number } | null = null;
   let target = opts.target;
-  if (target === undefined) {
+  let url = opts.url;
+  if (target === undefined && url === undefined) {
     try {
       gateway = await startBenchGateway({
         runtime,
@@ -468,6 +496,7 @@ async function idleRun(
       return 1;
     }
     target = gateway.target;
+    url = gateway.url;
     theirs = raiseOpenFileLimit(gateway.pid, wanted);
     if (theirs !== null && theirs.soft < wanted) limits.push(`the gateway's is ${theirs.soft}`);
   }
@@ -483,7 +512,8 @@ async function idleRun(
   }
   try {
     report.idle = await runIdle({
-      target,
+      target: target!,
+      ...(url === undefined ? {} : { url }),
       count: idle,
       password: opts.password,
       gatewayPid: gateway?.pid ?? null,

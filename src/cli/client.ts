@@ -19,8 +19,9 @@ const QUIT_GRACE_MS = 5000;
 
 const CONNECTION_HELP = `  -u, --user NAME       username (required)
   -p, --password PW     password; else $BESTER_PASSWORD; else asked on a terminal
-  -c, --connect ADDR    the server: HOST:PORT, [IPV6]:PORT or unix:PATH
-                        (default ${DEFAULT_ADDRESS})
+  -c, --connect ADDR    the server: HOST:PORT, [IPV6]:PORT, unix:PATH, or the
+                        URL of a WebSocket listener, ws://HOST:PORT/PATH or
+                        wss://... (default ${DEFAULT_ADDRESS})
       --tls             speak TLS to a TCP server (a listener with "tls" in its
                         config); its certificate must name HOST
       --ca FILE         PEM file of the CA that signed the server's certificate
@@ -53,6 +54,7 @@ An interactive client: reads lines from stdin, prints what arrives on stdout.
 
 Input:
   @bob,carol some text    sends type "chat" {"to": ["bob", "carol"], "body": "some text"}
+  /who                    asks the chat handler who is online (type "chat" {"who": true})
   /send TYPE [JSON]       sends any message (data default null)
   /quit                   closes the connection (so does end of input)
   /help                   shows this input summary
@@ -60,6 +62,7 @@ Input:
 Output:
   alice: hi               a chat message delivered to you (what waited for
                           you while you were away comes first, after login)
+  online: alice, bob      the chat handler's answer to /who
   [echo] {"n":1}          any other delivered message: [type] data as JSON
   ! m-3 unknown_type: ... a "bad" status report: id, error code, message
   = m-4 {"username":...}  a "good" status report that carries an answer (builtin whoami, types)
@@ -73,7 +76,7 @@ Options:
 ${CONNECTION_HELP}
   -h, --help            show this help`;
 
-const INPUT_HELP = `@USER[,USER...] TEXT   chat    |   /send TYPE [JSON]   any message   |   /quit`;
+const INPUT_HELP = `@USER[,USER...] TEXT   chat    |   /who   who is online    |   /send TYPE [JSON]   any message   |   /quit`;
 
 const CONNECTION_OPTIONS = {
   user: { type: "string", short: "u" },
@@ -88,7 +91,9 @@ const CONNECTION_OPTIONS = {
 // ---------------------------------------------------------------------------
 // Shared: target, password, login
 
-function targetOf(command: string, text: string | undefined): ClientTarget {
+/** A WebSocket listener's URL, or a socket address. */
+function targetOf(command: string, text: string | undefined): ClientTarget | { url: string } {
+  if (text !== undefined && /^wss?:\/\//i.test(text)) return { url: text };
   try {
     return parseTarget(text ?? DEFAULT_ADDRESS);
   } catch (err) {
@@ -112,11 +117,13 @@ type ConnectionValues = { user?: string; password?: string; connect?: string; tl
 async function login(command: string, values: ConnectionValues): Promise<BesterClient> {
   const user = values.user;
   if (user === undefined || user.trim() === "") throw new UsageError(command, "--user NAME is required");
-  const target = targetOf(command, values.connect);
+  const where = targetOf(command, values.connect);
   const tls = tlsFlagsOf(command, values);
-  if (tls && "path" in target) throw new UsageError(command, "--tls and --ca are for a TCP address, not a UNIX socket");
+  if (tls && "path" in where) throw new UsageError(command, "--tls and --ca are for a TCP address, not a UNIX socket");
+  if (tls && "url" in where) throw new UsageError(command, "--tls and --ca are for a TCP address; a wss:// URL speaks TLS and is checked against the system's CAs");
   const password = await passwordOf(command, user, values.password);
-  const client = await connectClient({ target, username: user, password, ...(tls ? { tls } : {}), ...(values.ack ? { ack: true } : {}) });
+  const to = "url" in where ? { url: where.url } : { target: where };
+  const client = await connectClient({ ...to, username: user, password, ...(tls ? { tls } : {}), ...(values.ack ? { ack: true } : {}) });
   if (values.ack && !client.delivery.ack) console.error(`bester ${command}: the server does not keep messages (delivery.store is none): original delivery`);
   return client;
 }
@@ -208,8 +215,9 @@ export async function sendCommand(_runtime: Runtime, argv: string[]): Promise<nu
 export function formatReceived(message: ReceivedMessage): string {
   const { type, data } = message;
   if (type === "chat" && typeof data === "object" && data !== null) {
-    const { from, body } = data as Record<string, unknown>;
+    const { from, body, online } = data as Record<string, unknown>;
     if (typeof from === "string" && typeof body === "string") return `${from}: ${body}`;
+    if (Array.isArray(online)) return `online: ${online.join(", ")}`;
   }
   return `[${type}] ${JSON.stringify(data)}`;
 }
@@ -222,6 +230,7 @@ export function parseInputLine(line: string): Parsed {
   if (text === "") return null;
   if (text === "/quit") return { quit: true };
   if (text === "/help") return { help: true };
+  if (text === "/who") return { send: { type: "chat", data: { who: true } } };
   if (text.startsWith("@")) {
     const m = /^@(\S+)\s+(\S[\s\S]*)$/.exec(text);
     const to = m ? m[1]!.split(",").filter((u) => u !== "") : [];

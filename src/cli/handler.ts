@@ -15,14 +15,16 @@ export const HANDLER_HELP = `Usage: bester handler NAME SOCKET [INFORMER]
 
 Runs the bundled message handler NAME on the UNIX socket SOCKET, the way the
 gateway starts a handler program. SOCKET defaults to $BESTER_HANDLER_SOCKET.
-INFORMER (the informer socket) is accepted and not used by these handlers.
+INFORMER is the gateway's informer socket (else $BESTER_INFORMER_SOCKET):
+chat asks it who is online.
 A stale socket file is replaced; a live one is refused (exit 1).
 SIGTERM or SIGINT closes the socket, removes its file and exits 0.
 
 Handlers:
   echo    sends each message back to its sender             (needs "envelope": true)
   chat    {"to": "bob" | ["bob", ...], "body": "..."}: delivers
-          {"from": <sender>, "body": "..."} to each recipient (needs "envelope": true)
+          {"from": <sender>, "body": "..."} to each recipient (needs "envelope": true);
+          {"who": true}: answers the sender {"online": ["alice", ...]} (needs the informer)
   shout   {"to", "body"}: passes it on to the chat handler in capitals
           (sendHandler "chat")
 

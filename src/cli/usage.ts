@@ -21,7 +21,9 @@ export const SERVE_HELP = `Usage: bester serve [--config FILE | FILE] [options]
 
 Runs the gateway. FILE is a server.conf in the original Bester format (JSON),
 optionally with bester's additions. Without one, the embedded default is used:
-tcp4 127.0.0.1:2220, tcp6 [::1]:2221 and a UNIX socket in the run directory.
+tcp4 127.0.0.1:2220, tcp6 [::1]:2221, a UNIX socket in the run directory, and
+WebSocket ws://127.0.0.1:2222/bester, whose port also serves the web chat
+(http://127.0.0.1:2222/chat) and the client SDK for browsers (/bester-client.js).
 
 Options:
   -c, --config FILE     config file (the original positional form works too)
@@ -47,7 +49,9 @@ itself again in place (same pid) with MIMALLOC_PURGE_DELAY=1000: freed memory
 is given back to the system after 1 s instead of Bun's 100 ms, which under
 load spares a page fault per 4 KiB of every read buffer. Handlers it starts
 inherit it. Set the variable yourself to choose another delay (100 is Bun's
-own). Deno has no such setting; on Windows Bun's default stays.`;
+own); on Windows Bun's default stays. Deno has no such setting: on Linux
+(glibc) with FFI allowed (--allow-all, as 'deno task serve' runs it), serve
+asks glibc every 30 s to give back the memory it keeps freed (malloc_trim).`;
 
 export const CHECK_HELP = `Usage: bester check [--config FILE | FILE]
 
@@ -56,6 +60,11 @@ paths resolved, secrets shown as "***") as JSON on stdout and exits 0; it is
 itself a valid config file. Otherwise prints every problem as
 "path: message" on stderr and exits 1.
 Without FILE, checks and prints the embedded default.
+
+Host names in network.tcp4/tcp6.address and control.address are resolved:
+what is allowed only on loopback (the "open" account store, a control API
+without a token) is allowed only when every address a name resolves to is
+loopback (127.0.0.0/8, ::1). serve and a reload check the same.
 
 Options:
   -c, --config FILE     config file

@@ -8,14 +8,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { homedir, tmpdir } from "node:os";
+import { availableParallelism, homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
-import type { Config, HandlerConfig } from "./schema.ts";
-
-/** Handlers shipped inside bester itself (handlers/ in the repo), runnable as `bester handler NAME`. */
-export const BUNDLED_HANDLERS = ["echo", "chat", "shout"] as const;
-export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
+import { BUNDLED_HANDLERS, type Config, type HandlerConfig } from "./types.ts";
 
 // --- limits (config key `limits`) -------------------------------------------
 
@@ -23,8 +19,18 @@ export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** Below this not even a fatal error with its message fits in a frame. */
 export const MIN_MAX_FRAME_BYTES = 64;
-/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
-export const FRAME_HEADER_BYTES = 4;
+
+/**
+ * How deeply arrays and objects may nest in one frame. Engines parse and
+ * serialise JSON recursively, so a deep enough value overflows the stack
+ * and stalls the event loop while it unwinds; real messages nest a handful
+ * of levels, and 128 (serde_json's default) leaves them plenty of room.
+ */
+export const DEFAULT_MAX_JSON_DEPTH = 128;
+/** Lower bound for the setting: a handler's sendClients answer nests its list of recipients four deep. */
+export const MIN_MAX_JSON_DEPTH = 4;
+/** Upper bound for the setting: far below the tens of thousands of levels where Bun's JSON.stringify runs out of stack. */
+export const MAX_MAX_JSON_DEPTH = 4096;
 
 /** A connection that never sends its first frame holds a socket; a real client sends it within milliseconds, 10 s leaves room for slow links. */
 export const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
@@ -38,6 +44,16 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 5_000;
 /** Slow-consumer limit: eight maximal frames queued for one connection; past it the reader is too slow to keep and is closed. */
 export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A WebSocket message is read whole by the runtime before the frame limit
+ * can look at it. Messages up to this many times limits.maxFrameBytes are
+ * read, so a sender a little over the limit learns why (the fatal frame,
+ * then close code 1009); a larger one is cut by the runtime's WebSocket
+ * server (1009 alone), so one connection makes the gateway hold at most
+ * that much. Set when the listener opens.
+ */
+export const WEBSOCKET_MESSAGE_LIMIT_FACTOR = 2;
+
 /** Messages of one session in flight at once (processed in order); past it reading from that socket pauses, which pushes back on the sender. */
 export const DEFAULT_SESSION_WINDOW = 64;
 /** A window beyond this buys no throughput and lets one session hold a lot of memory. */
@@ -50,6 +66,38 @@ export const MAX_HANDLER_HOPS = 64;
 
 /** Time in-flight messages get to finish on shutdown before connections are cut; shorter than typical service-manager stop timeouts (systemd: 90 s). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+
+// --- logins (config key `limits.loginFailures`) -------------------------------
+
+/**
+ * Password checks (scrypt) run at once: each takes a core and 16 MiB while
+ * it runs, so one per core keeps the cores busy and memory flat however many
+ * logins arrive together; the rest wait their turn, taken in turn by address.
+ */
+export function passwordCheckSlots(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/** Failures from one address before it is held back: room for a few typing mistakes, too few for guessing. */
+export const DEFAULT_LOGIN_FAILURES_PER_SOURCE = 5;
+/**
+ * Different addresses failing on one username before it is held back: a
+ * user mistyping on a phone, a laptop and a desktop is three; ten within
+ * the forget time is a guess spread over many addresses.
+ */
+export const DEFAULT_LOGIN_FAILURES_PER_USERNAME = 10;
+/** The first hold: a second is nothing to someone who mistyped, and already slows a script down. */
+export const DEFAULT_LOGIN_PENALTY_MS = 1_000;
+/** Holds double up to this: from the tenth hold on, a guesser gets five tries per five minutes. */
+export const DEFAULT_LOGIN_MAX_PENALTY_MS = 300_000;
+/** Failures and holds older than this (without a new failure) are forgotten; fail2ban's usual findtime. */
+export const DEFAULT_LOGIN_FORGET_MS = 600_000;
+/**
+ * Addresses and usernames whose failures are remembered, each; past it the
+ * oldest are forgotten, so a flood of made-up names cannot grow memory
+ * (an entry is about a hundred bytes).
+ */
+export const LOGIN_THROTTLE_CAPACITY = 65_536;
 
 // --- federation (config key `federation`) -----------------------------------
 
@@ -139,6 +187,16 @@ export const MAX_HANDLER_CONNECTIONS = 64;
 export const DEFAULT_TCP4_PORT = 2220;
 /** The original daemon's client port over IPv6 (PROTOCOL.md §8). */
 export const DEFAULT_TCP6_PORT = 2221;
+/**
+ * The WebSocket listener (PROTOCOL.md §10), next to the original's 2220 and
+ * 2221: the embedded default's protocol ports sit together, and 2222 is no
+ * well-known service's.
+ */
+export const DEFAULT_WS_PORT = 2222;
+/** A browser on the same machine can reach it; the network only when the config says so. */
+export const DEFAULT_WS_ADDRESS = "127.0.0.1";
+/** Where the WebSocket listener takes upgrades: the port's other paths serve the web chat page and the browser SDK. */
+export const DEFAULT_WS_PATH = "/bester";
 /** Control API: beside the protocol ports, clear of well-known services. */
 export const DEFAULT_CONTROL_PORT = 2280;
 /** Control API actions (reload, shutdown) must not be reachable from the network unless asked for. */
@@ -146,6 +204,13 @@ export const DEFAULT_CONTROL_ADDRESS = "127.0.0.1";
 /** Redis's own defaults, so a local Redis works without settings. */
 export const DEFAULT_REDIS_ADDRESS = "127.0.0.1";
 export const DEFAULT_REDIS_PORT = 6379;
+
+/**
+ * The client UNIX socket's mode: the gateway's user and group may connect
+ * (they still log in). With per-user groups that is the user alone; a
+ * service with a group of its own adds its clients' users to it.
+ */
+export const DEFAULT_UNIX_SOCKET_MODE = 0o660;
 
 // --- file names -------------------------------------------------------------
 
@@ -250,10 +315,11 @@ export function embeddedDefaultConfig(runDir: string): Config {
   return {
     source: null,
     network: {
-      types: ["unix", "tcp4", "tcp6"],
-      unix: { address: join(runDir, "bester.sock") },
+      types: ["unix", "tcp4", "tcp6", "ws"],
+      unix: { address: join(runDir, "bester.sock"), mode: DEFAULT_UNIX_SOCKET_MODE },
       tcp4: { address: "127.0.0.1", port: DEFAULT_TCP4_PORT },
       tcp6: { address: "::1", port: DEFAULT_TCP6_PORT },
+      ws: { address: DEFAULT_WS_ADDRESS, port: DEFAULT_WS_PORT, path: DEFAULT_WS_PATH, allowedOrigins: [] },
     },
     handlers: {
       availableTypes: handlers.map((h) => h.type),
@@ -284,6 +350,15 @@ export function embeddedDefaultConfig(runDir: string): Config {
     },
     limits: {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+      loginFailures: {
+        enabled: true,
+        perSource: DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+        perUsername: DEFAULT_LOGIN_FAILURES_PER_USERNAME,
+        penaltyMs: DEFAULT_LOGIN_PENALTY_MS,
+        maxPenaltyMs: DEFAULT_LOGIN_MAX_PENALTY_MS,
+        forgetMs: DEFAULT_LOGIN_FORGET_MS,
+      },
       authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,
       maxConnections: DEFAULT_MAX_CONNECTIONS,
       handlerTimeoutMs: DEFAULT_HANDLER_TIMEOUT_MS,

@@ -5,7 +5,9 @@
  * anything else refuses the whole reload, so a reload never half-applies.
  * @module
  */
-import type { Config, HandlerConfig, ListenerKind } from "./schema.ts";
+import { DEFAULT_UNIX_SOCKET_MODE } from "./defaults.ts";
+import { formatFileMode } from "./file-mode.ts";
+import type { Config, HandlerConfig, ListenerKind } from "./types.ts";
 
 export interface ReloadPlan {
   /** Listener kinds to close: removed, or bound elsewhere now. */
@@ -35,9 +37,19 @@ function canonical(value: unknown): string {
 }
 
 const same = (a: unknown, b: unknown) => canonical(a) === canonical(b);
+/** A limit as a change line shows it: a number as it is, a block as JSON. */
+const shown = (value: unknown) => (typeof value === "object" && value !== null ? canonical(value) : String(value));
 
 function where(c: Config, kind: ListenerKind): string {
-  if (kind === "unix") return c.network.unix!.address;
+  if (kind === "unix") {
+    const { address, mode } = c.network.unix!;
+    return mode === DEFAULT_UNIX_SOCKET_MODE ? address : `${address} mode ${formatFileMode(mode)}`;
+  }
+  if (kind === "ws") {
+    const w = c.network.ws!;
+    const host = w.address.includes(":") ? `[${w.address}]` : w.address;
+    return `${w.tls ? "wss" : "ws"}://${host}:${w.port}${w.path}`;
+  }
   const b = c.network[kind]!;
   return (kind === "tcp6" ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`) + (b.tls ? " with TLS" : "");
 }
@@ -128,6 +140,11 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
     }
   }
 
+  // Read at each upgrade: a new list applies to the next browser that connects.
+  if (old.network.ws && next.network.ws && !same(old.network.ws.allowedOrigins, next.network.ws.allowedOrigins)) {
+    plan.changes.push(`network.ws.allowedOrigins: ${JSON.stringify(old.network.ws.allowedOrigins)} -> ${JSON.stringify(next.network.ws.allowedOrigins)}`);
+  }
+
   const before = old.handlers.typeMap;
   const after = next.handlers.typeMap;
   for (const type of Object.keys(before)) {
@@ -155,7 +172,8 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
   }
   for (const [key, value] of Object.entries(next.limits)) {
     const was = old.limits[key as keyof Config["limits"]];
-    if (was !== value) plan.changes.push(`limits.${key}: ${was} -> ${value}`);
+    // A block of limits (loginFailures) is compared and shown as JSON.
+    if (!same(was, value)) plan.changes.push(`limits.${key}: ${shown(was)} -> ${shown(value)}`);
   }
   // The inbox limits are read per message; the store itself cannot change under the messages it holds.
   const { inbox: oldInbox, ...oldStore } = old.delivery;

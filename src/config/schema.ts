@@ -10,8 +10,6 @@
  */
 import * as v from "valibot";
 import {
-  BUNDLED_HANDLERS,
-  type BundledHandlerName,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_DELIVERY_STORE,
   DEFAULT_INBOX_MAX_AGE_SECONDS,
@@ -24,9 +22,15 @@ import {
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_LOG_FORMAT,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+  DEFAULT_LOGIN_FAILURES_PER_USERNAME,
+  DEFAULT_LOGIN_FORGET_MS,
+  DEFAULT_LOGIN_MAX_PENALTY_MS,
+  DEFAULT_LOGIN_PENALTY_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_HANDLER_HOPS,
+  DEFAULT_MAX_JSON_DEPTH,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_SERVER_HOPS,
   DEFAULT_PEER_CONNECT_TIMEOUT_MS,
@@ -37,149 +41,22 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_TCP4_PORT,
   DEFAULT_TCP6_PORT,
+  DEFAULT_UNIX_SOCKET_MODE,
+  DEFAULT_WS_ADDRESS,
+  DEFAULT_WS_PATH,
+  DEFAULT_WS_PORT,
   MAX_HANDLER_CONNECTIONS,
   MAX_HANDLER_HOPS,
+  MAX_MAX_JSON_DEPTH,
   MAX_SERVER_HOPS,
   MAX_SESSION_WINDOW,
   MAX_TIMER_MS,
   MIN_MAX_FRAME_BYTES,
+  MIN_MAX_JSON_DEPTH,
 } from "./defaults.ts";
+import { formatFileMode, parseFileMode } from "./file-mode.ts";
 import { isIpLiteral, parseServerAddress } from "./server-address.ts";
-
-// --- the normalised config, as the rest of the gateway sees it ---------------
-
-export type ListenerKind = "tcp4" | "tcp6" | "unix";
-export interface HandlerConfig {
-  type: string;
-  handlerBinary?: string;
-  /** Extension: a handler bundled with bester, run from this same program (`bester handler NAME`). */
-  bundled?: BundledHandlerName;
-  handlerArgs: string[];
-  unixDomainSocketPath: string;
-  mode: "per-message" | "persistent";
-  connections: number;
-  envelope: boolean;
-  timeoutMs: number;
-}
-/** Extension: another Bester server this one exchanges sendServers messages with (docs/FEDERATION.md). */
-export interface PeerConfig {
-  /** The peer's name: what it sends as `header.authentication.server`, and the key in `federation.peers`. */
-  name: string;
-  /** Where it is dialled, canonical `host:port` or `[ipv6]:port`; absent for a peer that only dials us. */
-  address?: string;
-  /** The secret both sides share; absent for an original-protocol peer. */
-  secret?: string;
-  /** An original Bester server: dialled without credentials (it reads none; its status report is awaited as any peer's). */
-  original: boolean;
-  /** Dialled with TLS (its listener has `tls`). */
-  tls: boolean;
-  /** PEM file of the CA that signed its certificate (absolute); absent: the system's CAs. */
-  caFile?: string;
-}
-export interface FederationConfig {
-  /** This server's name, sent to peers with the secret. Required once a peer has a secret. */
-  name?: string;
-  /** No prototype, like typeMap. */
-  peers: Record<string, PeerConfig>;
-  /** IP addresses from which server-scope connections without credentials (original servers) are accepted. */
-  allowOriginal: string[];
-  connectTimeoutMs: number;
-  replyTimeoutMs: number;
-  maxHops: number;
-}
-/** A TCP listener's certificate chain and key, as PEM files (absolute paths once loaded). */
-export interface TlsListenerConfig {
-  certFile: string;
-  keyFile: string;
-}
-
-/**
- * Extension: where the HTTP control API listens. On TCP when the file gives
- * an address or a port (the embedded default: 127.0.0.1:2280); otherwise on
- * a UNIX socket (mode 0600: the file's permissions are the access check).
- */
-export type ControlConfig = { enabled: boolean; token?: string } & (
-  | { address: string; port: number; socket?: undefined }
-  | { socket: string; address?: undefined; port?: undefined }
-);
-
-/** Where a Redis server is and how to log in to it (`database.redis`, `delivery.redis`). */
-export interface RedisConnection {
-  address: string;
-  port: number;
-  prefix: string;
-  /** Redis 6 ACL user; absent: the default user. */
-  username?: string;
-  /** Absent here: BESTER_REDIS_PASSWORD, read when the store opens (a secret kept out of the file). */
-  password?: string;
-  tls: boolean;
-  /** PEM file of the CA that signed Redis's certificate (resolved beside the config); absent: the system's CAs. */
-  caFile?: string;
-  /** A Redis Cluster: `address:port` is one of its nodes (the delivery store; the account store takes a single server). */
-  cluster: boolean;
-}
-
-/** Extension (PROTOCOL.md §9): where messages wait for users who are not connected, and for acknowledgements. */
-export interface DeliveryConfig {
-  /** `none`: the original behaviour (only connected users receive). */
-  store: "sqlite" | "redis" | "none";
-  sqlite: { path: string };
-  /** Its own block, or `database.redis`'s settings. */
-  redis: RedisConnection;
-  inbox: { maxMessages: number; maxBytes: number; maxAgeSeconds: number };
-}
-
-/** Extension (docs/CLUSTER.md): several gateways acting as one service on the Redis of `delivery.redis`. */
-export interface ClusterConfig {
-  enabled: boolean;
-  /** Unique in the cluster; absent: the host name and the first client port, decided at start. */
-  node?: string;
-  heartbeatMs: number;
-  deadAfterMs: number;
-}
-
-export interface Config {
-  source: string | null;
-  network: {
-    types: ListenerKind[];
-    unix?: { address: string };
-    tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
-    tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
-  };
-  /** typeMap has no prototype: look types up with Object.hasOwn or `in`, never trust `typeMap[type]` alone for client-chosen names. */
-  handlers: { availableTypes: string[]; typeMap: Record<string, HandlerConfig> };
-  database: {
-    type: "open" | "sqlite" | "redis";
-    redis: RedisConnection;
-    sqlite: { path: string };
-    allowOpenOnNetwork: boolean;
-  };
-  admin: { info: unknown };
-  control: ControlConfig;
-  informer: { enabled: boolean; path: string };
-  federation: FederationConfig;
-  delivery: DeliveryConfig;
-  cluster: ClusterConfig;
-  limits: {
-    maxFrameBytes: number;
-    authTimeoutMs: number;
-    maxConnections: number;
-    handlerTimeoutMs: number;
-    maxPendingBytes: number;
-    sessionWindow: number;
-    maxHandlerHops: number;
-    shutdownGraceMs: number;
-  };
-  log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
-}
-
-export const LISTENER_KINDS = ["unix", "tcp4", "tcp6"] as const;
-export const HANDLER_MODES = ["per-message", "persistent"] as const;
-export { BUNDLED_HANDLERS, type BundledHandlerName } from "./defaults.ts";
-export const DATABASE_TYPES = ["open", "sqlite", "redis"] as const;
-export const DELIVERY_STORES = ["sqlite", "redis", "none"] as const;
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-export const LOG_FORMATS = ["text", "json"] as const;
+import { BUNDLED_HANDLERS, DATABASE_TYPES, DELIVERY_STORES, HANDLER_MODES, LISTENER_KINDS, LOG_FORMATS, LOG_LEVELS } from "./types.ts";
 
 // --- building blocks, each with the wording its error uses --------------------
 
@@ -234,6 +111,8 @@ const port = convert("a port 0-65535", (x) => {
   return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
 });
 
+const fileMode = convert('an octal mode such as "0660" that lets the owner read and write', parseFileMode);
+
 const text = convert("a non-empty string", (x) => (typeof x === "string" && x !== "" ? x : undefined));
 const str = v.string(expected("a string"));
 const bool = v.boolean(expected("true or false"));
@@ -265,14 +144,39 @@ export const handlerSchema = obj({
 // extension: a TCP listener that speaks TLS
 const tlsListenerSchema = obj({ certFile: text, keyFile: text });
 
+/** An absolute URL path, as a WebSocket URL carries it: no query, fragment or white space. */
+const urlPath = convert('a path starting with "/" (no query, fragment or white space)', (x) =>
+  typeof x === "string" && /^\/[^?#\s]*$/.test(x) ? x : undefined);
+
+/** A browser origin as the Origin header carries it: scheme, host and port, nothing more. */
+const origin = convert('an origin like "https://chat.example.com" (scheme, host and optional port; no path)', (x) => {
+  if (typeof x !== "string") return undefined;
+  try {
+    const url = new URL(x);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === x ? x : undefined;
+  } catch {
+    return undefined;
+  }
+});
+
+// extension (PROTOCOL.md §10)
+const wsListenerSchema = obj({
+  address: v.optional(text, DEFAULT_WS_ADDRESS),
+  port: v.optional(port, DEFAULT_WS_PORT),
+  path: v.optional(urlPath, DEFAULT_WS_PATH),
+  tls: v.optional(tlsListenerSchema),
+  allowedOrigins: v.optional(list(origin), () => []),
+});
+
 const networkSchema = obj({
   types: v.pipe(
     list(pick(LISTENER_KINDS)),
-    v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", got []`),
+    v.minLength(1, `expected at least one of "unix", "tcp4", "tcp6", "ws", got []`),
   ),
-  unix: v.optional(obj({ address: text })),
+  unix: v.optional(obj({ address: text, mode: v.optional(fileMode, formatFileMode(DEFAULT_UNIX_SOCKET_MODE)) })),
   tcp4: v.optional(obj({ address: ipv4Host, port: v.optional(port, DEFAULT_TCP4_PORT), tls: v.optional(tlsListenerSchema) })),
   tcp6: v.optional(obj({ address: ipv6Host, port: v.optional(port, DEFAULT_TCP6_PORT), tls: v.optional(tlsListenerSchema) })),
+  ws: v.optional(wsListenerSchema),
 });
 
 const handlersSchema = obj({
@@ -337,6 +241,16 @@ const deliverySchema = obj({
   ),
 });
 
+// extension: holding back repeated login failures
+const loginFailuresSchema = obj({
+  enabled: v.optional(bool, true),
+  perSource: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_SOURCE),
+  perUsername: v.optional(int(0), DEFAULT_LOGIN_FAILURES_PER_USERNAME),
+  penaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_PENALTY_MS),
+  maxPenaltyMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_MAX_PENALTY_MS),
+  forgetMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_FORGET_MS),
+});
+
 // extension (docs/CLUSTER.md)
 const clusterSchema = obj({
   enabled: v.optional(bool, false),
@@ -348,6 +262,8 @@ const clusterSchema = obj({
 
 const limitsSchema = obj({
   maxFrameBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_FRAME_BYTES),
+  maxJsonDepth: v.optional(int(MIN_MAX_JSON_DEPTH, MAX_MAX_JSON_DEPTH), DEFAULT_MAX_JSON_DEPTH),
+  loginFailures: v.optional(loginFailuresSchema, () => ({})),
   authTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_AUTH_TIMEOUT_MS),
   maxConnections: v.optional(int(1), DEFAULT_MAX_CONNECTIONS),
   handlerTimeoutMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_HANDLER_TIMEOUT_MS),

@@ -1,3 +1,5 @@
+import type { CloseKind } from "../runtime/types.ts";
+
 /**
  * Why a connection ended, for every kind of connection (client and server
  * sessions, handler links, federation deliveries, informer clients). Every
@@ -42,3 +44,33 @@ export const ClosedReason = {
 } as const;
 
 export type ClosedReason = (typeof ClosedReason)[keyof typeof ClosedReason];
+
+/** What the frame decoder's size error is called in a close's detail (`code: message`). */
+const TOO_LARGE_DETAIL = "frame_too_large:";
+
+/**
+ * What the peer is told of a close, where its transport can say (a
+ * WebSocket's close code, PROTOCOL.md §10): a fatal error is a broken rule
+ * ("policy", 1008), a frame over the size limit "too_big" (1009), the
+ * server stopping "going_away" (1001), anything else "normal" (1000).
+ */
+export function closeKindOf(reason: ClosedReason | undefined, detail: string | undefined): CloseKind {
+  switch (reason) {
+    case ClosedReason.frameError:
+      return detail?.startsWith(TOO_LARGE_DETAIL) ? "too_big" : "policy";
+    case ClosedReason.malformed:
+    case ClosedReason.badScope:
+    case ClosedReason.authFailed:
+    case ClosedReason.authTimeout:
+    case ClosedReason.tooManyConnections:
+    case ClosedReason.slowConsumer:
+    case ClosedReason.operator:
+    case ClosedReason.timeout:
+    case ClosedReason.unexpectedFrame:
+      return "policy";
+    case ClosedReason.shutdown:
+      return "going_away";
+    default:
+      return "normal";
+  }
+}

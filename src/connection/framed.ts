@@ -11,7 +11,7 @@ import { FrameDecoder, type FrameError } from "../protocol/frame.ts";
 import type { CutPaths } from "../protocol/json-cut.ts";
 import { OutBuffer } from "../protocol/out-buffer.ts";
 import type { Conn, SocketEvents } from "../runtime/types.ts";
-import { ClosedReason } from "./close-reason.ts";
+import { ClosedReason, closeKindOf } from "./close-reason.ts";
 import { flushAtTurnEnd, frameQueued } from "./flush-turn.ts";
 
 /** How long a closing connection may take to write what is queued before it is cut. */
@@ -30,6 +30,8 @@ export interface FramedOptions {
   onBadBody?: (error: FrameError) => void;
   /** `receive` gets each frame's text, not parsed (frame.ts). */
   asText?: boolean;
+  /** Deepest nesting of arrays and objects in one frame (limits.maxJsonDepth); deeper is a `too_deep` bad body. */
+  maxDepth?: number;
 }
 
 function received(value: unknown, _index: number, owner: unknown): void {
@@ -63,6 +65,7 @@ export abstract class FramedConnection {
       keepAsText: options.keepAsText,
       onBadBody: options.onBadBody,
       asText: options.asText,
+      maxDepth: options.maxDepth,
     });
   }
 
@@ -178,7 +181,7 @@ export abstract class FramedConnection {
     }
     if (this.#state === CLOSING && !this.#ended) {
       this.#ended = true;
-      conn.end();
+      conn.end(closeKindOf(this.#reason, this.#detail));
     }
   }
 

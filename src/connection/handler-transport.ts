@@ -9,7 +9,7 @@ import type { FrameError } from "../protocol/frame.ts";
 import { loadRuntime } from "../runtime/index.ts";
 import { ListenError, type Runtime, type SocketEvents } from "../runtime/types.ts";
 import { HandlerStartError } from "../sdk/errors.ts";
-import { Served, type Service, type Wire } from "../sdk/served.ts";
+import { HANDLER_SOCKET_MODE, Served, type Service, type Wire } from "../sdk/served.ts";
 import { ClosedReason } from "./close-reason.ts";
 import { FRAMED_EVENTS, FramedConnection } from "./framed.ts";
 
@@ -69,7 +69,7 @@ export async function listenOnRuntime(runtime: Runtime, socketPath: string, serv
     },
   };
   try {
-    const listener = await runtime.listen({ kind: "unix", path: socketPath }, events);
+    const listener = await runtime.listen({ kind: "unix", path: socketPath, mode: HANDLER_SOCKET_MODE }, events);
     return () => listener.close();
   } catch (err) {
     const code = err instanceof ListenError && err.code === "in_use" ? "in_use" : "listen_failed";

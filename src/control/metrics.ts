@@ -51,8 +51,16 @@ export function renderMetrics(m: MetricsSnapshot): string {
   w.sample("bester_slow_consumer_disconnects_total", {}, m.closed.get("slow_consumer") ?? 0);
   w.family("bester_frame_errors_total", "counter", "Connections closed for an undecodable frame (size, UTF-8, JSON).");
   w.sample("bester_frame_errors_total", {}, m.closed.get("frame_error") ?? 0);
-  w.family("bester_auth_failures_total", "counter", "Refused logins.");
+  w.family("bester_auth_failures_total", "counter", "Logins refused after a check (wrong username or password, store unavailable).");
   w.sample("bester_auth_failures_total", {}, m.authFailures);
+  w.perKey("bester_logins_held_back_total", "counter", "Logins refused unchecked (login_throttled) while their address or username was held back.", "by", m.loginsHeldBack);
+  w.perKey("bester_login_holds_total", "counter", "Holds begun after repeated login failures, by what was held back.", "by", m.loginHolds);
+  w.family("bester_logins_held", "gauge", "Addresses and usernames held back now.");
+  w.sample("bester_logins_held", { by: "source" }, m.loginsHeldNow.source);
+  w.sample("bester_logins_held", { by: "username" }, m.loginsHeldNow.username);
+  w.family("bester_password_checks", "gauge", "Password checks running, and waiting for their turn.");
+  w.sample("bester_password_checks", { state: "running" }, m.loginChecks.running);
+  w.sample("bester_password_checks", { state: "waiting" }, m.loginChecks.waiting);
 
   w.perKey("bester_messages_in_total", "counter", "Client messages received, by type.", "type", m.messagesIn);
   w.perKey("bester_messages_delivered_total", "counter", "Messages written to client sessions, by the type that produced them.", "type", m.messagesDelivered);

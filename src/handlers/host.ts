@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import type { Config, HandlerConfig } from "../config/schema.ts";
+import type { Config, HandlerConfig } from "../config/types.ts";
 import type { ClosedReason } from "../connection/close-reason.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -69,7 +69,14 @@ export class HandlerHost {
     const informer = config.informer.enabled ? config.informer.path : undefined;
     const cwd = handlerCwd(h, config.source);
     const hlog = this.log.with({ handler: h.type });
-    const linkOpts = { runtime, socketPath: h.unixDomainSocketPath, maxFrameBytes: config.limits.maxFrameBytes, log: hlog, closed: this.linkClosed };
+    const linkOpts = {
+      runtime,
+      socketPath: h.unixDomainSocketPath,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      maxJsonDepth: () => this.config.limits.maxJsonDepth,
+      log: hlog,
+      closed: this.linkClosed,
+    };
     const link = h.mode === "persistent" ? persistentLink({ ...linkOpts, connections: h.connections }) : perMessageLink(linkOpts);
     const argv = handlerArgv(runtime, h, informer);
     const supervisor = argv

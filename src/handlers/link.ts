@@ -58,6 +58,8 @@ export interface LinkOptions {
   runtime: Runtime;
   socketPath: string;
   maxFrameBytes: number;
+  /** Read for each new connection, so a reload applies to the next one. */
+  maxJsonDepth(): number;
   log: Logger;
   /** Hears every close of a link's connection, with its reason (for the metrics). */
   closed?(reason: ClosedReason): void;
@@ -90,8 +92,9 @@ class OneShot extends FramedConnection {
     readonly deadline: number,
     readonly timeoutMs: number,
     maxFrameBytes: number,
+    maxDepth: number,
   ) {
-    super({ maxFrameBytes, keepAsText: ANSWER_DATA_PATHS });
+    super({ maxFrameBytes, keepAsText: ANSWER_DATA_PATHS, maxDepth });
   }
 
   receive(value: unknown): void {
@@ -99,7 +102,7 @@ class OneShot extends FramedConnection {
   }
 
   protected override frameFailed(error: FrameError): void {
-    this.finish(new HandlerError(ErrorCodes.handlerFailed, `unreadable answer: ${error.message}`), undefined, ClosedReason.frameError);
+    this.finish(unreadable(error), undefined, ClosedReason.frameError);
   }
 
   protected override closed(reason: ClosedReason, detail: string | undefined): void {
@@ -117,6 +120,12 @@ class OneShot extends FramedConnection {
     this.destroy(reason);
     this.reply.answered(err, value);
   }
+}
+
+/** Why an answer frame could not be taken: a too deep one says so, anything else is the handler's failure. */
+function unreadable(err: FrameError): HandlerError {
+  const code = err.code === "too_deep" ? ErrorCodes.tooDeep : ErrorCodes.handlerFailed;
+  return new HandlerError(code, `unreadable answer: ${err.message}`);
 }
 
 class PerMessageLink implements HandlerLink {
@@ -137,7 +146,7 @@ class PerMessageLink implements HandlerLink {
 
   request(json: string, timeoutMs: number, reply: LinkReply): void {
     reply.sentAt = performance.now();
-    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes);
+    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes, this.opts.maxJsonDepth());
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
     // Queued now, written once connected. The request's own deadline covers the dial too: no second timer for it.
@@ -209,7 +218,13 @@ class PipelinedConnection extends FramedConnection {
     private readonly onDead: (c: PipelinedConnection) => void,
     connectTimeoutMs: number,
   ) {
-    super({ maxFrameBytes: opts.maxFrameBytes, keepAsText: ANSWER_DATA_PATHS });
+    super({
+      maxFrameBytes: opts.maxFrameBytes,
+      keepAsText: ANSWER_DATA_PATHS,
+      maxDepth: opts.maxJsonDepth(),
+      // The length prefix still delimits the next answer: only the request this one belongs to fails.
+      onBadBody: (err) => this.#unreadable(err),
+    });
     opts.runtime
       .connect({ kind: "unix", path: opts.socketPath }, FRAMED_EVENTS, connectTimeoutMs, { context: this })
       .then(undefined, (err: Error) => this.fail(ErrorCodes.handlerUnavailable, err.message, ClosedReason.socketError));
@@ -266,6 +281,14 @@ class PipelinedConnection extends FramedConnection {
     this.#replies[this.#head++] = undefined;
     if (this.#head > 1024 && this.#head * 2 > this.#replies.length) this.#trim();
     reply.answered(undefined, value);
+  }
+
+  /** An answer frame that is not a readable value: its request fails, the ones behind it carry on. */
+  #unreadable(err: FrameError): void {
+    if (this.#head >= this.#replies.length) return this.fail(ErrorCodes.handlerFailed, "unsolicited answer", ClosedReason.unexpectedFrame);
+    const reply = this.#replies[this.#head]!;
+    this.#replies[this.#head++] = undefined;
+    reply.answered(unreadable(err));
   }
 
   protected override frameFailed(error: FrameError): void {

@@ -24,7 +24,7 @@ export interface InformerDeps {
   log: Logger;
   view: InformerView;
   /** Read per connection, so a reload applies to new ones. */
-  limits(): { maxFrameBytes: number; maxPendingBytes: number };
+  limits(): { maxFrameBytes: number; maxPendingBytes: number; maxJsonDepth: number };
   /** Hears every close of an informer connection, with its reason (for the metrics). */
   closed?(reason: ClosedReason): void;
 }
@@ -98,7 +98,11 @@ class InformerConnection extends FramedConnection {
   ) {
     const limits = deps.limits();
     // Not JSON: that request fails, the connection goes on with the next frame.
-    super({ maxFrameBytes: limits.maxFrameBytes, onBadBody: (err) => this.reply(failure(err.code, err.message)) });
+    super({
+      maxFrameBytes: limits.maxFrameBytes,
+      maxDepth: limits.maxJsonDepth,
+      onBadBody: (err) => this.reply(failure(err.code, err.message)),
+    });
     this.#maxPendingBytes = limits.maxPendingBytes;
   }
 

@@ -8,8 +8,10 @@
  */
 
 import { Buffer } from "node:buffer";
-import { CUT_MIN_CHARS, type CutPaths, parseCut } from "./json-cut.ts";
+import { CUT_MIN_CHARS, type CutPaths, parseCut, TOO_DEEP } from "./json-cut.ts";
+import { nestsDeeperThan, shortestDeeperThan } from "./json-depth.ts";
 
+/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
 export const FRAME_HEADER_BYTES = 4;
 
 type Utf8Slicer = { utf8Slice?: (start: number, end: number) => string };
@@ -84,7 +86,7 @@ export function encodeFrame(value: unknown): Uint8Array {
  */
 export type FrameCallback = (value: unknown, index: number, owner: unknown) => void;
 
-export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json";
+export type FrameErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "too_deep";
 
 export class FrameError extends Error {
   override name = "FrameError";
@@ -121,6 +123,8 @@ export class FrameDecoder {
   readonly #onBadBody: ((error: FrameError) => void) | undefined;
   readonly #keepAsText: CutPaths | undefined;
   readonly #asText: boolean;
+  /** Infinity: depth not judged. */
+  readonly #maxDepth: number;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -135,11 +139,13 @@ export class FrameDecoder {
    * (json-cut.ts): for a reader that passes them on without looking inside.
    * `asText` delivers each frame as its checked UTF-8 text, not parsed: for
    * a reader that recognises the frames it expects by their first characters.
+   * `maxDepth` bounds how deeply arrays and objects may nest in one frame; a
+   * deeper frame is a `too_deep` bad body, found before it is parsed.
    */
   constructor(
     maxFrameBytes: number,
     onFrame: FrameCallback,
-    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths; asText?: boolean } = {},
+    options: { onBadBody?: (error: FrameError) => void; owner?: unknown; keepAsText?: CutPaths; asText?: boolean; maxDepth?: number } = {},
   ) {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
@@ -150,6 +156,7 @@ export class FrameDecoder {
     this.#owner = options.owner;
     this.#keepAsText = options.keepAsText;
     this.#asText = options.asText === true;
+    this.#maxDepth = options.maxDepth ?? Infinity;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -261,8 +268,12 @@ export class FrameDecoder {
       this.#onFrame(text, index, this.#owner);
       return undefined;
     }
-    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText) : undefined;
+    // The cut reads the whole text anyway, and says how deep it is on the way.
+    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText, this.#maxDepth) : undefined;
+    if (value === TOO_DEEP) return this.#tooDeep(index);
     if (value === undefined) {
+      // A text shorter than that cannot be too deep: most frames are never read for their depth.
+      if (text.length >= shortestDeeperThan(this.#maxDepth) && nestsDeeperThan(text, this.#maxDepth)) return this.#tooDeep(index);
       try {
         value = JSON.parse(text);
       } catch (cause) {
@@ -272,6 +283,10 @@ export class FrameDecoder {
     }
     this.#onFrame(value, index, this.#owner);
     return undefined;
+  }
+
+  #tooDeep(index: number): FrameError | undefined {
+    return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
   }
 
   /** A body that is not JSON: reported and skipped when the caller asked for that, else fatal. */

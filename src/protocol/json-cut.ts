@@ -125,12 +125,21 @@ function jumpString(text: string, i: number): number {
   }
 }
 
+/**
+ * How many arrays and objects the value last read by jumpValue or checkValue
+ * nests (0 for a string, number or literal), so that the reading of the text
+ * the cut does anyway also says how deep it is.
+ */
+let valueDepth = 0;
+
 /** `i` is the first character of a value; the index after it as far as brackets and quotes tell, or -1. */
 function jumpValue(text: string, i: number): number {
   const c = text.charCodeAt(i);
+  valueDepth = 0;
   if (c === QUOTE) return jumpString(text, i);
   if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
     let depth = 0;
+    let deepest = 0;
     for (;;) {
       const ch = text.charCodeAt(i);
       if (ch !== ch) return -1; // NaN: past the end
@@ -139,8 +148,12 @@ function jumpValue(text: string, i: number): number {
         if (i < 0) return -1;
         continue;
       }
-      if (ch === OPEN_OBJECT || ch === OPEN_ARRAY) depth++;
-      else if ((ch === CLOSE_OBJECT || ch === CLOSE_ARRAY) && --depth === 0) return i + 1;
+      if (ch === OPEN_OBJECT || ch === OPEN_ARRAY) {
+        if (++depth > deepest) deepest = depth;
+      } else if ((ch === CLOSE_OBJECT || ch === CLOSE_ARRAY) && --depth === 0) {
+        valueDepth = deepest;
+        return i + 1;
+      }
       i++;
     }
   }
@@ -157,6 +170,8 @@ function jumpValue(text: string, i: number): number {
 /** Start and end of the last member `name` of the object at `at`, set by {@link memberAt}. */
 let foundStart = -1;
 let foundEnd = -1;
+/** How deep the text read so far nests, counting the objects memberAt was given; set by {@link memberAt}. */
+let deepest = 0;
 
 /**
  * Whether the object at `at` seems to have a member `name`; its value's span
@@ -166,8 +181,9 @@ let foundEnd = -1;
  * recognised: the check of step 3 then fails and the text goes to
  * JSON.parse, correct if slower.
  */
-function memberAt(text: string, at: number, name: string, check: boolean): boolean {
+function memberAt(text: string, at: number, name: string, check: boolean, level: number): boolean {
   if (text.charCodeAt(at) !== OPEN_OBJECT) return false;
+  if (level > deepest) deepest = level;
   let found = false;
   let i = skipSpace(text, at + 1);
   if (text.charCodeAt(i) === CLOSE_OBJECT) return false;
@@ -181,8 +197,10 @@ function memberAt(text: string, at: number, name: string, check: boolean): boole
     const start = skipSpace(text, i + 1);
     const named = nameEnd - nameStart - 2 === name.length && text.startsWith(name, nameStart + 1);
     // The member itself is checked as it is found: one reading of it, not two.
+    valueDepth = 0;
     const end = named && check ? checkValue(text, start, 0) : jumpValue(text, start);
     if (end < 0) return false;
+    if (level + valueDepth > deepest) deepest = level + valueDepth;
     if (named) {
       found = true;
       foundStart = start;
@@ -270,6 +288,7 @@ function checkValue(text: string, i: number, depth: number): number {
   if (c === QUOTE) return checkString(text, i);
   if (c === OPEN_OBJECT) {
     if (depth >= MAX_DEPTH) return -1;
+    if (depth >= valueDepth) valueDepth = depth + 1;
     i = skipSpace(text, i + 1);
     if (text.charCodeAt(i) === CLOSE_OBJECT) return i + 1;
     for (;;) {
@@ -289,6 +308,7 @@ function checkValue(text: string, i: number, depth: number): number {
   }
   if (c === OPEN_ARRAY) {
     if (depth >= MAX_DEPTH) return -1;
+    if (depth >= valueDepth) valueDepth = depth + 1;
     i = skipSpace(text, i + 1);
     if (text.charCodeAt(i) === CLOSE_ARRAY) return i + 1;
     for (;;) {
@@ -310,18 +330,25 @@ function checkValue(text: string, i: number, depth: number): number {
 // ---------------------------------------------------------------------------
 // Step 3, and the whole
 
+/** What {@link parseCut} gives for a text that nests deeper than it was allowed to. */
+export const TOO_DEEP: unique symbol = Symbol("too deep");
+
 /**
  * The value JSON.parse gives for `text`, except that the member at the
  * first of `paths` the text has is a {@link RawJson}; undefined when the
  * text has none of them or is not JSON (JSON.parse then builds it, or says why).
  * Paths are member names from the top-level object, e.g. ["payload", "data"].
+ * {@link TOO_DEEP}, without parsing, when the text leads to the member and
+ * nests arrays and objects deeper than `maxDepth`: reading the top-level
+ * object's members for the cut reads all of the text, so its depth comes free.
  */
-export function parseCut(text: string, paths: CutPaths): unknown {
+export function parseCut(text: string, paths: CutPaths, maxDepth = Infinity): unknown {
   const top = skipSpace(text, 0);
   for (const path of paths) {
     specialAt = -1;
+    deepest = 0;
     // The first path the text has is the one: the member is where it seemed, or the text is left to JSON.parse.
-    if (leadsTo(text, top, path)) return cutAt(text, path, foundStart, foundEnd);
+    if (leadsTo(text, top, path)) return deepest > maxDepth ? TOO_DEEP : cutAt(text, path, foundStart, foundEnd);
   }
   return undefined;
 }
@@ -329,7 +356,7 @@ export function parseCut(text: string, paths: CutPaths): unknown {
 /** Whether `path` leads from the object at `at` to a member, whose checked span is left in foundStart/foundEnd. */
 function leadsTo(text: string, at: number, path: readonly string[]): boolean {
   for (let k = 0; k < path.length; k++) {
-    if (!memberAt(text, at, path[k]!, k === path.length - 1)) return false;
+    if (!memberAt(text, at, path[k]!, k === path.length - 1, k + 1)) return false;
     at = foundStart;
   }
   return true;

@@ -172,10 +172,10 @@ const ServerMessageSchema = record({
 const HandlerStatusSchema = record({
   header: record({
     // Numbers are accepted (0 reads as "0"): handlers in loosely typed languages emit them,
-    // and the meaning is unambiguous.
+    // and the meaning is unambiguous. docs/HANDLERS.md says what succeeds.
     status: v.custom<string | number>(
       (s) => typeof s === "string" || (typeof s === "number" && Number.isFinite(s)),
-      "a string",
+      'a string ("0" for success) or a number',
     ),
   }),
 });

@@ -33,6 +33,9 @@ const utf8Write: (buf: Buffer, text: string, offset: number) => number =
   typeof (Buffer.prototype as Utf8Writer).utf8Write === "function"
     ? (buf, text, offset) => (buf as Utf8Writer).utf8Write!(text, offset)
     : (buf, text, offset) => buf.write(text, offset, "utf8");
+/** Whether Buffer#utf8Write is the runtime's own (native) code, not a script over TextEncoder. */
+const NATIVE_UTF8_WRITE = /\[native code\]/.test(Function.prototype.toString.call((Buffer.prototype as Utf8Writer).utf8Write ?? Buffer.prototype.write));
+const encoder = new TextEncoder();
 let pooledBytes = 0;
 const EMPTY = new Uint8Array(0);
 
@@ -217,6 +220,14 @@ export class OutBuffer {
  * fitted (utf8Write stops short only when the next character does not fit).
  */
 function writeParts(buf: Buffer, from: number, a: string, b: string, c: string, checked: boolean): number {
+  if (!NATIVE_UTF8_WRITE) {
+    // One encodeInto of the joined text into a plain view: where Buffer#utf8Write is itself
+    // written in JavaScript over encodeInto (Deno), each call pays for a Buffer view and the
+    // encoder's checks, which cost more than joining the parts.
+    const text = b === "" && c === "" ? a : a + b + c;
+    const done = encoder.encodeInto(text, new Uint8Array(buf.buffer, buf.byteOffset + from, buf.length - from));
+    return done.read < text.length ? -1 : done.written;
+  }
   let end = from + utf8Write(buf, a, from);
   if (checked && buf.length - end < MAX_CHAR_BYTES) return -1;
   if (b !== "") {

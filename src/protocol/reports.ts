@@ -20,6 +20,8 @@ export const ErrorCodes = {
   invalidUtf8: "invalid_utf8",
   /** A frame body was not valid JSON (an empty frame included). */
   invalidJson: "invalid_json",
+  /** A frame (a client's, a handler's answer, a peer's, an informer request) nests arrays and objects deeper than limits.maxJsonDepth. */
+  tooDeep: "too_deep",
   /** Valid JSON, but not the shape the protocol requires (e.g. payload.id missing). */
   malformed: "malformed_message",
   /** The first frame's header.scope was missing or neither "client" nor "server". */
@@ -50,6 +52,8 @@ export const ErrorCodes = {
   hopLimit: "hop_limit",
   /** The account store could not answer (e.g. Redis unreachable); the login may be retried. */
   storeUnavailable: "store_unavailable",
+  /** Logins from this address (or for this username) are held back after repeated failures; the message says for how long. */
+  loginThrottled: "login_throttled",
   /** The request is valid but this server does not support it (e.g. a disabled command). */
   notImplemented: "not_implemented",
   /** The client read too slowly and its pending output exceeded the limit. */

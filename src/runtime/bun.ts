@@ -4,7 +4,7 @@
  * @module
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 import {
   type Child,
   type Conn,
@@ -22,17 +22,20 @@ import {
   type SpawnOptions,
   type TlsClientOptions,
   type TlsServerOptions,
+  type WebSocketListenOptions,
   formatEndpoint,
 } from "./types.ts";
+import { listenBunWebSocket } from "./bun-websocket.ts";
+import { nextConnId } from "./conn-id.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 
-let nextId = 1;
 
 /** A Bun socket as a byte transport: Bun's own write already takes what the kernel takes. */
 class BunConn implements Conn {
-  readonly id = nextId++;
+  readonly id = nextConnId();
   socket: Socket<BunConn> | undefined;
   #closed = false;
 
@@ -135,7 +138,8 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   try {
     if (at.kind === "unix") {
       await claimUnixPath(at.path);
-      server = Bun.listen<BunConn>({ unix: at.path, socket: base, allowHalfOpen });
+      const bind = (path: string) => Bun.listen<BunConn>({ unix: path, socket: base, allowHalfOpen });
+      server = at.mode === undefined ? bind(at.path) : await bindWithMode(at.path, at.mode, bind, (s) => s.stop(true));
     } else {
       // A handshake handler makes open come at accept, not after the handshake: the owner's
       // timers (the gateway's auth timeout) then also cover a client that never handshakes.
@@ -149,9 +153,13 @@ async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsSe
   }
   const address: Endpoint =
     at.kind === "unix" ? at : { kind: at.kind, host: at.host, port: (server as TCPSocketListener<BunConn>).port };
+  let closed = false;
   return {
     address,
     async close() {
+      // Once only: a second close would remove the socket file of a listener bound at the same path since.
+      if (closed) return;
+      closed = true;
       server.stop(false);
       if (at.kind === "unix") await releaseUnixPath(at.path);
     },
@@ -283,11 +291,21 @@ function serverSettings(): Record<string, string> {
   return delay === undefined ? {} : { [PURGE_DELAY_VARIABLE]: delay };
 }
 
+async function listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
+  try {
+    return listenBunWebSocket(at, events, options);
+  } catch (err) {
+    throw listenError(at, err);
+  }
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
   listen,
   connect,
+  listenWebSocket,
+  connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
   spawn,
   serveHttp,
   httpRequest,

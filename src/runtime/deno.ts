@@ -1,15 +1,23 @@
 /**
- * The Deno implementation of the runtime adapter. Deno's sockets are
- * pull-based promises, so each connection runs a read loop that feeds the same
- * push callbacks Bun calls, and one write is kept in flight at a time.
+ * The Deno implementation of the runtime adapter. Plain TCP and UNIX sockets
+ * are node:net's (node-socket.ts), which Deno serves from native push-based
+ * handles. TLS dials are `Deno.connectTls` connections, pull-based promises:
+ * each runs a read loop that feeds the same push callbacks Bun calls, and
+ * one write is kept in flight at a time; TLS listeners are node:tls sockets
+ * given that shape (deno-tls-listener.ts).
  * @module
  */
 import { fileURLToPath } from "node:url";
 import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
+import { TRIM_EVERY_MS, trimMallocPeriodically } from "./deno-malloc-trim.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
+import { nextConnId } from "./conn-id.ts";
+import { listenDenoWebSocket } from "./deno-websocket.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
+import { dialNodeSocket, listenNodeSocket } from "./node-socket.ts";
+import { dialWebSocket } from "./websocket-client.ts";
 import {
   type Child,
   type Conn,
@@ -27,9 +35,10 @@ import {
   type SpawnOptions,
   type TlsClientOptions,
   type TlsServerOptions,
+  type WebSocketListenOptions,
   formatEndpoint,
 } from "./types.ts";
-import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
+import { bindWithMode, claimUnixPath, releaseUnixPath } from "./unix-path.ts";
 
 /**
  * Each connection's pending read holds its own buffer, so its size is memory
@@ -38,7 +47,6 @@ import { claimUnixPath, releaseUnixPath } from "./unix-path.ts";
  */
 const READ_BUFFER_MIN_BYTES = 2 * 1024;
 const READ_BUFFER_MAX_BYTES = 64 * 1024;
-let nextId = 1;
 
 /**
  * A Deno connection as a byte transport. Deno's writes are promises, so one
@@ -47,7 +55,7 @@ let nextId = 1;
  * one is takes nothing, and `drain` follows once the one in flight is done.
  */
 class DenoConnAdapter implements Conn {
-  readonly id = nextId++;
+  readonly id = nextConnId();
   #writing = false;
   #ending = false;
   #closed = false;
@@ -175,22 +183,17 @@ function endpointOf(addr: DenoConn["remoteAddr"], fallback: Endpoint): Endpoint 
 function listenError(deno: DenoNamespace, at: Endpoint, err: unknown): ListenError {
   if (err instanceof ListenError) return err;
   const text = `cannot listen on ${formatEndpoint(at)}`;
-  const code = (err as { code?: string }).code; // node:net's errors (the TLS listener) carry a code
+  const code = (err as { code?: string }).code; // node:net's errors carry a code
   if (err instanceof deno.errors.AddrInUse! || code === "EADDRINUSE") return new ListenError("in_use", `${text}: address already in use`);
-  if (err instanceof deno.errors.PermissionDenied! || err instanceof deno.errors.NotCapable!) {
+  if (err instanceof deno.errors.PermissionDenied! || err instanceof deno.errors.NotCapable! || code === "EACCES" || code === "EPERM") {
     return new ListenError("permission", `${text}: permission denied`);
   }
   return new ListenError("other", `${text}: ${(err as Error).message ?? err}`);
 }
 
-function dialOptions(to: Endpoint) {
-  return to.kind === "unix"
-    ? { path: to.path, transport: "unix" as const }
-    : { hostname: to.host, port: to.port, transport: "tcp" as const };
-}
-
 export function createDenoRuntime(): Runtime {
   const deno = denoGlobal();
+  let trimming = false;
 
   async function listen(at: Endpoint, events: SocketEvents, options: { tls?: TlsServerOptions } = {}): Promise<Listener> {
     const halfOpen = events.end !== undefined;
@@ -211,40 +214,36 @@ export function createDenoRuntime(): Runtime {
         },
       };
     }
-    let listener;
+    let server;
     try {
       if (at.kind === "unix") await claimUnixPath(at.path);
-      listener = deno.listen(dialOptions(at));
+      server =
+        at.kind === "unix" && at.mode !== undefined
+          ? await bindWithMode(at.path, at.mode, (path) => listenNodeSocket(at, events, path), (s) => s.close())
+          : await listenNodeSocket(at, events);
     } catch (err) {
       throw listenError(deno, at, err);
     }
     let open = true;
-    void (async () => {
-      while (open) {
-        let conn: DenoConn;
-        try {
-          conn = await listener.accept();
-        } catch {
-          if (!open) return;
-          continue; // a failed accept (e.g. EMFILE) must not stop the listener
-        }
-        new DenoConnAdapter(conn, endpointOf(conn.remoteAddr, at), events, halfOpen).start();
-      }
-    })();
-    const address: Endpoint = at.kind === "unix" ? at : { ...at, port: listener.addr.port ?? at.port };
     return {
-      address,
+      address: at.kind === "unix" ? at : { ...at, port: server.port },
       async close() {
+        // Once only: a second close would remove the socket file of a listener bound at the same path since.
+        if (!open) return;
         open = false;
-        listener.close();
+        server.close();
         if (at.kind === "unix") await releaseUnixPath(at.path);
       },
     };
   }
 
   async function connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options: ConnectOptions = {}): Promise<Conn> {
-    const dial = to.kind !== "unix" && options.tls ? dialTls(to, options.tls) : deno.connect(dialOptions(to));
-    const conn = await dialWithTimeout(to, dial, timeoutMs, (c) => c.close());
+    if (to.kind === "unix" || options.tls === undefined) {
+      const conn = await dialWithTimeout(to, dialNodeSocket(to, events, options.context), timeoutMs, (late) => late.socket.destroy());
+      conn.start();
+      return conn;
+    }
+    const conn = await dialWithTimeout(to, dialTls(to, options.tls), timeoutMs, (c) => c.close());
     const adapter = new DenoConnAdapter(conn, to, events, false, options.context);
     adapter.start();
     return adapter;
@@ -329,11 +328,21 @@ export function createDenoRuntime(): Runtime {
     }
   }
 
+  async function listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
+    try {
+      return listenDenoWebSocket(at, events, options);
+    } catch (err) {
+      throw listenError(deno, at, err);
+    }
+  }
+
   return {
     name: "deno",
     version: deno.version.deno,
     listen,
     connect,
+    listenWebSocket,
+    connectWebSocket: (url, events, timeoutMs, options) => dialWebSocket(connect, url, events, timeoutMs, options),
     spawn,
     serveHttp,
     httpRequest,
@@ -349,10 +358,12 @@ export function createDenoRuntime(): Runtime {
       const config = fileURLToPath(new URL("../../deno.json", import.meta.url).href);
       return [deno.execPath(), "run", "--allow-all", "--config", config, main];
     },
-    // Deno's build has no mimalloc (the allocator Bun's settings tune): nothing to set.
-    useServerSettings() {},
-    serverSettings() {
-      return {};
+    // Deno's build has no mimalloc (the allocator Bun's settings tune); glibc's free memory is trimmed instead.
+    useServerSettings() {
+      trimming = trimMallocPeriodically(deno);
+    },
+    serverSettings(): Record<string, string> {
+      return trimming ? { malloc_trim: `every ${TRIM_EVERY_MS / 1000} s` } : {};
     },
     exit(code: number): never {
       return deno.exit(code);

@@ -14,7 +14,8 @@
 /** Where a socket listens or connects. */
 export type Endpoint =
   | { kind: "tcp4" | "tcp6"; host: string; port: number }
-  | { kind: "unix"; path: string };
+  /** `mode`: a listener's socket file gets it whatever the umask (unix-mode.ts); without it, the umask decides. */
+  | { kind: "unix"; path: string; mode?: number };
 
 export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR1" | "SIGUSR2";
 
@@ -53,11 +54,22 @@ export interface Conn {
   /** Stops `data` callbacks until `resume`. */
   pause(): void;
   resume(): void;
-  /** Closes once what the transport took is written. */
-  end(): void;
+  /**
+   * Closes once what the transport took is written. `kind` says why, for a
+   * transport that can tell its peer (a WebSocket's close code); a byte
+   * stream has no way to and ignores it.
+   */
+  end(kind?: CloseKind): void;
   /** Closes now, dropping what is not written. */
   destroy(err?: Error): void;
 }
+
+/**
+ * Why a connection is ended, as far as its peer may be told: a normal end, a
+ * broken rule (a fatal error), a frame over the size limit, or the server
+ * going away. A WebSocket sends it as its close code (1000, 1008, 1009, 1001).
+ */
+export type CloseKind = "normal" | "policy" | "too_big" | "going_away";
 
 /** A TCP listener's certificate chain and private key, as PEM text. */
 export interface TlsServerOptions {
@@ -81,6 +93,43 @@ export interface Listener {
   readonly address: Endpoint;
   /** Stops accepting; open connections stay. Removes a UNIX socket file it created. */
   close(): Promise<void>;
+}
+
+/**
+ * A WebSocket listener's options. Each accepted WebSocket is a {@link Conn}:
+ * every message it receives (text or binary) reaches `data` as one framed
+ * chunk (a 4-byte little-endian length, then the message's bytes), and a
+ * write takes whole frames and sends each one's body as one text message.
+ */
+export interface WebSocketListenOptions {
+  /** The path upgrades are taken on (e.g. `/bester`); a request there that is no upgrade gets 426. */
+  path: string;
+  tls?: TlsServerOptions;
+  /**
+   * Checked before an upgrade: undefined accepts it, a reason refuses it with
+   * HTTP 403 (the reason is the body). The caller logs what it refuses.
+   */
+  admit?(request: Request, remote: Endpoint): string | undefined;
+  /** Answers every other HTTP request on the port; without it, 404. */
+  fetch?: FetchHandler;
+  /**
+   * The largest message the runtime's WebSocket server reads; a larger one
+   * closes the connection with 1009 before it is read whole. (Deno's server
+   * has a fixed limit of its own, see deno-websocket.ts.)
+   */
+  maxMessageBytes: number;
+  /**
+   * Bytes of messages held while reading is paused. A WebSocket cannot make
+   * its peer wait as a TCP window does, so past this the connection is
+   * closed. Read at each check: a getter may follow a reloaded setting.
+   */
+  readonly maxPausedBytes: number;
+}
+
+/** A WebSocket dial's options: `context` as for {@link ConnectOptions}; `tls` for a `wss://` URL (its `ca`). */
+export interface WebSocketConnectOptions {
+  context?: unknown;
+  tls?: TlsClientOptions;
 }
 
 export interface ChildExit {
@@ -154,6 +203,18 @@ export interface Runtime {
    * `tls` (TCP only) it resolves once the handshake has verified the server.
    */
   connect(to: Endpoint, events: SocketEvents, timeoutMs?: number, options?: ConnectOptions): Promise<Conn>;
+  /**
+   * Listens for WebSocket connections (RFC 6455) on TCP, with TLS if given
+   * (`wss://`), and answers the port's other HTTP requests with `fetch`.
+   */
+  listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener>;
+  /**
+   * Dials a `ws://` or `wss://` URL: the connection speaks frames as a
+   * listener's do (each message in is one framed chunk, each frame written
+   * goes out as one text message), and pauses and drains as a socket does.
+   * Rejects on refusal or when `timeoutMs` passes first.
+   */
+  connectWebSocket(url: string, events: SocketEvents, timeoutMs: number, options?: WebSocketConnectOptions): Promise<Conn>;
   spawn(argv: string[], options?: SpawnOptions): Child;
   serveHttp(at: Endpoint, fetch: FetchHandler): Promise<HttpServer>;
   /** Sends one HTTP request to a server on TCP or on a UNIX socket and reads its whole answer; rejects when none answers. */

@@ -72,13 +72,44 @@ export interface PrivateSocket<T> {
 }
 
 /**
- * Binds a UNIX socket at `path` that only this user can open (mode 0600,
- * whatever the umask), with no moment at which another user could connect:
- * it is bound inside a fresh private directory beside `path`, restricted,
- * and only then moved into place. A stale file from a crash is replaced, a
- * live socket refused (see claimUnixPath). `bind` binds at the path it is
- * given. `onInPlace` hears when the staging path would be too long for a
- * socket, so it had to be bound in place and restricted at once.
+ * Binds a UNIX socket at `path` (made free by the caller) with `mode`,
+ * whatever the umask, with no moment at which anyone the mode excludes could
+ * connect: bind() creates the file 0777 minus the umask and the runtimes bind
+ * and listen in one call, so the socket is bound inside a fresh private
+ * directory beside `path` (mkdtemp makes it 0700), given its mode there, and
+ * only then renamed into place. When the staging path would be too long for
+ * a socket it is bound in place and given its mode at once (`onInPlace`
+ * hears it). On failure, `release` undoes the bind before the error goes on.
+ */
+export async function bindWithMode<T>(
+  path: string,
+  mode: number,
+  bind: (at: string) => T | Promise<T>,
+  release: (bound: T) => void | Promise<void>,
+  onInPlace?: () => void,
+): Promise<T> {
+  const dir = await mkdtemp(join(dirname(path), ".bs-"));
+  const staging = join(dir, "s");
+  const inPlace = new TextEncoder().encode(staging).length > MAX_SOCKET_PATH_BYTES;
+  if (inPlace) onInPlace?.();
+  let bound: { value: T } | undefined;
+  try {
+    bound = { value: await bind(inPlace ? path : staging) };
+    await chmod(inPlace ? path : staging, mode);
+    if (!inPlace) await rename(staging, path);
+    return bound.value;
+  } catch (err) {
+    if (bound) await release(bound.value);
+    throw err;
+  } finally {
+    await rmdir(dir).catch(() => {});
+  }
+}
+
+/**
+ * Binds a UNIX socket at `path` that only this user can open (mode 0600),
+ * see {@link bindWithMode}. A stale file from a crash is replaced, a live
+ * socket refused (see claimUnixPath).
  */
 export async function bindPrivateSocket<T>(
   path: string,
@@ -86,25 +117,7 @@ export async function bindPrivateSocket<T>(
   onInPlace?: () => void,
 ): Promise<PrivateSocket<T & { close(): Promise<void> }>> {
   await claimUnixPath(path);
-  const dir = await mkdtemp(join(dirname(path), ".bs-")); // created 0700
-  const staging = join(dir, "s");
-  let server: (T & { close(): Promise<void> }) | undefined;
-  try {
-    if (new TextEncoder().encode(staging).length <= MAX_SOCKET_PATH_BYTES) {
-      server = await bind(staging);
-      await chmod(staging, PRIVATE_SOCKET_MODE);
-      await rename(staging, path);
-    } else {
-      onInPlace?.();
-      server = await bind(path);
-      await chmod(path, PRIVATE_SOCKET_MODE);
-    }
-  } catch (err) {
-    await server?.close();
-    throw err;
-  } finally {
-    await rmdir(dir).catch(() => {});
-  }
+  const server = await bindWithMode(path, PRIVATE_SOCKET_MODE, bind, (s) => s.close(), onInPlace);
   const inode = (await lstat(path)).ino;
   return {
     server,

@@ -77,8 +77,9 @@ export interface ServeHandlerOptions {
   /**
    * Which sockets serve. `"auto"` (default): the runtime adapter's on Bun
    * (the gateway's own, cheaper per request than node:net's streams there),
-   * node:net on Deno and Node (Deno's adapter writes asynchronously, which
-   * costs pipelined large answers more than node:net does).
+   * node:net on Deno and Node (Deno's adapter is node:net as well, under the
+   * gateway's framed connections, which cost no less for small or
+   * per-message requests).
    * `"runtime"`: the adapter's on Bun and Deno. `"node:net"`: always node:net.
    */
   sockets?: "auto" | "runtime" | "node:net";

@@ -39,6 +39,13 @@ export type HandlerTransport = (socketPath: string, service: Service) => Promise
  */
 const MAX_IN_FLIGHT = 1024;
 
+/**
+ * The handler's socket: only its own user (the gateway's, which starts it)
+ * may connect, whatever the umask. Anyone else who could would send requests
+ * with a forged envelope (`meta.from`).
+ */
+export const HANDLER_SOCKET_MODE = 0o600;
+
 export class Served {
   #inFlight = 0;
   /** Reading stopped because MAX_IN_FLIGHT requests are being worked on. */

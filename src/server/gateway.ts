@@ -5,7 +5,7 @@
  */
 import { planReload, planRenewals } from "../config/diff.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
-import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
+import type { Config, ListenerKind as ConfigListenerKind } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { Credentials } from "../protocol/messages.ts";
@@ -14,6 +14,7 @@ import { type Conn, formatEndpoint, type Runtime, type SocketEvents } from "../r
 import { ClosedReason } from "../connection/close-reason.ts";
 import { FRAMED_EVENTS } from "../connection/framed.ts";
 import { type AccountStore, openAccountStore } from "../accounts/index.ts";
+import { type Hold, LoginGate, loginSource } from "../accounts/login-gate.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { Commands } from "./commands.ts";
 import { Delivery } from "./delivery.ts";
@@ -25,10 +26,12 @@ import { VERSION } from "../version.ts";
 import { RawJson } from "../protocol/json-cut.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
-import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls } from "./listeners.ts";
+import { type ListenerTls, openListener, openListeners, type OpenListener, readListenerTls, type WebSocketSide, webSocketUrls } from "./listeners.ts";
+import { originRefusal } from "./origin.ts";
+import { webPages } from "../web/pages.ts";
 import { openFileLimit, openFilesWarning } from "./open-files.ts";
 import { ClientRegistry } from "./registry.ts";
-import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
+import { LOGIN_THROTTLE_CAPACITY, passwordCheckSlots, RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
 import { RateHistory, rateCounters, sampleRates } from "./rate-history.ts";
 import { Router } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
@@ -60,6 +63,8 @@ export class Gateway {
   #informer: InformerService;
   /** This gateway as a node of a cluster (config `cluster`); undefined when it runs alone. */
   #cluster: ClusterNode | undefined;
+  /** Throttling and a fair queue in front of the account store's password checks. */
+  readonly logins: LoginGate;
 
   constructor(
     readonly runtime: Runtime,
@@ -74,6 +79,7 @@ export class Gateway {
       runtime,
       config: () => this.config.federation,
       maxFrameBytes: () => this.config.limits.maxFrameBytes,
+      maxJsonDepth: () => this.config.limits.maxJsonDepth,
       log: log.with({ component: "federation" }),
       closed: (reason) => this.stats.internalConnectionClosed("peer", reason),
     });
@@ -106,6 +112,16 @@ export class Gateway {
         clientCount: () => this.#cluster?.sessionCount() ?? this.registry.sessionCount,
         adminInfo: () => this.config.admin.info,
         listeners: () => this.#listeners.map((l) => ({ kind: l.kind, address: l.listener.address })),
+      },
+    });
+    this.logins = new LoginGate({
+      settings: () => this.config.limits.loginFailures,
+      slots: passwordCheckSlots,
+      capacity: LOGIN_THROTTLE_CAPACITY,
+      onHold: (hold) => {
+        this.stats.loginHold(hold.by);
+        const who = hold.by === "source" ? { source: hold.key } : { user: hold.key };
+        this.log.warn(`logins ${hold.by === "source" ? "from an address" : "of a username"} held back after repeated failures`, { ...who, ms: hold.ms });
       },
     });
     this.#host = {
@@ -180,13 +196,13 @@ export class Gateway {
     // Handlers before the listeners, so the gateway is ready to route by the time clients can connect.
     await this.handlers.start();
     if (this.#stopping) return;
-    this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind));
+    this.#listeners = await openListeners(this.runtime, this.config.network, (kind) => this.#socketEvents(kind), this.#webSide(this.config));
     if (this.#stopping) {
       // stop() ran while the listeners were opening and saw none of them.
       await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
       return;
     }
-    for (const l of this.#listeners) this.#logListening(l);
+    for (const l of this.#listeners) this.#logListening(l, this.config);
     if (this.config.cluster.enabled) await this.#joinCluster();
     await this.#checkOpenFiles(this.config.limits.maxConnections);
   }
@@ -218,8 +234,11 @@ export class Gateway {
     this.log.info("cluster node started", { node: name, ...node.health() });
   }
 
-  #logListening({ kind, listener, tls }: OpenListener): void {
-    this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined });
+  #logListening({ kind, listener, tls }: OpenListener, config: Config): void {
+    const ws = kind === "ws" ? config.network.ws : undefined;
+    // The WebSocket listener also says where a client dials and where the web chat is.
+    const urls = ws === undefined ? {} : webSocketUrls(ws, listener.address);
+    this.log.info("listening", { listener: kind, address: formatEndpoint(listener.address), tls: tls !== undefined || undefined, ...urls });
     if (tls === undefined) return;
     // Renewal is the operator's job; the gateway only says, at start and on each reload, when it is due.
     const { expires } = tls;
@@ -281,7 +300,7 @@ export class Gateway {
       // A listener moving to another address can only bind once the old one let go.
       if (moving && sameBinding(this.#config, next, kind)) await moving.listener.close();
       try {
-        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind), renewed.get(kind)));
+        opened.push(await openListener(this.runtime, kind, next.network, this.#socketEvents(kind), renewed.get(kind), this.#webSide(next)));
       } catch (err) {
         await Promise.allSettled(opened.map((o) => o.listener.close()));
         await accounts?.close();
@@ -294,7 +313,7 @@ export class Gateway {
     const closing = this.#listeners.filter((l) => plan.closeListeners.includes(l.kind));
     this.#listeners = [...this.#listeners.filter((l) => !plan.closeListeners.includes(l.kind)), ...opened];
     await Promise.allSettled(closing.map((l) => l.listener.close()));
-    for (const l of opened) this.#logListening(l);
+    for (const l of opened) this.#logListening(l, next);
     if (accounts) {
       const old = this.#accounts;
       this.#accounts = accounts;
@@ -372,7 +391,7 @@ export class Gateway {
           const fatal = encodeFatal(`the server is at its limit of ${this.config.limits.maxConnections} connections`);
           conn.write(fatal, 0, fatal.length);
           this.log.warn("connection refused", { reason: ClosedReason.tooManyConnections, remote: formatEndpoint(conn.remote) });
-          return conn.end();
+          return conn.end("policy");
         }
         this.stats.connectionsOpened++;
         const session = new Session(kind, this.#host);
@@ -382,12 +401,38 @@ export class Gateway {
     };
   }
 
+  /**
+   * What the WebSocket listener of `config` needs beyond its block: the
+   * origin check (read from the config in force at each upgrade, so a
+   * reloaded list applies at once), its pages, and its limits.
+   */
+  #webSide(config: Config): WebSocketSide {
+    const gateway = this;
+    return {
+      admit: (request, remote) => {
+        const ws = this.config.network.ws;
+        const origin = request.headers.get("origin");
+        const refusal = originRefusal(origin, request.headers.get("host"), ws?.allowedOrigins ?? [], isLoopback(ws?.address ?? ""));
+        if (refusal !== undefined) this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        return refusal;
+      },
+      fetch: webPages(config.network.ws?.path ?? "/"),
+      maxFrameBytes: config.limits.maxFrameBytes,
+      get maxPausedBytes() {
+        return gateway.config.limits.maxPendingBytes;
+      },
+    };
+  }
+
   async #authenticate(credentials: Credentials, session: Session, ack: boolean): Promise<AuthResult> {
     const store = this.#accounts;
     if (!store) {
       return { ok: false, error: { code: ErrorCodes.storeUnavailable, message: "account store unavailable; try again later" } };
     }
-    const result = await store.verify(credentials.username, credentials.password);
+    const { username, password } = credentials;
+    const outcome = await this.logins.login(loginSource(session.remote), username, () => store.verify(username, password));
+    if ("held" in outcome) return this.#heldBack(outcome.held, username, session);
+    const result = outcome.checked;
     if (result.ok) {
       const delivery = await this.delivery.login(result.username, ack);
       return delivery === undefined ? { ok: true, username: result.username } : { ok: true, username: result.username, delivery };
@@ -401,6 +446,15 @@ export class Gateway {
     // One answer for both cases, so a client cannot probe which usernames exist.
     return { ok: false, error: { code: ErrorCodes.authFailed, message: "wrong username or password" } };
   }
+
+  /** A login refused unchecked: its address or username is held back (the hold itself was logged when it began). */
+  #heldBack(hold: Hold, username: string, session: Session): AuthResult {
+    this.stats.loginHeldBack(hold.by);
+    session.log.debug("login refused: held back", { user: username, by: hold.by, ms: hold.ms });
+    const seconds = Math.max(1, Math.ceil(hold.ms / 1000));
+    const what = hold.by === "source" ? "from this address" : "for this username";
+    return { ok: false, error: { code: ErrorCodes.loginThrottled, message: `too many failed logins ${what}; try again in ${seconds} s` } };
+  }
 }
 
 function encodeFatal(message: string): Uint8Array {
@@ -410,6 +464,8 @@ function encodeFatal(message: string): Uint8Array {
 export type ReloadOutcome =
   | { ok: true; changes: string[]; warnings: string[] }
   | { ok: false; errors: string[]; warnings: string[] };
+
+const isLoopback = (address: string) => address === "localhost" || address === "::1" || /^127\./.test(address);
 
 /** Whether a moved listener keeps its port (so the old socket must close before the new one binds). */
 function sameBinding(old: Config, next: Config, kind: ConfigListenerKind): boolean {

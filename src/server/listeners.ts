@@ -5,9 +5,11 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readNamedFile } from "../config/named-file.ts";
-import type { TlsListenerConfig } from "../config/schema.ts";
+import { WEBSOCKET_MESSAGE_LIMIT_FACTOR } from "../config/defaults.ts";
+import type { TlsListenerConfig, WsListenerConfig } from "../config/types.ts";
 import {
   type Endpoint,
+  type FetchHandler,
   formatEndpoint,
   ListenError,
   type Listener,
@@ -19,9 +21,22 @@ import type { ListenerKind } from "./session.ts";
 
 export interface NetworkConfig {
   types: ListenerKind[];
-  unix?: { address: string };
+  unix?: { address: string; mode: number };
   tcp4?: { address: string; port: number; tls?: TlsListenerConfig };
   tcp6?: { address: string; port: number; tls?: TlsListenerConfig };
+  ws?: WsListenerConfig;
+}
+
+/** What the WebSocket listener needs from the gateway beyond its config block. */
+export interface WebSocketSide {
+  /** Checks an upgrade before it is taken (the browser's Origin); undefined takes it, else the reason for the 403. */
+  admit(request: Request, remote: Endpoint): string | undefined;
+  /** The port's other HTTP requests: the web chat page and the browser SDK. */
+  fetch: FetchHandler;
+  /** limits.maxFrameBytes when the listener opens: sets how large a message the runtime reads. */
+  maxFrameBytes: number;
+  /** What a paused WebSocket may hold (limits.maxPendingBytes, followed on reload). */
+  readonly maxPausedBytes: number;
 }
 
 /** A TLS listener's certificate and key as read from its files, and when the certificate ends. */
@@ -47,9 +62,17 @@ export class ListenerStartError extends Error {
 }
 
 export function endpointFor(kind: ListenerKind, network: NetworkConfig): Endpoint {
-  if (kind === "unix") return { kind, path: network.unix!.address };
+  if (kind === "unix") return { kind, path: network.unix!.address, mode: network.unix!.mode };
   const block = network[kind]!;
+  if (kind === "ws") return { kind: block.address.includes(":") ? "tcp6" : "tcp4", host: block.address, port: block.port };
   return { kind, host: block.address, port: block.port };
+}
+
+/** Where the WebSocket listener bound at `address` is reached: the URL a client dials (`ws://127.0.0.1:2222/bester`) and its web chat's. */
+export function webSocketUrls(ws: WsListenerConfig, address: Endpoint): { url: string; chat: string } {
+  const host = address.kind === "unix" ? "localhost" : address.kind === "tcp6" ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  const secure = ws.tls !== undefined ? "s" : "";
+  return { url: `ws${secure}://${host}${ws.path}`, chat: `http${secure}://${host}/chat` };
 }
 
 /**
@@ -87,15 +110,35 @@ export function readListenerTls(kind: ListenerKind, network: NetworkConfig): Lis
   return { cert, key, expires: new Date(certificate.validTo) };
 }
 
-/** Opens `kind`'s listener as `network` describes it (with TLS if it says so; `tls`, if given, as just read from its files). */
+/**
+ * Opens `kind`'s listener as `network` describes it (with TLS if it says so;
+ * `tls`, if given, as just read from its files). The WebSocket listener
+ * needs `web`.
+ */
 export async function openListener(
   runtime: Runtime,
   kind: ListenerKind,
   network: NetworkConfig,
   events: SocketEvents,
   tls = readListenerTls(kind, network),
+  web?: WebSocketSide,
 ): Promise<OpenListener> {
-  const listener = await runtime.listen(endpointFor(kind, network), events, tls ? { tls: { cert: tls.cert, key: tls.key } } : {});
+  const at = endpointFor(kind, network);
+  const keys = tls ? { tls: { cert: tls.cert, key: tls.key } } : {};
+  let listener: Listener;
+  if (kind === "ws") {
+    if (web === undefined) throw new ListenError("other", "the WebSocket listener was opened without its HTTP side");
+    listener = await runtime.listenWebSocket(at, events, {
+      path: network.ws!.path,
+      ...keys,
+      admit: (request, remote) => web.admit(request, remote),
+      fetch: web.fetch,
+      maxMessageBytes: web.maxFrameBytes * WEBSOCKET_MESSAGE_LIMIT_FACTOR,
+      get maxPausedBytes() {
+        return web.maxPausedBytes;
+      },
+    });
+  } else listener = await runtime.listen(at, events, keys);
   return tls ? { kind, listener, tls } : { kind, listener };
 }
 
@@ -103,12 +146,13 @@ export async function openListeners(
   runtime: Runtime,
   network: NetworkConfig,
   events: (kind: ListenerKind) => SocketEvents,
+  web?: WebSocketSide,
 ): Promise<OpenListener[]> {
   const open: OpenListener[] = [];
   for (const kind of network.types) {
     const at = endpointFor(kind, network);
     try {
-      open.push(await openListener(runtime, kind, network, events(kind)));
+      open.push(await openListener(runtime, kind, network, events(kind), undefined, web));
     } catch (err) {
       await Promise.allSettled(open.map((o) => o.listener.close()));
       const cause = err instanceof ListenError ? err : new ListenError("other", `cannot listen on ${formatEndpoint(at)}: ${err}`);

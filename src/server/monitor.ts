@@ -15,7 +15,7 @@ import { RATE_COUNTERS, type RateCounter, type RatePoint } from "./rate-history.
 import { type Histogram, LATENCY_BUCKETS_MS } from "./stats.ts";
 
 export interface ListenerInfo {
-  kind: "tcp4" | "tcp6" | "unix";
+  kind: "tcp4" | "tcp6" | "unix" | "ws";
   address: string;
   /** Speaks TLS (network.<kind>.tls). */
   tls: boolean;
@@ -108,6 +108,14 @@ export interface MetricsSnapshot {
   messagesDelivered: Map<string, number>;
   reports: Map<string, number>;
   authFailures: number;
+  /** Logins refused unchecked while their address or username was held back, by "source" / "username". */
+  loginsHeldBack: Map<string, number>;
+  /** Holds begun, by "source" / "username". */
+  loginHolds: Map<string, number>;
+  /** Addresses and usernames held back now. */
+  loginsHeldNow: { source: number; username: number };
+  /** Password checks running and waiting for their turn. */
+  loginChecks: { running: number; waiting: number };
   handlerFailures: Map<string, number>;
   handlerLatencyMs: Map<string, Histogram>;
   latencyBucketsMs: readonly number[];
@@ -238,6 +246,10 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
         messagesDelivered: s.messagesDelivered,
         reports: s.reports,
         authFailures: s.authFailures,
+        loginsHeldBack: s.loginsHeldBack,
+        loginHolds: s.loginHolds,
+        loginsHeldNow: gateway.logins.throttle.heldNow(),
+        loginChecks: { running: gateway.logins.queue.running, waiting: gateway.logins.queue.waiting },
         handlerFailures: s.handlerFailures,
         handlerLatencyMs: s.handlerLatencyMs,
         latencyBucketsMs: LATENCY_BUCKETS_MS,

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
-import type { FederationConfig, PeerConfig } from "../config/schema.ts";
+import type { FederationConfig, PeerConfig } from "../config/types.ts";
 import { readNamedFile } from "../config/named-file.ts";
 import { normaliseIp, parseServerAddress } from "../config/server-address.ts";
 import { isRecord, quote } from "../guard.ts";
@@ -132,6 +132,7 @@ export interface FederationDeps {
   /** Read on every use, so a reloaded config applies to the next message. */
   config(): FederationConfig;
   maxFrameBytes(): number;
+  maxJsonDepth(): number;
   log: Logger;
   /** Hears every close of a delivery's connection (for the metrics). */
   closed?(reason: ClosedReason): void;
@@ -225,7 +226,7 @@ export class Federation {
     tls: TlsClientOptions | undefined,
   ): Promise<FailedServer | undefined> {
     return new Promise((resolve) => {
-      const delivery = new PeerDelivery(this.deps.maxFrameBytes(), id, fail, this.deps.closed, (outcome) => {
+      const delivery = new PeerDelivery(this.deps.maxFrameBytes(), this.deps.maxJsonDepth(), id, fail, this.deps.closed, (outcome) => {
         this.#open.delete(delivery);
         resolve(outcome);
       });
@@ -248,12 +249,13 @@ class PeerDelivery extends FramedConnection {
 
   constructor(
     maxFrameBytes: number,
+    maxDepth: number,
     readonly id: string,
     readonly fail: (code: string, text: string) => FailedServer,
     readonly counted: ((reason: ClosedReason) => void) | undefined,
     readonly done: (outcome: FailedServer | undefined) => void,
   ) {
-    super({ maxFrameBytes });
+    super({ maxFrameBytes, maxDepth });
   }
 
   /** The subclass timer is public here: the federation sets the reply deadline. */

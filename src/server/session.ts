@@ -24,10 +24,11 @@ import { type Endpoint, formatEndpoint } from "../runtime/types.ts";
 import { idOf, type MessageFlow, MessageOrder } from "./order.ts";
 import type { PeerAdmission } from "./peers.ts";
 
-export type ListenerKind = "tcp4" | "tcp6" | "unix";
+export type ListenerKind = "tcp4" | "tcp6" | "unix" | "ws";
 
 export interface SessionLimits {
   maxFrameBytes: number;
+  maxJsonDepth: number;
   authTimeoutMs: number;
   maxPendingBytes: number;
   sessionWindow: number;
@@ -98,7 +99,7 @@ export class Session extends FramedConnection {
     readonly host: SessionHost,
   ) {
     // A long frame's data stays text: the gateway passes it on without building it.
-    super({ maxFrameBytes: host.limits.maxFrameBytes, keepAsText: CLIENT_DATA_PATHS });
+    super({ maxFrameBytes: host.limits.maxFrameBytes, keepAsText: CLIENT_DATA_PATHS, maxDepth: host.limits.maxJsonDepth });
     this.timer = setTimeout(authTimedOut, host.limits.authTimeoutMs, this);
   }
 

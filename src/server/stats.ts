@@ -4,6 +4,7 @@
  * read are built when they are read.
  * @module
  */
+import type { HoldKind } from "../accounts/login-gate.ts";
 import type { ClosedReason } from "../connection/close-reason.ts";
 
 /** Upper bounds (ms) of the handler latency histogram buckets. */
@@ -87,6 +88,10 @@ export class Stats {
   goodReports = 0;
   badReports = 0;
   authFailures = 0;
+  /** Logins refused unchecked because their address or username was held back, by which. */
+  readonly loginsHeldBack = new Map<HoldKind, number>();
+  /** Holds begun, by what was held back. */
+  readonly loginHolds = new Map<HoldKind, number>();
   connectionsOpened = 0;
 
   /** The counters of `type`, made on first use (see UNSERVED_TYPE for types nobody serves). */
@@ -99,6 +104,14 @@ export class Stats {
   report(status: "good" | "bad"): void {
     if (status === "good") this.goodReports++;
     else this.badReports++;
+  }
+
+  loginHeldBack(by: HoldKind): void {
+    bump(this.loginsHeldBack, by);
+  }
+
+  loginHold(by: HoldKind): void {
+    bump(this.loginHolds, by);
   }
 
   connectionClosed(reason: ClosedReason): void {

@@ -75,6 +75,20 @@ export async function launchBrowser(): Promise<TestBrowser> {
   };
 }
 
+/**
+ * Polls `predicate` in the page until it holds; on a timeout, the error
+ * says what was awaited and shows the page's text and the browser's errors.
+ */
+export async function until(page: Page, what: string, predicate: (arg: any) => unknown, arg?: unknown, ms = 20_000): Promise<void> {
+  try {
+    await page.waitForFunction(predicate, arg, { timeout: ms, polling: 100 });
+  } catch (err) {
+    const text = await page.evaluate(() => document.body.innerText).catch(() => "(page gone)");
+    const problems = problemsOf(page).join("\n") || "(none)";
+    throw new Error(`${what}: not seen within ${ms} ms (${(err as Error).message.split("\n")[0]})\n--- page text ---\n${text}\n--- browser errors ---\n${problems}`);
+  }
+}
+
 /** Saves a screenshot of `page` as test-artifacts/NAME.png; returns its path. */
 export async function saveScreenshot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });

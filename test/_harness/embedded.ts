@@ -2,7 +2,7 @@
  * The embedded default as a user meets it: the config `bester check` prints
  * when given no file, run with `bester serve`, driven with `bester client`.
  *
- * The embedded default binds fixed ports (2220, 2221, the control port), which
+ * The embedded default binds fixed ports (2220, 2221, 2222, the control port), which
  * would collide with a developer's running gateway or a second test run on the
  * same machine. So tests run it from a config file that is the embedded
  * default exactly as the program itself prints it, with only the bound ports

@@ -18,6 +18,10 @@ export interface RunningGateway {
   unix: Target;
   /** Base URL of the control API when the config enables it (e.g. http://127.0.0.1:40123). */
   control: string | undefined;
+  /** The WebSocket listener's URL when the config has one (ws://127.0.0.1:40124/bester). */
+  ws: string | undefined;
+  /** The web chat page's URL when the config has a WebSocket listener (http://127.0.0.1:40124/chat). */
+  chat: string | undefined;
   logs: string[];
   child: ChildProcess;
   /** Parsed JSON log records so far. */
@@ -114,6 +118,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Leave the folder when the gateway stops (another gateway uses it too); tempDir's sweep removes it. */
   keepDir?: boolean;
+  /** Started under this umask (octal text, e.g. "000"), through sh; default: this process's. */
+  umask?: string;
 }
 
 export async function startGateway(runtime: RuntimeName, patch: Json = {}, options: StartOptions = {}): Promise<RunningGateway> {
@@ -129,9 +135,12 @@ export async function startGateway(runtime: RuntimeName, patch: Json = {}, optio
  */
 export async function launchGateway(runtime: RuntimeName, configPath: string, dir: string, options: StartOptions = {}): Promise<RunningGateway> {
   const readyMs = options.readyMs ?? 30000;
-  const [cmd, ...pre] = RUNTIMES[runtime];
   // Logs as JSON records at every level, whatever the file says, so tests can wait for them.
-  const child = spawn(cmd!, [...pre, "serve", "--config", configPath, "--log-format", "json", "--log-level", "debug"], {
+  const argv = [...RUNTIMES[runtime], "serve", "--config", configPath, "--log-format", "json", "--log-level", "debug"];
+  // exec keeps the pid: the child is the gateway itself, whose /proc entry tests may read.
+  if (options.umask !== undefined) argv.unshift("/bin/sh", "-c", `umask ${options.umask} && exec "$@"`, "sh");
+  const [cmd, ...rest] = argv;
+  const child = spawn(cmd!, rest, {
     cwd: dir,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -199,6 +208,8 @@ export async function launchGateway(runtime: RuntimeName, configPath: string, di
     tcp6: addressOf("tcp6"),
     unix: addressOf("unix"),
     control: parsed.find((r) => r.msg === "control API listening")?.address,
+    ws: parsed.find((r) => r.msg === "listening" && r.listener === "ws")?.url,
+    chat: parsed.find((r) => r.msg === "listening" && r.listener === "ws")?.chat,
     logs,
     child,
     records: () => parsed,

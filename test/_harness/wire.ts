@@ -6,8 +6,12 @@
 import { connect, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 
-/** With `ca` (PEM text), a TCP target is dialled with TLS and its certificate checked against it. */
-export type Target = { host: string; port: number; ca?: string } | { path: string };
+/**
+ * With `ca` (PEM text), a TCP target is dialled with TLS and its certificate
+ * checked against it; with `localAddress`, from that address (127.0.0.2 is
+ * another loopback source).
+ */
+export type Target = { host: string; port: number; ca?: string; localAddress?: string } | { path: string };
 
 export interface Wire {
   readonly socket: Socket;
@@ -45,7 +49,7 @@ export async function openWire(target: Target, timeoutMs = 5000): Promise<Wire> 
       ? connect(target.path)
       : tls !== undefined
         ? connectTls({ host: target.host, port: target.port, ca: tls })
-        : connect(target.port, target.host);
+        : connect({ port: target.port, host: target.host, ...(target.localAddress ? { localAddress: target.localAddress } : {}) });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("connect timed out")), timeoutMs);
     socket.once(tls !== undefined ? "secureConnect" : "connect", () => (clearTimeout(timer), resolve()));

@@ -32,9 +32,10 @@ export function benchSuite(runtime: RuntimeName) {
         expect(report.bester).toMatch(/^\d+\.\d+\.\d+/);
         expect(report.gateway).toEqual({ started: true, listener: "tcp4" });
         expect(report.machine.cpus).toBeGreaterThanOrEqual(1);
-        // The bench on Bun starts itself again with the allocator setting serve uses (README, "Running").
+        // The bench on Bun starts itself again with the allocator setting serve uses (README, "Running");
+        // on Deno (run with --allow-all, so FFI is allowed) it trims glibc's free memory as serve does.
         const delay = process.env.MIMALLOC_PURGE_DELAY ?? "1000";
-        expect(report.settings).toEqual(ENGINE[runtime] === "bun" ? { MIMALLOC_PURGE_DELAY: delay } : {});
+        expect(report.settings).toEqual(ENGINE[runtime] === "bun" ? { MIMALLOC_PURGE_DELAY: delay } : { malloc_trim: "every 30 s" });
         expect(typeof report.processes).toBe("string");
         expect(report.runs.map((r: any) => r.scenario)).toEqual(["dummy", "per-message", "persistent"]);
         for (const run of report.runs) {
@@ -159,6 +160,42 @@ export function benchSuite(runtime: RuntimeName) {
         expect(typeof idle.gateway.bytesPerConnection).toBe("number");
       },
       120_000,
+    );
+
+    test(
+      "--ws: the relay over WebSocket clients accounts for every message; --idle N --ws; --connect takes a ws:// URL",
+      async () => {
+        const started = await runCli(runtime, ["bench", "--ws", "--mode", "persistent,dummy", "--pairs", "2", "--size", "4096", ...QUICK], { timeoutMs: 90_000 });
+        expect(started.code).toBe(0);
+        const report = JSON.parse(started.stdout);
+        expect(report.gateway).toEqual({ started: true, listener: "ws" });
+        for (const run of report.runs) {
+          expectAccounted(run);
+          expect(run.gateway.peakRssKiB).toBeGreaterThan(0);
+        }
+        expect(report.runs[0].accepted).toBe(report.runs[0].sent);
+
+        const idle = await runCli(runtime, ["bench", "--idle", "40", "--ws", "--json", "-q"], { timeoutMs: 90_000 });
+        expect(idle.code).toBe(0);
+        const idleReport = JSON.parse(idle.stdout);
+        expect(idleReport.idle).toMatchObject({ requested: 40, connected: 40, failed: 0, droppedAfterLogin: 0 });
+        expect(idleReport.processes).toContain("WebSockets");
+
+        const gw = await startGateway(runtime, { network: { types: ["tcp4", "ws"], ws: { port: 0 } } });
+        try {
+          const { code, stdout } = await runCli(runtime, ["bench", "--connect", gw.ws!, "--mode", "dummy", ...QUICK], { timeoutMs: 90_000 });
+          expect(code).toBe(0);
+          const viaUrl = JSON.parse(stdout);
+          expect(viaUrl.gateway).toEqual({ started: false, address: gw.ws });
+          expectAccounted(viaUrl.runs[0]);
+          const mistaken = await runCli(runtime, ["bench", "--ws", "--connect", "127.0.0.1:1", "--mode", "dummy"]);
+          expect(mistaken.code).toBe(2);
+          expect(mistaken.stderr).toContain("--ws with --connect needs the WebSocket listener's URL");
+        } finally {
+          await gw.stop();
+        }
+      },
+      180_000,
     );
 
     test("usage mistakes exit 2 and name the flag", async () => {

@@ -20,11 +20,14 @@ import { controlSuite } from "./control.suite.ts";
 import { deliverySuite } from "./delivery.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 ensureFreshBinary();
 
@@ -39,9 +42,12 @@ const SUITES = {
   controlSuite,
   deliverySuite,
   statusPageSuite,
+  webSocketSuite,
+  webChatSuite,
   federationSuite,
   informerSuite,
   benchSuite,
+  hardeningSuite,
 };
 for (const suite of Object.values(SUITES)) suite("binary");
 afterAll(removeTempDirs);

@@ -8,11 +8,14 @@ import { controlSuite } from "./control.suite.ts";
 import { deliverySuite } from "./delivery.suite.ts";
 import { federationSuite } from "./federation.suite.ts";
 import { handlerSuite } from "./handlers.suite.ts";
+import { hardeningSuite } from "./hardening.suite.ts";
 import { informerSuite } from "./informer.suite.ts";
 import { listenerSuite } from "./listeners.suite.ts";
 import { loginSuite } from "./login.suite.ts";
 import { sdkSuite } from "./sdk.suite.ts";
 import { statusPageSuite } from "./status-page.suite.ts";
+import { webChatSuite } from "./web-chat.suite.ts";
+import { webSocketSuite } from "./websocket.suite.ts";
 
 listenerSuite("bun");
 cliSuite("bun");
@@ -24,8 +27,11 @@ sdkSuite("bun");
 controlSuite("bun");
 deliverySuite("bun");
 statusPageSuite("bun");
+webSocketSuite("bun");
+webChatSuite("bun");
 federationSuite("bun");
 informerSuite("bun");
 benchSuite("bun");
+hardeningSuite("bun");
 
 afterAll(removeTempDirs);

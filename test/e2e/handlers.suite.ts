@@ -160,6 +160,23 @@ export function handlerSuite(runtime: RuntimeName) {
       alice.close();
     });
 
+    test('a status of the number 0 is success like "0"; any other number or string is failure, named (docs/HANDLERS.md)', async () => {
+      const alice = await login(gw.tcp4, "alice-status");
+      alice.send(msg("script", "n0", { do: "status", status: 0, to: ["alice-status"], body: "zero" }));
+      expect((await alice.next()).payload.data).toBe("zero");
+      expect((await report(alice, "n0")).header.status).toBe("good");
+      for (const [id, status, named] of [["n1", 1, '"1"'], ["s00", "00", '"00"'], ["sok", "ok", '"ok"']] as const) {
+        alice.send(msg("script", id, { do: "status", status, to: ["alice-status"], body: "never" }));
+        const r = await report(alice, id);
+        expect(r.header.error.code).toBe("handler_failed");
+        expect(r.header.error.message).toContain(`status ${named}`);
+      }
+      alice.send(msg("script", "nb", { do: "status", status: false, to: ["alice-status"] }));
+      const malformed = await report(alice, "nb");
+      expect(malformed.header.error.message).toMatch(/header\.status: expected a string \("0" for success\) or a number, got false/);
+      alice.close();
+    });
+
     describe("a failing handler gets the sender a bad report, and nothing else is disturbed", () => {
       const cases: Array<[string, object, string, RegExp]> = [
         ["its own error", { do: "fail" }, "quota", /over quota/],

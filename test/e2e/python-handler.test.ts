@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { connectClient } from "../../src/sdk/client.ts";
 import { removeTempDirs, startGateway, tempDir } from "../_harness/gateway.ts";
@@ -40,13 +40,18 @@ describe("python-reverse handler", () => {
   beforeAll(async () => {
     dir = tempDir("bester-py-");
     socket = join(dir, "reverse.sock");
-    child = spawn("python3", [HANDLER, socket], { stdio: ["ignore", "ignore", "pipe"] });
+    // Under umask 000, so the socket's mode is the handler's doing.
+    child = spawn("/bin/sh", ["-c", 'umask 000 && exec python3 "$@"', "sh", HANDLER, socket], { stdio: ["ignore", "ignore", "pipe"] });
     exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
     await waitForFile(socket);
   });
   afterAll(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("its socket is 0600 whatever the umask: only the gateway's user may connect", () => {
+    expect((statSync(socket).mode & 0o777).toString(8)).toBe("600");
   });
 
   test("answers one frame per connection with sendClients and the reversed text, then closes", async () => {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Page } from "playwright-core";
-import { launchBrowser, problemsOf, saveScreenshot, type TestBrowser } from "../_harness/browser.ts";
+import { launchBrowser, saveScreenshot, type TestBrowser, until } from "../_harness/browser.ts";
 import { type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import { scripted } from "../_harness/handlers.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
@@ -18,20 +18,6 @@ const withControl = (extra: object = {}) => ({
   control: { enabled: true, address: "127.0.0.1", port: 0 },
   ...extra,
 });
-
-/**
- * Polls `predicate` in the page until it holds; on a timeout, the error
- * says what was awaited and shows the page's text and the browser's errors.
- */
-async function until(page: Page, what: string, predicate: (arg: any) => unknown, arg?: unknown, ms = 20_000): Promise<void> {
-  try {
-    await page.waitForFunction(predicate, arg, { timeout: ms, polling: 100 });
-  } catch (err) {
-    const text = await page.evaluate(() => document.body.innerText).catch(() => "(page gone)");
-    const problems = problemsOf(page).join("\n") || "(none)";
-    throw new Error(`${what}: not seen within ${ms} ms (${(err as Error).message.split("\n")[0]})\n--- page text ---\n${text}\n--- browser errors ---\n${problems}`);
-  }
-}
 
 /** The text of the handler row's cell `cls` (a class: state, restarts). */
 function handlerCell(page: Page, type: string, cls: string): Promise<string | null> {

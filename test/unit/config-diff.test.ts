@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { planReload, planRenewals } from "../../src/config/diff.ts";
 import { parseConfigText } from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
+import type { Config } from "../../src/config/types.ts";
 
 function config(raw: object): Config {
   const r = parseConfigText(JSON.stringify(raw), "/srv/bester/server.conf");
@@ -66,6 +66,27 @@ describe("planReload", () => {
       "control: changed, but it cannot be changed while running; restart the gateway to apply it",
       "informer: changed, but it cannot be changed while running; restart the gateway to apply it",
     ]);
+  });
+
+  test("the ws listener: added, moved by its address or path, and its allowedOrigins changed live", () => {
+    const ws = (block: object) => ({ ...base, network: { ...base.network, types: ["tcp4", "unix", "ws"], ws: block } });
+    expect(plan(ws({})).changes).toEqual(["listener ws added (ws://127.0.0.1:2222/bester)"]);
+    const was = config(ws({ allowedOrigins: ["https://a.example"] }));
+    const diff = (block: object) => {
+      const r = planReload(was, config(ws(block)));
+      if (!r.ok) throw new Error(r.reasons.join("\n"));
+      return r.plan;
+    };
+    expect(diff({ path: "/chat-ws", allowedOrigins: ["https://a.example"] })).toMatchObject({
+      closeListeners: ["ws"],
+      openListeners: ["ws"],
+      changes: ["listener ws moved (ws://127.0.0.1:2222/bester -> ws://127.0.0.1:2222/chat-ws)"],
+    });
+    expect(diff({ allowedOrigins: ["https://a.example", "https://b.example"] })).toMatchObject({
+      closeListeners: [],
+      openListeners: [],
+      changes: ['network.ws.allowedOrigins: ["https://a.example"] -> ["https://a.example","https://b.example"]'],
+    });
   });
 
   test("handlers: removed, added, and restarted only when their settings changed", () => {

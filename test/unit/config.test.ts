@@ -6,17 +6,10 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import * as D from "../../src/config/defaults.ts";
 import { findJsonSyntaxError } from "../../src/config/json-error.ts";
-import {
-  checkConfig,
-  type ConfigIssue,
-  formatIssue,
-  type LoadResult,
-  loadConfigFile,
-  parseConfigText,
-  redactConfig,
-  validateConfig,
-} from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
+import { type ConfigIssue, formatIssue, type LoadResult, loadConfigFile, parseConfigText, validateConfig } from "../../src/config/load.ts";
+import { redactConfig } from "../../src/config/redact.ts";
+import { checkConfig } from "../../src/config/rules.ts";
+import type { Config } from "../../src/config/types.ts";
 
 const FIXTURES = resolve(import.meta.dirname, "../fixtures");
 const SOURCE = "/etc/bester/server.conf";
@@ -46,7 +39,7 @@ describe("the original server.conf (PROTOCOL.md §8)", () => {
     expect(c.source).toBe(join(FIXTURES, "server.conf"));
     expect(c.network).toEqual({
       types: ["unix", "tcp4", "tcp6"],
-      unix: { address: join(FIXTURES, "besterUNIXSock") },
+      unix: { address: join(FIXTURES, "besterUNIXSock"), mode: 0o660 },
       tcp4: { address: "0.0.0.0", port: 2220 },
       tcp6: { address: "::", port: 2221 },
     });
@@ -100,7 +93,7 @@ describe("errors", () => {
   test("every problem of the broken fixture is reported at once, each at its path", async () => {
     const r = await loadConfigFile(join(FIXTURES, "broken.conf"));
     expect(errorLines(r)).toEqual([
-      'network.types[1]: expected one of "unix", "tcp4", "tcp6", got "tcp5"',
+      'network.types[1]: expected one of "unix", "tcp4", "tcp6", "ws", got "tcp5"',
       'network.unix.address: expected a non-empty string, got ""',
       'network.tcp4.port: expected a port 0-65535, got "22x3"',
       'network.tcp6: required because network.types includes "tcp6"',
@@ -125,7 +118,7 @@ describe("errors", () => {
     expect(errorLines(load([]))).toEqual(["expected an object, got []"]);
     expect(errorLines(load({}))).toEqual(["network: required but missing"]);
     expect(errorLines(load({ network: { types: [] } }))).toEqual([
-      'network.types: expected at least one of "unix", "tcp4", "tcp6", got []',
+      'network.types: expected at least one of "unix", "tcp4", "tcp6", "ws", got []',
     ]);
     expect(errorLines(load({ network: { types: "tcp4" }, handlers: [], control: { enabled: "yes", token: "" } }))).toEqual([
       'network.types: expected an array, got "tcp4"',
@@ -285,7 +278,7 @@ describe("defaults", () => {
     expect(r.warnings).toEqual([]);
     expect(c).toEqual({
       source: SOURCE,
-      network: { types: ["unix"], unix: { address: "/etc/bester/run/bester.sock" } },
+      network: { types: ["unix"], unix: { address: "/etc/bester/run/bester.sock", mode: 0o660 } },
       handlers: { availableTypes: [], typeMap: {} },
       database: {
         type: "open",
@@ -306,6 +299,8 @@ describe("defaults", () => {
       cluster: { enabled: false, heartbeatMs: 3000, deadAfterMs: 10_000 },
       limits: {
         maxFrameBytes: 1024 * 1024,
+        maxJsonDepth: 128,
+        loginFailures: { enabled: true, perSource: 5, perUsername: 10, penaltyMs: 1_000, maxPenaltyMs: 300_000, forgetMs: 600_000 },
         authTimeoutMs: 10_000,
         maxConnections: 10_000,
         handlerTimeoutMs: 5_000,
@@ -495,6 +490,56 @@ describe("rules across keys", () => {
   });
 });
 
+describe("network.ws (PROTOCOL.md §10)", () => {
+  test('"ws" in types is enough: every key of its block has a default (loopback, port 2222, /bester, no other origins)', () => {
+    const c = ok(load({ network: { types: ["ws"] } }));
+    expect(c.network).toEqual({ types: ["ws"], ws: { address: "127.0.0.1", port: 2222, path: "/bester", allowedOrigins: [] } });
+  });
+
+  test("a full block: tls paths resolve beside the file, origins are kept once each", () => {
+    const c = ok(
+      load({
+        network: {
+          types: ["ws"],
+          ws: { address: "::1", port: "8080", path: "/gw/ws", tls: { certFile: "c.pem", keyFile: "/k.pem" }, allowedOrigins: ["https://a.example", "http://b.example:8000", "https://a.example"] },
+        },
+      }),
+    );
+    expect(c.network.ws).toEqual({
+      address: "::1",
+      port: 8080,
+      path: "/gw/ws",
+      tls: { certFile: "/etc/bester/c.pem", keyFile: "/k.pem" },
+      allowedOrigins: ["https://a.example", "http://b.example:8000"],
+    });
+  });
+
+  test("a path must be a URL path, an origin only scheme, host and port: each refused with what was expected", () => {
+    const wsWith = (ws: object) => load({ network: { types: ["ws"], ws } });
+    expect(errorLines(wsWith({ path: "bester" }))).toEqual(['network.ws.path: expected a path starting with "/" (no query, fragment or white space), got "bester"']);
+    expect(errorLines(wsWith({ path: "/a?b" }))).toEqual(['network.ws.path: expected a path starting with "/" (no query, fragment or white space), got "/a?b"']);
+    const origin = 'expected an origin like "https://chat.example.com" (scheme, host and optional port; no path)';
+    expect(errorLines(wsWith({ allowedOrigins: ["https://a.example/", "a.example", "ftp://a.example", "*", "https://a.example"] }))).toEqual([
+      `network.ws.allowedOrigins[0]: ${origin}, got "https://a.example/"`,
+      `network.ws.allowedOrigins[1]: ${origin}, got "a.example"`,
+      `network.ws.allowedOrigins[2]: ${origin}, got "ftp://a.example"`,
+      `network.ws.allowedOrigins[3]: ${origin}, got "*"`,
+    ]);
+  });
+
+  test("the open account store is refused on a network address, and ports may not clash with a TCP listener or the control API", () => {
+    expect(errorLines(load({ network: { types: ["ws"], ws: { address: "0.0.0.0" } } }))).toEqual([
+      'database.type: "open" lets anyone in with any password, refused while network.ws listens on 0.0.0.0; use "sqlite" or "redis", or set database.allowOpenOnNetwork to true',
+    ]);
+    expect(errorLines(load({ network: { types: ["tcp4", "ws"], tcp4: { address: "127.0.0.1", port: 2300 }, ws: { port: 2300 } } }))).toEqual([
+      "network.ws.port: port 2300 is already used by network.tcp4",
+    ]);
+    // Another family may share the number.
+    ok(load({ network: { types: ["tcp4", "ws"], tcp4: { address: "127.0.0.1", port: 2300 }, ws: { address: "::1", port: 2300 } } }));
+    expect(errorLines(load({ network: { types: ["ws"], ws: { port: 2280 } }, control: { port: 2280 } }))).toEqual(["control.port: port 2280 is already used by network.ws"]);
+  });
+});
+
 describe("the embedded default", () => {
   const runDir = "/run/user/1000/bester";
   const c = D.embeddedDefaultConfig(runDir);
@@ -502,10 +547,11 @@ describe("the embedded default", () => {
   test("listens on loopback and in the run directory only", () => {
     expect(c.source).toBeNull();
     expect(c.network).toEqual({
-      types: ["unix", "tcp4", "tcp6"],
-      unix: { address: `${runDir}/bester.sock` },
+      types: ["unix", "tcp4", "tcp6", "ws"],
+      unix: { address: `${runDir}/bester.sock`, mode: 0o660 },
       tcp4: { address: "127.0.0.1", port: 2220 },
       tcp6: { address: "::1", port: 2221 },
+      ws: { address: "127.0.0.1", port: 2222, path: "/bester", allowedOrigins: [] },
     });
     expect(c.informer.path).toBe(`${runDir}/informer.sock`);
     expect(c.control).toEqual({ enabled: true, address: "127.0.0.1", port: 2280 });

@@ -22,6 +22,10 @@ function snapshot(): MetricsSnapshot {
     messagesDelivered: new Map(),
     reports: new Map([["good", 4]]),
     authFailures: 0,
+    loginsHeldBack: new Map([["source", 195]]),
+    loginHolds: new Map([["source", 1]]),
+    loginsHeldNow: { source: 1, username: 0 },
+    loginChecks: { running: 2, waiting: 3 },
     handlerFailures: new Map(),
     handlerLatencyMs: new Map([["chat", { buckets: [1, 0, 2], count: 4, sumMs: 30 }]]),
     latencyBucketsMs: [1, 5, 10],
@@ -95,6 +99,15 @@ describe("renderMetrics", () => {
     expect(lines).toContain('bester_cluster_messages_total{direction="received"} 38');
     expect(lines).toContain("bester_cluster_dead_node_purges_total 1");
     expect(lines).toContain("bester_cluster_purged_users_total 5");
+  });
+
+  test("logins held back, holds, and password checks", () => {
+    expect(lines).toContain('bester_logins_held_back_total{by="source"} 195');
+    expect(lines).toContain('bester_login_holds_total{by="source"} 1');
+    expect(lines).toContain('bester_logins_held{by="source"} 1');
+    expect(lines).toContain('bester_logins_held{by="username"} 0');
+    expect(lines).toContain('bester_password_checks{state="running"} 2');
+    expect(lines).toContain('bester_password_checks{state="waiting"} 3');
   });
 
   test("slow consumers and handler state", () => {

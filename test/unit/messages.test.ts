@@ -91,7 +91,7 @@ describe("reports", () => {
   });
 
   test("frame error codes are wire error codes", () => {
-    const frameCodes: Record<FrameErrorCode, true> = { frame_too_large: true, invalid_utf8: true, invalid_json: true };
+    const frameCodes: Record<FrameErrorCode, true> = { frame_too_large: true, invalid_utf8: true, invalid_json: true, too_deep: true };
     const wire = new Set<string>(Object.values(ErrorCodes));
     for (const code of Object.keys(frameCodes)) expect(wire.has(code)).toBe(true);
     expect(wire.size).toBe(Object.keys(ErrorCodes).length);
@@ -326,11 +326,20 @@ describe("parseHandlerResponse", () => {
     });
   });
 
-  test("a numeric status is read as its string", () => {
-    const result = parseHandlerResponse({ header: { status: 0, command: "sendClients", commandData: [] } });
-    expect(result.ok && result.response.status).toBe("0");
+  test("a numeric status is read as its string: the number 0 (in any spelling JSON allows) is success, docs/HANDLERS.md", () => {
+    for (const text of ["0", "-0", "0.0", "0e5"]) {
+      const result = parseHandlerResponse(JSON.parse(`{"header":{"status":${text},"command":{"type":"sendClients","data":[]}}}`));
+      expect([text, result.ok && result.response.status]).toEqual([text, "0"]);
+    }
+    const oldShape = parseHandlerResponse({ header: { status: 0, command: "sendClients", commandData: [] } });
+    expect(oldShape.ok && oldShape.response.status).toBe("0");
     const failing = parseHandlerResponse({ header: { status: 1 } });
     expect(failing.ok && failing.response.status).toBe("1");
+    // Strings are taken as written: only "0" itself succeeds.
+    for (const status of ["00", " 0", "0.0", ""]) {
+      const r = parseHandlerResponse({ header: { status, command: { type: "sendClients", data: [] } } });
+      expect(r.ok && r.response.status).toBe(status);
+    }
   });
 
   test("a failing handler needs no command", () => {
@@ -346,8 +355,8 @@ describe("parseHandlerResponse", () => {
       [{ header: { status: "0" } }, 'header.command: expected a command {"type", "data"} or a command name, got nothing'],
       [{ header: { status: "0", command: { data: [] } } }, "header.command.type: expected a string, got nothing"],
       [{ header: { status: "0", command: 3 } }, 'header.command: expected a command {"type", "data"} or a command name, got 3'],
-      [{ header: { status: true } }, "header.status: expected a string, got true"],
-      [{ header: {} }, "header.status: expected a string, got nothing"],
+      [{ header: { status: true } }, 'header.status: expected a string ("0" for success) or a number, got true'],
+      [{ header: {} }, 'header.status: expected a string ("0" for success) or a number, got nothing'],
       [{ data: 1 }, "header: expected an object, got nothing"],
       ["0", 'response: expected an object, got "0"'],
     ];

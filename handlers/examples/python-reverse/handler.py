@@ -84,7 +84,13 @@ def main():
     signal.signal(signal.SIGINT, stop)
     claim(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
+    # Only the gateway's user may connect, whatever the umask: anyone else
+    # could send requests. bind() creates the file; the umask decides its mode.
+    previous = os.umask(0o177)
+    try:
+        server.bind(path)
+    finally:
+        os.umask(previous)
     server.listen()
     print(f"python-reverse: listening on {path}", file=sys.stderr, flush=True)
     try:
