@@ -221,6 +221,8 @@ export class Delivery {
       r = await cluster.store.route(name, type, dataJson, cluster.node.name, here, false, notification);
     }
     if (!r.ok) {
+      // Redis is away: this node's own sessions took it, which is all a node alone can do (docs/CLUSTER.md).
+      if (here.plain && r.code === "store_unavailable") return { name, state: "delivered" };
       this.deps.stats.inbox.refused(r.code);
       // The sessions here that took it have it; the sender hears what the store refused.
       return { name, state: "failed", error: { code: r.code, message: r.message } };

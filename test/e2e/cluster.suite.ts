@@ -158,14 +158,106 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
   });
 }
 
+/** What only a node's death and Redis's absence show, on one Redis of their own. */
+function failures(runtime: RuntimeName) {
+  describe(`${runtime}: cluster failures`, () => {
+    test("kill -9 of a node: its users leave presence within deadAfterMs, messages to them wait, and come at the next login elsewhere", async () => {
+      const redis = await startRedis();
+      const gws = await startNodes(runtime, { port: redis.port, cluster: false }, "k:");
+      try {
+        await until("three nodes", async () => (await json(`${gws[0]!.control}/v1/cluster`)).nodes.length === 3);
+        const gil = await connect(gws[2]!.tcp4, "gil");
+        const hob = await connect(gws[0]!.tcp4, "hob");
+        await until("gil present", async () => (await json(`${gws[0]!.control}/v1/clients`)).clients.some((c: any) => c.username === "gil"));
+        gws[2]!.child.kill("SIGKILL");
+        await gws[2]!.exited;
+        await until(
+          "gil purged with node3",
+          async () => !(await json(`${gws[0]!.control}/v1/clients`)).clients.some((c: any) => c.username === "gil"),
+          DEAD_AFTER_MS * 10,
+        );
+        expect((await json(`${gws[1]!.control}/v1/cluster`)).nodes.map((n: any) => n.node)).toEqual(["node1", "node2"]);
+        const purged = [...gws[0]!.records(), ...gws[1]!.records()].filter((r) => r.msg === "cluster: node declared dead, its sessions purged");
+        expect(purged.map((r) => [r.level, r.node, r.users])).toEqual([["warn", "node3", 1]]);
+        const metrics = (await Promise.all(gws.slice(0, 2).map(async (g) => (await fetch(`${g.control}/metrics`)).text()))).join("\n");
+        expect(metrics).toContain("bester_cluster_nodes 2");
+        expect(metrics).toMatch(/bester_cluster_dead_node_purges_total 1/);
+        expect((await send(hob, ["gil"], "while away", "w1")).header.queued).toEqual(["gil"]);
+        const back = await connect(gws[1]!.tcp4, "gil");
+        expect(await deliveries(back, 1)).toEqual([[undefined, "while away"]]);
+        gil.close();
+        back.close();
+        hob.close();
+      } finally {
+        await Promise.all(gws.map((g) => g.stop()));
+        await redis.stop();
+      }
+    });
+
+    test("Redis stopped: local users go on, what needs Redis is store_unavailable, /ready says cluster; back: ready after the probe, nothing reported good lost", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "bester-redis-"));
+      const persist = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
+      let redis = await startRedis(undefined, 10000, persist);
+      const gws = await startNodes(runtime, { port: redis.port, cluster: false }, "o:");
+      const ready = async (g: RunningGateway) => json(`${g.control}/ready`);
+      try {
+        await until("three nodes", async () => (await json(`${gws[0]!.control}/v1/cluster`)).nodes.length === 3);
+        const ida = await connect(gws[1]!.tcp4, "ida", true);
+        const jon = await connect(gws[0]!.tcp4, "jon");
+        const kim = await connect(gws[0]!.tcp4, "kim");
+        await until("ida present", async () => (await json(`${gws[0]!.control}/v1/clients`)).clients.some((c: any) => c.username === "ida"));
+        expect((await send(jon, ["ida"], "before", "b1")).header.status).toBe("good");
+        expect(await deliveries(ida, 1)).toEqual([[1, "before"]]);
+        const port = redis.port;
+        await redis.stop();
+        const refused = await send(jon, ["ida"], "during", "d1");
+        expect(refused.header.status).toBe("bad");
+        expect(refused.header.error.code).toBe("store_unavailable");
+        // Users of one node reach each other without Redis.
+        expect((await send(jon, ["kim"], "local", "l1")).header.status).toBe("good");
+        expect(await deliveries(kim, 1)).toEqual([[undefined, "local"]]);
+        const down = await until("not ready", async () => {
+          const r = await ready(gws[0]!);
+          return !r.ready && r;
+        });
+        expect(down.reasons.join(" ")).toContain("cluster:");
+        redis = await startRedis(port, 10000, persist);
+        for (const g of gws) await until("ready again", async () => (await ready(g)).ready, 30_000);
+        const proven = gws[0]!.records().filter((r) => r.msg === "cluster: node registered");
+        expect(proven.length).toBeGreaterThanOrEqual(2);
+        expect((await send(jon, ["ida"], "after", "a1")).header.status).toBe("good");
+        expect(await deliveries(ida, 1)).toEqual([[2, "after"]]);
+        ida.close();
+        const again = await connect(gws[2]!.tcp4, "ida", true);
+        expect(await deliveries(again, 2)).toEqual([[1, "before"], [2, "after"]]);
+        again.send(ack("k", 2));
+        expect((await reportOf(again, "k")).header.status).toBe("good");
+        again.close();
+        jon.close();
+        kim.close();
+      } finally {
+        await Promise.all(gws.map((g) => g.stop()));
+        await redis.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+/** `all`: every test (Bun); otherwise the main flow on one Redis. */
 export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = { all: true }) {
   let redis: RunningRedis | undefined;
+  let redisCluster: RunningRedisCluster | undefined;
   beforeAll(async () => {
     redis = await startRedis();
+    if (options.all) redisCluster = await startRedisCluster();
   });
   afterAll(async () => {
     await redis?.stop();
+    await redisCluster?.stop();
   });
   mainFlow(runtime, "one Redis", () => ({ port: redis!.port, cluster: false }));
   if (!options.all) return;
+  mainFlow(runtime, "a three-master Redis Cluster", () => ({ port: redisCluster!.ports[0]!, cluster: true }));
+  failures(runtime);
 }
