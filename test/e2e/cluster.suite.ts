@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { launchBrowser, until as untilOnPage } from "../_harness/browser.ts";
 import { runCli, type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import { scripted } from "../_harness/handlers.ts";
 import { type RunningRedis, startRedis } from "../_harness/redis.ts";
@@ -126,7 +127,8 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
     test("a user with sessions on two nodes gets one copy on each; an acknowledging one gets the seq", async () => {
       const onOne = await connect(gws[0]!.tcp4, "cy");
       const onTwo = await connect(gws[1]!.tcp4, "cy", true);
-      const dee = await connect(gws[2]!.tcp4, "dee");
+      // The sender's node holds one of the sessions: it writes that one itself and ignores its own notification.
+      const dee = await connect(gws[0]!.tcp4, "dee");
       await until("cy present on two nodes", async () => {
         const c = (await json(`${gws[2]!.control}/v1/clients`)).clients.find((x: any) => x.username === "cy");
         return c?.nodes.length === 2;
@@ -134,7 +136,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       expect((await send(dee, ["cy"], "hello", "h1")).header.status).toBe("good");
       expect(await deliveries(onOne, 1)).toEqual([[undefined, "hello"]]);
       expect(await deliveries(onTwo, 1)).toEqual([[1, "hello"]]);
-      // Nothing more on either: a probe message comes next, not a second copy.
+      // Nothing more on either: the next message comes next, not a second copy.
       await send(dee, ["cy"], "next", "h2");
       expect(await deliveries(onOne, 1)).toEqual([[undefined, "next"]]);
       expect(await deliveries(onTwo, 1)).toEqual([[2, "next"]]);
@@ -244,6 +246,31 @@ function failures(runtime: RuntimeName) {
   });
 }
 
+/** The status page of a node: the cluster's nodes, and users of other nodes among the clients. */
+function statusPage(runtime: RuntimeName, redisAt: () => RedisAt) {
+  describe(`${runtime}: cluster on the status page`, () => {
+    test("the cluster section lists every node, this one marked; a user on another node is among the clients with its node", async () => {
+      const gws = await startNodes(runtime, redisAt(), "sp:", 2);
+      const browser = await launchBrowser();
+      try {
+        const lou = await connect(gws[1]!.tcp4, "lou");
+        const page = await browser.newPage();
+        await page.goto(`${gws[0]!.control}/`);
+        await untilOnPage(page, "two nodes", () => document.querySelectorAll("#cluster-body tr[data-node]").length === 2);
+        const names = await page.locator("#cluster-body tr td:first-child").allTextContents();
+        expect(names).toEqual(["node1 (this one)", "node2"]);
+        await untilOnPage(page, "lou on node2", () => document.querySelector('#clients-body tr[data-user="lou"][data-node="node2"]') !== null);
+        expect(await page.locator('#clients-body tr[data-user="lou"] td.node').textContent()).toBe("on node node2");
+        expect(browser.problems).toEqual([]);
+        lou.close();
+      } finally {
+        await browser.close();
+        await Promise.all(gws.map((g) => g.stop()));
+      }
+    });
+  });
+}
+
 /** `all`: every test (Bun); otherwise the main flow on one Redis. */
 export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = { all: true }) {
   let redis: RunningRedis | undefined;
@@ -260,4 +287,5 @@ export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = {
   if (!options.all) return;
   mainFlow(runtime, "a three-master Redis Cluster", () => ({ port: redisCluster!.ports[0]!, cluster: true }));
   failures(runtime);
+  statusPage(runtime, () => ({ port: redis!.port, cluster: false }));
 }
