@@ -93,7 +93,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       gws = await startNodes(runtime, redisAt(), `c${Math.random().toString(36).slice(2, 8)}:`);
       // Every node sees the other two.
       await until("three nodes registered", async () => (await json(`${gws[0]!.control}/v1/cluster`)).nodes?.length === 3);
-    });
+    }, 60_000);
     afterAll(async () => {
       await Promise.all(gws.map((g) => g.stop()));
     });
@@ -122,7 +122,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       expect(ctl.stdout).toMatch(/bo\s.*node1/);
       ann.close();
       bo.close();
-    });
+    }, 60_000);
 
     test("a user with sessions on two nodes gets one copy on each; an acknowledging one gets the seq", async () => {
       const onOne = await connect(gws[0]!.tcp4, "cy");
@@ -145,7 +145,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       expect(r).toEqual({ username: "cy", disconnected: 2 });
       for (const w of [onOne, onTwo]) expect((await w.next()).header.messageType).toBe("fatal");
       dee.close();
-    });
+    }, 60_000);
 
     test("nobody connected anywhere: queued, replayed at the next login on any node", async () => {
       (await connect(gws[0]!.tcp4, "eli")).close();
@@ -156,7 +156,7 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       expect(await deliveries(eli, 1)).toEqual([[undefined, "kept"]]);
       eli.close();
       fin.close();
-    });
+    }, 60_000);
   });
 }
 
@@ -194,7 +194,7 @@ function failures(runtime: RuntimeName) {
         await Promise.all(gws.map((g) => g.stop()));
         await redis.stop();
       }
-    });
+    }, 60_000);
 
     test("Redis stopped: local users go on, what needs Redis is store_unavailable, /ready says cluster; back: ready after the probe, nothing reported good lost", async () => {
       const dir = mkdtempSync(join(tmpdir(), "bester-redis-"));
@@ -242,7 +242,7 @@ function failures(runtime: RuntimeName) {
         await redis.stop();
         rmSync(dir, { recursive: true, force: true });
       }
-    });
+    }, 60_000);
   });
 }
 
@@ -267,7 +267,7 @@ function statusPage(runtime: RuntimeName, redisAt: () => RedisAt) {
         await browser.close();
         await Promise.all(gws.map((g) => g.stop()));
       }
-    });
+    }, 60_000);
   });
 }
 
@@ -278,7 +278,7 @@ export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = {
   beforeAll(async () => {
     redis = await startRedis();
     if (options.all) redisCluster = await startRedisCluster();
-  });
+  }, 60_000);
   afterAll(async () => {
     await redis?.stop();
     await redisCluster?.stop();
