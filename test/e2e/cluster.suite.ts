@@ -69,9 +69,10 @@ interface RedisAt {
   cluster: boolean;
 }
 
-/** A node's config: the cluster on `redis`, a relay handler, the control API on a free port. */
+/** A node's config: the cluster on `redis`, a relay handler, the control API on a free port, the informer in its folder. */
 function nodePatch(redis: RedisAt, node: string, prefix: string) {
   return {
+    informer: { enabled: true, path: "informer.sock" },
     handlers: { availableTypes: ["relay"], typeMap: { relay: scripted("relay.sock", { mode: "persistent" }) } },
     control: { enabled: true, address: "127.0.0.1", port: 0 },
     delivery: { store: "redis", redis: { port: redis.port, prefix, cluster: redis.cluster } },
@@ -145,6 +146,27 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
       expect(r).toEqual({ username: "cy", disconnected: 2 });
       for (const w of [onOne, onTwo]) expect((await w.next()).header.messageType).toBe("fatal");
       dee.close();
+    }, 60_000);
+
+    test("the informer of any node answers for the whole cluster: listClients, isClient, serverInfo", async () => {
+      const kai = await connect(gws[1]!.tcp4, "kai");
+      const kai2 = await connect(gws[2]!.tcp4, "kai");
+      const lee = await connect(gws[2]!.tcp4, "lee");
+      const informer = await openWire({ path: join(gws[0]!.dir, "informer.sock") });
+      const ask = async (type: string, data?: unknown) => {
+        informer.send({ command: data === undefined ? { type } : { type, data } });
+        return informer.next();
+      };
+      await until("kai and lee listed", async () => {
+        const r = await ask("listClients");
+        return JSON.stringify(r.data) === JSON.stringify(["kai", "lee"]);
+      });
+      expect(await ask("isClient", "lee")).toEqual({ status: "0", data: true });
+      expect(await ask("isClient", "nobody")).toEqual({ status: "0", data: false });
+      // Sessions on every node, as of their last heartbeat.
+      await until("three sessions counted", async () => (await ask("serverInfo")).data.clientCount === 3);
+      informer.close();
+      for (const w of [kai, kai2, lee]) w.close();
     }, 60_000);
 
     test("nobody connected anywhere: queued, replayed at the next login on any node", async () => {
