@@ -29,6 +29,8 @@ export interface BenchGatewayOptions {
   maxConnections: number;
   /** Write CPU profiles of the gateway and of the relay handler into this directory (from source only). */
   cpuProfDir?: string;
+  /** A node of a cluster on this Redis (bench --cluster): the Redis delivery store under `prefix`, this node name. */
+  cluster?: { host: string; port: number; prefix: string; node: string };
 }
 
 export interface BenchGateway {
@@ -89,12 +91,19 @@ export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
             },
           },
         };
+  const c = opts.cluster;
   return {
     network,
     handlers,
     database: { type: "open" },
     control: { enabled: false },
     informer: { enabled: false },
+    ...(c === undefined
+      ? {}
+      : {
+          delivery: { store: "redis", redis: { address: c.host, port: c.port, prefix: c.prefix } },
+          cluster: { enabled: true, node: c.node },
+        }),
     limits: { sessionWindow: opts.sessionWindow, maxConnections: opts.maxConnections },
     log: { level: "info", format: "json" },
   };

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { besterTransport } from "../bench/bester-transport.ts";
 import { type BenchGateway, type ListenerKind, startBenchGateway } from "../bench/gateway.ts";
+import { type BenchRedis, startBenchRedis } from "../bench/cluster.ts";
 import { runIdle } from "../bench/idle.ts";
 import { type Progress, runLoad } from "../bench/load.ts";
 import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
@@ -85,6 +86,12 @@ Options:
       --ack               receivers ask for acknowledged delivery (PROTOCOL.md §9) and
                           acknowledge every 32 messages: each message is stored before
                           it is written (the started gateway's delivery store: SQLite)
+      --cluster N         also run each measurement on a cluster of N gateways (2-8,
+                          docs/CLUSTER.md) on one local Redis: senders on node 1,
+                          receivers on node 2, the persistent scenario only; each
+                          run on one gateway first, the same run on the cluster next.
+                          Starts redis-server from PATH unless --redis is given
+      --redis HOST:PORT   with --cluster: use this Redis (its keys under a prefix of the run's)
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -119,6 +126,8 @@ const OPTIONS = {
   quiet: { type: "boolean", short: "q" },
   ack: { type: "boolean" },
   ws: { type: "boolean" },
+  cluster: { type: "string" },
+  redis: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -272,6 +281,15 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     throw new UsageError("bench", "--cpu-prof needs bester run from source (bun run src/main.ts or deno task), not the compiled binary");
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true });
+  const clusterNodes = values.cluster === undefined ? undefined : integer("cluster", values.cluster, 2, 8);
+  if (values.redis !== undefined && clusterNodes === undefined) throw new UsageError("bench", "--redis is for --cluster");
+  if (clusterNodes !== undefined) {
+    if (connectTo !== undefined || idle !== undefined || ws || values.ack) {
+      throw new UsageError("bench", "--cluster starts its own gateways on TCP: not with --connect, --idle, --ws or --ack");
+    }
+    if (values.mode !== undefined && values.mode !== "persistent") throw new UsageError("bench", "--cluster runs the persistent scenario only");
+  }
+  const givenRedis = values.redis === undefined ? undefined : redisAddressOf(values.redis);
 
   const progress = progressPrinter(values.quiet === true);
   const report: BenchReport = {
@@ -312,16 +330,23 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
 
   const runId = randomBytes(4).toString("hex");
   let failures = 0;
-  for (const scenario of scenarios) {
+  let redis: BenchRedis | undefined;
+  const stopRedis = () => redis?.stop() ?? Promise.resolve();
+  // Each run on one gateway, then (--cluster) the same run across nodes.
+  const topologies = clusterNodes === undefined ? [1] : [1, clusterNodes];
+  for (const scenario of clusterNodes === undefined ? scenarios : (["persistent"] as const)) {
     for (const size of sizes) {
-      for (const pairs of pairsList) {
-        const label = `[${scenario} ${pairs}x${size}B]`;
+      for (const pairs of pairsList) for (const nodes of topologies) {
+        const runScenario = nodes === 1 ? scenario : `${scenario}, cluster of ${nodes}`;
+        const label = `[${runScenario} ${pairs}x${size}B]`;
         let gateway: BenchGateway | undefined;
+        /** The other nodes of a cluster run; the receivers' is the first. */
+        let others: BenchGateway[] = [];
         let endpoint = target;
         let wsUrl = url;
         if (connectTo === undefined) {
           try {
-            gateway = current = await startBenchGateway({
+            const base = {
               runtime,
               listener,
               handlerMode: scenario === "dummy" ? null : scenario,
@@ -329,29 +354,50 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, window),
               maxConnections: Math.max(1000, pairs * 2 + 100),
               ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
-            });
+            } as const;
+            if (nodes === 1) gateway = current = await startBenchGateway(base);
+            else {
+              redis ??= givenRedis ?? (await startBenchRedis(runtime));
+              const at = { host: redis.host, port: redis.port, prefix: `bench-${runId}-${report.runs.length}:` };
+              const all = await Promise.all(
+                Array.from({ length: nodes }, (_, i) => startBenchGateway({ ...base, cluster: { ...at, node: `bench-node-${i + 1}` } })),
+              );
+              gateway = current = all[0]!;
+              others = all.slice(1);
+            }
           } catch (err) {
             progress.clear();
             console.error(`bester bench: ${(err as Error).message}`);
+            await stopRedis();
             return 1;
           }
           endpoint = gateway.target;
           wsUrl = gateway.url;
         }
+        const receiverNode = others[0];
 
-        const usage: { gateway?: ReturnType<typeof startUsage>; handler?: ReturnType<typeof startUsage>; self?: ReturnType<typeof startUsage> } = {};
+        const usage: {
+          gateway?: ReturnType<typeof startUsage>;
+          handler?: ReturnType<typeof startUsage>;
+          self?: ReturnType<typeof startUsage>;
+          receiverNode?: ReturnType<typeof startUsage>;
+          redis?: ReturnType<typeof startUsage>;
+        } = {};
         let measureStarted = 0;
-        const finished: { gateway: ProcessUsage | null; handler: ProcessUsage | null; self: ProcessUsage | null } = {
-          gateway: null,
-          handler: null,
-          self: null,
-        };
+        const finished: {
+          gateway: ProcessUsage | null;
+          handler: ProcessUsage | null;
+          self: ProcessUsage | null;
+          receiverNode: ProcessUsage | null;
+          redis: ProcessUsage | null;
+        } = { gateway: null, handler: null, self: null, receiverNode: null, redis: null };
         let result;
         try {
           result = await runLoad(
             besterTransport({
               runtime,
               target: endpoint!,
+              ...(receiverNode === undefined ? {} : { receiverTarget: receiverNode.target }),
               ...(wsUrl === undefined ? {} : { url: wsUrl }),
               scenario: scenario === "dummy" ? "dummy" : "relay",
               type,
@@ -376,11 +422,15 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
                   if (gateway) usage.gateway = startUsage(gateway.pid);
                   if (gateway?.handlerPid != null) usage.handler = startUsage(gateway.handlerPid);
                   usage.self = startUsage(process.pid);
+                  if (receiverNode) usage.receiverNode = startUsage(receiverNode.pid);
+                  if (receiverNode && redis?.pid != null) usage.redis = startUsage(redis.pid);
                 } else if (phase === "drain") {
                   const wall = (performance.now() - measureStarted) / 1000;
                   finished.gateway = usage.gateway?.finish(wall) ?? null;
                   finished.handler = usage.handler?.finish(wall) ?? null;
                   finished.self = usage.self?.finish(wall) ?? null;
+                  finished.receiverNode = usage.receiverNode?.finish(wall) ?? null;
+                  finished.redis = usage.redis?.finish(wall) ?? null;
                 }
               },
               onProgress: (p) => progress.show(label, p),
@@ -391,8 +441,9 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           console.error(`bester bench: ${label} ${(err as Error).message}`);
           if (gateway) {
             console.error(`gateway log:\n${gateway.logTail()}`);
-            await gateway.stop();
+            await Promise.all([gateway, ...others].map((g) => g.stop()));
           }
+          await stopRedis();
           return 1;
         }
         const died = gateway?.exitStatus();
@@ -400,12 +451,16 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
         // Peak RSS is read once the run is over, before the processes go away.
         if (gateway && finished.gateway) finished.gateway = { ...finished.gateway, ...peakOf(finished.gateway.pid) };
         if (finished.handler) finished.handler = { ...finished.handler, ...peakOf(finished.handler.pid) };
-        const profiles = gateway ? await gateway.stop() : { gateway: null, handler: null };
+        if (finished.receiverNode && receiverNode) finished.receiverNode = { ...finished.receiverNode, ...peakOf(receiverNode.pid) };
+        const [profiles] = await Promise.all([
+          gateway ? gateway.stop() : { gateway: null, handler: null },
+          ...others.map((g) => g.stop()),
+        ]);
         current = undefined;
         progress.clear();
 
         const run: RunReport = runReport(
-          { scenario, size, warmupSeconds: warmupS, durationSeconds: durationS },
+          { scenario: runScenario, size, warmupSeconds: warmupS, durationSeconds: durationS },
           result,
           {
             gateway: finished.gateway,
@@ -429,6 +484,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
             }
           }
         }
+        if (nodes > 1) run.cluster = { nodes, receiverGateway: finished.receiverNode, redis: finished.redis };
         report.runs.push(run);
         if (run.lost > 0 || run.duplicated > 0) failures++;
         if (!values.json && !values.quiet) {
@@ -440,6 +496,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     }
   }
 
+  await stopRedis();
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else console.log(`\n${formatRuns(report.runs)}`);
   if (failures > 0) {
@@ -447,6 +504,13 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     return 1;
   }
   return 0;
+}
+
+/** --redis HOST:PORT, a Redis the bench does not stop. */
+function redisAddressOf(text: string): BenchRedis {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError("bench", `--redis expects HOST:PORT, got '${text}'`);
+  return { host: m[1]!, port: Number(m[2]), pid: null, stop: async () => {} };
 }
 
 function peakOf(pid: number): Partial<ProcessUsage> {
