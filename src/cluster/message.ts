@@ -1,9 +1,11 @@
 /**
- * What travels on a cluster's channels. A delivery on a user's channel is
- * text the Lua script prefixes with the seq: `<seq> <node> <type length>
- * <type><flag><data>` (flag `=` then the data's JSON, or `-` for none), so no
- * JSON is built or parsed for the message itself. Control messages on a
- * node's own channel are small JSON objects.
+ * What travels on a cluster's channels. On a user's channel, one message per
+ * ROUTE call carries that call's deliveries for the user, in order, each
+ * `<seq> <node> <type length> <data length> <type><data>` (lengths in UTF-16
+ * units, -1 for no data) and the next right after: no separator to escape,
+ * and no JSON built or parsed for the message itself. The script puts the
+ * seq in front of what the sending node wrote. Control messages on a node's
+ * own channel are small JSON objects.
  * @module
  */
 
@@ -18,27 +20,32 @@ export interface Notification {
 
 /** The part of a notification the sending node writes (the script puts the seq in front). */
 export function encodeNotification(origin: string, type: string, data: string | undefined): string {
-  return `${origin} ${type.length} ${type}${data === undefined ? "-" : "=" + data}`;
+  return `${origin} ${type.length} ${data === undefined ? -1 : data.length} ${type}${data ?? ""}`;
 }
 
-/** Undefined for text that is not a notification (never sent by a node of this version). */
-export function decodeNotification(text: string): Notification | undefined {
-  const a = text.indexOf(" ");
-  const b = text.indexOf(" ", a + 1);
-  const c = text.indexOf(" ", b + 1);
-  if (a < 0 || b < 0 || c < 0) return undefined;
-  const seq = Number(text.slice(0, a));
-  const typeLength = Number(text.slice(b + 1, c));
-  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(typeLength)) return undefined;
-  const typeEnd = c + 1 + typeLength;
-  const flag = text[typeEnd];
-  if (flag !== "=" && flag !== "-") return undefined;
-  return {
-    seq,
-    origin: text.slice(a + 1, b),
-    type: text.slice(c + 1, typeEnd),
-    data: flag === "=" ? text.slice(typeEnd + 1) : undefined,
+/** Every delivery in one channel message, in order; stops at the first that does not parse (never sent by a node of this version). */
+export function decodeNotifications(text: string): Notification[] {
+  const out: Notification[] = [];
+  let at = 0;
+  const field = () => {
+    const end = text.indexOf(" ", at);
+    if (end < 0) return undefined;
+    const f = text.slice(at, end);
+    at = end + 1;
+    return f;
   };
+  while (at < text.length) {
+    const seq = Number(field());
+    const origin = field();
+    const typeLength = Number(field());
+    const dataLength = Number(field());
+    if (origin === undefined || !Number.isSafeInteger(seq) || !Number.isSafeInteger(typeLength) || !Number.isSafeInteger(dataLength)) break;
+    if (typeLength < 0 || dataLength < -1 || at + typeLength + Math.max(0, dataLength) > text.length) break;
+    const type = text.slice(at, (at += typeLength));
+    const data = dataLength < 0 ? undefined : text.slice(at, (at += dataLength));
+    out.push({ seq, origin, type, data });
+  }
+  return out;
 }
 
 /** On a node's control channel: a probe it sent itself, or another node asking it to disconnect a user's sessions. */

@@ -11,7 +11,7 @@ import { CLUSTER_PROBE_TIMEOUT_MS } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
 import type { RedisConnectionOptions, RedisEndpoint } from "../redis/connection.ts";
 import { ClusterKeys } from "./keys.ts";
-import { decodeControl, decodeNotification, encodeNotification, type Notification } from "./message.ts";
+import { decodeControl, decodeNotifications, encodeNotification, type Notification } from "./message.ts";
 import { Presence } from "./presence.ts";
 import { ClusterRedis } from "./redis.ts";
 import { type NodeInfo, NodeRegistry, type NodeSelf } from "./registry.ts";
@@ -181,13 +181,14 @@ export class ClusterNode {
   }
 
   #onUserMessage(text: string, channel: string): void {
-    const n = decodeNotification(text);
-    // Its own deliveries the sending node wrote itself.
-    if (n === undefined || n.origin === this.name) return;
     const user = this.#keys.userOfChannel(channel);
     if (user === undefined) return;
-    this.counters.received++;
-    this.#o.deliverLocal(user, n);
+    for (const n of decodeNotifications(text)) {
+      // Its own deliveries the sending node wrote itself.
+      if (n.origin === this.name) continue;
+      this.counters.received++;
+      this.#o.deliverLocal(user, n);
+    }
   }
 
   #onControl(text: string): void {

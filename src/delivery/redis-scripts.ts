@@ -125,48 +125,72 @@ return r
 `;
 
 /**
- * A cluster's delivery to one user (docs/CLUSTER.md), store then notify in
- * one step, so a login racing it cannot lose the message: the login's
- * presence is either seen here (the user's node is notified) or not yet
- * written (the message is stored, and the login's replay, which comes after
- * its presence, reads it).
- * KEYS: s, m, p (presence: node -> "epoch plain ack"), n (the user's channel).
- * ARGV: "now cut maxMessages maxBytes ttlMs hasData mustExist plainHere ackHere",
- * type, data, the calling node, the notification.
- * Stored when the user has no session anywhere or an acknowledging one
- * somewhere; kept (not only given a seq) unless a session that does not
- * acknowledge takes it now. Published when another node holds a session.
- * Returns {expired, depth, oldest, 1, seq (0: not stored), other nodes, kept}
- * | {.., 2, depth} | {.., 3, bytes, size} | {0, 0, 0, 4} (no session, and
- * mustExist and the user was never seen: nothing done).
+ * A cluster's deliveries of one event-loop turn (docs/CLUSTER.md), each
+ * stored then notified in one step, so a login racing it cannot lose the
+ * message: the login's presence is either seen here (its node is notified)
+ * or not yet written (the message is stored, and the login's replay, which
+ * comes after its presence, reads it). One call carries every delivery of
+ * the turn whose user's keys sit in one slot.
+ * KEYS: per delivery s, m, p (presence: node -> "epoch plain ack"), n (the
+ * user's channel). ARGV[1]: the calling node; then per delivery
+ * "now cut maxMessages maxBytes ttlMs hasData mustExist plainHere ackHere",
+ * type, data, the notification.
+ * Per delivery: stored when the user has no session anywhere or an
+ * acknowledging one somewhere; kept (not only given a seq) unless a session
+ * that does not acknowledge takes it now; published when another node holds
+ * a session, one message per user and call (its deliveries in order, each
+ * "<seq> <notification>").
+ * Returns per delivery {expired, depth, oldest, 1, seq (0: not stored),
+ * other nodes, kept} | {.., 2, depth} | {.., 3, bytes, size} | {0, 0, 0, 4}
+ * (no session, and mustExist and the user was never seen: nothing done).
  */
 const ROUTE = `${PRELUDE}${STORE_FN}
-local s, m, p, n = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, cut, maxMessages, maxBytes, ttl, hasData, mustExist, plainHere, ackHere =
-  string.match(ARGV[1], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d) (%d) (%d)$')
-local origin = ARGV[4]
-local others, plainThere, ackThere = 0, false, false
-local pres = redis.call('HGETALL', p)
-for i = 1, #pres, 2 do
-  if pres[i] ~= origin then
-    local _, pl, ak = string.match(pres[i + 1], '^(%S+) (%d+) (%d+)$')
-    pl, ak = tonumber(pl) or 0, tonumber(ak) or 0
-    if pl + ak > 0 then others = others + 1 end
-    if pl > 0 then plainThere = true end
-    if ak > 0 then ackThere = true end
+local origin = ARGV[1]
+local out, seen, order, texts = {}, {}, {}, {}
+for d = 0, #KEYS / 4 - 1 do
+  local s, m, p, n = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
+  local a = 4 * d + 2
+  local now, cut, maxMessages, maxBytes, ttl, hasData, mustExist, plainHere, ackHere =
+    string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d) (%d) (%d)$')
+  local who = seen[p]
+  if not who then
+    who = {others = 0, plain = false, ack = false}
+    local pres = redis.call('HGETALL', p)
+    for i = 1, #pres, 2 do
+      if pres[i] ~= origin then
+        local _, pl, ak = string.match(pres[i + 1], '^(%S+) (%d+) (%d+)$')
+        pl, ak = tonumber(pl) or 0, tonumber(ak) or 0
+        if pl + ak > 0 then who.others = who.others + 1 end
+        if pl > 0 then who.plain = true end
+        if ak > 0 then who.ack = true end
+      end
+    end
+    seen[p] = who
+  end
+  local nobody = who.others == 0 and plainHere == '0' and ackHere == '0'
+  if nobody and mustExist == '1' and redis.call('EXISTS', s) == 0 then
+    out[d + 1] = {0, 0, 0, 4}
+  else
+    local keep = '1'
+    if plainHere == '1' or who.plain then keep = '0' end
+    local r = {0, 0, 0, 1, 0}
+    if nobody or who.ack or ackHere == '1' then
+      r = store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[a + 1], ARGV[a + 2])
+    end
+    if r[4] ~= 1 then
+      out[d + 1] = r
+    else
+      if who.others > 0 then
+        if not texts[n] then texts[n] = {}; order[#order + 1] = n end
+        local t = texts[n]
+        t[#t + 1] = str(r[5]) .. ' ' .. ARGV[a + 3]
+      end
+      out[d + 1] = {r[1], r[2], r[3], 1, r[5], who.others, tonumber(keep)}
+    end
   end
 end
-local nobody = others == 0 and plainHere == '0' and ackHere == '0'
-if nobody and mustExist == '1' and redis.call('EXISTS', s) == 0 then return {0, 0, 0, 4} end
-local keep = '1'
-if plainHere == '1' or plainThere then keep = '0' end
-local r = {0, 0, 0, 1, 0}
-if nobody or ackThere or ackHere == '1' then
-  r = store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[2], ARGV[3])
-  if r[4] ~= 1 then return r end
-end
-if others > 0 then redis.call('SPUBLISH', n, str(r[5]) .. ' ' .. ARGV[5]) end
-return {r[1], r[2], r[3], 1, r[5], others, tonumber(keep)}
+for _, n in ipairs(order) do redis.call('SPUBLISH', n, table.concat(texts[n])) end
+return out
 `;
 
 /**
