@@ -285,8 +285,9 @@ export class RedisDeliveryStore implements DeliveryStore {
    * plain sessions have been written already). With `mustExist`, a user with
    * no session and never seen is left alone (`unknown`).
    *
-   * The calls of one event-loop turn go to Redis together: one script call
-   * per hash slot (per ROUTE_BATCH deliveries), not one per message.
+   * The calls made together (one read of a socket's frames, and so on) go
+   * as one script call per hash slot (per ROUTE_BATCH deliveries), not one
+   * per message, and the client writes all of a turn's calls at once.
    */
   route(
     user: string,
@@ -305,7 +306,8 @@ export class RedisDeliveryStore implements DeliveryStore {
       `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
     return new Promise((resolve) => {
       this.#routes.push({ user, origin, params, type, data: data ?? "", notify, limits, resolve });
-      if (this.#routes.length === 1) setImmediate(() => this.#flushRoutes());
+      // At the end of this job, not the next turn: the client writes what the turn sent in its own setImmediate.
+      if (this.#routes.length === 1) queueMicrotask(() => this.#flushRoutes());
     });
   }
 
