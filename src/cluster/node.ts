@@ -63,6 +63,7 @@ export class ClusterNode {
   /** Nodes registered at the last heartbeat, for the gauge. */
   #nodeCount = 0;
   #taken = false;
+  #controlSubscribed = false;
 
   constructor(options: ClusterNodeOptions) {
     this.#o = options;
@@ -255,7 +256,11 @@ export class ClusterNode {
   async #register(): Promise<void> {
     this.#epoch = Math.max(this.#epoch + 1, Date.now());
     this.#presence.stale = false;
-    await this.#redis.subscribe(this.#keys.control(this.name), (text) => this.#onControl(text));
+    // Once: the client subscribes again by itself after a reconnect.
+    if (!this.#controlSubscribed) {
+      await this.#redis.subscribe(this.#keys.control(this.name), (text) => this.#onControl(text));
+      this.#controlSubscribed = true;
+    }
     await this.#presence.registerAll();
     const old = await this.#registry.register(this.#self());
     if (old > 0 && old !== this.#epoch) {
