@@ -6,6 +6,7 @@
  * the other, so the last write always says how things stand.
  * @module
  */
+import { PRESENCE_STEPS_IN_FLIGHT } from "../config/defaults.ts";
 import type { ClusterKeys } from "./keys.ts";
 import type { ClusterRedis, Listener } from "./redis.ts";
 import { CLUSTER_SCRIPTS } from "./scripts.ts";
@@ -16,6 +17,9 @@ interface Count {
 }
 
 export class Presence {
+  #running = 0;
+  #waiting: Array<() => void> = [];
+
   /** Local sessions by user: the truth Redis is brought back to after trouble. */
   readonly local = new Map<string, Count>();
   #subscribed = new Set<string>();
@@ -66,10 +70,18 @@ export class Presence {
       // Read now, not when queued: the write says how things stand when it leaves.
       const c = this.local.get(user) ?? { plain: 0, ack: 0 };
       await this.write(user, c.plain, c.ack);
-      if (!this.local.has(user) && this.#subscribed.has(user)) {
-        this.#subscribed.delete(user);
-        await this.redis.unsubscribe(this.keys.channel(user));
-      }
+    } catch {
+      this.stale = true;
+    }
+    // Whether or not the write went through: a user gone from here is not listened for.
+    await this.#unsubscribeIfGone(user);
+  }
+
+  async #unsubscribeIfGone(user: string): Promise<void> {
+    if (this.local.has(user) || !this.#subscribed.has(user)) return;
+    this.#subscribed.delete(user);
+    try {
+      await this.redis.unsubscribe(this.keys.channel(user));
     } catch {
       this.stale = true;
     }
@@ -88,6 +100,8 @@ export class Presence {
   /** Every local user written again (a new epoch), subscriptions made good; throws if Redis does not take it. */
   async registerAll(): Promise<void> {
     const users = [...this.local.keys()];
+    // Subscriptions of users who left while Redis did not answer.
+    for (const user of this.#subscribed) if (!this.local.has(user)) void this.#chain(user, () => this.#unsubscribeIfGone(user));
     await Promise.all(
       users.map((user) =>
         this.#chain(user, async () => {
@@ -102,15 +116,31 @@ export class Presence {
     );
   }
 
-  /** Runs `step` after the user's earlier steps; failures are the step's own (or thrown, with `rethrow`). */
+  /**
+   * Runs `step` after the user's earlier steps, and with at most
+   * PRESENCE_STEPS_IN_FLIGHT users' steps at Redis at once, so a burst of
+   * logins or logouts queues here instead of piling up past the command
+   * deadline; failures are the step's own (or thrown, with `rethrow`).
+   */
   #chain(user: string, step: () => Promise<void>, rethrow = false): Promise<void> {
     const before = this.#chains.get(user) ?? Promise.resolve();
-    const run = before.then(step);
+    const run = before.then(() => this.#limited(step));
     const tail = run.catch(() => {});
     this.#chains.set(user, tail);
     void tail.then(() => {
       if (this.#chains.get(user) === tail) this.#chains.delete(user);
     });
     return rethrow ? run : tail;
+  }
+
+  async #limited(step: () => Promise<void>): Promise<void> {
+    if (this.#running >= PRESENCE_STEPS_IN_FLIGHT) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#running++;
+    try {
+      await step();
+    } finally {
+      this.#running--;
+      this.#waiting.shift()?.();
+    }
   }
 }

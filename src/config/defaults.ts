@@ -163,6 +163,14 @@ export const MIN_CLUSTER_BEATS_PER_DEATH = 2;
 export const CLUSTER_PURGE_PAGE = 500;
 /** A purge claimed by a node that then died itself is taken over after this. */
 export const CLUSTER_PURGE_TAKEOVER_MS = 30_000;
+/**
+ * Users whose presence one node is writing to Redis at once. A mass login or
+ * logout (a load balancer moving thousands of clients) queues in the node
+ * instead of sending tens of thousands of commands at once, which would
+ * leave the last of them unanswered past the command deadline and mark
+ * Redis as lost; 128 users' writes keep a Redis round trip full.
+ */
+export const PRESENCE_STEPS_IN_FLIGHT = 128;
 /** After Redis comes back, how long the probe published to the node itself may take to arrive before it is tried again. */
 export const CLUSTER_PROBE_TIMEOUT_MS = 2000;
 
