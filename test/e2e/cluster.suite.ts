@@ -218,6 +218,25 @@ function failures(runtime: RuntimeName) {
       }
     }, 60_000);
 
+    test("a burst of logins and logouts leaves no presence and no subscription behind", async () => {
+      const redis = await startRedis();
+      const gws = await startNodes(runtime, { port: redis.port, cluster: false }, "b:", 2);
+      try {
+        const wires = await Promise.all(Array.from({ length: 200 }, (_, i) => connect(gws[i % 2]!.tcp4, `burst-${i}`)));
+        await until("200 users present", async () => redis.cli("--scan", "--pattern", "b:{u:*}:p").split("\n").filter(Boolean).length === 200);
+        for (const w of wires) w.close();
+        // Only the nodes' own control channels stay subscribed.
+        await until("presence and user channels gone", async () => {
+          const present = redis.cli("--scan", "--pattern", "b:{u:*}:p").split("\n").filter(Boolean);
+          const channels = redis.cli("pubsub", "shardchannels").split("\n").filter(Boolean);
+          return present.length === 0 && channels.length === 2 && channels.every((c) => /^b:\{n:node\d\}:c$/.test(c));
+        });
+      } finally {
+        await Promise.all(gws.map((g) => g.stop()));
+        await redis.stop();
+      }
+    }, 60_000);
+
     test("Redis stopped: local users go on, what needs Redis is store_unavailable, /ready says cluster; back: ready after the probe, nothing reported good lost", async () => {
       const dir = mkdtempSync(join(tmpdir(), "bester-redis-"));
       const persist = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
