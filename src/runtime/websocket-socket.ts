@@ -87,6 +87,22 @@ function framedOut(atLeast: number): Uint8Array {
   return scratch;
 }
 
+/**
+ * Where a write's frames are made, shared by every connection: the socket
+ * copies what it takes and `send` what it does not, so nothing outlives the
+ * call, and an idle connection holds no buffer. `outWords` views it for masking.
+ */
+let out = new Uint8Array(16 * 1024);
+let outWords = new Int32Array(out.buffer);
+
+function outOf(atLeast: number): Uint8Array {
+  if (out.byteLength < atLeast) {
+    out = new Uint8Array(Math.max(atLeast + 4, out.byteLength * 2));
+    outWords = new Int32Array(out.buffer, 0, out.byteLength >> 2);
+  }
+  return out;
+}
+
 /** One received frame's masking key, copied out of the read (it may sit at any offset). */
 const frameKey = new Uint8Array(4);
 
@@ -117,9 +133,6 @@ export class SocketWebSocket implements Conn {
   /** A frame written only in part: its bytes so far (a caller may split a frame across writes). */
   #partial: Uint8Array | undefined;
   #partialLength = 0;
-  /** Output made by a write, reused; `#words` views it as 32-bit words, for masking. */
-  #out = new Uint8Array(16 * 1024);
-  #words = new Int32Array(this.#out.buffer);
 
   constructor(
     readonly role: WebSocketRole,
@@ -259,7 +272,7 @@ export class SocketWebSocket implements Conn {
     this.send(out, out.byteLength);
   }
 
-  /** Writes `n` bytes of `bytes` (a fresh array, or the reused output, which is copied if kept). */
+  /** Writes `n` bytes of `bytes` (a fresh array, or the shared output, which is copied if kept). */
   protected send(bytes: Uint8Array, n: number): void {
     if (this.#pending !== undefined) {
       this.#pending = concat(this.#pending, bytes.subarray(0, n));
@@ -330,11 +343,7 @@ export class SocketWebSocket implements Conn {
       size += n + maskBytes + (n < 126 ? 2 : n < 65536 ? 4 : 10);
       f += 4 + n;
     }
-    if (this.#out.byteLength < size) {
-      this.#out = new Uint8Array(Math.max(size + 4, this.#out.byteLength * 2));
-      this.#words = new Int32Array(this.#out.buffer, 0, this.#out.byteLength >> 2);
-    }
-    const out = this.#out;
+    const out = outOf(size);
     const maskBit = client ? 0x80 : 0;
     let o = 0;
     for (let f = start; f < end; ) {
@@ -364,7 +373,7 @@ export class SocketWebSocket implements Conn {
         out[o++] = keys[k + 2]!;
         out[o++] = keys[k + 3]!;
         out.set(bytes.subarray(from, from + n), o);
-        mask(out, this.#words, o, n, keys, k);
+        mask(out, outWords, o, n, keys, k);
       } else {
         out.set(bytes.subarray(from, from + n), o);
       }
