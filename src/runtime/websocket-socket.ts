@@ -17,7 +17,7 @@
 import { randomFillSync } from "node:crypto";
 import { nextConnId } from "./conn-id.ts";
 import type { CloseKind, Conn, Endpoint, SocketEvents } from "./types.ts";
-import { CLOSE_CODES } from "./websocket-conn.ts";
+import { CLOSE_CODES, FrameParts } from "./websocket-conn.ts";
 
 /** Close codes that are no error. */
 const CLEAN_CLOSES = new Set([1000, 1001, 1005]);
@@ -130,9 +130,8 @@ export class SocketWebSocket implements Conn {
   /** Frame bytes made from a write that the socket did not take yet; nothing more is taken until they are written. */
   #pending: Uint8Array | undefined;
   #wantDrain = false;
-  /** A frame written only in part: its bytes so far (a caller may split a frame across writes). */
-  #partial: Uint8Array | undefined;
-  #partialLength = 0;
+  /** A frame written only in part (a caller may split a frame across writes). */
+  #partial: FrameParts | undefined;
 
   constructor(
     readonly role: WebSocketRole,
@@ -309,28 +308,16 @@ export class SocketWebSocket implements Conn {
     return at - start;
   }
 
-  /** Takes bytes of a frame that is not whole in this write (its header first); sends it once it is. */
+  /** Takes bytes of a frame that is not whole in this write; sends it once it is. */
   #takePartial(bytes: Uint8Array, at: number, end: number): number {
-    let buf = (this.#partial ??= new Uint8Array(4));
-    if (this.#partialLength < 4) {
-      const take = Math.min(4 - this.#partialLength, end - at);
-      buf.set(bytes.subarray(at, at + take), this.#partialLength);
-      this.#partialLength += take;
-      at += take;
-      if (this.#partialLength < 4) return at;
-      buf = new Uint8Array(4 + readLength(buf, 0));
-      buf.set(this.#partial.subarray(0, 4));
-      this.#partial = buf;
-    }
-    const take = Math.min(buf.byteLength - this.#partialLength, end - at);
-    buf.set(bytes.subarray(at, at + take), this.#partialLength);
-    this.#partialLength += take;
-    if (this.#partialLength === buf.byteLength) {
+    const parts = (this.#partial ??= new FrameParts());
+    at = parts.take(bytes, at, end);
+    const whole = parts.whole;
+    if (whole !== undefined) {
       this.#partial = undefined;
-      this.#partialLength = 0;
-      this.#sendFrames(buf, 0, buf.byteLength);
+      this.#sendFrames(whole, 0, whole.byteLength);
     }
-    return at + take;
+    return at;
   }
 
   /** Sends the whole frames in `bytes[start, end)` as text messages, in one write. */
