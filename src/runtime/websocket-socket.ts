@@ -184,6 +184,8 @@ export class SocketWebSocket implements Conn {
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
       if (!KNOWN_OPCODES.has(opcode)) return this.#protocolError(`unknown opcode ${opcode}`);
+      // No extension is ever agreed on, so no frame may use the bits they own.
+      if ((b0 & 0x70) !== 0) return this.#protocolError("a reserved bit is set, and no extension was agreed on");
       if (opcode < OP_CLOSE && n + (this.#fragments?.byteLength ?? 0) > this.maxMessageBytes) {
         return this.#refuse(CLOSE_CODES.too_big, `a message above ${this.maxMessageBytes} bytes`);
       }
