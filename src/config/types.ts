@@ -108,9 +108,12 @@ export interface ClusterConfig {
   deadAfterMs: number;
 }
 
+/** Extension: how repeated login failures are held back (accounts/throttle.ts). */
 export interface LoginFailuresConfig {
   enabled: boolean;
+  /** Failures from one source before it is held back; 0: sources are not held back. */
   perSource: number;
+  /** Different sources failing on one username before it is held back; 0: usernames are not held back. */
   perUsername: number;
   penaltyMs: number;
   maxPenaltyMs: number;
