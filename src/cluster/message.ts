@@ -3,9 +3,10 @@
  * ROUTE call carries that call's deliveries for the user, in order, each
  * `<seq> <node> <type length> <data length> <type><data>` (lengths in UTF-16
  * units, -1 for no data) and the next right after: no separator to escape,
- * and no JSON built or parsed for the message itself. The script puts the
- * seq in front of what the sending node wrote. Control messages on a node's
- * own channel are small JSON objects.
+ * and no JSON built or parsed for the message itself. The sending node
+ * writes the head (node, lengths, type); the script puts the seq in front
+ * and the data, which it has anyway, after. Control messages on a node's own
+ * channel are small JSON objects.
  * @module
  */
 
@@ -18,9 +19,9 @@ export interface Notification {
   data: string | undefined;
 }
 
-/** The part of a notification the sending node writes (the script puts the seq in front). */
-export function encodeNotification(origin: string, type: string, data: string | undefined): string {
-  return `${origin} ${type.length} ${data === undefined ? -1 : data.length} ${type}${data ?? ""}`;
+/** The part of a notification the sending node writes: what comes between the seq and the data. */
+export function encodeNotificationHead(origin: string, type: string, data: string | undefined): string {
+  return `${origin} ${type.length} ${data === undefined ? -1 : data.length} ${type}`;
 }
 
 /** Every delivery in one channel message, in order; stops at the first that does not parse (never sent by a node of this version). */

@@ -11,7 +11,7 @@ import { CLUSTER_PROBE_TIMEOUT_MS } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
 import type { RedisConnectionOptions, RedisEndpoint } from "../redis/connection.ts";
 import { ClusterKeys } from "./keys.ts";
-import { decodeControl, decodeNotifications, encodeNotification, type Notification } from "./message.ts";
+import { decodeControl, decodeNotifications, encodeNotificationHead, type Notification } from "./message.ts";
 import { Presence } from "./presence.ts";
 import { ClusterRedis } from "./redis.ts";
 import { type NodeInfo, NodeRegistry, type NodeSelf } from "./registry.ts";
@@ -105,9 +105,9 @@ export class ClusterNode {
     this.#presence.leave(user, ack);
   }
 
-  /** The text a delivery script publishes for other nodes, after the seq. */
+  /** What a delivery script publishes for other nodes between the seq and the data. */
   notification(type: string, data: string | undefined): string {
-    return encodeNotification(this.name, type, data);
+    return encodeNotificationHead(this.name, type, data);
   }
 
   /** A delivery went out to other nodes. */

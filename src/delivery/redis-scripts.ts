@@ -134,12 +134,12 @@ return r
  * KEYS: per delivery s, m, p (presence: node -> "epoch plain ack"), n (the
  * user's channel). ARGV[1]: the calling node; then per delivery
  * "now cut maxMessages maxBytes ttlMs hasData mustExist plainHere ackHere",
- * type, data, the notification.
+ * type, data, the notification's head (the data follows it).
  * Per delivery: stored when the user has no session anywhere or an
  * acknowledging one somewhere; kept (not only given a seq) unless a session
  * that does not acknowledge takes it now; published when another node holds
  * a session, one message per user and call (its deliveries in order, each
- * "<seq> <notification>").
+ * "<seq> <head><data>").
  * Returns per delivery {expired, depth, oldest, 1, seq (0: not stored),
  * other nodes, kept} | {.., 2, depth} | {.., 3, bytes, size} | {0, 0, 0, 4}
  * (no session, and mustExist and the user was never seen: nothing done).
@@ -183,7 +183,7 @@ for d = 0, #KEYS / 4 - 1 do
       if who.others > 0 then
         if not texts[n] then texts[n] = {}; order[#order + 1] = n end
         local t = texts[n]
-        t[#t + 1] = str(r[5]) .. ' ' .. ARGV[a + 3]
+        t[#t + 1] = str(r[5]) .. ' ' .. ARGV[a + 3] .. ARGV[a + 2]
       end
       out[d + 1] = {r[1], r[2], r[3], 1, r[5], who.others, tonumber(keep)}
     end

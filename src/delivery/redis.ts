@@ -280,9 +280,10 @@ export class RedisDeliveryStore implements DeliveryStore {
   /**
    * A cluster's delivery to `user` (ROUTE in redis-scripts.ts): stored when
    * nobody is connected or an acknowledging session is, published on the
-   * user's channel (with `notify` after the seq) when another node than
-   * `origin` holds a session. `here` says what `origin` holds itself (its
-   * plain sessions have been written already). With `mustExist`, a user with
+   * user's channel when another node than `origin` holds a session
+   * (`notify`: the notification's head, cluster/message.ts). `here` says
+   * what `origin` holds itself (its plain sessions have been written
+   * already). With `mustExist`, a user with
    * no session and never seen is left alone (`unknown`).
    *
    * The calls made together (one read of a socket's frames, and so on) go

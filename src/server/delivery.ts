@@ -49,7 +49,7 @@ export interface Unreached {
 /** What delivery needs of the gateway's cluster node (docs/CLUSTER.md). */
 export interface ClusterRouting {
   readonly name: string;
-  /** The text other nodes get, after the seq. */
+  /** What other nodes get between the seq and the data. */
   notification(type: string, data: string | undefined): string;
   /** A delivery went out to `nodes` other nodes. */
   sent(nodes: number): void;
