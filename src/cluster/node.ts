@@ -9,7 +9,7 @@
 import { clearInterval, setInterval } from "node:timers";
 import { CLUSTER_PROBE_TIMEOUT_MS } from "../config/defaults.ts";
 import type { Logger } from "../log/logger.ts";
-import type { RedisConnectionOptions, RedisEndpoint } from "../redis/connection.ts";
+import { RedisConnection, type RedisConnectionOptions, type RedisEndpoint } from "../redis/connection.ts";
 import { ClusterKeys } from "./keys.ts";
 import { decodeControl, decodeNotifications, encodeNotificationHead, type Notification } from "./message.ts";
 import { Presence } from "./presence.ts";
@@ -76,7 +76,7 @@ export class ClusterNode {
 
   /** Connects, registers and starts beating; a Redis that is not there yet is waited for in the background. */
   async start(): Promise<void> {
-    await this.#redis.firstAttempt(1500);
+    await this.#redis.firstAttempt(RedisConnection.INITIAL_CONNECT_WAIT_MS);
     this.#timer = setInterval(() => void this.#tick(), this.#o.heartbeatMs);
     this.#timer.unref?.();
     await this.#tick();
