@@ -89,7 +89,8 @@ export class ClusterNode {
     await this.#ticking?.catch(() => {});
     try {
       if (this.#epoch > 0) await this.#registry.purge(this.name, this.#epoch);
-      await this.#registry.leave();
+      // A name another gateway has taken since is that gateway's entry now.
+      if (!this.#taken) await this.#registry.leave();
     } catch (err) {
       this.#o.log.warn("cluster: could not leave cleanly; the others will purge this node when its heartbeat is old", { error: (err as Error).message });
     }
@@ -119,7 +120,8 @@ export class ClusterNode {
     const redis = this.#redis.health();
     if (!redis.ok) return { ok: false, detail: `cluster: ${redis.detail}` };
     if (this.#taken) return { ok: false, detail: `cluster: another gateway registered as node ${this.name}; give each node its own cluster.node` };
-    if (!this.#synced || this.#presence.stale) return { ok: false, detail: `cluster: ${this.#problem}` };
+    if (!this.#synced) return { ok: false, detail: `cluster: ${this.#problem}` };
+    if (this.#presence.stale) return { ok: false, detail: "cluster: a presence write did not reach redis; registering again at the next heartbeat" };
     return { ok: true, detail: `cluster node ${this.name}` };
   }
 
