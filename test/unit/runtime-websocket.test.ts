@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 /**
  * The runtime adapters' WebSocket listener on Bun and on Deno (each in its
  * own process, test/fixtures/runtime-websocket.ts), through a raw WebSocket
@@ -96,6 +97,14 @@ for (const runtime of ["bun", "deno"] as const) {
       expect(await ws.next()).toBe("resumed");
       expect(await ws.next()).toBe("x".repeat(2000));
       ws.close();
+    });
+
+    test("a frame that breaks the protocol (unmasked from a client, a reserved bit set) closes the connection with 1002", async () => {
+      for (const frame of [[0x81, 0x02, 0x68, 0x69], [0xc1, 0x82, 1, 2, 3, 4, 0x69, 0x6b]]) {
+        const ws = await openWs(url);
+        ws.socket.write(Buffer.from(frame));
+        expect((await ws.closed).code).toBe(1002);
+      }
     });
 
     test("admit refuses an upgrade with 403 and its reason; other requests reach fetch; a plain GET on the path gets 426", async () => {
