@@ -1,14 +1,15 @@
-import { Buffer } from "node:buffer";
 /**
  * The runtime adapters' WebSocket listener on Bun and on Deno (each in its
  * own process, test/fixtures/runtime-websocket.ts), through a raw WebSocket
  * client: messages in are framed chunks and frames out are text messages,
  * whatever way a write splits them; a reused buffer's bytes arrive as they
  * were offered past back-pressure and drain; close kinds become close
- * codes; a paused connection holds what arrives, up to its bound; the
- * origin check answers 403 before any upgrade; other requests reach `fetch`.
+ * codes; a paused connection stops reading; a frame that breaks the
+ * protocol closes with 1002; the origin check answers 403 before any
+ * upgrade; other requests reach `fetch`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { ROOT, RUNTIMES } from "../_harness/runtimes.ts";
