@@ -108,6 +108,24 @@ for (const runtime of ["bun", "deno"] as const) {
       }
     });
 
+    // Deno's listener is the adapter's own server, whose keep-alive the fixture sets to 200 ms; Bun's pings after 120 s.
+    test.skipIf(runtime !== "deno")("a quiet peer is pinged; one that answers stays, one that does not is closed", async () => {
+      const alive = await openWs(url);
+      const gone = await openWs(url, { answerPings: false });
+      const deadline = Date.now() + 10_000;
+      while (!gone.isClosed() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(gone.pings()).toBeGreaterThan(0);
+      expect(gone.isClosed()).toBe(true);
+      expect(alive.pings()).toBeGreaterThan(0);
+      expect(alive.isClosed()).toBe(false);
+      alive.sendText(JSON.stringify("still here"));
+      expect(await alive.next()).toBe("still here");
+      alive.close();
+      const until = Date.now() + 5000;
+      while (!stderr.includes("no answer to a WebSocket ping") && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(stderr).toContain("no answer to a WebSocket ping: the peer is gone");
+    });
+
     test("admit refuses an upgrade with 403 and its reason; other requests reach fetch; a plain GET on the path gets 426", async () => {
       const refused = await openWs(url, { origin: "http://evil.example" }).catch((e) => e);
       expect(refused).toBeInstanceOf(UpgradeRefused);
