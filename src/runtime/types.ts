@@ -123,6 +123,12 @@ export interface WebSocketListenOptions {
    * closed. Read at each check: a getter may follow a reloaded setting.
    */
   readonly maxPausedBytes: number;
+  /**
+   * The adapter's own WebSocket server (Deno's): how often quiet
+   * connections are pinged, a peer still quiet at the next look being
+   * closed. Default 30 s. Bun's server keeps its own (120 s).
+   */
+  keepAliveMs?: number;
 }
 
 /** A WebSocket dial's options: `context` as for {@link ConnectOptions}; `tls` for a `wss://` URL (its `ca`). */

@@ -23,6 +23,16 @@ type Listen = (at: Endpoint, events: SocketEvents, options?: { tls?: TlsServerOp
 /** A connection that has not finished its request by then is closed: an idle one would hold a socket for nothing. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
+/**
+ * How often each WebSocket is looked at, unless the listener says: pinged
+ * when it was quiet for a whole interval, closed when still quiet at the
+ * next. A peer that vanished without a word (a laptop asleep, a NAT that
+ * dropped the mapping) is found within two intervals, and a browser's
+ * connection stays alive through middleboxes that close idle ones. Bun's
+ * own server pings after 120 s.
+ */
+const KEEPALIVE_INTERVAL_MS = 30_000;
+
 /** RFC 6455 §4.1: a base64 of 16 bytes. */
 const KEY_SHAPE = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -87,6 +97,7 @@ class HttpExchange {
     const reply = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`;
     const { events, options } = this.listener;
     const ws = new ServerWebSocket("server", remote, events, undefined, options.maxMessageBytes);
+    this.listener.live.add(ws);
     // Through the WebSocket, so a reply the socket takes in part keeps its order with the frames after it.
     ws.accepted(this.socket, new TextEncoder().encode(reply), rest.slice());
     return undefined;
@@ -130,10 +141,36 @@ class HttpExchange {
 
 interface SocketListenerState {
   events: SocketEvents;
+  /** The WebSockets taken and not closed, for the keep-alive sweep. */
+  live: KeepAlive;
   options: WebSocketListenOptions;
   scheme: "http" | "https";
   /** host:port for requests that name no Host. */
   authority: string;
+}
+
+/** The WebSockets of one listener, swept while there are any (they outlive the listener's close, as sockets do). */
+class KeepAlive {
+  readonly #all = new Set<SocketWebSocket>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(readonly intervalMs: number) {}
+
+  add(ws: SocketWebSocket): void {
+    this.#all.add(ws);
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => {
+      for (const w of this.#all) w.keepAlive();
+    }, this.intervalMs);
+    // The sweep alone must not keep a process alive.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  delete(ws: SocketWebSocket): void {
+    if (!this.#all.delete(ws) || this.#all.size > 0) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
 }
 
 /** Where the head ends (the blank line), or -1 while it has not. */
@@ -173,6 +210,7 @@ function parseHead(text: string, listener: SocketListenerState): { request: Requ
 export async function listenSocketWebSocket(listen: Listen, at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
   if (at.kind === "unix") throw new Error("a WebSocket listener needs a TCP address");
   const state: SocketListenerState = {
+    live: new KeepAlive(options.keepAliveMs ?? KEEPALIVE_INTERVAL_MS),
     events,
     options,
     scheme: options.tls === undefined ? "http" : "https",
@@ -194,8 +232,10 @@ export async function listenSocketWebSocket(listen: Listen, at: Endpoint, events
     },
     close(socket, err) {
       const c = socket.context;
-      if (c instanceof SocketWebSocket) c.socketClosed(err);
-      else (c as HttpExchange | undefined)?.closed();
+      if (c instanceof SocketWebSocket) {
+        state.live.delete(c);
+        c.socketClosed(err);
+      } else (c as HttpExchange | undefined)?.closed();
     },
   };
   const listener = await listen(at, carrier, options.tls === undefined ? {} : { tls: options.tls });

@@ -130,6 +130,10 @@ export class SocketWebSocket implements Conn {
   /** Frame bytes made from a write that the socket did not take yet; nothing more is taken until they are written. */
   #pending: Uint8Array | undefined;
   #wantDrain = false;
+  /** Something came from the peer since the last {@link keepAlive}; a ping went out at the last one. */
+  #heard = true;
+  #pinged = false;
+  #paused = false;
   /** A frame written only in part (a caller may split a frame across writes). */
   #partial: FrameParts | undefined;
 
@@ -152,6 +156,7 @@ export class SocketWebSocket implements Conn {
   /** Bytes from the socket once open. */
   received(chunk: Uint8Array): void {
     if (this.#closed || this.#ending) return;
+    this.#heard = true;
     const bytes = this.rest === undefined ? chunk : concat(this.rest, chunk);
     this.rest = undefined;
     this.#frames(bytes);
@@ -387,11 +392,32 @@ export class SocketWebSocket implements Conn {
     }
   }
 
+  /**
+   * Called at a steady interval: a peer heard from since the last call is
+   * fine; a quiet one is pinged; one quiet since its ping is gone (a laptop
+   * asleep, a NAT that forgot it) and is closed with the reason.
+   */
+  keepAlive(): void {
+    if (this.#closed || !this.open) return;
+    // While reading is paused it is this side that does not listen: a pong would sit unread.
+    if (this.#heard || this.#paused) {
+      this.#heard = false;
+      this.#pinged = false;
+    } else if (!this.#pinged) {
+      this.#pinged = true;
+      this.#control(OP_PING, new Uint8Array(0));
+    } else {
+      this.destroy(new Error("no answer to a WebSocket ping: the peer is gone"));
+    }
+  }
+
   pause(): void {
+    this.#paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.#paused = false;
     this.socket.resume();
   }
 

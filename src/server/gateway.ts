@@ -413,7 +413,10 @@ export class Gateway {
         const ws = this.config.network.ws;
         const origin = request.headers.get("origin");
         const refusal = originRefusal(origin, request.headers.get("host"), ws?.allowedOrigins ?? [], isLoopback(ws?.address ?? ""));
-        if (refusal !== undefined) this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        if (refusal !== undefined) {
+          this.stats.websocketOriginsRefused++;
+          this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        }
         return refusal;
       },
       fetch: webPages(config.network.ws?.path ?? "/"),

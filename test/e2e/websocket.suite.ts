@@ -173,6 +173,8 @@ export function webSocketSuite(runtime: RuntimeName) {
       const rebound = await openWs(gw.ws!, { origin: `http://rebind.example:${port}`, host: `rebind.example:${port}` }).catch((e) => e);
       expect(rebound).toBeInstanceOf(UpgradeRefused);
       expect(rebound.body).toContain("this listener is on loopback, and its own pages are served under localhost, 127.0.0.1 or [::1] only");
+      const metrics = await (await fetch(`${gw.control}/metrics`)).text();
+      expect(metrics).toContain("\nbester_websocket_origins_refused_total 2\n");
     });
 
     test("its HTTP side: the chat page and the browser SDK with their headers, / to /chat, 426 on the upgrade path, 404 elsewhere", async () => {

@@ -22,6 +22,7 @@ function snapshot(): MetricsSnapshot {
     messagesDelivered: new Map(),
     reports: new Map([["good", 4]]),
     authFailures: 0,
+    websocketOriginsRefused: 4,
     loginsHeldBack: new Map([["source", 195]]),
     loginHolds: new Map([["source", 1]]),
     loginsHeldNow: { source: 1, username: 0 },
@@ -99,6 +100,10 @@ describe("renderMetrics", () => {
     expect(lines).toContain('bester_cluster_messages_total{direction="received"} 38');
     expect(lines).toContain("bester_cluster_dead_node_purges_total 1");
     expect(lines).toContain("bester_cluster_purged_users_total 5");
+  });
+
+  test("WebSocket upgrades refused for their origin", () => {
+    expect(lines).toContain("bester_websocket_origins_refused_total 4");
   });
 
   test("logins held back, holds, and password checks", () => {

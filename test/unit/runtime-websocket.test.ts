@@ -4,10 +4,12 @@
  * client: messages in are framed chunks and frames out are text messages,
  * whatever way a write splits them; a reused buffer's bytes arrive as they
  * were offered past back-pressure and drain; close kinds become close
- * codes; a paused connection holds what arrives, up to its bound; the
- * origin check answers 403 before any upgrade; other requests reach `fetch`.
+ * codes; a paused connection stops reading; a frame that breaks the
+ * protocol closes with 1002; the origin check answers 403 before any
+ * upgrade; other requests reach `fetch`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { ROOT, RUNTIMES } from "../_harness/runtimes.ts";
@@ -96,6 +98,32 @@ for (const runtime of ["bun", "deno"] as const) {
       expect(await ws.next()).toBe("resumed");
       expect(await ws.next()).toBe("x".repeat(2000));
       ws.close();
+    });
+
+    test("a frame that breaks the protocol (unmasked from a client, a reserved bit set) closes the connection with 1002", async () => {
+      for (const frame of [[0x81, 0x02, 0x68, 0x69], [0xc1, 0x82, 1, 2, 3, 4, 0x69, 0x6b]]) {
+        const ws = await openWs(url);
+        ws.socket.write(Buffer.from(frame));
+        expect((await ws.closed).code).toBe(1002);
+      }
+    });
+
+    // Deno's listener is the adapter's own server, whose keep-alive the fixture sets to 200 ms; Bun's pings after 120 s.
+    test.skipIf(runtime !== "deno")("a quiet peer is pinged; one that answers stays, one that does not is closed", async () => {
+      const alive = await openWs(url);
+      const gone = await openWs(url, { answerPings: false });
+      const deadline = Date.now() + 10_000;
+      while (!gone.isClosed() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(gone.pings()).toBeGreaterThan(0);
+      expect(gone.isClosed()).toBe(true);
+      expect(alive.pings()).toBeGreaterThan(0);
+      expect(alive.isClosed()).toBe(false);
+      alive.sendText(JSON.stringify("still here"));
+      expect(await alive.next()).toBe("still here");
+      alive.close();
+      const until = Date.now() + 5000;
+      while (!stderr.includes("no answer to a WebSocket ping") && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(stderr).toContain("no answer to a WebSocket ping: the peer is gone");
     });
 
     test("admit refuses an upgrade with 403 and its reason; other requests reach fetch; a plain GET on the path gets 426", async () => {
