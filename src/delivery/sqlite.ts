@@ -91,9 +91,20 @@ interface RunMessage {
 
 /** The head's numbers: four per message. */
 function numbersOf(head: string): number[] {
-  const parts = head.split(",");
-  parts.pop(); // each number is followed by a comma
-  return parts.map(Number);
+  // Read by hand: an ack ending inside a run reads its head, and split() would make a string per number.
+  const out: number[] = [];
+  let n = 0;
+  let negative = false;
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if (c === 44 /* , */) {
+      out.push(negative ? -n : n);
+      n = 0;
+      negative = false;
+    } else if (c === 45 /* - */) negative = true;
+    else n = n * 10 + (c - 48);
+  }
+  return out;
 }
 
 function decodeRun(head: string, body: string): RunMessage[] {
