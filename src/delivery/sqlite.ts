@@ -315,16 +315,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
     if (seq <= s.done) return;
     if (s.depth > 0) {
       this.#writeRuns(user);
-      // The runs holding a message in (done, seq]; the head only of those partly in it.
+      // The runs holding a message in (done, seq]: those ending in it, and the one after if it starts in it
+      // (two ranges of the key, so no other run is read); the head only of a run partly in it.
       const runs = this.db.all<RunRow>(
-        `SELECT first, last, count, bytes, CASE WHEN first <= ? OR last > ? THEN head END AS head
-         FROM runs WHERE user = ? AND last > ? AND first <= ? ORDER BY last`,
+        `SELECT first, last, count, bytes, CASE WHEN first <= ? THEN head END AS head FROM runs WHERE user = ? AND last > ? AND last <= ?`,
         s.done,
-        seq,
         user,
         s.done,
         seq,
       );
+      const next = this.db.get<RunRow>("SELECT first, last, count, bytes, head FROM runs WHERE user = ? AND last > ? ORDER BY last LIMIT 1", user, seq);
+      if (next !== undefined && next.first <= seq) runs.push(next);
       let n = 0;
       let b = 0;
       for (const run of runs) {
