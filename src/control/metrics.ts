@@ -53,6 +53,8 @@ export function renderMetrics(m: MetricsSnapshot): string {
   w.sample("bester_frame_errors_total", {}, m.closed.get("frame_error") ?? 0);
   w.family("bester_auth_failures_total", "counter", "Logins refused after a check (wrong username or password, store unavailable).");
   w.sample("bester_auth_failures_total", {}, m.authFailures);
+  w.family("bester_websocket_origins_refused_total", "counter", "WebSocket upgrades refused (403) because the page's origin is not allowed.");
+  w.sample("bester_websocket_origins_refused_total", {}, m.websocketOriginsRefused);
   w.perKey("bester_logins_held_back_total", "counter", "Logins refused unchecked (login_throttled) while their address or username was held back.", "by", m.loginsHeldBack);
   w.perKey("bester_login_holds_total", "counter", "Holds begun after repeated login failures, by what was held back.", "by", m.loginHolds);
   w.family("bester_logins_held", "gauge", "Addresses and usernames held back now.");

@@ -113,9 +113,8 @@ export interface WebSocketListenOptions {
   /** Answers every other HTTP request on the port; without it, 404. */
   fetch?: FetchHandler;
   /**
-   * The largest message the runtime's WebSocket server reads; a larger one
-   * closes the connection with 1009 before it is read whole. (Deno's server
-   * has a fixed limit of its own, see deno-websocket.ts.)
+   * The largest message the WebSocket server reads; a larger one closes the
+   * connection with 1009 before it is read whole.
    */
   maxMessageBytes: number;
   /**
@@ -124,6 +123,12 @@ export interface WebSocketListenOptions {
    * closed. Read at each check: a getter may follow a reloaded setting.
    */
   readonly maxPausedBytes: number;
+  /**
+   * The adapter's own WebSocket server (Deno's): how often quiet
+   * connections are pinged, a peer still quiet at the next look being
+   * closed. Default 30 s. Bun's server keeps its own (120 s).
+   */
+  keepAliveMs?: number;
 }
 
 /** A WebSocket dial's options: `context` as for {@link ConnectOptions}; `tls` for a `wss://` URL (its `ca`). */

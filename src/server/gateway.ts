@@ -5,7 +5,7 @@
  */
 import { planReload, planRenewals } from "../config/diff.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
-import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
+import type { Config, ListenerKind as ConfigListenerKind } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { Credentials } from "../protocol/messages.ts";
@@ -362,7 +362,10 @@ export class Gateway {
         const ws = this.config.network.ws;
         const origin = request.headers.get("origin");
         const refusal = originRefusal(origin, request.headers.get("host"), ws?.allowedOrigins ?? [], isLoopback(ws?.address ?? ""));
-        if (refusal !== undefined) this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        if (refusal !== undefined) {
+          this.stats.websocketOriginsRefused++;
+          this.log.warn("websocket refused", { remote: formatEndpoint(remote), origin: origin?.slice(0, 200), reason: refusal });
+        }
         return refusal;
       },
       fetch: webPages(config.network.ws?.path ?? "/"),

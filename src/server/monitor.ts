@@ -93,6 +93,7 @@ export interface MetricsSnapshot {
   messagesDelivered: Map<string, number>;
   reports: Map<string, number>;
   authFailures: number;
+  websocketOriginsRefused: number;
   /** Logins refused unchecked while their address or username was held back, by "source" / "username". */
   loginsHeldBack: Map<string, number>;
   /** Holds begun, by "source" / "username". */
@@ -220,6 +221,7 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
         messagesDelivered: s.messagesDelivered,
         reports: s.reports,
         authFailures: s.authFailures,
+        websocketOriginsRefused: s.websocketOriginsRefused,
         loginsHeldBack: s.loginsHeldBack,
         loginHolds: s.loginHolds,
         loginsHeldNow: gateway.logins.throttle.heldNow(),

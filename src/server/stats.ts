@@ -88,6 +88,8 @@ export class Stats {
   goodReports = 0;
   badReports = 0;
   authFailures = 0;
+  /** WebSocket upgrades refused before the upgrade: a browser page of an origin not allowed. */
+  websocketOriginsRefused = 0;
   /** Logins refused unchecked because their address or username was held back, by which. */
   readonly loginsHeldBack = new Map<HoldKind, number>();
   /** Holds begun, by what was held back. */

@@ -17,6 +17,8 @@ export interface WsOptions {
   /** Sent as the Host header instead of the URL's (what a page under another name, pointed at this address, sends). */
   host?: string;
   timeoutMs?: number;
+  /** false: pings are counted (`pings`) and left unanswered, as by a peer that is gone. */
+  answerPings?: boolean;
 }
 
 export interface WsClose {
@@ -45,6 +47,8 @@ export interface WsWire {
   /** Stops reading the socket (the server then meets back-pressure). */
   pause(): void;
   resume(): void;
+  /** Pings the server sent so far. */
+  pings(): number;
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -150,6 +154,7 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
   const closed = new Promise<WsClose>((r) => (resolveClosed = r));
   let fragments: Buffer[] | undefined;
   let sentClose = false;
+  let pings = 0;
 
   const write = (bytes: Buffer) => {
     if (!socket.destroyed) socket.write(bytes);
@@ -183,7 +188,8 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
         continue;
       }
       if (opcode === 0x9) {
-        write(encodeFrame(0xa, payload));
+        pings++;
+        if (options.answerPings !== false) write(encodeFrame(0xa, payload));
         continue;
       }
       if (opcode === 0xa) continue;
@@ -214,6 +220,7 @@ export async function openWs(url: string, options: WsOptions = {}): Promise<WsWi
     inbox,
     closed,
     isClosed: () => ended,
+    pings: () => pings,
     sendText: (text) => write(encodeFrame(0x1, Buffer.from(text, "utf8"))),
     sendBinary: (bytes) => write(encodeFrame(0x2, bytes)),
     sendFragmented(parts) {

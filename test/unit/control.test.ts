@@ -22,6 +22,7 @@ function snapshot(): MetricsSnapshot {
     messagesDelivered: new Map(),
     reports: new Map([["good", 4]]),
     authFailures: 0,
+    websocketOriginsRefused: 4,
     loginsHeldBack: new Map([["source", 195]]),
     loginHolds: new Map([["source", 1]]),
     loginsHeldNow: { source: 1, username: 0 },
@@ -90,6 +91,10 @@ describe("renderMetrics", () => {
     expect(lines).toContain('bester_inbox_store_seconds_bucket{le="0.001"} 3');
     expect(lines).toContain('bester_inbox_store_seconds_bucket{le="+Inf"} 3');
     expect(lines).toContain("bester_inbox_store_seconds_count 3");
+  });
+
+  test("WebSocket upgrades refused for their origin", () => {
+    expect(lines).toContain("bester_websocket_origins_refused_total 4");
   });
 
   test("logins held back, holds, and password checks", () => {
