@@ -555,7 +555,6 @@ function migrate(db: Sqlite): void {
       for (const r of rows) {
         const data = r.data ?? undefined;
         const head = `${r.seq},${r.type.length},${data === undefined ? -1 : data.length},${r.bytes},`;
-        const run: PendingRun = { first: r.seq, last: r.seq, count: 1, bytes: r.bytes, storedAt: r.stored_at, head, text: r.type + (data ?? "") };
         db.run(
           "INSERT INTO runs (user, last, first, count, bytes, stored_at, head, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
           r.user,
@@ -564,8 +563,8 @@ function migrate(db: Sqlite): void {
           1,
           r.bytes,
           r.stored_at,
-          run.head,
-          run.text,
+          head,
+          r.type + (data ?? ""),
         );
       }
       if (rows.length < 1000) break;
