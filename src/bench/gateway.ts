@@ -29,6 +29,10 @@ export interface BenchGatewayOptions {
   maxConnections: number;
   /** Write CPU profiles of the gateway and of the relay handler into this directory (from source only). */
   cpuProfDir?: string;
+  /** Keep the delivery store in this Redis (delivery.store "redis") instead of a SQLite file in the run directory. */
+  redis?: { address: string; port: number; prefix: string };
+  /** delivery.inbox.maxMessages and maxBytes, when a run needs more room than the defaults (--replay). */
+  inbox?: { maxMessages: number; maxBytes: number };
 }
 
 export interface BenchGateway {
@@ -96,6 +100,10 @@ export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
     control: { enabled: false },
     informer: { enabled: false },
     limits: { sessionWindow: opts.sessionWindow, maxConnections: opts.maxConnections },
+    delivery: {
+      ...(opts.redis === undefined ? {} : { store: "redis", redis: opts.redis }),
+      ...(opts.inbox === undefined ? {} : { inbox: opts.inbox }),
+    },
     log: { level: "info", format: "json" },
   };
 }

@@ -8,8 +8,9 @@ import { runIdle } from "../bench/idle.ts";
 import { type Progress, runLoad } from "../bench/load.ts";
 import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
 import { summariseProfile } from "../bench/profile.ts";
+import { runReplay } from "../bench/replay.ts";
 import { handle as relayHandle } from "../bench/relay-handler.ts";
-import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
+import { type BenchReport, formatHeader, formatIdle, formatReplay, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
 import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
 import type { Endpoint, Runtime } from "../runtime/types.ts";
 import { parseTarget } from "../sdk/client.ts";
@@ -21,6 +22,10 @@ const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
 
 const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 3, type: "relay", password: "bench" } as const;
 
+/** --replay: rounds per run, and how long one replay may take before the run fails. */
+const REPLAY_ROUNDS = 5;
+const REPLAY_TIMEOUT_MS = 60_000;
+
 /** Descriptors each process keeps for itself beside the idle clients (listeners, pipes, /proc reads). */
 const FD_RESERVE = 64;
 
@@ -29,6 +34,7 @@ const DRAIN_MS = 6_000;
 
 export const BENCH_HELP = `Usage: bester bench [options]
        bester bench --idle N [options]
+       bester bench --replay N [options]
        bester bench handler SOCKET
 
 Measures the full message path: N sender/receiver pairs; each sender keeps
@@ -85,6 +91,14 @@ Options:
       --ack               receivers ask for acknowledged delivery (PROTOCOL.md §9) and
                           acknowledge every 32 messages: each message is stored before
                           it is written (the started gateway's delivery store: SQLite)
+      --replay N          instead: queue N messages for bench-g0 while it is away (each
+                          reported good with "queued"), then time its login until the
+                          last replayed message; ${REPLAY_ROUNDS} rounds, and their median. With
+                          --ack it logs in acknowledging; --size sets the messages' size.
+                          The started gateway's inbox limits are raised to hold N
+      --redis ADDR        the started gateway keeps its delivery store in the Redis at
+                          HOST:PORT (delivery.store "redis", a key prefix of its own)
+                          instead of a SQLite file in its run directory
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -118,6 +132,8 @@ const OPTIONS = {
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   ack: { type: "boolean" },
+  replay: { type: "string" },
+  redis: { type: "string" },
   ws: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -257,6 +273,20 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   }
   if (values.listener !== undefined && ws) throw new UsageError("bench", "--listener and --ws: the gateway listens on one of them");
   const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
+  const replay = values.replay === undefined ? undefined : integer("replay", values.replay, 1, 1_000_000);
+  if (replay !== undefined && idle !== undefined) throw new UsageError("bench", "--replay and --idle are two different measurements: give one");
+  let redis: { address: string; port: number; prefix: string } | undefined;
+  if (values.redis !== undefined) {
+    if (connectTo !== undefined) throw new UsageError("bench", "--redis is for the gateway the bench starts; a gateway given with --connect has its own delivery store");
+    let at;
+    try {
+      at = parseTarget(values.redis);
+    } catch (err) {
+      throw new UsageError("bench", `--redis: ${(err as Error).message}`);
+    }
+    if ("path" in at) throw new UsageError("bench", "--redis expects HOST:PORT, not a UNIX socket");
+    redis = { address: at.host, port: at.port, prefix: `bester-bench-${randomBytes(4).toString("hex")}:` };
+  }
   const tls = tlsFlagsOf("bench", values);
   if (tls !== undefined && (target === undefined || target.kind === "unix")) {
     if (url !== undefined) throw new UsageError("bench", "--tls and --ca are for a TCP address; a wss:// URL speaks TLS by itself (the runtime's CAs)");
@@ -303,6 +333,27 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
 
   if (!values.json) console.log(formatHeader(report));
 
+  if (replay !== undefined) {
+    const code = await replayRun(runtime, report, {
+      count: replay,
+      size: sizes[0]!,
+      target,
+      url,
+      tls,
+      type,
+      password,
+      listener,
+      window,
+      ack: values.ack === true,
+      redis,
+      progress,
+      setCurrent: (g) => (current = g),
+    });
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else if (report.replay) console.log(`\n${formatReplay(report.replay)}`);
+    return code;
+  }
+
   if (idle !== undefined) {
     const code = await idleRun(runtime, report, { idle, target, url, password, listener, progress });
     if (values.json) console.log(JSON.stringify(report, null, 2));
@@ -329,6 +380,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, window),
               maxConnections: Math.max(1000, pairs * 2 + 100),
               ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+              ...(redis === undefined ? {} : { redis }),
             });
           } catch (err) {
             progress.clear();
@@ -447,6 +499,83 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     return 1;
   }
   return 0;
+}
+
+async function replayRun(
+  runtime: Runtime,
+  report: BenchReport,
+  opts: {
+    count: number;
+    size: number;
+    target: Endpoint | undefined;
+    url: string | undefined;
+    tls: ReturnType<typeof tlsFlagsOf>;
+    type: string;
+    password: string;
+    listener: ListenerKind;
+    window: number;
+    ack: boolean;
+    redis: { address: string; port: number; prefix: string } | undefined;
+    progress: ReturnType<typeof progressPrinter>;
+    setCurrent(g: BenchGateway | undefined): void;
+  },
+): Promise<number> {
+  let gateway: BenchGateway | undefined;
+  let target = opts.target;
+  let url = opts.url;
+  if (target === undefined && url === undefined) {
+    try {
+      gateway = await startBenchGateway({
+        runtime,
+        listener: opts.listener,
+        handlerMode: "persistent",
+        type: opts.type,
+        sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, opts.window),
+        maxConnections: 1000,
+        // Room for every message, whatever its size (its data and a margin for the envelope).
+        inbox: { maxMessages: Math.max(1000, opts.count), maxBytes: Math.max(1024 * 1024, opts.count * (opts.size + 256)) },
+        ...(opts.redis === undefined ? {} : { redis: opts.redis }),
+      });
+    } catch (err) {
+      console.error(`bester bench: ${(err as Error).message}`);
+      return 1;
+    }
+    opts.setCurrent(gateway);
+    target = gateway.target;
+    url = gateway.url;
+  }
+  try {
+    report.replay = await runReplay(
+      {
+        runtime,
+        target: target!,
+        ...(url === undefined ? {} : { url }),
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        type: opts.type,
+        password: opts.password,
+        size: opts.size,
+        runId: randomBytes(4).toString("hex"),
+        ack: opts.ack,
+        count: opts.count,
+        repeats: REPLAY_ROUNDS,
+        window: opts.window,
+        timeoutMs: REPLAY_TIMEOUT_MS,
+      },
+      (i, r) =>
+        opts.progress.note(
+          `  round ${i + 1}: queued ${opts.count.toLocaleString("en-US")} in ${r.queueMs} ms; replayed: first after ${r.firstMs} ms, last after ${r.lastMs} ms`,
+        ),
+    );
+    return 0;
+  } catch (err) {
+    opts.progress.clear();
+    console.error(`bester bench: --replay: ${(err as Error).message}`);
+    if (gateway) console.error(`gateway log:\n${gateway.logTail()}`);
+    return 1;
+  } finally {
+    await gateway?.stop();
+    opts.setCurrent(undefined);
+  }
 }
 
 function peakOf(pid: number): Partial<ProcessUsage> {
