@@ -64,7 +64,7 @@ export function receiverName(i: number): string {
  * The data of one message, as JSON text with `SEQ` and `SENT` placeholders
  * cut out: the padding makes the whole about `size` bytes with typical values.
  */
-function dataTemplate(to: string, runId: string, size: number): [string, string, string] {
+export function dataTemplate(to: string, runId: string, size: number): [string, string, string] {
   const head = `{"to":"${to}","r":"${runId}","s":`;
   const mid = `,"t":`;
   const tail = `,"p":"`;
@@ -124,8 +124,8 @@ class BenchSession extends FramedConnection {
  * Opens one connection and logs in. `onFrame` gets every frame after the
  * login answer, as text; `onClose` when the connection ends.
  */
-async function openSession(
-  opts: BesterTransportOptions,
+export async function openSession(
+  opts: Pick<BesterTransportOptions, "runtime" | "target" | "url" | "tls" | "password" | "connectTimeoutMs">,
   username: string,
   onFrame: (frame: string) => void,
   onClose: (why: string) => void,

@@ -29,8 +29,12 @@ export interface BenchGatewayOptions {
   maxConnections: number;
   /** Write CPU profiles of the gateway and of the relay handler into this directory (from source only). */
   cpuProfDir?: string;
-  /** A node of a cluster on this Redis (bench --cluster): the Redis delivery store under `prefix`, this node name. */
-  cluster?: { host: string; port: number; prefix: string; node: string };
+  /** A node of a cluster (bench --cluster), on the Redis of `redis`, which it needs. */
+  cluster?: { node: string };
+  /** Keep the delivery store in this Redis (delivery.store "redis") instead of a SQLite file in the run directory. */
+  redis?: { address: string; port: number; prefix: string };
+  /** delivery.inbox.maxMessages and maxBytes, when a run needs more room than the defaults (--replay). */
+  inbox?: { maxMessages: number; maxBytes: number };
 }
 
 export interface BenchGateway {
@@ -98,13 +102,12 @@ export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
     database: { type: "open" },
     control: { enabled: false },
     informer: { enabled: false },
-    ...(c === undefined
-      ? {}
-      : {
-          delivery: { store: "redis", redis: { address: c.host, port: c.port, prefix: c.prefix } },
-          cluster: { enabled: true, node: c.node },
-        }),
+    ...(c === undefined ? {} : { cluster: { enabled: true, node: c.node } }),
     limits: { sessionWindow: opts.sessionWindow, maxConnections: opts.maxConnections },
+    delivery: {
+      ...(opts.redis === undefined ? {} : { store: "redis", redis: opts.redis }),
+      ...(opts.inbox === undefined ? {} : { inbox: opts.inbox }),
+    },
     log: { level: "info", format: "json" },
   };
 }

@@ -3,6 +3,7 @@
  * @module
  */
 import type { IdleResult } from "./idle.ts";
+import type { ReplayResult } from "./replay.ts";
 import type { LoadResult } from "./load.ts";
 import type { MachineInfo, ProcessUsage } from "./proc.ts";
 import { formatProfile, type ProfileSummary } from "./profile.ts";
@@ -52,6 +53,8 @@ export interface BenchReport {
   acknowledged: boolean;
   runs: RunReport[];
   idle?: IdleResult;
+  /** --replay: N messages kept for a user who was away, and its next login. */
+  replay?: ReplayResult;
 }
 
 const num = (n: number) => n.toLocaleString("en-US");
@@ -184,5 +187,16 @@ export function formatIdle(idle: IdleResult): string {
     ...(idle.gatewayExit ? [`  ${idle.gatewayExit}`] : []),
     `  gateway RSS: ${mib(g?.rssBeforeKiB)} after ${idle.warmupClients} clients, ${mib(g?.rssAfterKiB)} with all; peak ${mib(g?.peakRssKiB)}`,
     `  RSS per idle connection: ${perConn}`,
+  ].join("\n");
+}
+
+export function formatReplay(r: ReplayResult): string {
+  const m = r.median;
+  return [
+    `replay of ${num(r.messages)} queued messages of ${num(r.size)} B at a login (${r.acknowledged ? "acknowledging" : "original"} session), ` +
+      `median of ${r.rounds.length} rounds:`,
+    `  from dialling: first message after ${ms(m.firstMs)} ms, last after ${ms(m.lastMs)} ms (${num(m.messagesPerSecond)} msgs/s)`,
+    `  every round's last message: ${r.rounds.map((x) => `${ms(x.lastMs)} ms`).join(", ")}`,
+    `  queueing them took ${ms(m.queueMs)} ms (sent through the relay handler, each reported good with "queued")`,
   ].join("\n");
 }

@@ -9,8 +9,9 @@ import { runIdle } from "../bench/idle.ts";
 import { type Progress, runLoad } from "../bench/load.ts";
 import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
 import { summariseProfile } from "../bench/profile.ts";
+import { runReplay } from "../bench/replay.ts";
 import { handle as relayHandle } from "../bench/relay-handler.ts";
-import { type BenchReport, formatHeader, formatIdle, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
+import { type BenchReport, formatHeader, formatIdle, formatReplay, formatRuns, type RunReport, runReport, type Scenario } from "../bench/report.ts";
 import { DEFAULT_SESSION_WINDOW, MAX_SESSION_WINDOW } from "../config/defaults.ts";
 import type { Endpoint, Runtime } from "../runtime/types.ts";
 import { parseTarget } from "../sdk/client.ts";
@@ -22,6 +23,10 @@ const SCENARIOS: readonly Scenario[] = ["dummy", "per-message", "persistent"];
 
 const DEFAULTS = { pairs: 1, size: 100, window: 64, duration: 5, warmup: 3, type: "relay", password: "bench" } as const;
 
+/** --replay: rounds per run, and how long one replay may take before the run fails. */
+const REPLAY_ROUNDS = 5;
+const REPLAY_TIMEOUT_MS = 60_000;
+
 /** Descriptors each process keeps for itself beside the idle clients (listeners, pipes, /proc reads). */
 const FD_RESERVE = 64;
 
@@ -30,6 +35,7 @@ const DRAIN_MS = 6_000;
 
 export const BENCH_HELP = `Usage: bester bench [options]
        bester bench --idle N [options]
+       bester bench --replay N [options]
        bester bench handler SOCKET
 
 Measures the full message path: N sender/receiver pairs; each sender keeps
@@ -87,11 +93,19 @@ Options:
                           acknowledge every 32 messages: each message is stored before
                           it is written (the started gateway's delivery store: SQLite)
       --cluster N         also run each measurement on a cluster of N gateways (2-8,
-                          docs/CLUSTER.md) on one local Redis: senders on node 1,
-                          receivers on node 2, the persistent scenario only; each
-                          run on one gateway first, the same run on the cluster next.
-                          Starts redis-server from PATH unless --redis is given
-      --redis HOST:PORT   with --cluster: use this Redis (its keys under a prefix of the run's)
+                          docs/CLUSTER.md) on one Redis: senders on node 1, receivers
+                          on node 2, the persistent scenario only; each run on one
+                          gateway first, the same run on the cluster next. Starts
+                          redis-server from PATH for the cluster unless --redis is given
+      --replay N          instead: queue N messages for bench-g0 while it is away (each
+                          reported good with "queued"), then time its login until the
+                          last replayed message; ${REPLAY_ROUNDS} rounds, and their median. With
+                          --ack it logs in acknowledging; --size sets the messages' size.
+                          The started gateway's inbox limits are raised to hold N
+      --redis ADDR        the started gateway keeps its delivery store in the Redis at
+                          HOST:PORT (delivery.store "redis", a key prefix of its own)
+                          instead of a SQLite file in its run directory; with
+                          --cluster, the nodes' cluster is in it too
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -125,9 +139,10 @@ const OPTIONS = {
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   ack: { type: "boolean" },
+  replay: { type: "string" },
+  redis: { type: "string" },
   ws: { type: "boolean" },
   cluster: { type: "string" },
-  redis: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -266,6 +281,20 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   }
   if (values.listener !== undefined && ws) throw new UsageError("bench", "--listener and --ws: the gateway listens on one of them");
   const idle = values.idle === undefined ? undefined : integer("idle", values.idle, 1, 1_000_000);
+  const replay = values.replay === undefined ? undefined : integer("replay", values.replay, 1, 1_000_000);
+  if (replay !== undefined && idle !== undefined) throw new UsageError("bench", "--replay and --idle are two different measurements: give one");
+  let redis: { address: string; port: number; prefix: string } | undefined;
+  if (values.redis !== undefined) {
+    if (connectTo !== undefined) throw new UsageError("bench", "--redis is for the gateway the bench starts; a gateway given with --connect has its own delivery store");
+    let at;
+    try {
+      at = parseTarget(values.redis);
+    } catch (err) {
+      throw new UsageError("bench", `--redis: ${(err as Error).message}`);
+    }
+    if ("path" in at) throw new UsageError("bench", "--redis expects HOST:PORT, not a UNIX socket");
+    redis = { address: at.host, port: at.port, prefix: `bester-bench-${randomBytes(4).toString("hex")}:` };
+  }
   const tls = tlsFlagsOf("bench", values);
   if (tls !== undefined && (target === undefined || target.kind === "unix")) {
     if (url !== undefined) throw new UsageError("bench", "--tls and --ca are for a TCP address; a wss:// URL speaks TLS by itself (the runtime's CAs)");
@@ -282,14 +311,12 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true });
   const clusterNodes = values.cluster === undefined ? undefined : integer("cluster", values.cluster, 2, 8);
-  if (values.redis !== undefined && clusterNodes === undefined) throw new UsageError("bench", "--redis is for --cluster");
   if (clusterNodes !== undefined) {
-    if (connectTo !== undefined || idle !== undefined || ws || values.ack) {
-      throw new UsageError("bench", "--cluster starts its own gateways on TCP: not with --connect, --idle, --ws or --ack");
+    if (connectTo !== undefined || idle !== undefined || replay !== undefined || ws || values.ack) {
+      throw new UsageError("bench", "--cluster starts its own gateways on TCP: not with --connect, --idle, --replay, --ws or --ack");
     }
     if (values.mode !== undefined && values.mode !== "persistent") throw new UsageError("bench", "--cluster runs the persistent scenario only");
   }
-  const givenRedis = values.redis === undefined ? undefined : redisAddressOf(values.redis);
 
   const progress = progressPrinter(values.quiet === true);
   const report: BenchReport = {
@@ -321,6 +348,27 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
 
   if (!values.json) console.log(formatHeader(report));
 
+  if (replay !== undefined) {
+    const code = await replayRun(runtime, report, {
+      count: replay,
+      size: sizes[0]!,
+      target,
+      url,
+      tls,
+      type,
+      password,
+      listener,
+      window,
+      ack: values.ack === true,
+      redis,
+      progress,
+      setCurrent: (g) => (current = g),
+    });
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else if (report.replay) console.log(`\n${formatReplay(report.replay)}`);
+    return code;
+  }
+
   if (idle !== undefined) {
     const code = await idleRun(runtime, report, { idle, target, url, password, listener, progress });
     if (values.json) console.log(JSON.stringify(report, null, 2));
@@ -330,8 +378,9 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
 
   const runId = randomBytes(4).toString("hex");
   let failures = 0;
-  let redis: BenchRedis | undefined;
-  const stopRedis = () => redis?.stop() ?? Promise.resolve();
+  /** The Redis of --cluster runs: --redis's, or one the bench starts at the first such run. */
+  let clusterRedis: BenchRedis | undefined;
+  const stopRedis = () => clusterRedis?.stop() ?? Promise.resolve();
   // Each run on one gateway, then (--cluster) the same run across nodes.
   const topologies = clusterNodes === undefined ? [1] : [1, clusterNodes];
   for (const scenario of clusterNodes === undefined ? scenarios : (["persistent"] as const)) {
@@ -354,13 +403,14 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, window),
               maxConnections: Math.max(1000, pairs * 2 + 100),
               ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+              ...(redis === undefined ? {} : { redis }),
             } as const;
             if (nodes === 1) gateway = current = await startBenchGateway(base);
             else {
-              redis ??= givenRedis ?? (await startBenchRedis(runtime));
-              const at = { host: redis.host, port: redis.port, prefix: `bench-${runId}-${report.runs.length}:` };
+              clusterRedis ??= redis === undefined ? await startBenchRedis(runtime) : { host: redis.address, port: redis.port, pid: null, stop: async () => {} };
+              const at = { address: clusterRedis.host, port: clusterRedis.port, prefix: `bench-${runId}-${report.runs.length}:` };
               const all = await Promise.all(
-                Array.from({ length: nodes }, (_, i) => startBenchGateway({ ...base, cluster: { ...at, node: `bench-node-${i + 1}` } })),
+                Array.from({ length: nodes }, (_, i) => startBenchGateway({ ...base, redis: at, cluster: { node: `bench-node-${i + 1}` } })),
               );
               gateway = current = all[0]!;
               others = all.slice(1);
@@ -423,7 +473,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
                   if (gateway?.handlerPid != null) usage.handler = startUsage(gateway.handlerPid);
                   usage.self = startUsage(process.pid);
                   if (receiverNode) usage.receiverNode = startUsage(receiverNode.pid);
-                  if (receiverNode && redis?.pid != null) usage.redis = startUsage(redis.pid);
+                  if (receiverNode && clusterRedis?.pid != null) usage.redis = startUsage(clusterRedis.pid);
                 } else if (phase === "drain") {
                   const wall = (performance.now() - measureStarted) / 1000;
                   finished.gateway = usage.gateway?.finish(wall) ?? null;
@@ -506,11 +556,81 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   return 0;
 }
 
-/** --redis HOST:PORT, a Redis the bench does not stop. */
-function redisAddressOf(text: string): BenchRedis {
-  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError("bench", `--redis expects HOST:PORT, got '${text}'`);
-  return { host: m[1]!, port: Number(m[2]), pid: null, stop: async () => {} };
+async function replayRun(
+  runtime: Runtime,
+  report: BenchReport,
+  opts: {
+    count: number;
+    size: number;
+    target: Endpoint | undefined;
+    url: string | undefined;
+    tls: ReturnType<typeof tlsFlagsOf>;
+    type: string;
+    password: string;
+    listener: ListenerKind;
+    window: number;
+    ack: boolean;
+    redis: { address: string; port: number; prefix: string } | undefined;
+    progress: ReturnType<typeof progressPrinter>;
+    setCurrent(g: BenchGateway | undefined): void;
+  },
+): Promise<number> {
+  let gateway: BenchGateway | undefined;
+  let target = opts.target;
+  let url = opts.url;
+  if (target === undefined && url === undefined) {
+    try {
+      gateway = await startBenchGateway({
+        runtime,
+        listener: opts.listener,
+        handlerMode: "persistent",
+        type: opts.type,
+        sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, opts.window),
+        maxConnections: 1000,
+        // Room for every message, whatever its size (its data and a margin for the envelope).
+        inbox: { maxMessages: Math.max(1000, opts.count), maxBytes: Math.max(1024 * 1024, opts.count * (opts.size + 256)) },
+        ...(opts.redis === undefined ? {} : { redis: opts.redis }),
+      });
+    } catch (err) {
+      console.error(`bester bench: ${(err as Error).message}`);
+      return 1;
+    }
+    opts.setCurrent(gateway);
+    target = gateway.target;
+    url = gateway.url;
+  }
+  try {
+    report.replay = await runReplay(
+      {
+        runtime,
+        target: target!,
+        ...(url === undefined ? {} : { url }),
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        type: opts.type,
+        password: opts.password,
+        size: opts.size,
+        runId: randomBytes(4).toString("hex"),
+        ack: opts.ack,
+        count: opts.count,
+        repeats: REPLAY_ROUNDS,
+        window: opts.window,
+        timeoutMs: REPLAY_TIMEOUT_MS,
+      },
+      (i, r) =>
+        opts.progress.note(
+          `  round ${i + 1}: queued ${opts.count.toLocaleString("en-US")} in ${r.queueMs} ms; replayed: first after ${r.firstMs} ms, last after ${r.lastMs} ms`,
+        ),
+    );
+    return 0;
+  } catch (err) {
+    opts.progress.clear();
+    console.error(`bester bench: --replay: ${(err as Error).message}`);
+    if (gateway) console.error(`gateway log:\n${gateway.logTail()}`);
+    return 1;
+  } finally {
+    await gateway?.stop();
+    opts.setCurrent(undefined);
+  }
 }
 
 function peakOf(pid: number): Partial<ProcessUsage> {

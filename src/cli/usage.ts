@@ -10,7 +10,7 @@ Usage:
   bester client --user NAME [options]             an interactive terminal client
   bester send --user NAME TYPE [JSON] [options]   send one message and print its status report
   bester handler NAME SOCKET [INFORMER]           run a bundled handler (echo, chat, shout)
-  bester bench [options]                          measure msgs/s and latency through a gateway (--idle N: memory per client)
+  bester bench [options]                          measure msgs/s and latency through a gateway (--idle N: memory per client; --replay N: a login's wait for N kept messages)
   bester version                                  print the version and runtime
   bester help [COMMAND]                           show help for a command
 

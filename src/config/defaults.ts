@@ -133,6 +133,15 @@ export const DEFAULT_INBOX_MAX_AGE_SECONDS = 7 * 24 * 3600;
 export const REPLAY_PAGE_MESSAGES = 100;
 /** How often messages older than delivery.inbox.maxAgeSeconds are looked for and removed. */
 export const INBOX_EXPIRY_SWEEP_MS = 60_000;
+/**
+ * Pages the SQLite delivery store's write-ahead log may hold before they are
+ * copied into the file (a checkpoint, which syncs the disk and blocks the
+ * event loop while it runs). SQLite's default, 1000 (4 MiB), checkpoints a
+ * busy acknowledged stream several times a second; at 4096 (16 MiB) a page
+ * rewritten again and again (messages stored, then acknowledged) is copied
+ * once per checkpoint, and the log stays small on disk.
+ */
+export const DELIVERY_WAL_CHECKPOINT_PAGES = 4096;
 /** Delivery store file name when the file names none: after the config file, beside it (like the gateway's own sockets). */
 export const DELIVERY_DB_SUFFIX = ".delivery.db";
 

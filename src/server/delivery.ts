@@ -40,6 +40,10 @@ type Reached =
   | { name: string; state: "delivered" | "queued" | "offline" }
   | { name: string; state: "failed"; error: ErrorInfo };
 
+/** What #writeToSessions reports: some session took the message; one that does not acknowledge did. */
+const TOOK_ANY = 1;
+const TOOK_PLAIN = 2;
+
 /** Who a delivery did not reach, for the control API. */
 export interface Unreached {
   offline: string[];
@@ -151,14 +155,17 @@ export class Delivery {
       // Extension: the original silently ignored users who were not connected; say who they were.
       return offline === undefined ? GOOD : good({ undelivered: offline });
     }
+    const internal = (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message }));
+    if (later.length === 1 && offline === undefined && failed === undefined) {
+      // One recipient, the usual acknowledged delivery: no lists to gather.
+      later[0]!.then((reached) => settle.settle(reached.state === "delivered" ? GOOD : outcomeOf([reached])), internal);
+      return PIPELINED;
+    }
     const known: Reached[] = [
       ...(offline ?? []).map((name): Reached => ({ name, state: "offline" })),
       ...(failed ?? []).map((name): Reached => ({ name, state: "failed", error: notWritten([name]) })),
     ];
-    Promise.all(later).then(
-      (reached) => settle.settle(outcomeOf([...known, ...reached])),
-      (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message })),
-    );
+    Promise.all(later).then((reached) => settle.settle(outcomeOf([...known, ...reached])), internal);
     return PIPELINED;
   }
 
@@ -301,23 +308,28 @@ export class Delivery {
       this.deps.stats.inbox.refused(stored.code);
       return { name, state: "failed", error: { code: stored.code, message: stored.message } };
     }
-    const { written, plain } = this.#writeToSessions(name, type, dataJson, stored.seq, counters);
+    const took = this.#writeToSessions(name, type, dataJson, stored.seq, counters);
     // Written to a session that does not acknowledge: done (PROTOCOL.md §9).
-    if (keep && plain) void store.drop(name, stored.seq).catch(() => {});
-    return { name, state: written ? "delivered" : "queued" };
+    if (keep && (took & TOOK_PLAIN) !== 0) void store.drop(name, stored.seq).catch(() => {});
+    return took === 0 ? { name, state: "queued" } : { name, state: "delivered" };
   }
 
-  /** Writes a stored message to every session `name` has now; says whether any took it, and whether one that does not acknowledge did. */
-  #writeToSessions(name: string, type: string, dataJson: string | undefined, seq: number, counters: TypeStats): { written: boolean; plain: boolean } {
-    let written = false;
-    let plain = false;
-    for (const s of this.deps.registry.sessionsOf(name) ?? []) {
+  /** Writes a stored message to every session `name` has now: TOOK_ANY if any took it, plus TOOK_PLAIN if one that does not acknowledge did. */
+  #writeToSessions(name: string, type: string, dataJson: string | undefined, seq: number, counters: TypeStats): number {
+    const found = this.deps.registry.lookup(name);
+    if (found === undefined) return 0;
+    if (!(found instanceof Set)) {
+      if (!found.deliver(type, dataJson, seq)) return 0;
+      counters.delivered++;
+      return found.ack ? TOOK_ANY : TOOK_ANY | TOOK_PLAIN;
+    }
+    let took = 0;
+    for (const s of found) {
       if (!s.deliver(type, dataJson, seq)) continue;
       counters.delivered++;
-      written = true;
-      if (!s.ack) plain = true;
+      took |= s.ack ? TOOK_ANY : TOOK_ANY | TOOK_PLAIN;
     }
-    return { written, plain };
+    return took;
   }
 
   /**

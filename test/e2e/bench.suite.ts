@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { runCli, startGateway, tempDir } from "../_harness/gateway.ts";
 import { ENGINE, RUNTIMES, type RuntimeName } from "../_harness/runtimes.ts";
+import { startRedis } from "../_harness/redis.ts";
 import { makeTestCertificate } from "../_harness/tls.ts";
 
 const QUICK = ["--window", "8", "--duration", "1", "--warmup", "0", "--json", "--quiet"];
@@ -215,6 +216,51 @@ export function benchSuite(runtime: RuntimeName) {
         } finally {
           await gw.stop();
         }
+      },
+      180_000,
+    );
+
+    test(
+      "--replay N: N messages queued for a user who is away, each reported queued, all replayed at its login; acknowledging; on Redis with --redis",
+      async () => {
+        const expectReplay = (stdout: string, ack: boolean) => {
+          const { replay } = JSON.parse(stdout);
+          expect(replay).toMatchObject({ messages: 40, size: 100, acknowledged: ack });
+          expect(replay.rounds).toHaveLength(5);
+          for (const r of replay.rounds) {
+            expect(r.firstMs).toBeGreaterThan(0);
+            expect(r.lastMs).toBeGreaterThanOrEqual(r.firstMs);
+            expect(r.queueMs).toBeGreaterThan(0);
+          }
+          expect(replay.rounds.map((r: any) => r.lastMs)).toContain(replay.median.lastMs);
+        };
+        const plain = await runCli(runtime, ["bench", "--replay", "40", "--json", "-q"], { timeoutMs: 90_000 });
+        expect(plain.stderr).toBe("");
+        expect(plain.code).toBe(0);
+        expectReplay(plain.stdout, false);
+        // Acknowledging: each round acknowledges what it got, so the next starts from an empty inbox (else it would see 80).
+        const acked = await runCli(runtime, ["bench", "--replay", "40", "--ack", "--json", "-q"], { timeoutMs: 90_000 });
+        expect(acked.code).toBe(0);
+        expectReplay(acked.stdout, true);
+        const redis = await startRedis();
+        try {
+          const onRedis = await runCli(runtime, ["bench", "--replay", "40", "--ack", "--redis", `127.0.0.1:${redis.port}`, "--json", "-q"], { timeoutMs: 90_000 });
+          expect(onRedis.code).toBe(0);
+          expectReplay(onRedis.stdout, true);
+          // The messages went through that Redis, under a prefix of the bench's own.
+          expect(redis.cli("KEYS", "bester-bench-*")).toContain("{u:bench-g0}");
+          const text = await runCli(runtime, ["bench", "--replay", "10", "--redis", `127.0.0.1:${redis.port}`, "-q"], { timeoutMs: 90_000 });
+          expect(text.code).toBe(0);
+          expect(text.stdout).toContain("replay of 10 queued messages of 100 B at a login (original session), median of 5 rounds");
+        } finally {
+          await redis.stop();
+        }
+        const both = await runCli(runtime, ["bench", "--replay", "10", "--idle", "10"]);
+        expect(both.code).toBe(2);
+        expect(both.stderr).toContain("--replay and --idle");
+        const connected = await runCli(runtime, ["bench", "--redis", "127.0.0.1:6379", "--connect", "127.0.0.1:1"]);
+        expect(connected.code).toBe(2);
+        expect(connected.stderr).toContain("--redis is for the gateway the bench starts");
       },
       180_000,
     );

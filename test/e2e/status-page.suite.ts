@@ -180,7 +180,7 @@ export function statusPageSuite(runtime: RuntimeName) {
       try {
         const page = await browser.newPage();
         await page.goto(`${gw.control}/`);
-        await until(page, "the token form", () => !(document.getElementById("login") as HTMLElement).hidden);
+        await until(page, "the token form", () => document.getElementById("login")?.hidden === false);
         expect(await page.locator("#data").isHidden()).toBe(true);
         expect(await page.locator("#listeners-body tr").count()).toBe(0);
 
@@ -205,11 +205,11 @@ export function statusPageSuite(runtime: RuntimeName) {
         await saveScreenshot(page, `status-page-token-${runtime}`);
         const other = await browser.newPage();
         await other.goto(`${gw.control}/`);
-        await until(other, "the token form in a new tab", () => !(document.getElementById("login") as HTMLElement).hidden);
+        await until(other, "the token form in a new tab", () => document.getElementById("login")?.hidden === false);
 
         // Forgetting the token asks for it again.
         await page.click("#forget");
-        await until(page, "the token form after forgetting", () => !(document.getElementById("login") as HTMLElement).hidden);
+        await until(page, "the token form after forgetting", () => document.getElementById("login")?.hidden === false);
         expect(browser.problems).toEqual([]);
       } finally {
         await browser.close();

@@ -32,7 +32,7 @@ async function logIn(page: Page, chat: string, name: string): Promise<void> {
   await page.fill("#username", name);
   await page.fill("#password", "pw");
   await page.click("#login button[type=submit]");
-  await until(page, `${name} logged in`, () => !(document.getElementById("chat") as HTMLElement).hidden);
+  await until(page, `${name} logged in`, () => document.getElementById("chat")?.hidden === false);
 }
 
 async function say(page: Page, to: string, body: string): Promise<void> {
@@ -115,7 +115,7 @@ export function webChatSuite(runtime: RuntimeName) {
 
       // Logging out ends the session: the TCP side sees alice go.
       await alice.click("#logout");
-      await until(alice, "the login form again", () => !(document.getElementById("login") as HTMLElement).hidden);
+      await until(alice, "the login form again", () => document.getElementById("login")?.hidden === false);
       carol.send({ payload: { type: "chat", id: "c2", data: { who: true } } });
       const online = await carol.next();
       expect(online.payload.data.online).not.toContain("alice");

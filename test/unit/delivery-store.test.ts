@@ -4,6 +4,7 @@
  * seqs, the inbox and its limits, acknowledgements, logins, expiry.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -204,7 +205,134 @@ for (const where of ["redis", "cluster"] as const) {
   });
 }
 
+/** The rows of a closed store's file, read with bun:sqlite itself. */
+function fileRows<T>(path: string, sql: string): T[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.query(sql).all() as T[];
+  } finally {
+    db.close();
+  }
+}
+
 describe("delivery store: sqlite only", () => {
+  test("what one turn sends a user is one run; an ack or a drop ending inside it counts just what it ends, and the rest survives a restart", async () => {
+    const path = join(tempDir(), "delivery.db");
+    const limits = { maxMessages: 100, maxBytes: 10_000, maxAgeSeconds: 3600 };
+    let store = await openSqliteDeliveryStore(runtime, path, () => limits);
+    const sent = await Promise.all([
+      store.append("u", "chat", '"a"', true),
+      store.append("u", "chat", '"bb"', true),
+      store.append("u", "chat", '"skip"', false),
+      store.append("u", "chat", '"ccc"', true),
+      store.append("u", "chat", '"dddd"', true),
+      store.append("v", "chat", '"v1"', true),
+    ]);
+    expect(sent.map((r) => (r.ok ? r.seq : r.code))).toEqual([1, 2, 3, 4, 5, 1]);
+    expect(await store.inbox("u")).toMatchObject({ depth: 4, bytes: 3 + 4 + 5 + 6 });
+    await store.ack("u", 2);
+    expect(await store.inbox("u")).toMatchObject({ depth: 2, bytes: 5 + 6, acked: 2 });
+    expect((await store.read("u", 0, 10)).map((m) => [m.seq, m.data])).toEqual([
+      [4, '"ccc"'],
+      [5, '"dddd"'],
+    ]);
+    // Acknowledging again, or below, counts nothing twice.
+    await store.ack("u", 3);
+    await store.ack("u", 1);
+    expect(await store.inbox("u")).toMatchObject({ depth: 2, bytes: 11 });
+    await store.drop("u", 4);
+    expect((await store.read("u", 0, 10)).map((m) => m.seq)).toEqual([5]);
+    expect((await store.read("u", 0, 1)).map((m) => m.seq)).toEqual([5]);
+    expect(await store.inbox("u")).toMatchObject({ depth: 1, bytes: 6 });
+    expect(await store.depth()).toBe(2);
+    await store.close();
+    // One row per user for the turn, still there while a message of it waits.
+    expect(fileRows<{ user: string; first: number; last: number; count: number }>(path, "SELECT user, first, last, count FROM runs ORDER BY user")).toEqual([
+      { user: "u", first: 1, last: 5, count: 4 },
+      { user: "v", first: 1, last: 1, count: 1 },
+    ]);
+    store = await openSqliteDeliveryStore(runtime, path, () => limits);
+    try {
+      expect((await store.read("u", 0, 10)).map((m) => [m.seq, m.data])).toEqual([[5, '"dddd"']]);
+      expect(await store.inbox("u")).toMatchObject({ depth: 1, bytes: 6, lastSeq: 5, acked: 3 });
+      expect(await store.depth()).toBe(2);
+      // Expiring the partly done run counts only what still waited in it.
+      expect((await store.expire(Date.now() + 1)).sort((a, b) => a.user.localeCompare(b.user))).toEqual([
+        { user: "u", count: 1 },
+        { user: "v", count: 1 },
+      ]);
+      expect(await store.depth()).toBe(0);
+      expect(await store.inbox("u")).toMatchObject({ depth: 0, bytes: 0 });
+      // The last one acknowledged: the run is gone.
+      await store.append("u", "chat", '"e"', true);
+      await store.ack("u", 6);
+      expect(await store.inbox("u")).toMatchObject({ depth: 0, bytes: 0, acked: 6 });
+    } finally {
+      await store.close();
+    }
+    expect(fileRows(path, "SELECT user FROM runs")).toEqual([]);
+  });
+
+  test("types and data of any text come back as they were stored, from one run and from several", async () => {
+    const store = await openSqliteDeliveryStore(runtime, join(tempDir(), "delivery.db"), () => ({ maxMessages: 100, maxBytes: 10_000, maxAgeSeconds: 3600 }));
+    try {
+      const cases: Array<[string, string | undefined]> = [
+        ["chat", '"plain"'],
+        ["ünï 型 = - 12,34 \n", '{"é":"line\\nbreak","n":[1,2],"big":12345678901234567890}'],
+        ["", "0"],
+        ["t", undefined],
+        ["😀,", '"😀\n,-1,"'],
+        ["-", "-1"],
+      ];
+      const turn = await Promise.all(cases.map(([type, data]) => store.append("any", type, data, true)));
+      expect(turn.every((r) => r.ok)).toBe(true);
+      for (const [type, data] of cases) expect((await store.append("any", type, data, true)).ok).toBe(true);
+      const read = await store.read("any", 0, 100);
+      expect(read.map((m) => [m.type, m.data])).toEqual([...cases, ...cases]);
+      expect(read.map((m) => m.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect((await store.read("any", 4, 3)).map((m) => m.seq)).toEqual([5, 6, 7]);
+      const bytes = cases.reduce((sum, [, d]) => sum + (d === undefined ? 0 : Buffer.byteLength(d)), 0);
+      expect(await store.inbox("any")).toMatchObject({ depth: 12, bytes: 2 * bytes });
+      await store.ack("any", 5);
+      const rest = cases.slice(5).reduce((sum, [, d]) => sum + (d === undefined ? 0 : Buffer.byteLength(d)), 0);
+      expect(await store.inbox("any")).toMatchObject({ depth: 7, bytes: rest + bytes });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a file of the first schema (a row per message) is converted at open: nothing lost, counts kept", async () => {
+    const path = join(tempDir(), "delivery.db");
+    const db = new Database(path);
+    db.exec(`
+      CREATE TABLE users (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT 0,
+        depth INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, announced INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE TABLE messages (user TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, data TEXT, bytes INTEGER NOT NULL,
+        stored_at INTEGER NOT NULL, PRIMARY KEY (user, seq)) WITHOUT ROWID;
+      CREATE INDEX messages_by_age ON messages (stored_at);
+      INSERT INTO users VALUES ('old', 4, 1, 3, 11, 1);
+      INSERT INTO messages VALUES ('old', 2, 'chat', '"x"', 3, 1000), ('old', 3, 'ünï', NULL, 0, 2000), ('old', 4, 'chat', '"😀é"', 8, 3000);
+    `);
+    db.close();
+    const store = await openSqliteDeliveryStore(runtime, path, () => LIMITS);
+    try {
+      expect(await store.read("old", 0, 10)).toEqual([
+        { seq: 2, type: "chat", data: '"x"', storedAt: 1000 },
+        { seq: 3, type: "ünï", data: undefined, storedAt: 2000 },
+        { seq: 4, type: "chat", data: '"😀é"', storedAt: 3000 },
+      ]);
+      expect(await store.inbox("old")).toEqual({ username: "old", depth: 3, bytes: 11, oldest: 1000, lastSeq: 4, acked: 1 });
+      expect(await store.login("old", true)).toEqual({ acked: 1, reset: false });
+      await store.ack("old", 3);
+      expect(await store.inbox("old")).toMatchObject({ depth: 1, bytes: 8 });
+      expect(await store.append("old", "chat", "5", true)).toEqual({ ok: true, seq: 5 });
+    } finally {
+      await store.close();
+    }
+    expect(fileRows<{ name: string }>(path, "SELECT name FROM sqlite_master WHERE name LIKE 'messages%'")).toEqual([]);
+    expect(fileRows(path, "PRAGMA user_version")).toEqual([{ user_version: 2 }]);
+  });
+
   test("a second gateway cannot open the same file: refused, naming it", async () => {
     const path = join(tempDir(), "delivery.db");
     const first = await openSqliteDeliveryStore(runtime, path, () => LIMITS);
