@@ -5,7 +5,7 @@
  * @module
  */
 import { readNamedFile } from "../config/named-file.ts";
-import type { Config } from "../config/schema.ts";
+import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { OpenAccountStore } from "./open.ts";

@@ -14,17 +14,9 @@
  * check. Failures and holds are forgotten after `forgetMs` without a failure.
  * @module
  */
+import type { LoginFailuresConfig } from "../config/types.ts";
 
-export interface ThrottleSettings {
-  enabled: boolean;
-  /** Failures from one source before it is held back; 0: sources are not held back. */
-  perSource: number;
-  /** Different sources failing on one username before it is held back; 0: usernames are not held back. */
-  perUsername: number;
-  penaltyMs: number;
-  maxPenaltyMs: number;
-  forgetMs: number;
-}
+export type ThrottleSettings = LoginFailuresConfig;
 
 export type HoldKind = "source" | "username";
 

@@ -1,4 +1,4 @@
-import { redactConfig } from "../config/load.ts";
+import { redactConfig } from "../config/redact.ts";
 import { configPathOf, parseCommandArgs } from "./args.ts";
 import { resolveConfig } from "./config-source.ts";
 import { CHECK_HELP } from "./usage.ts";

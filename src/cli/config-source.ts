@@ -1,6 +1,6 @@
 import { defaultRunDir, embeddedDefaultConfig } from "../config/defaults.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
-import type { Config } from "../config/schema.ts";
+import type { Config } from "../config/types.ts";
 
 export type ConfigOutcome = { ok: true; config: Config; warnings: string[] } | { ok: false; lines: string[] };
 

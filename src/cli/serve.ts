@@ -1,4 +1,4 @@
-import { LOG_FORMATS, LOG_LEVELS } from "../config/schema.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../config/types.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { startControlServer } from "../control/server.ts";
 import { type HttpServer, ListenError, type Runtime } from "../runtime/types.ts";

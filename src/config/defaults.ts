@@ -11,11 +11,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism, homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
-import type { Config, HandlerConfig } from "./schema.ts";
-
-/** Handlers shipped inside bester itself (handlers/ in the repo), runnable as `bester handler NAME`. */
-export const BUNDLED_HANDLERS = ["echo", "chat", "shout"] as const;
-export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
+import { BUNDLED_HANDLERS, type Config, type HandlerConfig } from "./types.ts";
 
 // --- limits (config key `limits`) -------------------------------------------
 
@@ -23,8 +19,6 @@ export type BundledHandlerName = (typeof BUNDLED_HANDLERS)[number];
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** Below this not even a fatal error with its message fits in a frame. */
 export const MIN_MAX_FRAME_BYTES = 64;
-/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
-export const FRAME_HEADER_BYTES = 4;
 
 /**
  * How deeply arrays and objects may nest in one frame. Engines parse and

@@ -7,7 +7,7 @@
  */
 import { DEFAULT_UNIX_SOCKET_MODE } from "./defaults.ts";
 import { formatFileMode } from "./file-mode.ts";
-import type { Config, HandlerConfig, ListenerKind } from "./schema.ts";
+import type { Config, HandlerConfig, ListenerKind } from "./types.ts";
 
 export interface ReloadPlan {
   /** Listener kinds to close: removed, or bound elsewhere now. */

@@ -8,8 +8,8 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
-import type { ConfigIssue } from "./load.ts";
-import type { Config } from "./schema.ts";
+import type { ConfigIssue } from "./types.ts";
+import type { Config } from "./types.ts";
 import { isIpLiteral, normaliseIp } from "./server-address.ts";
 
 /** True for an IP address in 127.0.0.0/8 or ::1, IPv4-mapped forms included. A host name is never loopback here. */

@@ -238,17 +238,18 @@ export abstract class FramedConnection {
 /**
  * The transport callbacks of every framed connection: each reads its owner
  * from `conn.context`. Listeners add their own `open`, which makes the owner
- * and attaches it.
+ * and attaches it. A connection refused before it had an owner (too many
+ * connections) has none: what it still sends while it closes is dropped.
  */
 export const FRAMED_EVENTS: SocketEvents = {
   open(conn) {
     (conn.context as FramedConnection | undefined)?.attach(conn);
   },
   data(conn, chunk) {
-    (conn.context as FramedConnection).data(chunk);
+    (conn.context as FramedConnection | undefined)?.data(chunk);
   },
   drain(conn) {
-    (conn.context as FramedConnection).flush();
+    (conn.context as FramedConnection | undefined)?.flush();
   },
   close(conn, err) {
     (conn.context as FramedConnection | undefined)?.socketClosed(err);

@@ -4,7 +4,7 @@
  * loaded only when chosen.
  * @module
  */
-import type { DeliveryConfig } from "../config/schema.ts";
+import type { DeliveryConfig } from "../config/types.ts";
 import { readNamedFile } from "../config/named-file.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import type { Config, HandlerConfig } from "../config/schema.ts";
+import type { Config, HandlerConfig } from "../config/types.ts";
 import type { ClosedReason } from "../connection/close-reason.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/types.ts";

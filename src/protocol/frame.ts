@@ -9,8 +9,12 @@
 
 import { Buffer } from "node:buffer";
 import { CUT_MIN_CHARS, type CutPaths, parseCut, TOO_DEEP } from "./json-cut.ts";
+import { frameJson } from "./frame-json.ts";
 import { nestsDeeperThan, shortestDeeperThan } from "./json-depth.ts";
 
+export { frameJson };
+
+/** The u32 length prefix in front of every frame (PROTOCOL.md §1). */
 export const FRAME_HEADER_BYTES = 4;
 
 type Utf8Slicer = { utf8Slice?: (start: number, end: number) => string };
@@ -52,26 +56,6 @@ export function encodeJsonFrame(json: string): Uint8Array {
   writeHeader(out, body.length);
   out.set(body, FRAME_HEADER_BYTES);
   return out;
-}
-
-/**
- * Serialises `value` as JSON. Throws a TypeError for values JSON cannot carry
- * (undefined, functions, symbols, BigInt, cycles), so a bug in the caller
- * never puts a bogus frame on the wire.
- */
-export function frameJson(value: unknown): string {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (err) {
-    // Cycles and BigInt already throw TypeError on both engines; normalise anyway.
-    if (err instanceof TypeError) throw err;
-    throw new TypeError(`value is not JSON-serialisable: ${String(err)}`, { cause: err });
-  }
-  if (json === undefined) {
-    throw new TypeError(`value is not JSON-serialisable: ${typeof value}`);
-  }
-  return json;
 }
 
 /** Serialises `value` as JSON and frames it; throws like {@link frameJson}. */

@@ -12,7 +12,7 @@ import { type DenoConn, type DenoNamespace, denoGlobal } from "./deno-api.ts";
 import { TRIM_EVERY_MS, trimMallocPeriodically } from "./deno-malloc-trim.ts";
 import { listenNodeTls } from "./deno-tls-listener.ts";
 import { nextConnId } from "./conn-id.ts";
-import { listenDenoWebSocket } from "./deno-websocket.ts";
+import { listenSocketWebSocket } from "./websocket-server.ts";
 import { dialWithTimeout } from "./dial.ts";
 import { fetchAnswer } from "./http-request.ts";
 import { pumpLines } from "./lines.ts";
@@ -330,7 +330,7 @@ export function createDenoRuntime(): Runtime {
 
   async function listenWebSocket(at: Endpoint, events: SocketEvents, options: WebSocketListenOptions): Promise<Listener> {
     try {
-      return listenDenoWebSocket(at, events, options);
+      return await listenSocketWebSocket(listen, at, events, options);
     } catch (err) {
       throw listenError(deno, at, err);
     }

@@ -113,9 +113,8 @@ export interface WebSocketListenOptions {
   /** Answers every other HTTP request on the port; without it, 404. */
   fetch?: FetchHandler;
   /**
-   * The largest message the runtime's WebSocket server reads; a larger one
-   * closes the connection with 1009 before it is read whole. (Deno's server
-   * has a fixed limit of its own, see deno-websocket.ts.)
+   * The largest message the WebSocket server reads; a larger one closes the
+   * connection with 1009 before it is read whole.
    */
   maxMessageBytes: number;
   /**

@@ -97,6 +97,39 @@ export function framedMessage(message: string | Uint8Array): Uint8Array {
   return buf.subarray(0, 4 + n);
 }
 
+/**
+ * A frame its writer offers in parts (its header first): the bytes so far,
+ * until it is whole. A transport that sends whole messages keeps one while a
+ * frame is split across writes.
+ */
+export class FrameParts {
+  #buf = new Uint8Array(4);
+  #length = 0;
+
+  /** Takes what it can of the frame from `bytes[at, end)`; returns where it stopped. */
+  take(bytes: Uint8Array, at: number, end: number): number {
+    if (this.#length < 4) {
+      const take = Math.min(4 - this.#length, end - at);
+      this.#buf.set(bytes.subarray(at, at + take), this.#length);
+      this.#length += take;
+      at += take;
+      if (this.#length < 4) return at;
+      const whole = new Uint8Array(4 + readLength(this.#buf, 0));
+      whole.set(this.#buf.subarray(0, 4));
+      this.#buf = whole;
+    }
+    const take = Math.min(this.#buf.byteLength - this.#length, end - at);
+    this.#buf.set(bytes.subarray(at, at + take), this.#length);
+    this.#length += take;
+    return at + take;
+  }
+
+  /** The whole frame (header and body), once every byte is in; else undefined. */
+  get whole(): Uint8Array | undefined {
+    return this.#length >= 4 && this.#length === this.#buf.byteLength ? this.#buf : undefined;
+  }
+}
+
 export class WebSocketConn implements Conn {
   readonly id = nextConnId();
   peer: WebSocketPeer | undefined;
@@ -108,9 +141,8 @@ export class WebSocketConn implements Conn {
   #held: Uint8Array[] | undefined;
   #heldBytes = 0;
   #releaseQueued = false;
-  /** A frame written only in part: its bytes so far (a caller may split a frame across writes). */
-  #partial: Uint8Array | undefined;
-  #partialLength = 0;
+  /** A frame written only in part (a caller may split a frame across writes). */
+  #partial: FrameParts | undefined;
 
   constructor(
     readonly remote: Endpoint,
@@ -168,28 +200,16 @@ export class WebSocketConn implements Conn {
     return at - start;
   }
 
-  /** Takes bytes of a frame that is not whole in this write (its header first); sends it once it is. */
+  /** Takes bytes of a frame that is not whole in this write; sends it once it is. */
   #takePartial(bytes: Uint8Array, at: number, end: number): number {
-    let buf = (this.#partial ??= new Uint8Array(4));
-    if (this.#partialLength < 4) {
-      const take = Math.min(4 - this.#partialLength, end - at);
-      buf.set(bytes.subarray(at, at + take), this.#partialLength);
-      this.#partialLength += take;
-      at += take;
-      if (this.#partialLength < 4) return at;
-      buf = new Uint8Array(4 + readLength(buf, 0));
-      buf.set(this.#partial.subarray(0, 4));
-      this.#partial = buf;
-    }
-    const take = Math.min(buf.byteLength - this.#partialLength, end - at);
-    buf.set(bytes.subarray(at, at + take), this.#partialLength);
-    this.#partialLength += take;
-    if (this.#partialLength === buf.byteLength) {
+    const parts = (this.#partial ??= new FrameParts());
+    at = parts.take(bytes, at, end);
+    const whole = parts.whole;
+    if (whole !== undefined) {
       this.#partial = undefined;
-      this.#partialLength = 0;
-      this.#send(utf8Slice.call(buf, 4, buf.byteLength));
+      this.#send(utf8Slice.call(whole, 4, whole.byteLength));
     }
-    return at + take;
+    return at;
   }
 
   #send(text: string): boolean {

@@ -4,9 +4,21 @@
  * to the listener's other pages.
  * @module
  */
+import { createHash } from "node:crypto";
 import type { Endpoint, WebSocketListenOptions } from "./types.ts";
 
 const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
+
+/** RFC 6455 §1.3: what a server appends to the client's key before hashing it. */
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** An upgrade request or its answer is a few hundred bytes; a head this long is not one. */
+export const MAX_HANDSHAKE_BYTES = 16 * 1024;
+
+/** The Sec-WebSocket-Accept that answers `key`. */
+export function acceptKey(key: string): string {
+  return createHash("sha1").update(key + GUID).digest("base64");
+}
 
 /**
  * Answers one request: the owner's `fetch` for every path but the upgrade

@@ -7,6 +7,7 @@
  * @module
  */
 import { isRecord } from "../guard.ts";
+import { frameJson } from "../protocol/frame-json.ts";
 import type { ErrorInfo } from "../protocol/reports.ts";
 import {
   type BesterClient,
@@ -55,19 +56,6 @@ const ACK_AFTER_MS = 1000;
 
 /** A server that never closes its side must not keep close() waiting longer than this. */
 const CLOSE_WAIT_MS = 1000;
-
-/** Serialises a value to send; a TypeError for what JSON cannot carry, so no bogus frame goes out. */
-export function jsonOf(value: unknown): string {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (err) {
-    if (err instanceof TypeError) throw err;
-    throw new TypeError(`value is not JSON-serialisable: ${String(err)}`, { cause: err });
-  }
-  if (json === undefined) throw new TypeError(`value is not JSON-serialisable: ${typeof value}`);
-  return json;
-}
 
 function errorInfoOf(header: Record<string, unknown>): ErrorInfo | undefined {
   const error = header["error"];
@@ -149,7 +137,7 @@ class Client implements BesterClient {
         reject(new BesterClientError(info.fatal?.code ?? "connection_closed", `login failed for '${this.username}': ${why}`));
       });
       this.#wire!.send(
-        jsonOf({
+        frameJson({
           header: { scope: "client", authentication: { username: this.username, password }, ...(ack ? { delivery: { ack: true } } : {}) },
           payload: { type: "dummy", id: "login", data: null },
         }),
@@ -164,7 +152,7 @@ class Client implements BesterClient {
     const id = `m-${++this.#seq}`;
     let json: string;
     try {
-      json = jsonOf({ payload: { type, id, data: data === undefined ? null : data } });
+      json = frameJson({ payload: { type, id, data: data === undefined ? null : data } });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -197,7 +185,7 @@ class Client implements BesterClient {
     const id = `ack-${++this.#ackSeq}`;
     const report = await new Promise<StatusReport>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#wire!.send(jsonOf({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } }));
+      this.#wire!.send(frameJson({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } }));
     });
     if (report.status === "bad") throw new BesterClientError(report.error?.code ?? "bad_ack", report.error?.message ?? "acknowledgement refused");
   }

@@ -248,7 +248,7 @@ export async function serveHandler(options: ServeHandlerOptions): Promise<Runnin
 /** The sockets `wanted` names, falling back to node:net where the runtime has no adapter. See ServeHandlerOptions.sockets. */
 async function transportFor(wanted: "auto" | "runtime" | "node:net"): Promise<HandlerTransport> {
   if (wanted === "node:net") return listenNode;
-  const { currentRuntime, listenOnRuntime } = await import("../connection/handler-transport.ts");
+  const { currentRuntime, listenOnRuntime } = await import("./runtime-transport.ts");
   const runtime = await currentRuntime();
   if (runtime === undefined || (wanted === "auto" && runtime.name !== "bun")) return listenNode;
   return (socketPath, service) => listenOnRuntime(runtime, socketPath, service);

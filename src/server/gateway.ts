@@ -5,7 +5,7 @@
  */
 import { planReload, planRenewals } from "../config/diff.ts";
 import { formatIssue, loadConfigFile } from "../config/load.ts";
-import type { Config, ListenerKind as ConfigListenerKind } from "../config/schema.ts";
+import type { Config, ListenerKind as ConfigListenerKind } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { Credentials } from "../protocol/messages.ts";

@@ -6,7 +6,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readNamedFile } from "../config/named-file.ts";
 import { WEBSOCKET_MESSAGE_LIMIT_FACTOR } from "../config/defaults.ts";
-import type { TlsListenerConfig, WsListenerConfig } from "../config/schema.ts";
+import type { TlsListenerConfig, WsListenerConfig } from "../config/types.ts";
 import {
   type Endpoint,
   type FetchHandler,

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
-import type { FederationConfig, PeerConfig } from "../config/schema.ts";
+import type { FederationConfig, PeerConfig } from "../config/types.ts";
 import { readNamedFile } from "../config/named-file.ts";
 import { normaliseIp, parseServerAddress } from "../config/server-address.ts";
 import { isRecord, quote } from "../guard.ts";

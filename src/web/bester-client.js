@@ -16,13 +16,8 @@ function isRecord(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-// src/sdk/client-session.ts
-var DEFAULT_CLIENT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
-var AUTH_ID = "auth_special";
-var ACK_EVERY = 32;
-var ACK_AFTER_MS = 1000;
-var CLOSE_WAIT_MS = 1000;
-function jsonOf(value) {
+// src/protocol/frame-json.ts
+function frameJson(value) {
   let json;
   try {
     json = JSON.stringify(value);
@@ -31,10 +26,18 @@ function jsonOf(value) {
       throw err;
     throw new TypeError(`value is not JSON-serialisable: ${String(err)}`, { cause: err });
   }
-  if (json === undefined)
+  if (json === undefined) {
     throw new TypeError(`value is not JSON-serialisable: ${typeof value}`);
+  }
   return json;
 }
+
+// src/sdk/client-session.ts
+var DEFAULT_CLIENT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+var AUTH_ID = "auth_special";
+var ACK_EVERY = 32;
+var ACK_AFTER_MS = 1000;
+var CLOSE_WAIT_MS = 1000;
 function errorInfoOf(header) {
   const error = header["error"];
   if (!isRecord(error))
@@ -100,7 +103,7 @@ class Client {
         const why = info.fatal ? `${info.fatal.code}: ${info.fatal.message}` : info.error ? info.error.message : "the server closed the connection without answering";
         reject(new BesterClientError(info.fatal?.code ?? "connection_closed", `login failed for '${this.username}': ${why}`));
       });
-      this.#wire.send(jsonOf({
+      this.#wire.send(frameJson({
         header: { scope: "client", authentication: { username: this.username, password }, ...ack ? { delivery: { ack: true } } : {} },
         payload: { type: "dummy", id: "login", data: null }
       }));
@@ -113,7 +116,7 @@ class Client {
     const id = `m-${++this.#seq}`;
     let json;
     try {
-      json = jsonOf({ payload: { type, id, data: data === undefined ? null : data } });
+      json = frameJson({ payload: { type, id, data: data === undefined ? null : data } });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -146,7 +149,7 @@ class Client {
     const id = `ack-${++this.#ackSeq}`;
     const report = await new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#wire.send(jsonOf({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } }));
+      this.#wire.send(frameJson({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } }));
     });
     if (report.status === "bad")
       throw new BesterClientError(report.error?.code ?? "bad_ack", report.error?.message ?? "acknowledgement refused");

@@ -9,9 +9,9 @@
  * build/browser-client.ts and committed, so the source needs no build step.
  * @module
  */
-import { createHash } from "node:crypto";
 import page from "./chat-page.html" with { type: "text" };
 import client from "./bester-client.js" with { type: "text" };
+import { pageHeaders } from "./page-headers.ts";
 
 export const CHAT_PAGE_HTML = page as unknown as string;
 export const BROWSER_CLIENT_JS = client as unknown as string;
@@ -19,32 +19,11 @@ export const BROWSER_CLIENT_JS = client as unknown as string;
 /** Where the page finds the WebSocket path: the listener's, written in when it is served. */
 const PATH_META = '<meta name="bester-websocket-path" content="/bester">';
 
-/** The CSP source of the page's inline block of `tag`. */
-function inlineHash(html: string, tag: "script" | "style"): string {
-  const block = new RegExp(`<${tag}(?: type="module")?>([\\s\\S]*?)</${tag}>`).exec(html)![1]!;
-  return `'sha256-${createHash("sha256").update(block).digest("base64")}'`;
-}
-
 /**
  * Only the page's own script (and the SDK from the same origin) may run, and
  * it may talk only to this origin: its WebSocket included.
  */
-const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  "Content-Type": "text/html; charset=utf-8",
-  "Content-Security-Policy": [
-    "default-src 'none'",
-    `script-src 'self' ${inlineHash(CHAT_PAGE_HTML, "script")}`,
-    `style-src ${inlineHash(CHAT_PAGE_HTML, "style")}`,
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join("; "),
-  "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
-  // A new version of the gateway brings a new page.
-  "Cache-Control": "no-cache",
-};
+const PAGE_HEADERS = pageHeaders(CHAT_PAGE_HTML, { sameOriginScripts: true });
 
 const SCRIPT_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "text/javascript; charset=utf-8",

@@ -14,7 +14,7 @@ import { OpenAccountStore } from "../../src/accounts/open.ts";
 import { openRedisStore, type RedisStoreOptions } from "../../src/accounts/redis.ts";
 import { openSqliteStore } from "../../src/accounts/sqlite.ts";
 import { checkUsername } from "../../src/accounts/store.ts";
-import type { Config } from "../../src/config/schema.ts";
+import type { Config } from "../../src/config/types.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Runtime } from "../../src/runtime/types.ts";

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { planReload, planRenewals } from "../../src/config/diff.ts";
 import { parseConfigText } from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
+import type { Config } from "../../src/config/types.ts";
 
 function config(raw: object): Config {
   const r = parseConfigText(JSON.stringify(raw), "/srv/bester/server.conf");

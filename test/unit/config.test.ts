@@ -6,17 +6,10 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import * as D from "../../src/config/defaults.ts";
 import { findJsonSyntaxError } from "../../src/config/json-error.ts";
-import {
-  checkConfig,
-  type ConfigIssue,
-  formatIssue,
-  type LoadResult,
-  loadConfigFile,
-  parseConfigText,
-  redactConfig,
-  validateConfig,
-} from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
+import { type ConfigIssue, formatIssue, type LoadResult, loadConfigFile, parseConfigText, validateConfig } from "../../src/config/load.ts";
+import { redactConfig } from "../../src/config/redact.ts";
+import { checkConfig } from "../../src/config/rules.ts";
+import type { Config } from "../../src/config/types.ts";
 
 const FIXTURES = resolve(import.meta.dirname, "../fixtures");
 const SOURCE = "/etc/bester/server.conf";

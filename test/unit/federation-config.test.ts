@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { formatIssue, type LoadResult, redactConfig, validateConfig } from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
+import { formatIssue, type LoadResult, validateConfig } from "../../src/config/load.ts";
+import { redactConfig } from "../../src/config/redact.ts";
+import type { Config } from "../../src/config/types.ts";
 import { normaliseIp, parseServerAddress } from "../../src/config/server-address.ts";
 import { encodeFrame, FrameDecoder, type FrameError } from "../../src/protocol/frame.ts";
 

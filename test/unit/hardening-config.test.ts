@@ -4,9 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { planReload } from "../../src/config/diff.ts";
-import { formatIssue, type LoadResult, loadConfigFile, redactConfig, validateConfig } from "../../src/config/load.ts";
+import { formatIssue, type LoadResult, loadConfigFile, validateConfig } from "../../src/config/load.ts";
+import { redactConfig } from "../../src/config/redact.ts";
 import { isLoopbackIp } from "../../src/config/loopback.ts";
-import type { Config } from "../../src/config/schema.ts";
+import type { Config } from "../../src/config/types.ts";
 
 const SOURCE = "/etc/bester/server.conf";
 const load = (file: unknown) => validateConfig(file, SOURCE);

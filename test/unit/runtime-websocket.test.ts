@@ -4,10 +4,12 @@
  * client: messages in are framed chunks and frames out are text messages,
  * whatever way a write splits them; a reused buffer's bytes arrive as they
  * were offered past back-pressure and drain; close kinds become close
- * codes; a paused connection holds what arrives, up to its bound; the
- * origin check answers 403 before any upgrade; other requests reach `fetch`.
+ * codes; a paused connection stops reading; a frame that breaks the
+ * protocol closes with 1002; the origin check answers 403 before any
+ * upgrade; other requests reach `fetch`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { ROOT, RUNTIMES } from "../_harness/runtimes.ts";
@@ -77,6 +79,7 @@ for (const runtime of ["bun", "deno"] as const) {
     test("messages that arrive while reading is paused are handed over, in order, after resume", async () => {
       const ws = await openWs(url);
       ws.sendText("pause 300");
+      await new Promise((r) => setTimeout(r, 100)); // reads of their own, made while paused
       for (let i = 0; i < 5; i++) ws.sendText(JSON.stringify({ i }));
       const got = [];
       for (let i = 0; i < 6; i++) got.push(await ws.next());
@@ -84,24 +87,25 @@ for (const runtime of ["bun", "deno"] as const) {
       ws.close();
     });
 
-    // Bun stops reading a paused socket, so its sender meets back-pressure as on TCP; Deno cannot, and holds what comes, up to the bound.
-    test(runtime === "bun" ? "a paused connection stops reading: a message sent meanwhile waits in the socket and arrives after resume" : "past its bound, what arrives while paused closes the connection, with the reason", async () => {
+    // A paused connection stops reading the socket, so its sender meets back-pressure as on TCP.
+    test("a paused connection stops reading: a message sent meanwhile waits in the socket and arrives after resume", async () => {
       const ws = await openWs(url);
       ws.sendText("cap");
       ws.sendText("pause 1000");
       await new Promise((r) => setTimeout(r, 200)); // a read of its own: not one the runtime had already made
+      // Above the bound on what a paused connection holds: it is not held, it waits unread.
       ws.sendText(JSON.stringify("x".repeat(2000)));
-      if (runtime === "bun") {
-        expect(await ws.next()).toBe("resumed");
-        expect(await ws.next()).toBe("x".repeat(2000));
-        ws.close();
-        return;
+      expect(await ws.next()).toBe("resumed");
+      expect(await ws.next()).toBe("x".repeat(2000));
+      ws.close();
+    });
+
+    test("a frame that breaks the protocol (unmasked from a client, a reserved bit set) closes the connection with 1002", async () => {
+      for (const frame of [[0x81, 0x02, 0x68, 0x69], [0xc1, 0x82, 1, 2, 3, 4, 0x69, 0x6b]]) {
+        const ws = await openWs(url);
+        ws.socket.write(Buffer.from(frame));
+        expect((await ws.closed).code).toBe(1002);
       }
-      const close = await ws.closed;
-      expect(close.code).toBe(1008);
-      const deadline = Date.now() + 5000;
-      while (!stderr.includes("arrived while reading was paused") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(stderr).toContain("2006 bytes of messages arrived while reading was paused, limit 1000: a WebSocket cannot hold its sender back");
     });
 
     test("admit refuses an upgrade with 403 and its reason; other requests reach fetch; a plain GET on the path gets 426", async () => {

@@ -8,10 +8,10 @@
 import type { FrameError } from "../protocol/frame.ts";
 import { loadRuntime } from "../runtime/index.ts";
 import { ListenError, type Runtime, type SocketEvents } from "../runtime/types.ts";
-import { HandlerStartError } from "../sdk/errors.ts";
-import { HANDLER_SOCKET_MODE, Served, type Service, type Wire } from "../sdk/served.ts";
-import { ClosedReason } from "./close-reason.ts";
-import { FRAMED_EVENTS, FramedConnection } from "./framed.ts";
+import { HandlerStartError } from "./errors.ts";
+import { HANDLER_SOCKET_MODE, Served, type Service, type Wire } from "./served.ts";
+import { ClosedReason } from "../connection/close-reason.ts";
+import { FRAMED_EVENTS, FramedConnection } from "../connection/framed.ts";
 
 /** One gateway connection: the framed connection decodes and queues, the SDK orders the answers. */
 class ServedConnection extends FramedConnection implements Wire {
