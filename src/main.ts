@@ -3,27 +3,23 @@
  * @module
  */
 import { UsageError } from "./cli/args.ts";
-import { BENCH_HELP, benchCommand } from "./cli/bench.ts";
-import { checkCommand } from "./cli/check.ts";
-import { CTL_HELP, ctlCommand } from "./cli/ctl.ts";
-import { CLIENT_HELP, clientCommand, SEND_HELP, sendCommand } from "./cli/client.ts";
-import { HANDLER_HELP, handlerCommand } from "./cli/handler.ts";
-import { PASSWD_HELP, passwdCommand } from "./cli/passwd.ts";
-import { serveCommand } from "./cli/serve.ts";
 import { CHECK_HELP, MAIN_HELP, SERVE_HELP, VERSION_HELP } from "./cli/usage.ts";
 import { loadRuntime, type Runtime } from "./runtime/index.ts";
 import { VERSION } from "./version.ts";
 
-const HELP: Record<string, string> = {
-  serve: SERVE_HELP,
-  check: CHECK_HELP,
-  version: VERSION_HELP,
-  passwd: PASSWD_HELP,
-  client: CLIENT_HELP,
-  send: SEND_HELP,
-  handler: HANDLER_HELP,
-  bench: BENCH_HELP,
-  ctl: CTL_HELP,
+// Each command's module is loaded when that command runs: a start then
+// evaluates only what it uses (a handler process does not build the control
+// API), and `serve` on Bun starts again in place before loading the gateway.
+const HELP: Record<string, () => string | Promise<string>> = {
+  serve: () => SERVE_HELP,
+  check: () => CHECK_HELP,
+  version: () => VERSION_HELP,
+  passwd: async () => (await import("./cli/passwd.ts")).PASSWD_HELP,
+  client: async () => (await import("./cli/client.ts")).CLIENT_HELP,
+  send: async () => (await import("./cli/client.ts")).SEND_HELP,
+  handler: async () => (await import("./cli/handler.ts")).HANDLER_HELP,
+  bench: async () => (await import("./cli/bench.ts")).BENCH_HELP,
+  ctl: async () => (await import("./cli/ctl.ts")).CTL_HELP,
 };
 
 async function main(runtime: Runtime, argv: string[]): Promise<number> {
@@ -36,7 +32,7 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
       case "-h": {
         const topic = command === "help" ? rest[0] : undefined;
         if (topic !== undefined && !(topic in HELP)) throw new UsageError("help", `unknown command '${topic}'`);
-        console.log(topic ? HELP[topic] : MAIN_HELP);
+        console.log(topic ? await HELP[topic]!() : MAIN_HELP);
         return 0;
       }
       case "version":
@@ -51,23 +47,23 @@ async function main(runtime: Runtime, argv: string[]): Promise<number> {
         return 0;
       case "serve":
         runtime.useServerSettings();
-        return await serveCommand(runtime, rest);
+        return await (await import("./cli/serve.ts")).serveCommand(runtime, rest);
       case "check":
-        return await checkCommand(rest);
+        return await (await import("./cli/check.ts")).checkCommand(rest);
       case "ctl":
-        return await ctlCommand(runtime, rest);
+        return await (await import("./cli/ctl.ts")).ctlCommand(runtime, rest);
       case "passwd":
-        return await passwdCommand(runtime, rest);
+        return await (await import("./cli/passwd.ts")).passwdCommand(runtime, rest);
       case "client":
-        return await clientCommand(runtime, rest);
+        return await (await import("./cli/client.ts")).clientCommand(runtime, rest);
       case "send":
-        return await sendCommand(runtime, rest);
+        return await (await import("./cli/client.ts")).sendCommand(runtime, rest);
       case "handler":
-        return await handlerCommand(runtime, rest);
+        return await (await import("./cli/handler.ts")).handlerCommand(runtime, rest);
       case "bench":
         // The load generator is part of every round trip it measures.
         runtime.useServerSettings();
-        return await benchCommand(runtime, rest);
+        return await (await import("./cli/bench.ts")).benchCommand(runtime, rest);
       default:
         throw new UsageError("", `unknown command '${command}'`);
     }

@@ -19,7 +19,9 @@ export const LINGER_MS = 5000;
 
 const OPEN = 0;
 const CLOSING = 1;
-const GONE = 2;
+/** Closing, and the transport has been told to end once its queue is written. */
+const ENDING = 2;
+const GONE = 3;
 
 export interface FramedOptions {
   /** Frames above this are refused before their body is read. */
@@ -55,7 +57,6 @@ export abstract class FramedConnection {
   #framesThisTurn = 0;
   #flushQueued = false;
   #state = OPEN;
-  #ended = false;
   #reason: ClosedReason | undefined;
   #detail: string | undefined;
 
@@ -179,8 +180,8 @@ export abstract class FramedConnection {
       }
       this.#out = undefined;
     }
-    if (this.#state === CLOSING && !this.#ended) {
-      this.#ended = true;
+    if (this.#state === CLOSING) {
+      this.#state = ENDING;
       conn.end(closeKindOf(this.#reason, this.#detail));
     }
   }

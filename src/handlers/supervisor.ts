@@ -18,8 +18,11 @@ export const RESTART_STABLE_MS = 10_000;
 export const HANDLER_START_TIMEOUT_MS = 15_000;
 /** How long a handler gets to exit after SIGTERM before SIGKILL. */
 export const HANDLER_STOP_TIMEOUT_MS = 3_000;
-/** Poll interval while waiting for a starting handler's socket. */
-const SOCKET_POLL_MS = 20;
+/**
+ * Poll interval while waiting for a starting handler's socket. Short: the
+ * gateway's start waits on it, and a poll costs one lstat.
+ */
+const SOCKET_POLL_MS = 5;
 
 export type HandlerState = "starting" | "up" | "backoff" | "stopped";
 

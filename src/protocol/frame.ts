@@ -90,9 +90,39 @@ export class FrameError extends Error {
  * `onFrame` should not throw: if it does, the exception leaves `push` and the
  * rest of that chunk is lost, so the caller must treat the stream as broken.
  */
+/** What a decoder is told once and keeps: its limit, its callbacks, and how it reads a body. */
+interface DecoderRules {
+  readonly maxFrameBytes: number;
+  readonly onFrame: FrameCallback;
+  readonly onBadBody: ((error: FrameError) => void) | undefined;
+  readonly keepAsText: CutPaths | undefined;
+  readonly asText: boolean;
+  /** Infinity: depth not judged. */
+  readonly maxDepth: number;
+}
+
+/**
+ * Rules shared by every decoder told the same, found by their `onFrame`:
+ * a session's decoder then holds one reference instead of six fields, since
+ * idle connections are many. Kept only for decoders without an `onBadBody`
+ * (which may be a closure per connection, and would pile up here).
+ */
+const SHARED_RULES = new WeakMap<FrameCallback, DecoderRules[]>();
+
+function rulesFor(rules: DecoderRules): DecoderRules {
+  if (rules.onBadBody !== undefined) return rules;
+  let known = SHARED_RULES.get(rules.onFrame);
+  if (known === undefined) SHARED_RULES.set(rules.onFrame, (known = []));
+  const same = known.find(
+    (r) => r.maxFrameBytes === rules.maxFrameBytes && r.keepAsText === rules.keepAsText && r.asText === rules.asText && r.maxDepth === rules.maxDepth,
+  );
+  if (same !== undefined) return same;
+  known.push(rules);
+  return rules;
+}
+
 export class FrameDecoder {
-  readonly #maxFrameBytes: number;
-  readonly #onFrame: FrameCallback;
+  readonly #rules: DecoderRules;
   readonly #owner: unknown;
   /** Frames whose header has been read so far; the current frame's 1-based index. */
   #index = 0;
@@ -103,11 +133,6 @@ export class FrameDecoder {
   #body: Uint8Array | undefined;
   #bodyFill = 0;
   #failed: FrameError | undefined;
-  readonly #onBadBody: ((error: FrameError) => void) | undefined;
-  readonly #keepAsText: CutPaths | undefined;
-  readonly #asText: boolean;
-  /** Infinity: depth not judged. */
-  readonly #maxDepth: number;
 
   /**
    * `onBadBody`, when given, receives frames whose body is not valid UTF-8 or
@@ -133,13 +158,15 @@ export class FrameDecoder {
     if (!(maxFrameBytes >= 0)) {
       throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
     }
-    this.#maxFrameBytes = maxFrameBytes;
-    this.#onFrame = onFrame;
-    this.#onBadBody = options.onBadBody;
+    this.#rules = rulesFor({
+      maxFrameBytes,
+      onFrame,
+      onBadBody: options.onBadBody,
+      keepAsText: options.keepAsText,
+      asText: options.asText === true,
+      maxDepth: options.maxDepth ?? Infinity,
+    });
     this.#owner = options.owner;
-    this.#keepAsText = options.keepAsText;
-    this.#asText = options.asText === true;
-    this.#maxDepth = options.maxDepth ?? Infinity;
   }
 
   /** Bytes held for an incomplete frame (header or body). */
@@ -191,12 +218,12 @@ export class FrameDecoder {
       this.#index++;
 
       // Checked before any body byte is read or stored: a hostile length costs nothing.
-      if (length > this.#maxFrameBytes) {
+      if (length > this.#rules.maxFrameBytes) {
         return this.#fail(
           new FrameError(
             "frame_too_large",
             this.#index,
-            `frame ${this.#index} declares ${length} bytes, above the limit of ${this.#maxFrameBytes}`,
+            `frame ${this.#index} declares ${length} bytes, above the limit of ${this.#rules.maxFrameBytes}`,
           ),
         );
       }
@@ -247,16 +274,16 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_utf8", index, `frame ${index} is not valid UTF-8`, { cause }));
       }
     }
-    if (this.#asText) {
-      this.#onFrame(text, index, this.#owner);
+    if (this.#rules.asText) {
+      this.#rules.onFrame(text, index, this.#owner);
       return undefined;
     }
     // The cut reads the whole text anyway, and says how deep it is on the way.
-    let value = this.#keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#keepAsText, this.#maxDepth) : undefined;
+    let value = this.#rules.keepAsText !== undefined && text.length >= CUT_MIN_CHARS ? parseCut(text, this.#rules.keepAsText, this.#rules.maxDepth) : undefined;
     if (value === TOO_DEEP) return this.#tooDeep(index);
     if (value === undefined) {
       // A text shorter than that cannot be too deep: most frames are never read for their depth.
-      if (text.length >= shortestDeeperThan(this.#maxDepth) && nestsDeeperThan(text, this.#maxDepth)) return this.#tooDeep(index);
+      if (text.length >= shortestDeeperThan(this.#rules.maxDepth) && nestsDeeperThan(text, this.#rules.maxDepth)) return this.#tooDeep(index);
       try {
         value = JSON.parse(text);
       } catch (cause) {
@@ -264,18 +291,18 @@ export class FrameDecoder {
         return this.#bad(new FrameError("invalid_json", index, `frame ${index} is not valid JSON: ${reason}`, { cause }));
       }
     }
-    this.#onFrame(value, index, this.#owner);
+    this.#rules.onFrame(value, index, this.#owner);
     return undefined;
   }
 
   #tooDeep(index: number): FrameError | undefined {
-    return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#maxDepth} levels`));
+    return this.#bad(new FrameError("too_deep", index, `frame ${index} nests arrays and objects deeper than ${this.#rules.maxDepth} levels`));
   }
 
   /** A body that is not JSON: reported and skipped when the caller asked for that, else fatal. */
   #bad(error: FrameError): FrameError | undefined {
-    if (this.#onBadBody === undefined) return this.#fail(error);
-    this.#onBadBody(error);
+    if (this.#rules.onBadBody === undefined) return this.#fail(error);
+    this.#rules.onBadBody(error);
     return undefined;
   }
 

@@ -305,6 +305,24 @@ describe("FrameDecoder", () => {
     expect(decoder.buffered).toBe(0);
   });
 
+  test("decoders with one onFrame but other limits each keep their own", () => {
+    // Decoders told the same share their rules (frame.ts); told otherwise, they must not.
+    const got: string[] = [];
+    const onFrame = (value: unknown, _index: number, owner: unknown) => got.push(`${owner}:${JSON.stringify(value)}`);
+    const plain = new FrameDecoder(1000, onFrame, { owner: "plain" });
+    const small = new FrameDecoder(10, onFrame, { owner: "small" });
+    const shallow = new FrameDecoder(1000, onFrame, { owner: "shallow", maxDepth: 1 });
+    const text = new FrameDecoder(1000, onFrame, { owner: "text", asText: true });
+    const plainToo = new FrameDecoder(1000, onFrame, { owner: "plainToo" });
+    const frame = encodeFrame({ a: [[1]] });
+    expect(plain.push(frame)).toBeUndefined();
+    expect(small.push(frame)?.code).toBe("frame_too_large");
+    expect(shallow.push(frame)?.code).toBe("too_deep");
+    expect(text.push(frame)).toBeUndefined();
+    expect(plainToo.push(frame)).toBeUndefined();
+    expect(got).toEqual(['plain:{"a":[[1]]}', 'text:"{\\"a\\":[[1]]}"', 'plainToo:{"a":[[1]]}']);
+  });
+
   test("rejects a limit that is not a non-negative number", () => {
     expect(() => new FrameDecoder(-1, () => {})).toThrow(RangeError);
     expect(() => new FrameDecoder(Number.NaN, () => {})).toThrow(RangeError);
