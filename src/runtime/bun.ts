@@ -38,12 +38,31 @@ class BunConn implements Conn {
   readonly id = nextConnId();
   socket: Socket<BunConn> | undefined;
   #closed = false;
+  /**
+   * An accepted TCP peer is kept as its address and port, and the endpoint
+   * made when asked for (rarely: logins and logs), since idle connections are
+   * many; any other connection's endpoint is shared with its listener or dial.
+   */
+  #peer: Endpoint | string;
+  #port = 0;
 
   constructor(
-    readonly remote: Endpoint,
+    peer: Endpoint | { host: string; port: number },
     readonly events: SocketEvents,
     public context: unknown = undefined,
-  ) {}
+  ) {
+    if ("kind" in peer) this.#peer = peer;
+    else {
+      this.#peer = peer.host;
+      this.#port = peer.port;
+    }
+  }
+
+  get remote(): Endpoint {
+    const peer = this.#peer;
+    if (typeof peer !== "string") return peer;
+    return { kind: peer.includes(":") ? "tcp6" : "tcp4", host: peer, port: this.#port };
+  }
 
   write(bytes: Uint8Array, start: number, end: number): number {
     const socket = this.socket;
@@ -77,10 +96,8 @@ class BunConn implements Conn {
   }
 }
 
-function remoteOf(socket: Socket<BunConn>, at: Endpoint): Endpoint {
-  if (at.kind === "unix") return at;
-  const host = socket.remoteAddress;
-  return { kind: host.includes(":") ? "tcp6" : "tcp4", host, port: socket.remotePort };
+function remoteOf(socket: Socket<BunConn>, at: Endpoint): Endpoint | { host: string; port: number } {
+  return at.kind === "unix" ? at : { host: socket.remoteAddress, port: socket.remotePort };
 }
 
 /** One set of callbacks for every socket: they read their state from `socket.data`. */

@@ -62,12 +62,18 @@ export function controlSuite(runtime: RuntimeName) {
       expect(typeof handlers.body.handlers[0].pid).toBe("number");
       const a = await login(gw.tcp4, "watcher");
       const b = await login(gw.unix, "watcher");
+      const c = await login(gw.tcp6, "watcher");
       const clients = await getJson(`${base}/v1/clients`);
       const watcher = clients.body.clients.find((c: any) => c.username === "watcher");
-      expect(watcher.sessions.map((s: any) => s.listener).sort()).toEqual(["tcp4", "unix"]);
-      expect(watcher.sessions[0].remote).toBeString();
+      expect(watcher.sessions.map((s: any) => s.listener).sort()).toEqual(["tcp4", "tcp6", "unix"]);
+      // Each session names its client's own end: address and port as the client sees them.
+      const remoteOf = (listener: string) => watcher.sessions.find((s: any) => s.listener === listener).remote;
+      expect(remoteOf("tcp4")).toBe(`127.0.0.1:${a.socket.localPort}`);
+      expect(remoteOf("tcp6")).toBe(`[::1]:${c.socket.localPort}`);
+      expect(remoteOf("unix")).toStartWith("unix:");
       a.close();
       b.close();
+      c.close();
     });
 
     test("GET /metrics counts real traffic", async () => {
