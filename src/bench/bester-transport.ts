@@ -22,6 +22,8 @@ export type BenchScenario = "dummy" | "relay";
 export interface BesterTransportOptions {
   runtime: Runtime;
   target: Endpoint;
+  /** Receivers log in here instead (bench --cluster: another node than the senders'). */
+  receiverTarget?: Endpoint;
   /** Dial this WebSocket URL (bench --ws) instead of `target`. */
   url?: string;
   scenario: BenchScenario;
@@ -128,12 +130,13 @@ export async function openSession(
   onFrame: (frame: string) => void,
   onClose: (why: string) => void,
   ack = false,
+  target = opts.target,
 ): Promise<BenchSession> {
   const session = new BenchSession(username, onFrame, onClose);
   const timeoutMs = opts.connectTimeoutMs ?? LOGIN_TIMEOUT_MS;
   // Over WebSocket the same framed connection: each frame one message (PROTOCOL.md §10).
   if (opts.url !== undefined) await opts.runtime.connectWebSocket(opts.url, FRAMED_EVENTS, timeoutMs, { context: session });
-  else await opts.runtime.connect(opts.target, FRAMED_EVENTS, timeoutMs, { context: session, ...(opts.tls ? { tls: opts.tls } : {}) });
+  else await opts.runtime.connect(target, FRAMED_EVENTS, timeoutMs, { context: session, ...(opts.tls ? { tls: opts.tls } : {}) });
   const login = {
     header: { scope: "client", authentication: { username, password: opts.password }, ...(ack ? { delivery: { ack: true } } : {}) },
     payload: { type: "dummy", id: "login", data: null },
@@ -216,6 +219,7 @@ export function besterTransport(opts: BesterTransportOptions): LoadTransport {
           },
           broken,
           opts.ack === true,
+          opts.receiverTarget,
         );
       }
 

@@ -29,6 +29,8 @@ export interface BenchGatewayOptions {
   maxConnections: number;
   /** Write CPU profiles of the gateway and of the relay handler into this directory (from source only). */
   cpuProfDir?: string;
+  /** A node of a cluster (bench --cluster), on the Redis of `redis`, which it needs. */
+  cluster?: { node: string };
   /** Keep the delivery store in this Redis (delivery.store "redis") instead of a SQLite file in the run directory. */
   redis?: { address: string; port: number; prefix: string };
   /** delivery.inbox.maxMessages and maxBytes, when a run needs more room than the defaults (--replay). */
@@ -93,12 +95,14 @@ export function benchConfig(dir: string, opts: BenchGatewayOptions): object {
             },
           },
         };
+  const c = opts.cluster;
   return {
     network,
     handlers,
     database: { type: "open" },
     control: { enabled: false },
     informer: { enabled: false },
+    ...(c === undefined ? {} : { cluster: { enabled: true, node: c.node } }),
     limits: { sessionWindow: opts.sessionWindow, maxConnections: opts.maxConnections },
     delivery: {
       ...(opts.redis === undefined ? {} : { store: "redis", redis: opts.redis }),

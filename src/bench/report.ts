@@ -25,6 +25,8 @@ export interface RunReport extends Omit<LoadResult, "measuredMessages"> {
   /** With --cpu-prof: where the gateway's and the relay handler's time went. */
   profile?: ProfileSummary;
   handlerProfile?: ProfileSummary;
+  /** bench --cluster: the nodes started; `gateway` above is the senders' node, this the receivers', and Redis's use (when the bench started it). */
+  cluster?: { nodes: number; receiverGateway: ProcessUsage | null; redis: ProcessUsage | null };
 }
 
 /** A run's report: what the load generator measured, plus how the run was set up and what each process used. */
@@ -133,6 +135,27 @@ export function formatRuns(runs: RunReport[]): string {
       ];
     }),
   );
+  const clustered = runs.filter((r) => r.cluster !== undefined);
+  const clusterTable =
+    clustered.length === 0
+      ? []
+      : [
+          "",
+          "Cluster runs: the receivers' node and Redis over the measured interval (the senders' node is the gateway above).",
+          table(
+            ["scenario", "pairs", "size", "receivers' node CPU", "µs/msg", "peak RSS", "redis CPU", "µs/msg"],
+            clustered.map((r) => [
+              r.scenario,
+              String(r.pairs),
+              String(r.size),
+              pct(r.cluster!.receiverGateway),
+              cpuPerMessage(r, r.cluster!.receiverGateway),
+              mib(r.cluster!.receiverGateway?.peakRssKiB),
+              pct(r.cluster!.redis),
+              cpuPerMessage(r, r.cluster!.redis),
+            ]),
+          ),
+        ];
   const notes: string[] = [];
   for (const r of runs) {
     for (const p of r.problems) notes.push(`  ${r.scenario} ${r.pairs}x${r.size}: ${p}`);
@@ -147,6 +170,7 @@ export function formatRuns(runs: RunReport[]): string {
     "Over the measured interval: CPU as a share of one core, and CPU time per delivered message (µs/msg);",
     "peak RSS: VmHWM, the whole process lifetime.",
     resources,
+    ...clusterTable,
     ...(notes.length > 0 ? ["", "problems:", ...notes] : []),
     ...(profiles.length > 0 ? ["", ...profiles] : []),
   ].join("\n");

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { besterTransport } from "../bench/bester-transport.ts";
 import { type BenchGateway, type ListenerKind, startBenchGateway } from "../bench/gateway.ts";
+import { type BenchRedis, startBenchRedis } from "../bench/cluster.ts";
 import { runIdle } from "../bench/idle.ts";
 import { type Progress, runLoad } from "../bench/load.ts";
 import { machineInfo, type ProcessUsage, raiseOpenFileLimit, startUsage } from "../bench/proc.ts";
@@ -91,6 +92,11 @@ Options:
       --ack               receivers ask for acknowledged delivery (PROTOCOL.md §9) and
                           acknowledge every 32 messages: each message is stored before
                           it is written (the started gateway's delivery store: SQLite)
+      --cluster N         also run each measurement on a cluster of N gateways (2-8,
+                          docs/CLUSTER.md) on one Redis: senders on node 1, receivers
+                          on node 2, the persistent scenario only; each run on one
+                          gateway first, the same run on the cluster next. Starts
+                          redis-server from PATH for the cluster unless --redis is given
       --replay N          instead: queue N messages for bench-g0 while it is away (each
                           reported good with "queued"), then time its login until the
                           last replayed message; ${REPLAY_ROUNDS} rounds, and their median. With
@@ -98,7 +104,8 @@ Options:
                           The started gateway's inbox limits are raised to hold N
       --redis ADDR        the started gateway keeps its delivery store in the Redis at
                           HOST:PORT (delivery.store "redis", a key prefix of its own)
-                          instead of a SQLite file in its run directory
+                          instead of a SQLite file in its run directory; with
+                          --cluster, the nodes' cluster is in it too
       --json              print the report as JSON on stdout
   -q, --quiet             no progress line on stderr
   -h, --help              show this help
@@ -135,6 +142,7 @@ const OPTIONS = {
   replay: { type: "string" },
   redis: { type: "string" },
   ws: { type: "boolean" },
+  cluster: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -302,6 +310,13 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     throw new UsageError("bench", "--cpu-prof needs bester run from source (bun run src/main.ts or deno task), not the compiled binary");
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true });
+  const clusterNodes = values.cluster === undefined ? undefined : integer("cluster", values.cluster, 2, 8);
+  if (clusterNodes !== undefined) {
+    if (connectTo !== undefined || idle !== undefined || replay !== undefined || ws || values.ack) {
+      throw new UsageError("bench", "--cluster starts its own gateways on TCP: not with --connect, --idle, --replay, --ws or --ack");
+    }
+    if (values.mode !== undefined && values.mode !== "persistent") throw new UsageError("bench", "--cluster runs the persistent scenario only");
+  }
 
   const progress = progressPrinter(values.quiet === true);
   const report: BenchReport = {
@@ -363,16 +378,24 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
 
   const runId = randomBytes(4).toString("hex");
   let failures = 0;
-  for (const scenario of scenarios) {
+  /** The Redis of --cluster runs: --redis's, or one the bench starts at the first such run. */
+  let clusterRedis: BenchRedis | undefined;
+  const stopRedis = () => clusterRedis?.stop() ?? Promise.resolve();
+  // Each run on one gateway, then (--cluster) the same run across nodes.
+  const topologies = clusterNodes === undefined ? [1] : [1, clusterNodes];
+  for (const scenario of clusterNodes === undefined ? scenarios : (["persistent"] as const)) {
     for (const size of sizes) {
-      for (const pairs of pairsList) {
-        const label = `[${scenario} ${pairs}x${size}B]`;
+      for (const pairs of pairsList) for (const nodes of topologies) {
+        const runScenario = nodes === 1 ? scenario : `${scenario}, cluster of ${nodes}`;
+        const label = `[${runScenario} ${pairs}x${size}B]`;
         let gateway: BenchGateway | undefined;
+        /** The other nodes of a cluster run; the receivers' is the first. */
+        let others: BenchGateway[] = [];
         let endpoint = target;
         let wsUrl = url;
         if (connectTo === undefined) {
           try {
-            gateway = current = await startBenchGateway({
+            const base = {
               runtime,
               listener,
               handlerMode: scenario === "dummy" ? null : scenario,
@@ -381,29 +404,50 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
               maxConnections: Math.max(1000, pairs * 2 + 100),
               ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
               ...(redis === undefined ? {} : { redis }),
-            });
+            } as const;
+            if (nodes === 1) gateway = current = await startBenchGateway(base);
+            else {
+              clusterRedis ??= redis === undefined ? await startBenchRedis(runtime) : { host: redis.address, port: redis.port, pid: null, stop: async () => {} };
+              const at = { address: clusterRedis.host, port: clusterRedis.port, prefix: `bench-${runId}-${report.runs.length}:` };
+              const all = await Promise.all(
+                Array.from({ length: nodes }, (_, i) => startBenchGateway({ ...base, redis: at, cluster: { node: `bench-node-${i + 1}` } })),
+              );
+              gateway = current = all[0]!;
+              others = all.slice(1);
+            }
           } catch (err) {
             progress.clear();
             console.error(`bester bench: ${(err as Error).message}`);
+            await stopRedis();
             return 1;
           }
           endpoint = gateway.target;
           wsUrl = gateway.url;
         }
+        const receiverNode = others[0];
 
-        const usage: { gateway?: ReturnType<typeof startUsage>; handler?: ReturnType<typeof startUsage>; self?: ReturnType<typeof startUsage> } = {};
+        const usage: {
+          gateway?: ReturnType<typeof startUsage>;
+          handler?: ReturnType<typeof startUsage>;
+          self?: ReturnType<typeof startUsage>;
+          receiverNode?: ReturnType<typeof startUsage>;
+          redis?: ReturnType<typeof startUsage>;
+        } = {};
         let measureStarted = 0;
-        const finished: { gateway: ProcessUsage | null; handler: ProcessUsage | null; self: ProcessUsage | null } = {
-          gateway: null,
-          handler: null,
-          self: null,
-        };
+        const finished: {
+          gateway: ProcessUsage | null;
+          handler: ProcessUsage | null;
+          self: ProcessUsage | null;
+          receiverNode: ProcessUsage | null;
+          redis: ProcessUsage | null;
+        } = { gateway: null, handler: null, self: null, receiverNode: null, redis: null };
         let result;
         try {
           result = await runLoad(
             besterTransport({
               runtime,
               target: endpoint!,
+              ...(receiverNode === undefined ? {} : { receiverTarget: receiverNode.target }),
               ...(wsUrl === undefined ? {} : { url: wsUrl }),
               scenario: scenario === "dummy" ? "dummy" : "relay",
               type,
@@ -428,11 +472,15 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
                   if (gateway) usage.gateway = startUsage(gateway.pid);
                   if (gateway?.handlerPid != null) usage.handler = startUsage(gateway.handlerPid);
                   usage.self = startUsage(process.pid);
+                  if (receiverNode) usage.receiverNode = startUsage(receiverNode.pid);
+                  if (receiverNode && clusterRedis?.pid != null) usage.redis = startUsage(clusterRedis.pid);
                 } else if (phase === "drain") {
                   const wall = (performance.now() - measureStarted) / 1000;
                   finished.gateway = usage.gateway?.finish(wall) ?? null;
                   finished.handler = usage.handler?.finish(wall) ?? null;
                   finished.self = usage.self?.finish(wall) ?? null;
+                  finished.receiverNode = usage.receiverNode?.finish(wall) ?? null;
+                  finished.redis = usage.redis?.finish(wall) ?? null;
                 }
               },
               onProgress: (p) => progress.show(label, p),
@@ -443,8 +491,9 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
           console.error(`bester bench: ${label} ${(err as Error).message}`);
           if (gateway) {
             console.error(`gateway log:\n${gateway.logTail()}`);
-            await gateway.stop();
+            await Promise.all([gateway, ...others].map((g) => g.stop()));
           }
+          await stopRedis();
           return 1;
         }
         const died = gateway?.exitStatus();
@@ -452,12 +501,16 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
         // Peak RSS is read once the run is over, before the processes go away.
         if (gateway && finished.gateway) finished.gateway = { ...finished.gateway, ...peakOf(finished.gateway.pid) };
         if (finished.handler) finished.handler = { ...finished.handler, ...peakOf(finished.handler.pid) };
-        const profiles = gateway ? await gateway.stop() : { gateway: null, handler: null };
+        if (finished.receiverNode && receiverNode) finished.receiverNode = { ...finished.receiverNode, ...peakOf(receiverNode.pid) };
+        const [profiles] = await Promise.all([
+          gateway ? gateway.stop() : { gateway: null, handler: null },
+          ...others.map((g) => g.stop()),
+        ]);
         current = undefined;
         progress.clear();
 
         const run: RunReport = runReport(
-          { scenario, size, warmupSeconds: warmupS, durationSeconds: durationS },
+          { scenario: runScenario, size, warmupSeconds: warmupS, durationSeconds: durationS },
           result,
           {
             gateway: finished.gateway,
@@ -481,6 +534,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
             }
           }
         }
+        if (nodes > 1) run.cluster = { nodes, receiverGateway: finished.receiverNode, redis: finished.redis };
         report.runs.push(run);
         if (run.lost > 0 || run.duplicated > 0) failures++;
         if (!values.json && !values.quiet) {
@@ -492,6 +546,7 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
     }
   }
 
+  await stopRedis();
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else console.log(`\n${formatRuns(report.runs)}`);
   if (failures > 0) {

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT } from "../config/defaults.ts";
 import { parseServerAddress } from "../config/server-address.ts";
-import type { ClientInfo, ListenerInfo, Readiness } from "../control/types.ts";
+import type { ClientInfo, ClusterInfo, ListenerInfo, Readiness } from "../control/types.ts";
 import type { HandlerStatus } from "../handlers/host.ts";
 import { type Endpoint, formatEndpoint, type HttpAnswer, type Runtime } from "../runtime/types.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
@@ -35,10 +35,12 @@ Talks to the control API of a running gateway.
 Commands:
   status              version, uptime, readiness (and why not), listeners,
                       clients and handlers at a glance; exit 1 if not ready
-  clients             connected users and each of their sessions
+  clients             connected users and each of their sessions; in a
+                      cluster, every node's users (others' as session counts)
+  cluster             the nodes of the cluster: last heartbeat, sessions
   handlers            handlers: mode, state, pid, restarts, in flight, last error
   reload              the gateway re-reads its config file; prints what changed
-  disconnect USER     closes every session of USER
+  disconnect USER     closes every session of USER (on every node of a cluster)
   shutdown [--wait]   stops the gateway gracefully; --wait returns once it
                       no longer answers (at most ${SHUTDOWN_WAIT_MS / 1000} s)
 
@@ -58,7 +60,7 @@ Environment:
 Exit status: 0 done; 1 the gateway said no (reload refused, user not
 connected, not ready, wrong token); 2 usage; 3 no gateway answers there.`;
 
-const COMMANDS = ["status", "clients", "handlers", "reload", "disconnect", "shutdown"] as const;
+const COMMANDS = ["status", "clients", "cluster", "handlers", "reload", "disconnect", "shutdown"] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** Where to reach the control API and with which token. */
@@ -108,6 +110,8 @@ export async function ctlCommand(runtime: Runtime, argv: string[]): Promise<numb
         return await status(api, values.json === true);
       case "clients":
         return await clients(api, values.json === true);
+      case "cluster":
+        return await cluster(api, values.json === true);
       case "handlers":
         return await handlers(api, values.json === true);
       case "reload":
@@ -265,9 +269,17 @@ async function clients(api: ControlClient, json: boolean): Promise<number> {
     console.log("no clients connected");
     return CtlExit.done;
   }
-  const rows = list.clients.flatMap((c) =>
-    c.sessions.map((s) => [
+  const inCluster = list.clients.some((c) => c.nodes !== undefined);
+  let here = "";
+  if (inCluster) {
+    const info = await api.get<ClusterInfo>("/v1/cluster");
+    if (typeof info === "number") return info;
+    here = info.node;
+  }
+  const rows = list.clients.flatMap((c) => [
+    ...c.sessions.map((s) => [
       c.username,
+      ...(inCluster ? [here] : []),
       String(s.connection),
       s.listener,
       s.remote,
@@ -276,8 +288,33 @@ async function clients(api: ControlClient, json: boolean): Promise<number> {
       String(s.inFlight),
       String(s.pendingBytes),
     ]),
-  );
-  console.log(formatTable(["USER", "CONN", "LISTENER", "REMOTE", "CONNECTED", "IN", "IN FLIGHT", "PENDING"], rows, [1, 5, 6, 7]));
+    // Another node's sessions: only their count is known here.
+    ...(c.nodes ?? [])
+      .filter((n) => n.node !== here)
+      .map((n) => [c.username, n.node, `${n.sessions} session${n.sessions === 1 ? "" : "s"}`, "-", "-", "-", "-", "-", "-"]),
+  ]);
+  const head = ["USER", ...(inCluster ? ["NODE"] : []), "CONN", "LISTENER", "REMOTE", "CONNECTED", "IN", "IN FLIGHT", "PENDING"];
+  console.log(formatTable(head, rows, inCluster ? [2, 6, 7, 8] : [1, 5, 6, 7]));
+  return CtlExit.done;
+}
+
+async function cluster(api: ControlClient, json: boolean): Promise<number> {
+  const info = await api.get<ClusterInfo>("/v1/cluster");
+  if (typeof info === "number") return info;
+  if (json) {
+    print(info);
+    return CtlExit.done;
+  }
+  console.log(`node ${info.node}: ${info.ready ? "ready" : `not ready: ${info.detail}`}`);
+  const rows = info.nodes.map((n) => [
+    n.node + (n.self ? " *" : ""),
+    n.lastHeartbeat,
+    `${Math.round(n.silentMs)} ms`,
+    String(n.sessions ?? "-"),
+    String(n.users ?? "-"),
+    n.started ?? "-",
+  ]);
+  console.log(formatTable(["NODE", "LAST HEARTBEAT", "SILENT", "SESSIONS", "USERS", "STARTED"], rows, [3, 4]));
   return CtlExit.done;
 }
 

@@ -4,7 +4,7 @@ export const MAIN_HELP = `bester — a gateway for the Bester message protocol
 Usage:
   bester serve [--config FILE | FILE] [options]   run the gateway
   bester check [--config FILE | FILE]             validate a config file and print the effective config
-  bester ctl COMMAND [--config FILE]              status, clients, handlers, reload, disconnect, shutdown
+  bester ctl COMMAND [--config FILE]              status, clients, cluster, handlers, reload, disconnect, shutdown
                                                   of a running gateway (through its control API)
   bester passwd add|remove|list USER [--config F] manage accounts in the configured store
   bester client --user NAME [options]             an interactive terminal client

@@ -145,6 +145,44 @@ export const DELIVERY_WAL_CHECKPOINT_PAGES = 4096;
 /** Delivery store file name when the file names none: after the config file, beside it (like the gateway's own sockets). */
 export const DELIVERY_DB_SUFFIX = ".delivery.db";
 
+// --- cluster (config key `cluster`, docs/CLUSTER.md) -------------------------
+
+/**
+ * How often a node says it is alive. Each beat is one small script on Redis
+ * per node, so a short interval costs Redis next to nothing; 3 s lets a
+ * dead node be noticed well within deadAfterMs.
+ */
+export const DEFAULT_CLUSTER_HEARTBEAT_MS = 3000;
+/**
+ * A node silent this long is declared dead and its sessions purged. Over
+ * three beats, so a missed beat or two (a GC pause, a busy Redis) is no
+ * death; short enough that messages for its users go to their inboxes within
+ * seconds instead of being published to a node that is gone.
+ */
+export const DEFAULT_CLUSTER_DEAD_AFTER_MS = 10_000;
+/** Below this a timer's jitter is a sizeable part of the interval; also the floor for deadAfterMs. */
+export const MIN_CLUSTER_HEARTBEAT_MS = 50;
+/** deadAfterMs must be at least this many heartbeats, so one late beat never kills a node. */
+export const MIN_CLUSTER_BEATS_PER_DEATH = 2;
+/**
+ * Users one purge step takes of a dead node (HSCAN COUNT): a node with many
+ * users is purged in pipelined pages, never in one long script that would
+ * stall Redis.
+ */
+export const CLUSTER_PURGE_PAGE = 500;
+/** A purge claimed by a node that then died itself is taken over after this. */
+export const CLUSTER_PURGE_TAKEOVER_MS = 30_000;
+/**
+ * Users whose presence one node is writing to Redis at once. A mass login or
+ * logout (a load balancer moving thousands of clients) queues in the node
+ * instead of sending tens of thousands of commands at once, which would
+ * leave the last of them unanswered past the command deadline and mark
+ * Redis as lost; 128 users' writes keep a Redis round trip full.
+ */
+export const PRESENCE_STEPS_IN_FLIGHT = 128;
+/** After Redis comes back, how long the probe published to the node itself may take to arrive before it is tried again. */
+export const CLUSTER_PROBE_TIMEOUT_MS = 2000;
+
 // --- informer ---------------------------------------------------------------
 
 /** Informer connections open at once; handlers keep one or a few each, so this only stops a runaway. */
@@ -319,6 +357,7 @@ export function embeddedDefaultConfig(runDir: string): Config {
       redis: { address: DEFAULT_REDIS_ADDRESS, port: DEFAULT_REDIS_PORT, prefix: "", tls: false, cluster: false },
       inbox: { maxMessages: DEFAULT_INBOX_MAX_MESSAGES, maxBytes: DEFAULT_INBOX_MAX_BYTES, maxAgeSeconds: DEFAULT_INBOX_MAX_AGE_SECONDS },
     },
+    cluster: { enabled: false, heartbeatMs: DEFAULT_CLUSTER_HEARTBEAT_MS, deadAfterMs: DEFAULT_CLUSTER_DEAD_AFTER_MS },
     federation: {
       peers: Object.create(null),
       allowOriginal: [],

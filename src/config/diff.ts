@@ -25,7 +25,7 @@ export interface ReloadPlan {
 }
 
 /** Keys applied in place or through the plan; any other top-level key must not change. */
-const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log", "federation", "delivery"]);
+const RELOADABLE = new Set(["source", "network", "handlers", "database", "admin", "limits", "log", "federation", "delivery", "cluster"]);
 
 /** JSON with sorted keys, so equal values compare equal whatever their key order. */
 function canonical(value: unknown): string {
@@ -107,6 +107,10 @@ export function planReload(old: Config, next: Config): { ok: true; plan: ReloadP
     if (!same(inEffect(old, key), inEffect(next, key))) {
       reasons.push(`${key}: changed, but it cannot be changed while running; restart the gateway to apply it`);
     }
+  }
+  // Other nodes know this one by its name and its subscriptions: it joins, leaves or changes only by a restart.
+  if (!same(old.cluster, next.cluster)) {
+    reasons.push("cluster: changed, but a node cannot join, leave or change its cluster settings while running; restart the gateway to apply it");
   }
   if (reasons.length > 0) return { ok: false, reasons };
 

@@ -84,6 +84,12 @@ export function normalise(file: ConfigFile, source: string): Config {
       redis: normaliseRedis(file.delivery.redis ?? d.redis, at),
       inbox: { ...file.delivery.inbox },
     },
+    cluster: {
+      enabled: file.cluster.enabled,
+      ...(file.cluster.node === undefined ? {} : { node: file.cluster.node }),
+      heartbeatMs: file.cluster.heartbeatMs,
+      deadAfterMs: file.cluster.deadAfterMs,
+    },
     limits: {
       maxFrameBytes: l.maxFrameBytes,
       maxJsonDepth: l.maxJsonDepth,

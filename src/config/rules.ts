@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
-import { MAX_UNIX_SOCKET_PATH_BYTES, MIN_PEER_SECRET_LENGTH } from "./defaults.ts";
+import { MAX_UNIX_SOCKET_PATH_BYTES, MIN_CLUSTER_BEATS_PER_DEATH, MIN_PEER_SECRET_LENGTH } from "./defaults.ts";
 import { isLoopbackIp } from "./loopback.ts";
 import { joinPath } from "./schema.ts";
 import { isIpLiteral } from "./server-address.ts";
@@ -105,6 +105,7 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     errors.push({ path: "database.redis.cluster", message: "the account store takes a single Redis server; a Redis Cluster serves delivery.redis" });
   }
   if (config.delivery.store === "redis") checkRedis("delivery.redis", config.delivery.redis, errors);
+  checkCluster(config, errors);
 
   // Two TCP listeners of one address family on one port: only one of them could bind.
   const ws = network.ws;
@@ -162,4 +163,23 @@ export function checkConfig(config: Config): { errors: ConfigIssue[]; warnings: 
     if (clash) errors.push({ path: s.path, message: `same socket as ${clash.path} (${s.file})` });
   });
   return { errors, warnings };
+}
+
+/** A cluster's nodes share the inbox and presence in one Redis: the delivery store's. */
+function checkCluster(config: Config, errors: ConfigIssue[]): void {
+  const c = config.cluster;
+  if (!c.enabled) return;
+  if (config.delivery.store !== "redis") {
+    errors.push({
+      path: "cluster.enabled",
+      message: `needs delivery.store "redis" (the nodes share inboxes and presence in it), got ${JSON.stringify(config.delivery.store)}`,
+    });
+  }
+  const least = c.heartbeatMs * MIN_CLUSTER_BEATS_PER_DEATH;
+  if (c.deadAfterMs < least) {
+    errors.push({
+      path: "cluster.deadAfterMs",
+      message: `expected at least ${MIN_CLUSTER_BEATS_PER_DEATH} × cluster.heartbeatMs (${least}) so one late heartbeat is no death, got ${c.deadAfterMs}`,
+    });
+  }
 }

@@ -13,6 +13,9 @@ import {
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_DELIVERY_STORE,
   DEFAULT_INBOX_MAX_AGE_SECONDS,
+  DEFAULT_CLUSTER_HEARTBEAT_MS,
+  DEFAULT_CLUSTER_DEAD_AFTER_MS,
+  MIN_CLUSTER_HEARTBEAT_MS,
   DEFAULT_INBOX_MAX_BYTES,
   DEFAULT_INBOX_MAX_MESSAGES,
   DEFAULT_HANDLER_CONNECTIONS,
@@ -248,6 +251,15 @@ const loginFailuresSchema = obj({
   forgetMs: v.optional(int(1, MAX_TIMER_MS), DEFAULT_LOGIN_FORGET_MS),
 });
 
+// extension (docs/CLUSTER.md)
+const clusterSchema = obj({
+  enabled: v.optional(bool, false),
+  // It goes into Redis key hash tags and space-separated values: no braces, no white space.
+  node: v.optional(convert("a node name without braces or white space", (x) => (typeof x === "string" && /^[^{}\s]{1,200}$/.test(x) ? x : undefined))),
+  heartbeatMs: v.optional(int(MIN_CLUSTER_HEARTBEAT_MS, MAX_TIMER_MS), DEFAULT_CLUSTER_HEARTBEAT_MS),
+  deadAfterMs: v.optional(int(MIN_CLUSTER_HEARTBEAT_MS, MAX_TIMER_MS), DEFAULT_CLUSTER_DEAD_AFTER_MS),
+});
+
 const limitsSchema = obj({
   maxFrameBytes: v.optional(int(MIN_MAX_FRAME_BYTES), DEFAULT_MAX_FRAME_BYTES),
   maxJsonDepth: v.optional(int(MIN_MAX_JSON_DEPTH, MAX_MAX_JSON_DEPTH), DEFAULT_MAX_JSON_DEPTH),
@@ -281,6 +293,7 @@ const configEntries = {
   informer: v.optional(obj({ enabled: v.optional(bool, true), path: v.optional(text) }), () => ({})),
   federation: v.optional(federationSchema, () => ({})),
   delivery: v.optional(deliverySchema, () => ({})),
+  cluster: v.optional(clusterSchema, () => ({})),
   limits: v.optional(limitsSchema, () => ({})),
   log: v.optional(
     obj({ level: v.optional(pick(LOG_LEVELS), DEFAULT_LOG_LEVEL), format: v.optional(pick(LOG_FORMATS), DEFAULT_LOG_FORMAT) }),

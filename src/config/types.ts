@@ -99,6 +99,15 @@ export interface DeliveryConfig {
   inbox: { maxMessages: number; maxBytes: number; maxAgeSeconds: number };
 }
 
+/** Extension (docs/CLUSTER.md): several gateways acting as one service on the Redis of `delivery.redis`. */
+export interface ClusterConfig {
+  enabled: boolean;
+  /** Unique in the cluster; absent: the host name and the first client port, decided at start. */
+  node?: string;
+  heartbeatMs: number;
+  deadAfterMs: number;
+}
+
 /** Extension: how repeated login failures are held back (accounts/throttle.ts). */
 export interface LoginFailuresConfig {
   enabled: boolean;
@@ -134,6 +143,7 @@ export interface Config {
   informer: { enabled: boolean; path: string };
   federation: FederationConfig;
   delivery: DeliveryConfig;
+  cluster: ClusterConfig;
   limits: {
     maxFrameBytes: number;
     /** Extension: deepest nesting of arrays and objects in one frame (every connection kind). */

@@ -93,7 +93,12 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
   });
 
   app.get("/v1/listeners", (c) => c.json({ listeners: view.listeners() }));
-  app.get("/v1/clients", (c) => c.json({ clients: view.clients() }));
+  app.get("/v1/clients", async (c) => c.json({ clients: await view.clients() }));
+  app.get("/v1/cluster", async (c) => {
+    const info = await view.cluster();
+    if (info === undefined) return c.json(errorBody("not_found", "this gateway is no node of a cluster (cluster.enabled is false)"), 404);
+    return c.json(info);
+  });
   app.get("/v1/handlers", (c) => c.json({ handlers: view.handlers() }));
   app.get("/v1/peers", (c) => c.json(view.peers()));
   app.get("/v1/rates", (c) => c.json(view.rates()));
@@ -128,9 +133,9 @@ export function createControlApp(view: ControlView, actions: ControlActions, opt
     );
   });
 
-  app.post("/v1/clients/:username/disconnect", (c) => {
+  app.post("/v1/clients/:username/disconnect", async (c) => {
     const username = c.req.param("username");
-    const n = actions.disconnect(username);
+    const n = await actions.disconnect(username);
     if (n === 0) return c.json(errorBody("not_connected", `no client named ${JSON.stringify(username)} is connected`), 404);
     return c.json({ username, disconnected: n });
   });

@@ -75,6 +75,18 @@ export function renderMetrics(m: MetricsSnapshot): string {
   w.family("bester_handler_up", "gauge", "1 if the handler is up (external handlers: always 1).");
   for (const h of m.handlers) w.sample("bester_handler_up", { type: h.type }, h.state === "up" || h.state === "external" ? 1 : 0);
 
+  if (m.cluster !== undefined) {
+    const c = m.cluster;
+    w.family("bester_cluster_nodes", "gauge", "Nodes registered in the cluster at this node's last heartbeat, itself included.");
+    w.sample("bester_cluster_nodes", {}, c.nodes);
+    w.family("bester_cluster_messages_total", "counter", "Deliveries between nodes: sent (once per node notified) and received from other nodes.");
+    w.sample("bester_cluster_messages_total", { direction: "sent" }, c.sent);
+    w.sample("bester_cluster_messages_total", { direction: "received" }, c.received);
+    w.family("bester_cluster_dead_node_purges_total", "counter", "Nodes this node declared dead and purged.");
+    w.sample("bester_cluster_dead_node_purges_total", {}, c.purges);
+    w.family("bester_cluster_purged_users_total", "counter", "Users whose presence on a dead node this node removed.");
+    w.sample("bester_cluster_purged_users_total", {}, c.purgedUsers);
+  }
   if (m.inbox !== undefined) {
     const i = m.inbox;
     w.family("bester_inbox_messages", "gauge", "Messages waiting in inboxes (the delivery store), all users together.");

@@ -19,7 +19,7 @@ export async function startControlServer(gateway: Gateway, log: Logger, shutdown
     monitorOf(gateway),
     {
       reload: () => gateway.reload(),
-      disconnect: (username) => gateway.disconnect(username, "disconnected by an operator"),
+      disconnect: (username) => gateway.disconnectEverywhere(username, "disconnected by an operator"),
       inject: (type, users, data) => gateway.inject(type, users, data),
       shutdown,
       clearInbox: (username) => gateway.delivery.clear(username),

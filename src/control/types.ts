@@ -6,6 +6,7 @@
 
 export type {
   ClientInfo,
+  ClusterInfo,
   GatewayMonitor as ControlView,
   InboxesInfo,
   ListenerInfo,
@@ -23,7 +24,8 @@ export { CONTROL_MESSAGE_TYPE } from "../server/gateway.ts";
 
 export interface ControlActions {
   reload(): Promise<ReloadResult>;
-  disconnect(username: string): number;
+  /** Every session of the user, on every node of a cluster. */
+  disconnect(username: string): number | Promise<number>;
   /** Delivers as a handler's sendClients would; `undelivered`: users it neither wrote to nor stored for. */
   inject(type: string, users: string[], data: unknown): Promise<{ delivered: string[]; undelivered: string[] }>;
   shutdown(): void;

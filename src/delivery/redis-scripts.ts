@@ -17,6 +17,9 @@
  *   per-user counter that could drift from what is stored. Redis deletes a
  *   list left empty; seqs go on from `last`.
  * - `<prefix>{u:NAME}:n`, the sharded pub/sub channel an append may publish on.
+ * - `<prefix>{u:NAME}:p`, in a cluster: the user's presence, a hash of node ->
+ *   "epoch plain ack" (sessions there that do not / do acknowledge), kept by
+ *   src/cluster/ and read by ROUTE.
  *
  * Why a List and not a Stream or a sorted set: docs/DELIVERY-STORE.md.
  *
@@ -71,6 +74,42 @@ end
 `;
 
 /**
+ * Enters one message into the user's stream (the body of APPEND and ROUTE).
+ * Returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many) | {.., 3, bytes, size} (too big).
+ */
+const STORE_FN = `
+local function store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, typ, body)
+  local expired, left = trimAge(m, tonumber(cut))
+  local st = redis.call('HMGET', s, 'last', 'cin', 'at')
+  local last, cin, at = num(st[1]), num(st[2]), num(st[3])
+  if last == 0 and left > 0 then
+    -- the hash is new but the messages are not (the hash was lost): seqs must still grow
+    last = head(redis.call('LINDEX', m, -1))
+  end
+  local depth, bytes, oldest = summary(m, cin)
+  if keep == '1' then
+    local size = 0
+    if hasData == '1' then size = #body end
+    if depth + 1 > tonumber(maxMessages) then return {expired, depth, oldest, 2, depth} end
+    if bytes + size > tonumber(maxBytes) then return {expired, depth, oldest, 3, bytes, size} end
+    last = last + 1
+    at = math.max(tonumber(now), at)
+    local data = '-'
+    if hasData == '1' then data = '=' .. body end
+    redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #typ .. ' ' .. typ .. data)
+    redis.call('PEXPIRE', m, ttl)
+    if depth == 0 then oldest = at end
+    depth = depth + 1
+    redis.call('HSET', s, 'last', str(last), 'cin', str(cin + size), 'at', str(at))
+  else
+    last = last + 1
+    redis.call('HSET', s, 'last', str(last))
+  end
+  return {expired, depth, oldest, 1, last}
+end
+`;
+
+/**
  * KEYS: s, m, and n when there is a notification. ARGV: "now cut maxMessages
  * maxBytes ttlMs keep hasData" (one argument: each costs the client time to
  * encode), type, data, and the notification if any.
@@ -78,37 +117,80 @@ end
  * The notification is published after the message is stored, in the same
  * script: a subscriber told of seq N can read it at once.
  */
-const APPEND = `${PRELUDE}
-local s, m = KEYS[1], KEYS[2]
+const APPEND = `${PRELUDE}${STORE_FN}
 local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[1], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
-local expired, left = trimAge(m, tonumber(cut))
-local st = redis.call('HMGET', s, 'last', 'cin', 'at')
-local last, cin, at = num(st[1]), num(st[2]), num(st[3])
-if last == 0 and left > 0 then
-  -- the hash is new but the messages are not (the hash was lost): seqs must still grow
-  last = head(redis.call('LINDEX', m, -1))
+local r = store(KEYS[1], KEYS[2], now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[2], ARGV[3])
+if r[4] == 1 and KEYS[3] then redis.call('SPUBLISH', KEYS[3], str(r[5]) .. ' ' .. ARGV[4]) end
+return r
+`;
+
+/**
+ * A cluster's deliveries of one event-loop turn (docs/CLUSTER.md), each
+ * stored then notified in one step, so a login racing it cannot lose the
+ * message: the login's presence is either seen here (its node is notified)
+ * or not yet written (the message is stored, and the login's replay, which
+ * comes after its presence, reads it). One call carries every delivery of
+ * the turn whose user's keys sit in one slot.
+ * KEYS: per delivery s, m, p (presence: node -> "epoch plain ack"), n (the
+ * user's channel). ARGV[1]: the calling node; then per delivery
+ * "now cut maxMessages maxBytes ttlMs hasData mustExist plainHere ackHere",
+ * type, data, the notification's head (the data follows it).
+ * Per delivery: stored when the user has no session anywhere or an
+ * acknowledging one somewhere; kept (not only given a seq) unless a session
+ * that does not acknowledge takes it now; published when another node holds
+ * a session, one message per user and call (its deliveries in order, each
+ * "<seq> <head><data>").
+ * Returns per delivery {expired, depth, oldest, 1, seq (0: not stored),
+ * other nodes, kept} | {.., 2, depth} | {.., 3, bytes, size} | {0, 0, 0, 4}
+ * (no session, and mustExist and the user was never seen: nothing done).
+ */
+const ROUTE = `${PRELUDE}${STORE_FN}
+local origin = ARGV[1]
+local out, seen, order, texts = {}, {}, {}, {}
+for d = 0, #KEYS / 4 - 1 do
+  local s, m, p, n = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
+  local a = 4 * d + 2
+  local now, cut, maxMessages, maxBytes, ttl, hasData, mustExist, plainHere, ackHere =
+    string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d) (%d) (%d)$')
+  local who = seen[p]
+  if not who then
+    who = {others = 0, plain = false, ack = false}
+    local pres = redis.call('HGETALL', p)
+    for i = 1, #pres, 2 do
+      if pres[i] ~= origin then
+        local _, pl, ak = string.match(pres[i + 1], '^(%S+) (%d+) (%d+)$')
+        pl, ak = tonumber(pl) or 0, tonumber(ak) or 0
+        if pl + ak > 0 then who.others = who.others + 1 end
+        if pl > 0 then who.plain = true end
+        if ak > 0 then who.ack = true end
+      end
+    end
+    seen[p] = who
+  end
+  local nobody = who.others == 0 and plainHere == '0' and ackHere == '0'
+  if nobody and mustExist == '1' and redis.call('EXISTS', s) == 0 then
+    out[d + 1] = {0, 0, 0, 4}
+  else
+    local keep = '1'
+    if plainHere == '1' or who.plain then keep = '0' end
+    local r = {0, 0, 0, 1, 0}
+    if nobody or who.ack or ackHere == '1' then
+      r = store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[a + 1], ARGV[a + 2])
+    end
+    if r[4] ~= 1 then
+      out[d + 1] = r
+    else
+      if who.others > 0 then
+        if not texts[n] then texts[n] = {}; order[#order + 1] = n end
+        local t = texts[n]
+        t[#t + 1] = str(r[5]) .. ' ' .. ARGV[a + 3] .. ARGV[a + 2]
+      end
+      out[d + 1] = {r[1], r[2], r[3], 1, r[5], who.others, tonumber(keep)}
+    end
+  end
 end
-local depth, bytes, oldest = summary(m, cin)
-if keep == '1' then
-  local size = 0
-  if hasData == '1' then size = #ARGV[3] end
-  if depth + 1 > tonumber(maxMessages) then return {expired, depth, oldest, 2, depth} end
-  if bytes + size > tonumber(maxBytes) then return {expired, depth, oldest, 3, bytes, size} end
-  last = last + 1
-  at = math.max(tonumber(now), at)
-  local data = '-'
-  if hasData == '1' then data = '=' .. ARGV[3] end
-  redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #ARGV[2] .. ' ' .. ARGV[2] .. data)
-  redis.call('PEXPIRE', m, ttl)
-  if depth == 0 then oldest = at end
-  depth = depth + 1
-  redis.call('HSET', s, 'last', str(last), 'cin', str(cin + size), 'at', str(at))
-else
-  last = last + 1
-  redis.call('HSET', s, 'last', str(last))
-end
-if KEYS[3] then redis.call('SPUBLISH', KEYS[3], str(last) .. ' ' .. ARGV[4]) end
-return {expired, depth, oldest, 1, last}
+for _, n in ipairs(order) do redis.call('SPUBLISH', n, table.concat(texts[n])) end
+return out
 `;
 
 /**
@@ -236,6 +318,7 @@ function script(name: string, text: string): Script {
 
 export const SCRIPTS = {
   append: script("append", APPEND),
+  route: script("route", ROUTE),
   read: script("read", READ),
   ack: script("ack", ACK),
   drop: script("drop", DROP),

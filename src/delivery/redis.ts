@@ -32,6 +32,7 @@ import {
   type RedisEndpoint,
   RedisUnavailable,
 } from "../redis/connection.ts";
+import { keySlot } from "../redis/key-slot.ts";
 import { type Script, SCRIPTS } from "./redis-scripts.ts";
 import type { DeliveryStore, InboxInfo, InboxLimits, StoredMessage, StoreFailure } from "./store.ts";
 
@@ -77,6 +78,21 @@ const ROLE = {
   note: "messages that need the store get 'store_unavailable' until it is back; reconnecting in the background",
 };
 
+/** Deliveries one ROUTE call carries at most: bounds the time one script holds Redis. */
+const ROUTE_BATCH = 128;
+
+/** One delivery waiting for the turn's ROUTE calls. */
+interface RouteCall {
+  user: string;
+  origin: string;
+  params: string;
+  type: string;
+  data: string;
+  notify: string;
+  limits: InboxLimits;
+  resolve(outcome: RouteOutcome | StoreFailure): void;
+}
+
 /** What every user script answers first: how the user's inbox stands after it. */
 type Summary = [expired: number, depth: number, oldest: number];
 
@@ -102,6 +118,8 @@ export class RedisDeliveryStore implements DeliveryStore {
   #expiredOnTheWay = new Map<string, number>();
   #closed = false;
   #warned = { message: "", at: 0 };
+  /** A cluster's deliveries of this turn, not yet sent (route()). */
+  #routes: RouteCall[] = [];
 
   constructor(options: RedisDeliveryStoreOptions, limits: () => InboxLimits) {
     this.prefix = options.prefix;
@@ -121,9 +139,9 @@ export class RedisDeliveryStore implements DeliveryStore {
   }
 
   /** Keys and channel of one user, all in the user's hash slot. */
-  keys(user: string): { state: string; messages: string; channel: string } {
+  keys(user: string): { state: string; messages: string; channel: string; presence: string } {
     const base = `${this.prefix}{u:${user}}`;
-    return { state: `${base}:s`, messages: `${base}:m`, channel: `${base}:n` };
+    return { state: `${base}:s`, messages: `${base}:m`, channel: `${base}:n`, presence: `${base}:p` };
   }
 
   #shardKeys(k: number): [age: string, depth: string, total: string] {
@@ -160,15 +178,14 @@ export class RedisDeliveryStore implements DeliveryStore {
     notify = false,
   ): Promise<unknown[]> {
     const k = this.keys(user);
+    const keys = notify ? [k.state, k.messages, k.channel] : [k.state, k.messages];
     const noted = (answer: unknown) => {
       const reply = answer as unknown[];
-      const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
-      if (expired > 0) this.#expiredOnTheWay.set(user, (this.#expiredOnTheWay.get(user) ?? 0) + expired);
-      if (expired > 0 || changes(reply)) this.#note(user, depth, oldest);
+      this.#noteReply(user, reply, changes(reply));
       return reply;
     };
     // A change Redis carried out after the caller was told it was unavailable still reaches the index.
-    return noted(await this.#eval(script, notify ? [k.state, k.messages, k.channel] : [k.state, k.messages], args, noted));
+    return noted(await this.#eval(script, keys, args, noted));
   }
 
   #note(user: string, depth: number, oldest: number): void {
@@ -258,6 +275,101 @@ export class RedisDeliveryStore implements DeliveryStore {
     } catch (err) {
       return this.#failure(err);
     }
+  }
+
+  /**
+   * A cluster's delivery to `user` (ROUTE in redis-scripts.ts): stored when
+   * nobody is connected or an acknowledging session is, published on the
+   * user's channel when another node than `origin` holds a session
+   * (`notify`: the notification's head, cluster/message.ts). `here` says
+   * what `origin` holds itself (its plain sessions have been written
+   * already). With `mustExist`, a user with
+   * no session and never seen is left alone (`unknown`).
+   *
+   * The calls made together (one read of a socket's frames, and so on) go
+   * as one script call per hash slot (per ROUTE_BATCH deliveries), not one
+   * per message, and the client writes all of a turn's calls at once.
+   */
+  route(
+    user: string,
+    type: string,
+    data: string | undefined,
+    origin: string,
+    here: { plain: boolean; ack: boolean },
+    mustExist: boolean,
+    notify: string,
+  ): Promise<RouteOutcome | StoreFailure> {
+    const limits = this.#limits();
+    const now = Date.now();
+    const flag = (b: boolean) => (b ? 1 : 0);
+    const params =
+      `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ` +
+      `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
+    return new Promise((resolve) => {
+      this.#routes.push({ user, origin, params, type, data: data ?? "", notify, limits, resolve });
+      // At the end of this job, not the next turn: the client writes what the turn sent in its own setImmediate.
+      if (this.#routes.length === 1) queueMicrotask(() => this.#flushRoutes());
+    });
+  }
+
+  /** Sends the turn's deliveries: grouped by slot and origin, in the order they were made within each group. */
+  #flushRoutes(): void {
+    const calls = this.#routes;
+    this.#routes = [];
+    const groups = new Map<string, RouteCall[]>();
+    for (const c of calls) {
+      const key = `${this.#redis.cluster ? keySlot(this.keys(c.user).state) : 0} ${c.origin}`;
+      const group = groups.get(key) ?? groups.set(key, []).get(key)!;
+      group.push(c);
+    }
+    for (const group of groups.values()) {
+      for (let i = 0; i < group.length; i += ROUTE_BATCH) this.#routeBatch(group.slice(i, i + ROUTE_BATCH));
+    }
+  }
+
+  #routeBatch(batch: RouteCall[]): void {
+    const keys: string[] = [];
+    const args: string[] = [batch[0]!.origin];
+    for (const c of batch) {
+      const k = this.keys(c.user);
+      keys.push(k.state, k.messages, k.presence, k.channel);
+      args.push(c.params, c.type, c.data, c.notify);
+    }
+    const noted = (answer: unknown) => {
+      const replies = answer as unknown[][];
+      batch.forEach((c, i) => {
+        const r = replies[i]!;
+        this.#noteReply(c.user, r, Number(r[3]) === 1 && Number(r[4]) > 0 && Number(r[6]) === 1);
+      });
+      return replies;
+    };
+    this.#eval(SCRIPTS.route, keys, args, noted).then(
+      (answer) =>
+        noted(answer).forEach((r, i) => {
+          const c = batch[i]!;
+          switch (Number(r[3])) {
+            case 1:
+              return c.resolve({ ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
+            case 2:
+              return c.resolve(full(c.user, `${Number(r[4])} messages wait already, the limit is ${c.limits.maxMessages}`));
+            case 3:
+              return c.resolve(full(c.user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${c.limits.maxBytes}`));
+            default:
+              return c.resolve({ ok: true, unknown: true });
+          }
+        }),
+      (err: unknown) => {
+        const failure = this.#failure(err);
+        for (const c of batch) c.resolve(failure);
+      },
+    );
+  }
+
+  /** Collects what a user script removed for age, and notes the user in the index when its inbox changed. */
+  #noteReply(user: string, reply: unknown[], changed: boolean): void {
+    const [expired, depth, oldest] = reply.slice(0, 3).map(Number) as Summary;
+    if (expired > 0) this.#expiredOnTheWay.set(user, (this.#expiredOnTheWay.get(user) ?? 0) + expired);
+    if (expired > 0 || changed) this.#note(user, depth, oldest);
   }
 
   async read(user: string, after: number, limit: number): Promise<StoredMessage[]> {
@@ -426,6 +538,9 @@ export class RedisDeliveryStore implements DeliveryStore {
     return { ok: false, code: "store_unavailable", message };
   }
 }
+
+/** What ROUTE did: `seq` 0 when it stored nothing; `others`: nodes notified; `kept`: stored until done. Or: a user never seen, with no session. */
+export type RouteOutcome = { ok: true; seq: number; others: number; kept: boolean; unknown?: undefined } | { ok: true; unknown: true };
 
 function full(user: string, why: string): StoreFailure {
   return { ok: false, code: "inbox_full", message: `the inbox of ${user} is full: ${why}` };

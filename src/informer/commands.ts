@@ -1,6 +1,8 @@
 /**
  * The informer's commands (PROTOCOL.md §7): one request in, one reply out,
- * nothing else touched, so they can be answered synchronously and in order.
+ * nothing else touched. Answered synchronously, but for a gateway in a
+ * cluster, whose answers about clients come from Redis: the connection
+ * keeps the replies in order.
  * @module
  */
 import { isRecord, quote } from "../guard.ts";
@@ -9,11 +11,11 @@ import type { Endpoint } from "../runtime/types.ts";
 
 /** What the informer may read of the gateway. */
 export interface InformerView {
-  /** Connected client usernames, sorted, each once. */
-  usernames(): string[];
-  isConnected(username: string): boolean;
-  /** Authenticated client sessions (a user on two devices counts twice). */
-  clientCount(): number;
+  /** Connected client usernames, sorted, each once (every node's, in a cluster). */
+  usernames(): string[] | Promise<string[]>;
+  isConnected(username: string): boolean | Promise<boolean>;
+  /** Authenticated client sessions (a user on two devices counts twice; every node's in a cluster). */
+  clientCount(): number | Promise<number>;
   /** `admin.info` from the config in force. */
   adminInfo(): unknown;
   listeners(): { kind: string; address: Endpoint }[];
@@ -45,11 +47,19 @@ function listenersBlock(view: InformerView): Record<string, unknown> {
   return out;
 }
 
+/** `f` of a value, or of a promised one; a failure to get it is the request's error. */
+function settled<T>(value: T | Promise<T>, f: (v: T) => Answer): Answer | Promise<Answer> {
+  if (!(value instanceof Promise)) return f(value);
+  return value.then(f, (err: Error) => ({ reply: failed(ErrorCodes.storeUnavailable, `cluster: ${err.message}`), quit: false }));
+}
+
 /**
  * Answers one request `{"command": {"type": ..., "data": ...}}`.
  * @returns the reply, and whether the connection ends after it (`quit`)
  */
-export function answerInformer(request: unknown, view: InformerView): { reply: InformerReply; quit: boolean } {
+export type Answer = { reply: InformerReply; quit: boolean };
+
+export function answerInformer(request: unknown, view: InformerView): Answer | Promise<Answer> {
   const command = isRecord(request) ? request["command"] : undefined;
   if (!isRecord(command)) {
     return { reply: failed(ErrorCodes.malformed, `command: expected an object {"type", "data"}, got ${quote(isRecord(request) ? command : request)}`), quit: false };
@@ -61,18 +71,18 @@ export function answerInformer(request: unknown, view: InformerView): { reply: I
   const data = command["data"];
   switch (type) {
     case "listClients":
-      return { reply: done(view.usernames()), quit: false };
+      return settled(view.usernames(), (names) => ({ reply: done(names), quit: false }));
     case "isClient":
       if (typeof data !== "string") {
         return { reply: failed(ErrorCodes.malformed, `command.data: expected a username (a string), got ${quote(data)}`), quit: false };
       }
       // Usernames are trimmed at login, so the question is too.
-      return { reply: done(view.isConnected(data.trim())), quit: false };
+      return settled(view.isConnected(data.trim()), (connected) => ({ reply: done(connected), quit: false }));
     case "serverInfo":
-      return {
-        reply: done({ clientCount: view.clientCount(), adminInfo: view.adminInfo() ?? null, listeners: listenersBlock(view) }),
+      return settled(view.clientCount(), (clientCount) => ({
+        reply: done({ clientCount, adminInfo: view.adminInfo() ?? null, listeners: listenersBlock(view) }),
         quit: false,
-      };
+      }));
     case "quit":
       return { reply: done(null), quit: true };
     default:

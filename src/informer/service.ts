@@ -17,7 +17,7 @@ import { encodeFrame, type FrameError } from "../protocol/frame.ts";
 import { ErrorCodes } from "../protocol/reports.ts";
 import type { Conn, Listener, Runtime, SocketEvents } from "../runtime/types.ts";
 import { bindPrivateSocket, type PrivateSocket } from "../runtime/unix-path.ts";
-import { answerInformer, type InformerReply, type InformerView } from "./commands.ts";
+import { type Answer, answerInformer, type InformerReply, type InformerView } from "./commands.ts";
 
 export interface InformerDeps {
   runtime: Runtime;
@@ -117,13 +117,27 @@ class InformerConnection extends FramedConnection {
     this.sendBytes(encodeFrame(r));
   }
 
+  /** Replies not yet sent because an earlier one waits for Redis: they go out in order. */
+  #pending: Promise<void> | undefined;
+
   receive(value: unknown): void {
-    let answered: { reply: InformerReply; quit: boolean };
+    let answered: Answer | Promise<Answer>;
     try {
       answered = answerInformer(value, this.deps.view);
     } catch (err) {
       answered = { reply: failure(ErrorCodes.internal, String(err)), quit: false };
     }
+    if (!(answered instanceof Promise) && this.#pending === undefined) return this.#send(answered);
+    const after = this.#pending ?? Promise.resolve();
+    const next = after.then(() => answered).then((a) => this.#send(a));
+    this.#pending = next;
+    void next.then(() => {
+      if (this.#pending === next) this.#pending = undefined;
+    });
+  }
+
+  #send(answered: Answer): void {
+    if (this.closing) return;
     this.reply(answered.reply);
     if (answered.quit) this.close(ClosedReason.clientRequested);
   }

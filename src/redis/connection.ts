@@ -42,6 +42,8 @@ export interface RedisConnectionOptions extends RedisEndpoint {
   log?: Logger;
   /** Overrides for tests and for the CLI; the defaults suit the gateway. */
   initialConnectWaitMs?: number;
+  /** RESP3, so one connection carries sharded pub/sub and commands together (the cluster's connection). */
+  resp3?: boolean;
   maxRetryMs?: number;
   commandTimeoutMs?: number;
 }
@@ -87,7 +89,11 @@ function clientOptions(options: RedisConnectionOptions, commandTimeoutMs: number
 }
 
 function newClient(options: RedisConnectionOptions, commandTimeoutMs: number) {
-  return createClient({ socket: socketOptions(options, options.host, options.port), ...clientOptions(options, commandTimeoutMs) });
+  return createClient({
+    socket: socketOptions(options, options.host, options.port),
+    ...clientOptions(options, commandTimeoutMs),
+    ...(options.resp3 ? { RESP: 3 as const } : {}),
+  });
 }
 
 function newCluster(options: RedisConnectionOptions, seeds: RedisEndpoint[], commandTimeoutMs: number) {

@@ -15,6 +15,8 @@
 import { clearInterval, setInterval } from "node:timers";
 import { INBOX_EXPIRY_SWEEP_MS, REPLAY_PAGE_MESSAGES } from "../config/defaults.ts";
 import type { DeliveryStore, InboxInfo, StoreFailure } from "../delivery/store.ts";
+import type { RedisDeliveryStore } from "../delivery/redis.ts";
+import type { Notification } from "../cluster/message.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeJsonFrame } from "../protocol/frame.ts";
 import { DELIVERY_HEAD, deliveryParts, deliveryTail, type ErrorInfo, ErrorCodes } from "../protocol/reports.ts";
@@ -48,8 +50,19 @@ export interface Unreached {
   failed: string[];
 }
 
+/** What delivery needs of the gateway's cluster node (docs/CLUSTER.md). */
+export interface ClusterRouting {
+  readonly name: string;
+  /** What other nodes get between the seq and the data. */
+  notification(type: string, data: string | undefined): string;
+  /** A delivery went out to `nodes` other nodes. */
+  sent(nodes: number): void;
+}
+
 export class Delivery {
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Set in a cluster: every delivery goes through the store's ROUTE script (the Redis store). */
+  #cluster: { node: ClusterRouting; store: RedisDeliveryStore } | undefined;
   /** Undefined: `delivery.store` is `none`, the original behaviour (or the gateway has not started). */
   #store: DeliveryStore | undefined;
 
@@ -69,6 +82,11 @@ export class Delivery {
     void this.sweep();
   }
 
+  /** From now on deliveries reach the user's sessions on every node of the cluster, through `store`. */
+  joinCluster(node: ClusterRouting, store: RedisDeliveryStore): void {
+    this.#cluster = { node, store };
+  }
+
   /** Stops the sweep and closes the store; what it has taken is kept. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
@@ -85,6 +103,7 @@ export class Delivery {
    * PIPELINED when the store is involved: then `settle` hears it.
    */
   deliver(names: string[], type: string, dataJson: string | undefined, counters: TypeStats, settle: Settle): Outcome | Pipelined {
+    if (this.#cluster !== undefined) return this.#deliverInCluster(this.#cluster, names, type, dataJson, counters, settle);
     // The usual case, one user with one session that does not acknowledge, needs no closure and no list.
     if (names.length === 1) {
       const found = this.deps.registry.lookup(names[0]!);
@@ -148,6 +167,95 @@ export class Delivery {
     ];
     Promise.all(later).then((reached) => settle.settle(outcomeOf([...known, ...reached])), internal);
     return PIPELINED;
+  }
+
+  /**
+   * In a cluster: this node's sessions that do not acknowledge are written
+   * at once; then one ROUTE script per user decides, on the cluster's
+   * presence, whether to store (nobody connected, or a session that
+   * acknowledges somewhere) and whether to notify other nodes; this node's
+   * acknowledging sessions get the message with its seq after that.
+   */
+  #deliverInCluster(
+    cluster: { node: ClusterRouting; store: RedisDeliveryStore },
+    names: string[],
+    type: string,
+    dataJson: string | undefined,
+    counters: TypeStats,
+    settle: Settle,
+  ): Pipelined {
+    const later: Promise<Reached>[] = [];
+    let notification: string | undefined;
+    for (const name of names.length === 1 ? names : new Set(names)) {
+      let plain = false;
+      let ack = false;
+      for (const s of this.deps.registry.sessionsOf(name) ?? []) {
+        if (s.ack) ack = true;
+        else if (s.deliver(type, dataJson, undefined)) {
+          counters.delivered++;
+          plain = true;
+        }
+      }
+      later.push(this.#route(cluster, name, type, dataJson, { plain, ack }, (notification ??= cluster.node.notification(type, dataJson)), counters));
+    }
+    Promise.all(later).then(
+      (reached) => settle.settle(outcomeOf(reached)),
+      (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message })),
+    );
+    return PIPELINED;
+  }
+
+  async #route(
+    cluster: { node: ClusterRouting; store: RedisDeliveryStore },
+    name: string,
+    type: string,
+    dataJson: string | undefined,
+    here: { plain: boolean; ack: boolean },
+    notification: string,
+    counters: TypeStats,
+  ): Promise<Reached> {
+    const started = performance.now();
+    let r = await cluster.store.route(name, type, dataJson, cluster.node.name, here, true, notification);
+    if (r.ok && r.unknown) {
+      // Nobody has a session and the store never saw the user: an account may still exist.
+      let known: boolean;
+      try {
+        known = await this.deps.knows(name);
+      } catch (err) {
+        return unavailable(name, err);
+      }
+      if (!known) return { name, state: "offline" };
+      r = await cluster.store.route(name, type, dataJson, cluster.node.name, here, false, notification);
+    }
+    if (!r.ok) {
+      // Redis is away: this node's own sessions took it, which is all a node alone can do (docs/CLUSTER.md).
+      if (here.plain && r.code === "store_unavailable") return { name, state: "delivered" };
+      this.deps.stats.inbox.refused(r.code);
+      // The sessions here that took it have it; the sender hears what the store refused.
+      return { name, state: "failed", error: { code: r.code, message: r.message } };
+    }
+    if (r.unknown) return { name, state: "offline" };
+    if (r.seq > 0) this.deps.stats.inbox.storeLatency(performance.now() - started);
+    if (r.others > 0) cluster.node.sent(r.others);
+    let written = here.plain || r.others > 0;
+    if (here.ack) {
+      for (const s of this.deps.registry.sessionsOf(name) ?? []) {
+        if (!s.ack || !s.deliver(type, dataJson, r.seq > 0 ? r.seq : undefined)) continue;
+        counters.delivered++;
+        written = true;
+      }
+    }
+    if (!written && r.kept) this.deps.stats.inbox.queued++;
+    return { name, state: written ? "delivered" : r.kept ? "queued" : "delivered" };
+  }
+
+  /** A message another node routed here: written to this node's sessions of `user`, with the seq to those that acknowledge. */
+  deliverRouted(user: string, n: Notification): number {
+    let written = 0;
+    for (const s of this.deps.registry.sessionsOf(user) ?? []) {
+      if (s.deliver(n.type, n.data, s.ack && n.seq > 0 ? n.seq : undefined)) written++;
+    }
+    return written;
   }
 
   /** Who `deliver` did not reach, for the control API (which waits for the store). */

@@ -18,7 +18,11 @@ import { type Hold, LoginGate, loginSource } from "../accounts/login-gate.ts";
 import { HandlerHost } from "../handlers/host.ts";
 import { Commands } from "./commands.ts";
 import { Delivery } from "./delivery.ts";
-import { openDeliveryStore } from "../delivery/index.ts";
+import { deliveryRedisOptions, openDeliveryStore } from "../delivery/index.ts";
+import type { RedisDeliveryStore } from "../delivery/redis.ts";
+import { ClusterNode } from "../cluster/node.ts";
+import { hostname } from "node:os";
+import { VERSION } from "../version.ts";
 import { RawJson } from "../protocol/json-cut.ts";
 import { InformerService } from "../informer/service.ts";
 import { admitPeer, Federation } from "./peers.ts";
@@ -57,6 +61,8 @@ export class Gateway {
   #host: SessionHost & { limits: SessionLimits };
   #federation: Federation;
   #informer: InformerService;
+  /** This gateway as a node of a cluster (config `cluster`); undefined when it runs alone. */
+  #cluster: ClusterNode | undefined;
   /** Throttling and a fair queue in front of the account store's password checks. */
   readonly logins: LoginGate;
 
@@ -101,9 +107,9 @@ export class Gateway {
       closed: (reason) => this.stats.internalConnectionClosed("informer", reason),
       limits: () => this.config.limits,
       view: {
-        usernames: () => this.registry.usernames(),
-        isConnected: (username) => this.registry.isConnected(username),
-        clientCount: () => this.registry.sessionCount,
+        usernames: () => (this.#cluster === undefined ? this.registry.usernames() : this.#cluster.clients().then((all) => [...all.keys()].sort())),
+        isConnected: (username) => this.registry.isConnected(username) || (this.#cluster?.isClient(username) ?? false),
+        clientCount: () => this.#cluster?.sessionCount() ?? this.registry.sessionCount,
         adminInfo: () => this.config.admin.info,
         listeners: () => this.#listeners.map((l) => ({ kind: l.kind, address: l.listener.address })),
       },
@@ -131,7 +137,12 @@ export class Gateway {
       reportSent: (status) => this.stats.report(status),
       clientReady: (session, acked) => {
         this.registry.add(session);
-        if (acked !== undefined) void this.delivery.replay(session, acked);
+        // In a cluster the replay waits until the session is present: a message routed before that is stored, and so replayed.
+        const present = this.#cluster?.join(session.username!, session.ack);
+        if (acked !== undefined) {
+          if (present === undefined) void this.delivery.replay(session, acked);
+          else void present.then(() => this.delivery.replay(session, acked));
+        }
         // Through the gateway's logger, so an idle session holds no logger of its own.
         this.log.info("client authenticated", {
           conn: session.id,
@@ -143,6 +154,7 @@ export class Gateway {
       sessionClosed: (session, reason, detail) => {
         this.sessions.delete(session);
         this.registry.remove(session);
+        if (session.kind === "client" && session.username !== undefined) this.#cluster?.leave(session.username, session.ack);
         this.stats.connectionClosed(reason);
         const quiet = reason === ClosedReason.peerClosed || reason === ClosedReason.clientRequested;
         session.log[quiet ? "debug" : "info"]("connection closed", { reason, detail, user: session.username });
@@ -167,6 +179,10 @@ export class Gateway {
     return this.#accounts;
   }
 
+  get cluster(): ClusterNode | undefined {
+    return this.#cluster;
+  }
+
   async start(): Promise<void> {
     this.#stopSampling = sampleRates(this.rates, () => rateCounters(this.stats), RATE_SAMPLE_INTERVAL_MS, () => this.#stopping);
     this.#accounts = await openAccountStore(this.runtime, this.config.database, this.log.with({ component: "accounts" }));
@@ -187,7 +203,35 @@ export class Gateway {
       return;
     }
     for (const l of this.#listeners) this.#logListening(l, this.config);
+    if (this.config.cluster.enabled) await this.#joinCluster();
     await this.#checkOpenFiles(this.config.limits.maxConnections);
+  }
+
+  /** Becomes a node of the cluster on the delivery store's Redis, named after its first client port unless the config names it. */
+  async #joinCluster(): Promise<void> {
+    const store = this.delivery.store as RedisDeliveryStore;
+    const c = this.config.cluster;
+    const first = this.#listeners.find((l) => l.kind !== "unix") ?? this.#listeners[0];
+    const where = first === undefined ? "0" : first.listener.address.kind === "unix" ? first.listener.address.path : String(first.listener.address.port);
+    const name = c.node ?? `${hostname()}:${where}`;
+    const node = new ClusterNode({
+      node: name,
+      heartbeatMs: c.heartbeatMs,
+      deadAfterMs: c.deadAfterMs,
+      redis: deliveryRedisOptions(this.config.delivery),
+      prefix: store.prefix,
+      version: VERSION,
+      log: this.log.with({ component: "cluster" }),
+      deliverLocal: (user, n) => this.delivery.deliverRouted(user, n),
+      disconnectLocal: (user, reason) => this.disconnect(user, reason),
+      listeners: () => this.#listeners.map((l) => `${l.kind} ${formatEndpoint(l.listener.address)}`),
+    });
+    this.#cluster = node;
+    this.delivery.joinCluster(node, store);
+    // Sessions that logged in while the listeners were opening.
+    for (const s of this.sessions) if (s.kind === "client" && s.username !== undefined) void node.join(s.username, s.ack);
+    await node.start();
+    this.log.info("cluster node started", { node: name, ...node.health() });
   }
 
   #logListening({ kind, listener, tls }: OpenListener, config: Config): void {
@@ -294,6 +338,12 @@ export class Gateway {
     return sessions.length;
   }
 
+  /** Closes every session of `username` on every node of the cluster; returns how many there were. */
+  async disconnectEverywhere(username: string, reason: string): Promise<number> {
+    const here = this.disconnect(username, reason);
+    return here + ((await this.#cluster?.disconnectRemote(username, reason)) ?? 0);
+  }
+
   /** Delivers `data` to the named users as if a handler of `type` had answered sendClients. */
   async inject(type: string, users: string[], data: unknown): Promise<{ delivered: string[]; undelivered: string[] }> {
     // Counted under its own type only if that is bounded (a handler's, or the
@@ -327,6 +377,7 @@ export class Gateway {
     this.#federation.closeAll();
     await this.handlers.stop();
     await this.#informer.stop();
+    await this.#cluster?.stop();
     await this.#accounts?.close();
     await this.delivery.close();
   }

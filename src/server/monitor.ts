@@ -10,6 +10,7 @@ import { formatEndpoint } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
 import { RATE_HISTORY_SAMPLES, RATE_SAMPLE_INTERVAL_MS } from "../config/defaults.ts";
 import type { Gateway } from "./gateway.ts";
+import type { NodeInfo } from "../cluster/node.ts";
 import { RATE_COUNTERS, type RateCounter, type RatePoint } from "./rate-history.ts";
 import { type Histogram, LATENCY_BUCKETS_MS } from "./stats.ts";
 
@@ -32,7 +33,21 @@ export interface SessionInfo {
 
 export interface ClientInfo {
   username: string;
+  /** This gateway's sessions of the user. */
   sessions: SessionInfo[];
+  /** In a cluster: every node holding sessions of the user, and how many (docs/CLUSTER.md). */
+  nodes?: Array<{ node: string; sessions: number }>;
+}
+
+/** GET /v1/cluster: the nodes of the cluster this gateway is one of. */
+export interface ClusterInfo {
+  /** This gateway's node name. */
+  node: string;
+  ready: boolean;
+  detail: string;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  nodes: NodeInfo[];
 }
 
 /** A configured federation peer as the API shows it: never its secret. */
@@ -106,6 +121,8 @@ export interface MetricsSnapshot {
   handlerLatencyMs: Map<string, Histogram>;
   latencyBucketsMs: readonly number[];
   handlers: HandlerStatus[];
+  /** Cluster counters; undefined when the gateway runs alone. */
+  cluster: { nodes: number; sent: number; received: number; purges: number; purgedUsers: number } | undefined;
   /** The delivery store's counts; undefined when the gateway keeps none. */
   inbox: { messages: number; queued: number; replayed: number; acked: number; expired: number; refused: Map<string, number>; latencyMs: Histogram } | undefined;
 }
@@ -113,7 +130,10 @@ export interface MetricsSnapshot {
 /** Snapshots of a running gateway, built when asked for: never references a reader could mutate. */
 export interface GatewayMonitor {
   listeners(): ListenerInfo[];
-  clients(): ClientInfo[];
+  /** In a cluster, every node's users (asked of Redis, hence a promise). */
+  clients(): ClientInfo[] | Promise<ClientInfo[]>;
+  /** Undefined when the gateway is no node of a cluster. */
+  cluster(): Promise<ClusterInfo | undefined>;
   handlers(): HandlerStatus[];
   peers(): PeersInfo;
   rates(): RatesInfo;
@@ -136,19 +156,23 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
   return {
     health: () => ({ status: "ok", version: VERSION, runtime, uptimeSeconds: uptime() }),
     listeners: () => gateway.listeners.map((l) => ({ kind: l.kind, address: formatEndpoint(l.listener.address), tls: l.tls !== undefined })),
-    clients(): ClientInfo[] {
-      return gateway.registry.usernames().map((username) => ({
-        username,
-        sessions: [...(gateway.registry.sessionsOf(username) ?? [])].map((s) => ({
-          connection: s.id,
-          listener: s.listener,
-          remote: formatEndpoint(s.remote),
-          connectedAt: new Date(s.openedAt).toISOString(),
-          messagesIn: s.messagesIn,
-          inFlight: s.inFlight,
-          pendingBytes: s.pendingBytes,
-        })),
-      }));
+    async cluster(): Promise<ClusterInfo | undefined> {
+      const node = gateway.cluster;
+      if (node === undefined) return undefined;
+      const c = gateway.config.cluster;
+      const health = node.health();
+      return { node: node.name, ready: health.ok, detail: health.detail, heartbeatMs: c.heartbeatMs, deadAfterMs: c.deadAfterMs, nodes: await node.nodes() };
+    },
+    clients(): ClientInfo[] | Promise<ClientInfo[]> {
+      const here = localClients(gateway);
+      const node = gateway.cluster;
+      if (node === undefined) return here;
+      return node.clients().then((everywhere) => {
+        const byUser = new Map(here.map((c) => [c.username, c]));
+        return [...everywhere]
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([username, nodes]) => ({ username, sessions: byUser.get(username)?.sessions ?? [], nodes }));
+      });
     },
     handlers: () => gateway.handlers.status(),
     peers(): PeersInfo {
@@ -188,6 +212,8 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
       else if (!health.ok) reasons.push(`account store: ${health.detail}`);
       const delivery = gateway.delivery.store?.health();
       if (delivery !== undefined && !delivery.ok) reasons.push(`delivery store: ${delivery.detail}`);
+      const cluster = gateway.cluster?.health();
+      if (cluster !== undefined && !cluster.ok) reasons.push(cluster.detail);
       return { ready: reasons.length === 0, reasons };
     },
     async metrics() {
@@ -230,6 +256,10 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
         handlerLatencyMs: s.handlerLatencyMs,
         latencyBucketsMs: LATENCY_BUCKETS_MS,
         handlers: gateway.handlers.status(),
+        cluster:
+          gateway.cluster === undefined
+            ? undefined
+            : { nodes: gateway.cluster.nodeCount, ...gateway.cluster.counters },
         inbox:
           gateway.delivery.store === undefined
             ? undefined
@@ -251,4 +281,20 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
       return { store: store.kind, messages: await store.depth(), inboxes: await store.largest(INBOXES_LISTED) };
     },
   };
+}
+
+/** This gateway's own clients and their sessions. */
+function localClients(gateway: Gateway): ClientInfo[] {
+  return gateway.registry.usernames().map((username) => ({
+    username,
+    sessions: [...(gateway.registry.sessionsOf(username) ?? [])].map((s) => ({
+      connection: s.id,
+      listener: s.listener,
+      remote: formatEndpoint(s.remote),
+      connectedAt: new Date(s.openedAt).toISOString(),
+      messagesIn: s.messagesIn,
+      inFlight: s.inFlight,
+      pendingBytes: s.pendingBytes,
+    })),
+  }));
 }

@@ -24,6 +24,27 @@ function expectAccounted(run: any) {
 export function benchSuite(runtime: RuntimeName) {
   describe(`${runtime}: bench`, () => {
     test(
+      "--cluster 2: one gateway, then two on a Redis the bench starts, receivers on the other node; every message accounted for, the receivers' node and Redis measured",
+      async () => {
+        const { code, stdout, stderr } = await runCli(runtime, ["bench", "--cluster", "2", "--pairs", "2", ...QUICK], { timeoutMs: 90_000 });
+        expect(stderr).not.toContain("lost or duplicated");
+        expect(code).toBe(0);
+        const report = JSON.parse(stdout);
+        expect(report.runs.map((r: any) => r.scenario)).toEqual(["persistent", "persistent, cluster of 2"]);
+        for (const run of report.runs) expectAccounted(run);
+        expect(report.runs[0].cluster).toBeUndefined();
+        const cluster = report.runs[1].cluster;
+        expect(cluster.nodes).toBe(2);
+        expect(cluster.receiverGateway.cpuSeconds).toBeGreaterThan(0);
+        expect(cluster.redis.cpuSeconds).toBeGreaterThanOrEqual(0);
+        const usage = await runCli(runtime, ["bench", "--cluster", "2", "--mode", "dummy", ...QUICK]);
+        expect(usage.code).toBe(2);
+        expect(usage.stderr).toContain("--cluster runs the persistent scenario only");
+      },
+      120_000,
+    );
+
+    test(
       "every scenario on a gateway it starts: the JSON report accounts for every message",
       async () => {
         const { code, stdout, stderr } = await runCli(runtime, ["bench", "--mode", "all", "--pairs", "1", "--size", "100", ...QUICK], { timeoutMs: 90_000 });

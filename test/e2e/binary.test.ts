@@ -11,10 +11,11 @@ import { CHECKSUM_FILE } from "../../build/targets.ts";
 import { ensureFreshBinary } from "../_harness/binary.ts";
 import { chat, differences, onFreePorts, printedDefault, serve } from "../_harness/embedded.ts";
 import { removeTempDirs, tempDir } from "../_harness/gateway.ts";
-import { BINARY, ROOT } from "../_harness/runtimes.ts";
+import { BINARY, ROOT, type RuntimeName } from "../_harness/runtimes.ts";
 import { accountsSuite } from "./accounts.suite.ts";
 import { benchSuite } from "./bench.suite.ts";
 import { cliSuite } from "./cli.suite.ts";
+import { clusterSuite } from "./cluster.suite.ts";
 import { compatSuite } from "./compat.suite.ts";
 import { controlSuite } from "./control.suite.ts";
 import { deliverySuite } from "./delivery.suite.ts";
@@ -41,6 +42,8 @@ const SUITES = {
   sdkSuite,
   controlSuite,
   deliverySuite,
+  // The main flow: the binary runs the same cluster code; the failure cases are the runtime's, covered on Bun.
+  clusterSuite: (runtime: RuntimeName) => clusterSuite(runtime, { all: false }),
   statusPageSuite,
   webSocketSuite,
   webChatSuite,

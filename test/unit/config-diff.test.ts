@@ -142,6 +142,18 @@ describe("planReload: delivery", () => {
   });
 });
 
+describe("planReload: cluster", () => {
+  test("not live: joining, leaving or changing a node's settings is refused with what to do", () => {
+    const redis = { ...base, delivery: { store: "redis" } };
+    for (const next of [{ ...redis, cluster: { enabled: true } }, { ...redis, cluster: { heartbeatMs: 1000 } }]) {
+      const r = planReload(config(redis), config(next));
+      expect(!r.ok && r.reasons).toEqual([
+        "cluster: changed, but a node cannot join, leave or change its cluster settings while running; restart the gateway to apply it",
+      ]);
+    }
+  });
+});
+
 describe("planRenewals", () => {
   const fresh = () => plan(base);
   const pair = (cert: string, key = "k") => ({ cert, key });

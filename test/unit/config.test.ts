@@ -296,6 +296,7 @@ describe("defaults", () => {
         redis: { address: "127.0.0.1", port: 6379, prefix: "", tls: false, cluster: false },
         inbox: { maxMessages: 1000, maxBytes: 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600 },
       },
+      cluster: { enabled: false, heartbeatMs: 3000, deadAfterMs: 10_000 },
       limits: {
         maxFrameBytes: 1024 * 1024,
         maxJsonDepth: 128,
@@ -642,5 +643,40 @@ describe("findJsonSyntaxError", () => {
       expect(JSON.parse(text)).toBeDefined();
       expect(findJsonSyntaxError(text)).toBeNull();
     }
+  });
+});
+
+describe("cluster (docs/CLUSTER.md)", () => {
+  const redisDelivery = { delivery: { store: "redis" } };
+  test("enabled with the Redis delivery store: loads, node and timings as given", () => {
+    const c = ok(load(tcp4Only({ ...redisDelivery, cluster: { enabled: true, node: "gw-1", heartbeatMs: 1000, deadAfterMs: 4000 } })));
+    expect(c.cluster).toEqual({ enabled: true, node: "gw-1", heartbeatMs: 1000, deadAfterMs: 4000 });
+  });
+  test("enabled without delivery.store redis: refused by path, saying what it needs", () => {
+    expect(errorLines(load(tcp4Only({ cluster: { enabled: true } })))).toEqual([
+      'cluster.enabled: needs delivery.store "redis" (the nodes share inboxes and presence in it), got "sqlite"',
+    ]);
+    expect(errorLines(load(tcp4Only({ delivery: { store: "none" }, cluster: { enabled: true } })))).toEqual([
+      'cluster.enabled: needs delivery.store "redis" (the nodes share inboxes and presence in it), got "none"',
+    ]);
+  });
+  test("disabled: no rule applies, whatever the store", () => {
+    expect(ok(load(tcp4Only({ cluster: { heartbeatMs: 5000, deadAfterMs: 5000 } }))).cluster.enabled).toBe(false);
+  });
+  test("deadAfterMs under two heartbeats: refused", () => {
+    expect(errorLines(load(tcp4Only({ ...redisDelivery, cluster: { enabled: true, heartbeatMs: 3000, deadAfterMs: 5000 } })))).toEqual([
+      "cluster.deadAfterMs: expected at least 2 × cluster.heartbeatMs (6000) so one late heartbeat is no death, got 5000",
+    ]);
+  });
+  test("a node name with braces or spaces, or timings out of range: refused by path", () => {
+    expect(errorLines(load(tcp4Only({ ...redisDelivery, cluster: { enabled: true, node: "a{b}" } })))).toEqual([
+      'cluster.node: expected a node name without braces or white space, got "a{b}"',
+    ]);
+    expect(errorLines(load(tcp4Only({ ...redisDelivery, cluster: { enabled: true, node: "a b" } })))).toEqual([
+      'cluster.node: expected a node name without braces or white space, got "a b"',
+    ]);
+    expect(errorLines(load(tcp4Only({ ...redisDelivery, cluster: { enabled: true, heartbeatMs: 10 } })))).toEqual([
+      `cluster.heartbeatMs: expected an integer 50-${D.MAX_TIMER_MS}, got 10`,
+    ]);
   });
 });

@@ -30,6 +30,7 @@ function snapshot(): MetricsSnapshot {
     handlerFailures: new Map(),
     handlerLatencyMs: new Map([["chat", { buckets: [1, 0, 2], count: 4, sumMs: 30 }]]),
     latencyBucketsMs: [1, 5, 10],
+    cluster: { nodes: 3, sent: 40, received: 38, purges: 1, purgedUsers: 5 },
     inbox: {
       messages: 12,
       queued: 30,
@@ -93,6 +94,14 @@ describe("renderMetrics", () => {
     expect(lines).toContain("bester_inbox_store_seconds_count 3");
   });
 
+  test("the cluster families: nodes, messages between nodes by direction, dead-node purges", () => {
+    expect(lines).toContain("bester_cluster_nodes 3");
+    expect(lines).toContain('bester_cluster_messages_total{direction="sent"} 40');
+    expect(lines).toContain('bester_cluster_messages_total{direction="received"} 38');
+    expect(lines).toContain("bester_cluster_dead_node_purges_total 1");
+    expect(lines).toContain("bester_cluster_purged_users_total 5");
+  });
+
   test("WebSocket upgrades refused for their origin", () => {
     expect(lines).toContain("bester_websocket_origins_refused_total 4");
   });
@@ -117,6 +126,7 @@ describe("control app in-process", () => {
   const view: ControlView = {
     listeners: () => [],
     clients: () => [],
+    cluster: async () => undefined,
     handlers: () => [],
     peers: () => ({ name: "a.example", peers: [{ name: "b.example", address: "b.example:2220", auth: "secret", tls: true, connected: 0 }], allowOriginal: [] }),
     rates: () => ({ intervalSeconds: 2, windowSeconds: 600, counters: ["messagesIn"] as any, points: [] }),
