@@ -10,7 +10,7 @@
  * keeps what it wrote since.
  * @module
  */
-import { createHash } from "node:crypto";
+import { type Script, script } from "../redis/script.ts";
 
 /**
  * KEYS: presence, node users. ARGV: node, epoch, user, plain, ack (the
@@ -110,15 +110,7 @@ end
 return out
 `;
 
-export interface Script {
-  name: string;
-  text: string;
-  sha: string;
-}
-
-function script(name: string, text: string): Script {
-  return { name, text, sha: createHash("sha1").update(text).digest("hex") };
-}
+export type { Script };
 
 export const CLUSTER_SCRIPTS = {
   presence: script("presence", PRESENCE),

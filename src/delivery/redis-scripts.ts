@@ -27,7 +27,7 @@
  * `%.0f`: Lua 5.1's own tostring switches to exponent form past 14 digits.
  * @module
  */
-import { createHash } from "node:crypto";
+import { type Script, script } from "../redis/script.ts";
 
 /** Helpers every user script starts with. */
 const PRELUDE = `
@@ -306,15 +306,7 @@ if delta ~= 0 then redis.call('INCRBY', KEYS[3], delta) end
 return delta
 `;
 
-export interface Script {
-  name: string;
-  text: string;
-  sha: string;
-}
-
-function script(name: string, text: string): Script {
-  return { name, text, sha: createHash("sha1").update(text).digest("hex") };
-}
+export type { Script };
 
 export const SCRIPTS = {
   append: script("append", APPEND),

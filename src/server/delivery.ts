@@ -218,13 +218,8 @@ export class Delivery {
     let r = await cluster.store.route(name, type, dataJson, cluster.node.name, here, true, notification);
     if (r.ok && r.unknown) {
       // Nobody has a session and the store never saw the user: an account may still exist.
-      let known: boolean;
-      try {
-        known = await this.deps.knows(name);
-      } catch (err) {
-        return unavailable(name, err);
-      }
-      if (!known) return { name, state: "offline" };
+      const known = await this.#knows(name);
+      if (known !== true) return known === false ? { name, state: "offline" } : known;
       r = await cluster.store.route(name, type, dataJson, cluster.node.name, here, false, notification);
     }
     if (!r.ok) {
@@ -273,15 +268,19 @@ export class Delivery {
     return { offline, failed };
   }
 
-  /** A user with no session: into the inbox if the user is known; then written, should a session have appeared since. */
-  async #queue(store: DeliveryStore, name: string, type: string, dataJson: string | undefined, counters: TypeStats): Promise<Reached> {
-    let known: boolean;
+  /** Whether an account `name` may exist (the account store, else the delivery store); what to report when the check itself failed. */
+  async #knows(name: string): Promise<boolean | Reached> {
     try {
-      known = await this.deps.knows(name);
+      return await this.deps.knows(name);
     } catch (err) {
       return unavailable(name, err);
     }
-    if (!known) return { name, state: "offline" };
+  }
+
+  /** A user with no session: into the inbox if the user is known; then written, should a session have appeared since. */
+  async #queue(store: DeliveryStore, name: string, type: string, dataJson: string | undefined, counters: TypeStats): Promise<Reached> {
+    const known = await this.#knows(name);
+    if (known !== true) return known === false ? { name, state: "offline" } : known;
     const reached = await this.#storeThenWrite(store, name, type, dataJson, true, counters);
     if (reached.state === "delivered" || reached.state === "queued") this.deps.stats.inbox.queued++;
     return reached;
