@@ -579,7 +579,8 @@ describe("delivery store: redis only", () => {
 describe("delivery store: redis outages", () => {
   test("redis going away: every call answers store_unavailable at once, health turns false, one log line; back by itself, nothing lost (appendonly)", async () => {
     const dir = tempDir();
-    const persisted = ["--appendonly", "yes", "--dir", dir];
+    // Kept through kill -9: every write is on disk before Redis answers it.
+    const persisted = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
     const own = await startRedis(undefined, 10000, persisted);
     const { log, records } = recordingLogger();
     const store = await openRedisDeliveryStore({ host: "127.0.0.1", port: own.port, prefix: "o:", log }, () => LIMITS);
