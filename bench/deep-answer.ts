@@ -44,7 +44,7 @@ async function client(port: number, user: string) {
   let buf = Buffer.alloc(0);
   const waiting: ((v: any) => void)[] = [];
   const inbox: any[] = [];
-  socket.on("data", (chunk) => {
+  socket.on("data", (chunk: Buffer) => {
     buf = Buffer.concat([buf, chunk]);
     while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32LE(0)) {
       const value = JSON.parse(buf.subarray(4, 4 + buf.readUInt32LE(0)).toString());

@@ -56,7 +56,7 @@ function login(target: { port: number; localAddress?: string } | { path: string 
       resolveLogin({ code, ms: performance.now() - started });
     };
     socket.on("connect", () => socket.write(frame({ header: { scope: "client", authentication: { username: "alice", password } }, payload: null })));
-    socket.on("data", (chunk) => {
+    socket.on("data", (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (buf.length < 4 || buf.length < 4 + buf.readUInt32LE(0)) return;
       const reply = JSON.parse(buf.subarray(4, 4 + buf.readUInt32LE(0)).toString());

@@ -32,6 +32,7 @@
  */
 import { parseArgs } from "node:util";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
+import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 import { loadRuntime } from "../../src/runtime/index.ts";
 import type { Conn } from "../../src/runtime/types.ts";
 
@@ -49,6 +50,38 @@ type Answer = { header?: { status?: unknown; command?: { type?: unknown; data?: 
 interface Slot { id: unknown; type: unknown; answer: Answer; done: boolean }
 interface Client { user: string | undefined; slots: Slot[]; head: number; decoder: FrameDecoder }
 
+/** Each connection's frames of one turn leave in one write at its end, as the gateway's do; the rest waits for drain. */
+const outs = new WeakMap<Conn, OutBuffer>();
+const dirty = new Set<Conn>();
+let flushQueued = false;
+
+function flushConn(c: Conn): void {
+  const out = outs.get(c);
+  while (out !== undefined && !out.empty) {
+    const start = out.headStart;
+    const length = out.headLength;
+    const taken = c.write(out.headBlock, start, start + length);
+    out.consume(taken);
+    if (taken < length) return;
+  }
+}
+
+function flushAll(): void {
+  flushQueued = false;
+  for (const c of dirty) flushConn(c);
+  dirty.clear();
+}
+
+function writeFrame(c: Conn, json: string): void {
+  let out = outs.get(c);
+  if (out === undefined) outs.set(c, (out = new OutBuffer()));
+  out.pushFrame(json);
+  dirty.add(c);
+  if (flushQueued) return;
+  flushQueued = true;
+  queueMicrotask(flushAll);
+}
+
 /** Connected sessions by username. */
 const users = new Map<string, Set<Conn>>();
 
@@ -64,6 +97,7 @@ if (mode === "persistent") {
   });
   const link = await runtime.connect(socket, {
     data: (_c, chunk) => void decoder.push(chunk),
+    drain: flushConn,
     close() {
       console.error("minimal-relay: the handler connection closed");
       runtime.exit(1);
@@ -71,7 +105,7 @@ if (mode === "persistent") {
   }, CONNECT_MS);
   ask = (json, done) => {
     waiting.push(done);
-    link.writeFrame(json);
+    writeFrame(link, json);
   };
 } else {
   ask = (json, done) => {
@@ -83,8 +117,9 @@ if (mode === "persistent") {
         decoder.push(chunk);
         if (answered) c.destroy(); // read the answer, close (PROTOCOL.md §4)
       },
+      drain: flushConn,
       close: () => finish(null),
-    }, CONNECT_MS).then((c) => c.writeFrame(json), () => finish(null));
+    }, CONNECT_MS).then((c) => writeFrame(c, json), () => finish(null));
   };
 }
 
@@ -96,9 +131,9 @@ function release(from: Conn, client: Client): void {
     const ok = answer?.header?.status === "0" && command?.type === "sendClients" && Array.isArray(command.data);
     if (ok) {
       const frame = JSON.stringify({ header: { messageType: "receivedMessage" }, payload: { data: answer!.data, type } });
-      for (const user of command!.data as unknown[]) for (const to of users.get(String(user)) ?? []) to.writeFrame(frame);
+      for (const user of command!.data as unknown[]) for (const to of users.get(String(user)) ?? []) writeFrame(to, frame);
     }
-    from.writeFrame(JSON.stringify({ header: { status: ok ? "good" : "bad", messageType: "statusReport" }, payload: { id } }));
+    writeFrame(from, JSON.stringify({ header: { status: ok ? "good" : "bad", messageType: "statusReport" }, payload: { id } }));
   }
   if (client.head === client.slots.length) (client.slots = []), (client.head = 0);
 }
@@ -110,7 +145,7 @@ function onFrame(value: unknown, _index: number, owner: unknown): void {
   if (client.user === undefined) {
     client.user = String(frame.header?.authentication?.username ?? "");
     (users.get(client.user) ?? users.set(client.user, new Set()).get(client.user)!).add(conn);
-    conn.writeFrame(JSON.stringify({ header: { status: "good", messageType: "statusReport" }, payload: { id: "auth_special" } }));
+    writeFrame(conn, JSON.stringify({ header: { status: "good", messageType: "statusReport" }, payload: { id: "auth_special" } }));
     return;
   }
   const slot: Slot = { id: frame.payload?.id, type: frame.payload?.type, answer: null, done: false };
@@ -129,6 +164,7 @@ const listener = await runtime.listen({ kind: "tcp4", host: "127.0.0.1", port: N
   data(conn, chunk) {
     if ((conn.context as Client).decoder.push(chunk)) conn.destroy();
   },
+  drain: flushConn,
   close(conn) {
     const user = (conn.context as Client | undefined)?.user;
     if (user !== undefined) users.get(user)?.delete(conn);

@@ -8,6 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 import type { Conn, Endpoint, Runtime } from "../../src/runtime/types.ts";
 
 const CR = 13;
@@ -37,6 +38,26 @@ export async function connectNats(runtime: Runtime, at: Endpoint, name: string):
   let ended: (why: string) => void = () => {};
   const closed = new Promise<string>((resolve) => (ended = resolve));
   let conn: Conn | undefined;
+  // What is sent in one turn leaves in one write at its end, as the Bester
+  // clients' frames do; what the socket does not take waits for its drain.
+  const out = new OutBuffer();
+  let flushQueued = false;
+  const flushOut = () => {
+    flushQueued = false;
+    while (conn !== undefined && !out.empty) {
+      const start = out.headStart;
+      const length = out.headLength;
+      const taken = conn.write(out.headBlock, start, start + length);
+      out.consume(taken);
+      if (taken < length) return;
+    }
+  };
+  const send = (bytes: Uint8Array) => {
+    out.push(bytes);
+    if (flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(flushOut);
+  };
 
   /** Parses what is buffered; returns the offset of the first byte not yet used. */
   const parse = (data: Uint8Array): number => {
@@ -57,7 +78,7 @@ export async function connectNats(runtime: Runtime, at: Endpoint, name: string):
         continue;
       }
       at = eol + 2;
-      if (line === "PING") conn?.write(encoder.encode("PONG\r\n"));
+      if (line === "PING") send(encoder.encode("PONG\r\n"));
       else if (line === "PONG") pongs.shift()?.();
       else if (line.startsWith("INFO ")) sawInfo?.();
       else if (line.startsWith("-ERR")) {
@@ -82,6 +103,9 @@ export async function connectNats(runtime: Runtime, at: Endpoint, name: string):
         // Copied: the runtime may reuse the chunk.
         buf = used < data.length ? data.slice(used) : new Uint8Array(0);
       },
+      drain() {
+        flushOut();
+      },
       close(_c, err) {
         ended(`${name}: connection closed${err ? `: ${err.message}` : ""}`);
         for (const p of pongs.splice(0)) p();
@@ -92,28 +116,29 @@ export async function connectNats(runtime: Runtime, at: Endpoint, name: string):
   await info;
   const c = conn;
   const connectOptions = { verbose: false, pedantic: false, name, lang: "ts", version: "0.0.0", protocol: 1, echo: false };
-  c.write(encoder.encode(`CONNECT ${JSON.stringify(connectOptions)}\r\n`));
+  send(encoder.encode(`CONNECT ${JSON.stringify(connectOptions)}\r\n`));
 
   const client: NatsClient = {
     subscribe(subject, fn) {
       const sid = String(nextSid++);
       subs.set(sid, { subject, fn });
-      c.write(encoder.encode(`SUB ${subject} ${sid}\r\n`));
+      send(encoder.encode(`SUB ${subject} ${sid}\r\n`));
     },
     publish(subject, payload) {
       // Bench payloads are ASCII: string length is the byte count. Encoded into
-      // a reused buffer, as the Bester clients' frames are (Conn.writeFrame).
+      // a reused buffer, which the queue copies.
       const text = `PUB ${subject} ${payload.length}\r\n${payload}\r\n`;
       if (scratch.length < text.length) scratch = Buffer.allocUnsafeSlow(text.length * 2);
-      c.write(scratch.subarray(0, scratch.write(text, 0, "latin1")));
+      send(scratch.subarray(0, scratch.write(text, 0, "latin1")));
     },
     flush() {
       return new Promise<void>((resolve) => {
         pongs.push(resolve);
-        c.write(encoder.encode("PING\r\n"));
+        send(encoder.encode("PING\r\n"));
       });
     },
     close() {
+      flushOut();
       c.end();
     },
     closed,
