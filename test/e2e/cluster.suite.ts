@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { childPids } from "../../src/bench/proc.ts";
 import { launchBrowser, until as untilOnPage } from "../_harness/browser.ts";
 import { runCli, type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { ack, connectDelivering, deliveries, relay, reportOf } from "../_harness/delivery.ts";
 import { scripted } from "../_harness/handlers.ts";
 import { type RunningRedis, startRedis } from "../_harness/redis.ts";
 import { type RunningRedisCluster, startRedisCluster } from "../_harness/redis-cluster.ts";
@@ -20,34 +21,12 @@ import { openWire, type Target, type Wire } from "../_harness/wire.ts";
 const HEARTBEAT_MS = 200;
 const DEAD_AFTER_MS = 1000;
 
-const relay = (id: string, to: string[], body: unknown) => ({ payload: { type: "relay", id, data: { do: "deliver", to, body } } });
-const ack = (id: string, seq: number) => ({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } });
+/** Logs in (acknowledging or not) and returns the wire. */
+const connect = async (target: Target, user: string, acknowledge = false): Promise<Wire> => (await connectDelivering(target, user, acknowledge)).wire;
 
-async function connect(target: Target, user: string, acknowledge = false): Promise<Wire> {
-  const wire = await openWire(target);
-  const header: Record<string, unknown> = { scope: "client", authentication: { username: user, password: "pw" } };
-  if (acknowledge) header["delivery"] = { ack: true };
-  wire.send({ header, payload: { type: "dummy", id: "login", data: null } });
-  const report = await wire.next();
-  if (report.payload?.id !== "auth_special" || report.header?.status !== "good") throw new Error(`login failed: ${JSON.stringify(report)}`);
-  return wire;
-}
 
-async function reportOf(wire: Wire, id: string): Promise<any> {
-  const r = await wire.next();
-  if (r.header?.messageType !== "statusReport" || r.payload?.id !== id) throw new Error(`expected the report for ${id}, got ${JSON.stringify(r)}`);
-  return r;
-}
 
-async function deliveries(wire: Wire, n: number): Promise<Array<[number | undefined, unknown]>> {
-  const out: Array<[number | undefined, unknown]> = [];
-  for (let i = 0; i < n; i++) {
-    const f = await wire.next();
-    if (f.header?.messageType !== "receivedMessage") throw new Error(`expected a delivery, got ${JSON.stringify(f)}`);
-    out.push([f.header.seq, f.payload.data]);
-  }
-  return out;
-}
+
 
 async function send(sender: Wire, to: string[], body: unknown, id: string): Promise<any> {
   sender.send(relay(id, to, body));

@@ -10,10 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { childPids } from "../../src/bench/proc.ts";
 import { launchGateway, type RunningGateway, startGateway } from "../_harness/gateway.ts";
+import { ack, connectDelivering as connect, deliveries, relay, reportOf } from "../_harness/delivery.ts";
 import { scripted } from "../_harness/handlers.ts";
 import { type RunningRedis, startRedis } from "../_harness/redis.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
-import { openWire, type Target, type Wire } from "../_harness/wire.ts";
+import type { Wire } from "../_harness/wire.ts";
 
 const handlers = {
   handlers: {
@@ -22,37 +23,8 @@ const handlers = {
   },
 };
 
-const relay = (id: string, to: string[], body: unknown) => ({ payload: { type: "relay", id, data: { do: "deliver", to, body } } });
-const ack = (id: string, seq: unknown) => ({ payload: { type: "builtin", id, data: { command: { type: "ack", args: { seq } } } } });
 
-/** Logs in, asking for acknowledged delivery or not; returns the wire and the login report. */
-async function connect(target: Target, user: string, acknowledge: boolean): Promise<{ wire: Wire; report: any }> {
-  const wire = await openWire(target);
-  const header: Record<string, unknown> = { scope: "client", authentication: { username: user, password: "pw" } };
-  if (acknowledge) header["delivery"] = { ack: true };
-  wire.send({ header, payload: { type: "dummy", id: "login", data: null } });
-  const report = await wire.next();
-  if (report.payload?.id !== "auth_special" || report.header?.status !== "good") throw new Error(`login failed: ${JSON.stringify(report)}`);
-  return { wire, report };
-}
 
-/** The next frame, which must be the status report for `id`. */
-async function reportOf(wire: Wire, id: string): Promise<any> {
-  const r = await wire.next();
-  if (r.header?.messageType !== "statusReport" || r.payload?.id !== id) throw new Error(`expected the report for ${id}, got ${JSON.stringify(r)}`);
-  return r;
-}
-
-/** The next `n` frames, which must be deliveries: their seq (or undefined) and data. */
-async function deliveries(wire: Wire, n: number): Promise<Array<[number | undefined, unknown]>> {
-  const out: Array<[number | undefined, unknown]> = [];
-  for (let i = 0; i < n; i++) {
-    const f = await wire.next();
-    if (f.header?.messageType !== "receivedMessage") throw new Error(`expected a delivery, got ${JSON.stringify(f)}`);
-    out.push([f.header.seq, f.payload.data]);
-  }
-  return out;
-}
 
 /** Sends `count` messages from `sender` to `to`, each answered good; returns the reports. */
 async function send(sender: Wire, to: string, bodies: unknown[], prefix = "m"): Promise<any[]> {
