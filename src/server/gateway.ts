@@ -135,14 +135,14 @@ export class Gateway {
       authenticate: (credentials, session, ack) => this.#authenticate(credentials, session, ack),
       admitServer: (header, session) => admitPeer(this.config.federation, header, session.remote),
       reportSent: (status) => this.stats.report(status),
-      clientReady: (session, acked) => {
+      clientJoined: (session) => {
+        // Registered here before it is present in the cluster: a message routed to it from then on finds the session.
         this.registry.add(session);
-        // In a cluster the replay waits until the session is present: a message routed before that is stored, and so replayed.
-        const present = this.#cluster?.join(session.username!, session.ack);
-        if (acked !== undefined) {
-          if (present === undefined) void this.delivery.replay(session, acked);
-          else void present.then(() => this.delivery.replay(session, acked));
-        }
+        return this.#cluster?.join(session.username!, session.ack);
+      },
+      clientReady: (session, acked) => {
+        // After the cluster join: a message routed before it was stored, and so is replayed.
+        if (acked !== undefined) void this.delivery.replay(session, acked);
         // Through the gateway's logger, so an idle session holds no logger of its own.
         this.log.info("client authenticated", {
           conn: session.id,

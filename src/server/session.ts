@@ -52,6 +52,8 @@ export interface SessionHost {
    * refused.
    */
   admitServer?(header: Record<string, unknown>, session: Session): PeerAdmission;
+  /** The login succeeded: the session joins the gateway's (and the cluster's) view of who is connected; resolves once others can reach it. */
+  clientJoined(session: Session): Promise<void> | undefined;
   /** The login was answered; `acked` is the user's acknowledged seq when the gateway keeps a delivery store. */
   clientReady(session: Session, acked: number | undefined): void;
   /** A status report went out (for metrics). */
@@ -252,9 +254,11 @@ export class Session extends FramedConnection {
     this.timer = undefined;
     this.#authenticating = true;
     const done = (result: AuthResult) => {
-      this.#authenticating = false;
       if (this.closing) return;
-      if (!result.ok) return this.#refuse(result.error);
+      if (!result.ok) {
+        this.#authenticating = false;
+        return this.#refuse(result.error);
+      }
       this.kind = "client";
       this.username = result.username;
       const delivery = result.delivery;
@@ -266,12 +270,20 @@ export class Session extends FramedConnection {
         // Before joining the registry: a live message from now on waits for the replay.
         this.replaying = true;
       }
-      this.send(report);
-      this.host.clientReady(this, delivery?.acked);
-      // Extension: the first frame's own payload is not dropped (a dummy is the customary filler).
-      if (frame.payload && frame.payload.type !== "dummy") this.#dispatch(frame.payload);
-      else if (frame.ignored !== undefined) this.log.debug("first frame's payload not dispatched: not a well-formed message", { detail: frame.ignored });
-      this.#order?.pump();
+      const ready = () => {
+        this.#authenticating = false;
+        if (this.closing) return;
+        this.send(report);
+        this.host.clientReady(this, delivery?.acked);
+        // Extension: the first frame's own payload is not dropped (a dummy is the customary filler).
+        if (frame.payload && frame.payload.type !== "dummy") this.#dispatch(frame.payload);
+        else if (frame.ignored !== undefined) this.log.debug("first frame's payload not dispatched: not a well-formed message", { detail: frame.ignored });
+        this.#order?.pump();
+      };
+      // In a cluster the login is answered once the user is reachable from every node.
+      const joined = this.host.clientJoined(this);
+      if (joined === undefined) ready();
+      else joined.then(ready, ready);
     };
     const failed = (err: unknown) =>
       done({ ok: false, error: { code: ErrorCodes.internal, message: `authentication failed: ${(err as Error).message}` } });

@@ -15,6 +15,7 @@ import { ack, connectDelivering, deliveries, relay, reportOf } from "../_harness
 import { scripted } from "../_harness/handlers.ts";
 import { type RunningRedis, startRedis } from "../_harness/redis.ts";
 import { type RunningRedisCluster, startRedisCluster } from "../_harness/redis-cluster.ts";
+import { startHoldingProxy } from "../_harness/tcp-proxy.ts";
 import type { RuntimeName } from "../_harness/runtimes.ts";
 import { openWire, type Target, type Wire } from "../_harness/wire.ts";
 
@@ -165,6 +166,32 @@ function mainFlow(runtime: RuntimeName, label: string, redisAt: () => RedisAt) {
 /** What only a node's death and Redis's absence show, on one Redis of their own. */
 function failures(runtime: RuntimeName) {
   describe(`${runtime}: cluster failures`, () => {
+    test("a login is answered once the user is present in the cluster: a message sent to it at once is delivered live, not queued", async () => {
+      const redis = await startRedis();
+      // node2 reaches Redis through a proxy that holds back its subscription to pia's channel, and what follows it.
+      const proxy = await startHoldingProxy(redis.port, (chunk) => chunk.includes("{u:pia}:n"), 500);
+      const gws = await Promise.all([
+        startGateway(runtime, nodePatch({ port: redis.port, cluster: false }, "node1", "j:")),
+        startGateway(runtime, nodePatch({ port: proxy.port, cluster: false }, "node2", "j:")),
+      ]);
+      try {
+        await until("two nodes", async () => (await json(`${gws[0]!.control}/v1/cluster`)).nodes.length === 2);
+        const quin = await connect(gws[0]!.tcp4, "quin");
+        const pia = await connect(gws[1]!.tcp4, "pia");
+        expect(redis.cli("HGETALL", "j:{u:pia}:p")).toMatch(/^node2\n/);
+        expect((await send(quin, ["pia"], "at once", "p1")).header).toEqual({ status: "good", messageType: "statusReport" });
+        expect(await deliveries(pia, 1)).toEqual([[undefined, "at once"]]);
+        // The proxy did hold the subscription back: the login waited for it.
+        expect(proxy.held()).toBe(1);
+        quin.close();
+        pia.close();
+      } finally {
+        await Promise.all(gws.map((g) => g.stop()));
+        await proxy.stop();
+        await redis.stop();
+      }
+    }, 60_000);
+
     test("kill -9 of a node: its users leave presence within deadAfterMs, messages to them wait, and come at the next login elsewhere", async () => {
       const redis = await startRedis();
       const gws = await startNodes(runtime, { port: redis.port, cluster: false }, "k:");
