@@ -556,6 +556,16 @@ export async function benchCommand(runtime: Runtime, argv: string[]): Promise<nu
   return 0;
 }
 
+/** The gateway a --replay or --idle run starts when --connect names none; undefined, with the reason printed, when it did not start. */
+async function startOwnGateway(options: Parameters<typeof startBenchGateway>[0]): Promise<BenchGateway | undefined> {
+  try {
+    return await startBenchGateway(options);
+  } catch (err) {
+    console.error(`bester bench: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 async function replayRun(
   runtime: Runtime,
   report: BenchReport,
@@ -579,22 +589,18 @@ async function replayRun(
   let target = opts.target;
   let url = opts.url;
   if (target === undefined && url === undefined) {
-    try {
-      gateway = await startBenchGateway({
-        runtime,
-        listener: opts.listener,
-        handlerMode: "persistent",
-        type: opts.type,
-        sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, opts.window),
-        maxConnections: 1000,
-        // Room for every message, whatever its size (its data and a margin for the envelope).
-        inbox: { maxMessages: Math.max(1000, opts.count), maxBytes: Math.max(1024 * 1024, opts.count * (opts.size + 256)) },
-        ...(opts.redis === undefined ? {} : { redis: opts.redis }),
-      });
-    } catch (err) {
-      console.error(`bester bench: ${(err as Error).message}`);
-      return 1;
-    }
+    gateway = await startOwnGateway({
+      runtime,
+      listener: opts.listener,
+      handlerMode: "persistent",
+      type: opts.type,
+      sessionWindow: Math.max(DEFAULT_SESSION_WINDOW, opts.window),
+      maxConnections: 1000,
+      // Room for every message, whatever its size (its data and a margin for the envelope).
+      inbox: { maxMessages: Math.max(1000, opts.count), maxBytes: Math.max(1024 * 1024, opts.count * (opts.size + 256)) },
+      ...(opts.redis === undefined ? {} : { redis: opts.redis }),
+    });
+    if (gateway === undefined) return 1;
     opts.setCurrent(gateway);
     target = gateway.target;
     url = gateway.url;
@@ -666,19 +672,15 @@ async function idleRun(
   let target = opts.target;
   let url = opts.url;
   if (target === undefined && url === undefined) {
-    try {
-      gateway = await startBenchGateway({
-        runtime,
-        listener: opts.listener,
-        handlerMode: null,
-        type: DEFAULTS.type,
-        sessionWindow: DEFAULT_SESSION_WINDOW,
-        maxConnections: idle + 100,
-      });
-    } catch (err) {
-      console.error(`bester bench: ${(err as Error).message}`);
-      return 1;
-    }
+    gateway = await startOwnGateway({
+      runtime,
+      listener: opts.listener,
+      handlerMode: null,
+      type: DEFAULTS.type,
+      sessionWindow: DEFAULT_SESSION_WINDOW,
+      maxConnections: idle + 100,
+    });
+    if (gateway === undefined) return 1;
     target = gateway.target;
     url = gateway.url;
     theirs = raiseOpenFileLimit(gateway.pid, wanted);
