@@ -110,18 +110,21 @@ end
 `;
 
 /**
- * KEYS: s, m, and n when there is a notification. ARGV: "now cut maxMessages
+ * The appends of one job whose users' keys sit in one slot, each stored in
+ * turn. KEYS: per delivery s, m. ARGV: per delivery "now cut maxMessages
  * maxBytes ttlMs keep hasData" (one argument: each costs the client time to
- * encode), type, data, and the notification if any.
- * Returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many) | {.., 3, bytes, size} (too big).
- * The notification is published after the message is stored, in the same
- * script: a subscriber told of seq N can read it at once.
+ * encode), type, data.
+ * Returns per delivery {expired, depth, oldest, 1, seq} | {.., 2, depth}
+ * (too many) | {.., 3, bytes, size} (too big).
  */
 const APPEND = `${PRELUDE}${STORE_FN}
-local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[1], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
-local r = store(KEYS[1], KEYS[2], now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[2], ARGV[3])
-if r[4] == 1 and KEYS[3] then redis.call('SPUBLISH', KEYS[3], str(r[5]) .. ' ' .. ARGV[4]) end
-return r
+local out = {}
+for d = 0, #KEYS / 2 - 1 do
+  local a = 3 * d + 1
+  local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
+  out[d + 1] = store(KEYS[2 * d + 1], KEYS[2 * d + 2], now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[a + 1], ARGV[a + 2])
+end
+return out
 `;
 
 /**

@@ -78,19 +78,23 @@ const ROLE = {
   note: "messages that need the store get 'store_unavailable' until it is back; reconnecting in the background",
 };
 
-/** Deliveries one ROUTE call carries at most: bounds the time one script holds Redis. */
-const ROUTE_BATCH = 128;
+/** Deliveries one APPEND or ROUTE call carries at most: bounds the time one script holds Redis. */
+const TURN_BATCH = 128;
 
-/** One delivery waiting for the turn's ROUTE calls. */
-interface RouteCall {
+/**
+ * One delivery waiting for the end of the job that made it, when the
+ * job's deliveries go as one script call per slot (and `lead`).
+ */
+interface TurnCall {
+  script: Script;
   user: string;
-  origin: string;
-  params: string;
-  type: string;
-  data: string;
-  notify: string;
-  limits: InboxLimits;
-  resolve(outcome: RouteOutcome | StoreFailure): void;
+  /** ARGV the whole call takes once, ahead of the deliveries' own (ROUTE: the calling node). */
+  lead: string[];
+  keys: string[];
+  args: string[];
+  /** Whether this delivery's answer changed the user's inbox (it is noted in the index then). */
+  changed(reply: unknown[]): boolean;
+  settle(reply: unknown[] | StoreFailure): void;
 }
 
 /** What every user script answers first: how the user's inbox stands after it. */
@@ -118,8 +122,8 @@ export class RedisDeliveryStore implements DeliveryStore {
   #expiredOnTheWay = new Map<string, number>();
   #closed = false;
   #warned = { message: "", at: 0 };
-  /** A cluster's deliveries of this turn, not yet sent (route()). */
-  #routes: RouteCall[] = [];
+  /** Deliveries of the running job, not yet sent (append(), route()). */
+  #turn: TurnCall[] = [];
 
   constructor(options: RedisDeliveryStoreOptions, limits: () => InboxLimits) {
     this.prefix = options.prefix;
@@ -151,6 +155,8 @@ export class RedisDeliveryStore implements DeliveryStore {
 
   /** A raw command, sent to the node that holds `key`; `late` gets an answer that comes after the deadline. */
   #send(key: string, args: string[], late?: (reply: unknown) => void): Promise<unknown> {
+    // Deliveries made before this call go first: a read sees the append made before it.
+    if (this.#turn.length > 0) this.#flushTurn();
     return this.#redis.run(
       (c) => (this.#redis.cluster ? (c as RedisCluster).sendCommand(key, false, args) : (c as RedisClient).sendCommand(args)),
       undefined,
@@ -246,35 +252,37 @@ export class RedisDeliveryStore implements DeliveryStore {
     return next;
   }
 
-  async append(
-    user: string,
-    type: string,
-    data: string | undefined,
-    keep: boolean,
-    notify?: string,
-  ): Promise<{ ok: true; seq: number } | StoreFailure> {
+  /**
+   * Enters one message into the user's stream. The appends of one job (the
+   * deliveries of one read of a handler's answers) go as one APPEND call per
+   * hash slot (per TURN_BATCH), not one each.
+   */
+  append(user: string, type: string, data: string | undefined, keep: boolean): Promise<{ ok: true; seq: number } | StoreFailure> {
     const limits = this.#limits();
     const now = Date.now();
     const params = `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ${keep ? 1 : 0} ${data === undefined ? 0 : 1}`;
-    try {
-      const reply = await this.#user(
-        SCRIPTS.append,
+    const k = this.keys(user);
+    return new Promise((resolve) =>
+      this.#queueTurn({
+        script: SCRIPTS.append,
         user,
-        notify === undefined ? [params, type, data ?? ""] : [params, type, data ?? "", notify],
-        (r) => keep && Number(r[3]) === 1,
-        notify !== undefined,
-      );
-      switch (Number(reply[3])) {
-        case 1:
-          return { ok: true, seq: Number(reply[4]) };
-        case 2:
-          return full(user, `${Number(reply[4])} messages wait already, the limit is ${limits.maxMessages}`);
-        default:
-          return full(user, `${Number(reply[4])} bytes wait already, and this message adds ${Number(reply[5])}; the limit is ${limits.maxBytes}`);
-      }
-    } catch (err) {
-      return this.#failure(err);
-    }
+        lead: [],
+        keys: [k.state, k.messages],
+        args: [params, type, data ?? ""],
+        changed: (r) => keep && Number(r[3]) === 1,
+        settle: (r) => {
+          if (!Array.isArray(r)) return resolve(r);
+          switch (Number(r[3])) {
+            case 1:
+              return resolve({ ok: true, seq: Number(r[4]) });
+            case 2:
+              return resolve(full(user, `${Number(r[4])} messages wait already, the limit is ${limits.maxMessages}`));
+            default:
+              return resolve(full(user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${limits.maxBytes}`));
+          }
+        },
+      }),
+    );
   }
 
   /**
@@ -305,62 +313,72 @@ export class RedisDeliveryStore implements DeliveryStore {
     const params =
       `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ` +
       `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
-    return new Promise((resolve) => {
-      this.#routes.push({ user, origin, params, type, data: data ?? "", notify, limits, resolve });
-      // At the end of this job, not the next turn: the client writes what the turn sent in its own setImmediate.
-      if (this.#routes.length === 1) queueMicrotask(() => this.#flushRoutes());
-    });
+    const k = this.keys(user);
+    return new Promise((resolve) =>
+      this.#queueTurn({
+        script: SCRIPTS.route,
+        user,
+        lead: [origin],
+        keys: [k.state, k.messages, k.presence, k.channel],
+        args: [params, type, data ?? "", notify],
+        changed: (r) => Number(r[3]) === 1 && Number(r[4]) > 0 && Number(r[6]) === 1,
+        settle: (r) => {
+          if (!Array.isArray(r)) return resolve(r);
+          switch (Number(r[3])) {
+            case 1:
+              return resolve({ ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
+            case 2:
+              return resolve(full(user, `${Number(r[4])} messages wait already, the limit is ${limits.maxMessages}`));
+            case 3:
+              return resolve(full(user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${limits.maxBytes}`));
+            default:
+              return resolve({ ok: true, unknown: true });
+          }
+        },
+      }),
+    );
   }
 
-  /** Sends the turn's deliveries: grouped by slot and origin, in the order they were made within each group. */
-  #flushRoutes(): void {
-    const calls = this.#routes;
-    this.#routes = [];
-    const groups = new Map<string, RouteCall[]>();
+  #queueTurn(call: TurnCall): void {
+    this.#turn.push(call);
+    // At the end of this job, not the next turn: the client writes what the turn sent in its own setImmediate.
+    if (this.#turn.length === 1) queueMicrotask(() => this.#flushTurn());
+  }
+
+  /** Sends the job's deliveries: grouped by script, slot and lead, in the order they were made within each group. */
+  #flushTurn(): void {
+    const calls = this.#turn;
+    if (calls.length === 0) return;
+    this.#turn = [];
+    const groups = new Map<string, TurnCall[]>();
     for (const c of calls) {
-      const key = `${this.#redis.cluster ? keySlot(this.keys(c.user).state) : 0} ${c.origin}`;
+      const key = `${c.script.name} ${this.#redis.cluster ? keySlot(c.keys[0]!) : 0} ${c.lead.join(" ")}`;
       const group = groups.get(key) ?? groups.set(key, []).get(key)!;
       group.push(c);
     }
     for (const group of groups.values()) {
-      for (let i = 0; i < group.length; i += ROUTE_BATCH) this.#routeBatch(group.slice(i, i + ROUTE_BATCH));
+      for (let i = 0; i < group.length; i += TURN_BATCH) this.#sendBatch(group.slice(i, i + TURN_BATCH));
     }
   }
 
-  #routeBatch(batch: RouteCall[]): void {
+  #sendBatch(batch: TurnCall[]): void {
     const keys: string[] = [];
-    const args: string[] = [batch[0]!.origin];
+    const args: string[] = [...batch[0]!.lead];
     for (const c of batch) {
-      const k = this.keys(c.user);
-      keys.push(k.state, k.messages, k.presence, k.channel);
-      args.push(c.params, c.type, c.data, c.notify);
+      keys.push(...c.keys);
+      args.push(...c.args);
     }
+    // Also for an answer that comes after the deadline: a change Redis carried out reaches the index.
     const noted = (answer: unknown) => {
       const replies = answer as unknown[][];
-      batch.forEach((c, i) => {
-        const r = replies[i]!;
-        this.#noteReply(c.user, r, Number(r[3]) === 1 && Number(r[4]) > 0 && Number(r[6]) === 1);
-      });
+      batch.forEach((c, i) => this.#noteReply(c.user, replies[i]!, c.changed(replies[i]!)));
       return replies;
     };
-    this.#eval(SCRIPTS.route, keys, args, noted).then(
-      (answer) =>
-        noted(answer).forEach((r, i) => {
-          const c = batch[i]!;
-          switch (Number(r[3])) {
-            case 1:
-              return c.resolve({ ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
-            case 2:
-              return c.resolve(full(c.user, `${Number(r[4])} messages wait already, the limit is ${c.limits.maxMessages}`));
-            case 3:
-              return c.resolve(full(c.user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${c.limits.maxBytes}`));
-            default:
-              return c.resolve({ ok: true, unknown: true });
-          }
-        }),
+    this.#eval(batch[0]!.script, keys, args, noted).then(
+      (answer) => noted(answer).forEach((r, i) => batch[i]!.settle(r)),
       (err: unknown) => {
         const failure = this.#failure(err);
-        for (const c of batch) c.resolve(failure);
+        for (const c of batch) c.settle(failure);
       },
     );
   }
