@@ -74,38 +74,80 @@ end
 `;
 
 /**
- * Enters one message into the user's stream (the body of APPEND and ROUTE).
- * Returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many) | {.., 3, bytes, size} (too big).
+ * Enters messages into users' streams (the body of APPEND and ROUTE). A
+ * user's inbox is read once per script call (open), changed in memory by
+ * each of its messages (store), and written back once at the end (flush):
+ * a call that carries several messages for one user pays the reads and
+ * writes once, not once per message.
+ * store returns {expired, depth, oldest, 1, seq} | {.., 2, depth} (too many)
+ * | {.., 3, bytes, size} (too big); what expired is reported by the user's
+ * first answer of the call.
  */
 const STORE_FN = `
-local function store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, typ, body)
-  local expired, left = trimAge(m, tonumber(cut))
+local boxes, opened = {}, {}
+local function open(s, m, cut)
+  local b = boxes[s]
+  if b then return b end
+  local n = redis.call('LLEN', m)
+  local expired, first = 0, false
+  if n > 0 then
+    first = redis.call('LINDEX', m, 0)
+    local _, at0 = head(first)
+    if at0 < cut then
+      expired = drop(m, countBefore(m, n, function(_, at) return at >= cut end))
+      n = n - expired
+      first = n > 0 and redis.call('LINDEX', m, 0)
+    end
+  end
   local st = redis.call('HMGET', s, 'last', 'cin', 'at')
   local last, cin, at = num(st[1]), num(st[2]), num(st[3])
-  if last == 0 and left > 0 then
+  if last == 0 and n > 0 then
     -- the hash is new but the messages are not (the hash was lost): seqs must still grow
     last = head(redis.call('LINDEX', m, -1))
   end
-  local depth, bytes, oldest = summary(m, cin)
+  b = {s = s, m = m, last = last, cin = cin, at = at, depth = 0, bytes = 0, oldest = 0, expired = expired, push = {}, ttl = 0}
+  if n > 0 then
+    local _, at0, c0 = head(first)
+    b.depth, b.bytes, b.oldest = n, cin - c0, at0
+  end
+  boxes[s] = b
+  opened[#opened + 1] = b
+  return b
+end
+local function store(s, m, now, cut, maxMessages, maxBytes, ttl, keep, hasData, typ, body)
+  local b = open(s, m, tonumber(cut))
+  local expired = b.expired
+  b.expired = 0
   if keep == '1' then
     local size = 0
     if hasData == '1' then size = #body end
-    if depth + 1 > tonumber(maxMessages) then return {expired, depth, oldest, 2, depth} end
-    if bytes + size > tonumber(maxBytes) then return {expired, depth, oldest, 3, bytes, size} end
-    last = last + 1
-    at = math.max(tonumber(now), at)
+    if b.depth + 1 > tonumber(maxMessages) then return {expired, b.depth, b.oldest, 2, b.depth} end
+    if b.bytes + size > tonumber(maxBytes) then return {expired, b.depth, b.oldest, 3, b.bytes, size} end
+    b.last = b.last + 1
+    b.at = math.max(tonumber(now), b.at)
     local data = '-'
     if hasData == '1' then data = '=' .. body end
-    redis.call('RPUSH', m, str(last) .. ' ' .. str(at) .. ' ' .. str(cin) .. ' ' .. #typ .. ' ' .. typ .. data)
-    redis.call('PEXPIRE', m, ttl)
-    if depth == 0 then oldest = at end
-    depth = depth + 1
-    redis.call('HSET', s, 'last', str(last), 'cin', str(cin + size), 'at', str(at))
+    b.push[#b.push + 1] = str(b.last) .. ' ' .. str(b.at) .. ' ' .. str(b.cin) .. ' ' .. #typ .. ' ' .. typ .. data
+    b.ttl = ttl
+    if b.depth == 0 then b.oldest = b.at end
+    b.depth = b.depth + 1
+    b.bytes = b.bytes + size
+    b.cin = b.cin + size
   else
-    last = last + 1
-    redis.call('HSET', s, 'last', str(last))
+    b.last = b.last + 1
   end
-  return {expired, depth, oldest, 1, last}
+  return {expired, b.depth, b.oldest, 1, b.last}
+end
+local function flush()
+  for _, b in ipairs(opened) do
+    if #b.push > 0 then
+      redis.call('RPUSH', b.m, unpack(b.push))
+      redis.call('PEXPIRE', b.m, b.ttl)
+      redis.call('HSET', b.s, 'last', str(b.last), 'cin', str(b.cin), 'at', str(b.at))
+    else
+      redis.call('HSET', b.s, 'last', str(b.last))
+    end
+  end
 end
 `;
 
@@ -124,6 +166,7 @@ for d = 0, #KEYS / 2 - 1 do
   local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
   out[d + 1] = store(KEYS[2 * d + 1], KEYS[2 * d + 2], now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[a + 1], ARGV[a + 2])
 end
+flush()
 return out
 `;
 
@@ -192,6 +235,7 @@ for d = 0, #KEYS / 4 - 1 do
     end
   end
 end
+flush()
 for _, n in ipairs(order) do redis.call('SPUBLISH', n, table.concat(texts[n])) end
 return out
 `;
