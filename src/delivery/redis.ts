@@ -83,18 +83,21 @@ const TURN_BATCH = 128;
 
 /**
  * One delivery waiting for the end of the job that made it, when the
- * job's deliveries go as one script call per slot (and `lead`).
+ * job's deliveries go as one script call per slot (and calling node):
+ * APPEND's when `notify` is undefined, ROUTE's otherwise. Plain data, no
+ * closures: a busy gateway makes one per message.
  */
 interface TurnCall {
-  script: Script;
   user: string;
-  /** ARGV the whole call takes once, ahead of the deliveries' own (ROUTE: the calling node). */
-  lead: string[];
-  keys: string[];
-  args: string[];
-  /** Whether this delivery's answer changed the user's inbox (it is noted in the index then). */
-  changed(reply: unknown[]): boolean;
-  settle(reply: unknown[] | StoreFailure): void;
+  /** ROUTE's calling node ("" for APPEND). */
+  origin: string;
+  params: string;
+  type: string;
+  data: string;
+  notify: string | undefined;
+  keep: boolean;
+  limits: InboxLimits;
+  resolve(outcome: RouteOutcome | { ok: true; seq: number } | StoreFailure): void;
 }
 
 /** What every user script answers first: how the user's inbox stands after it. */
@@ -261,27 +264,8 @@ export class RedisDeliveryStore implements DeliveryStore {
     const limits = this.#limits();
     const now = Date.now();
     const params = `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ${keep ? 1 : 0} ${data === undefined ? 0 : 1}`;
-    const k = this.keys(user);
     return new Promise((resolve) =>
-      this.#queueTurn({
-        script: SCRIPTS.append,
-        user,
-        lead: [],
-        keys: [k.state, k.messages],
-        args: [params, type, data ?? ""],
-        changed: (r) => keep && Number(r[3]) === 1,
-        settle: (r) => {
-          if (!Array.isArray(r)) return resolve(r);
-          switch (Number(r[3])) {
-            case 1:
-              return resolve({ ok: true, seq: Number(r[4]) });
-            case 2:
-              return resolve(full(user, `${Number(r[4])} messages wait already, the limit is ${limits.maxMessages}`));
-            default:
-              return resolve(full(user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${limits.maxBytes}`));
-          }
-        },
-      }),
+      this.#queueTurn({ user, origin: "", params, type, data: data ?? "", notify: undefined, keep, limits, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -313,29 +297,8 @@ export class RedisDeliveryStore implements DeliveryStore {
     const params =
       `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ` +
       `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
-    const k = this.keys(user);
     return new Promise((resolve) =>
-      this.#queueTurn({
-        script: SCRIPTS.route,
-        user,
-        lead: [origin],
-        keys: [k.state, k.messages, k.presence, k.channel],
-        args: [params, type, data ?? "", notify],
-        changed: (r) => Number(r[3]) === 1 && Number(r[4]) > 0 && Number(r[6]) === 1,
-        settle: (r) => {
-          if (!Array.isArray(r)) return resolve(r);
-          switch (Number(r[3])) {
-            case 1:
-              return resolve({ ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
-            case 2:
-              return resolve(full(user, `${Number(r[4])} messages wait already, the limit is ${limits.maxMessages}`));
-            case 3:
-              return resolve(full(user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${limits.maxBytes}`));
-            default:
-              return resolve({ ok: true, unknown: true });
-          }
-        },
-      }),
+      this.#queueTurn({ user, origin, params, type, data: data ?? "", notify, keep: true, limits, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -345,14 +308,15 @@ export class RedisDeliveryStore implements DeliveryStore {
     if (this.#turn.length === 1) queueMicrotask(() => this.#flushTurn());
   }
 
-  /** Sends the job's deliveries: grouped by script, slot and lead, in the order they were made within each group. */
+  /** Sends the job's deliveries: grouped by script, slot and calling node, in the order they were made within each group. */
   #flushTurn(): void {
     const calls = this.#turn;
     if (calls.length === 0) return;
     this.#turn = [];
     const groups = new Map<string, TurnCall[]>();
     for (const c of calls) {
-      const key = `${c.script.name} ${this.#redis.cluster ? keySlot(c.keys[0]!) : 0} ${c.lead.join(" ")}`;
+      const slot = this.#redis.cluster ? keySlot(this.keys(c.user).state) : 0;
+      const key = c.notify === undefined ? `a ${slot}` : `r ${slot} ${c.origin}`;
       const group = groups.get(key) ?? groups.set(key, []).get(key)!;
       group.push(c);
     }
@@ -362,23 +326,37 @@ export class RedisDeliveryStore implements DeliveryStore {
   }
 
   #sendBatch(batch: TurnCall[]): void {
+    const route = batch[0]!.notify !== undefined;
     const keys: string[] = [];
-    const args: string[] = [...batch[0]!.lead];
+    const args: string[] = route ? [batch[0]!.origin] : [];
     for (const c of batch) {
-      keys.push(...c.keys);
-      args.push(...c.args);
+      const k = this.keys(c.user);
+      if (route) {
+        keys.push(k.state, k.messages, k.presence, k.channel);
+        args.push(c.params, c.type, c.data, c.notify!);
+      } else {
+        keys.push(k.state, k.messages);
+        args.push(c.params, c.type, c.data);
+      }
     }
     // Also for an answer that comes after the deadline: a change Redis carried out reaches the index.
     const noted = (answer: unknown) => {
       const replies = answer as unknown[][];
-      batch.forEach((c, i) => this.#noteReply(c.user, replies[i]!, c.changed(replies[i]!)));
+      for (let i = 0; i < batch.length; i++) {
+        const r = replies[i]!;
+        const stored = Number(r[3]) === 1;
+        this.#noteReply(batch[i]!.user, r, route ? stored && Number(r[4]) > 0 && Number(r[6]) === 1 : stored && batch[i]!.keep);
+      }
       return replies;
     };
-    this.#eval(batch[0]!.script, keys, args, noted).then(
-      (answer) => noted(answer).forEach((r, i) => batch[i]!.settle(r)),
+    this.#eval(route ? SCRIPTS.route : SCRIPTS.append, keys, args, noted).then(
+      (answer) => {
+        const replies = noted(answer);
+        for (let i = 0; i < batch.length; i++) settle(batch[i]!, replies[i]!);
+      },
       (err: unknown) => {
         const failure = this.#failure(err);
-        for (const c of batch) c.settle(failure);
+        for (const c of batch) c.resolve(failure);
       },
     );
   }
@@ -559,6 +537,20 @@ export class RedisDeliveryStore implements DeliveryStore {
 
 /** What ROUTE did: `seq` 0 when it stored nothing; `others`: nodes notified; `kept`: stored until done. Or: a user never seen, with no session. */
 export type RouteOutcome = { ok: true; seq: number; others: number; kept: boolean; unknown?: undefined } | { ok: true; unknown: true };
+
+/** Answers one delivery of a batch from its script's reply. */
+function settle(c: TurnCall, r: unknown[]): void {
+  switch (Number(r[3])) {
+    case 1:
+      return c.resolve(c.notify === undefined ? { ok: true, seq: Number(r[4]) } : { ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
+    case 2:
+      return c.resolve(full(c.user, `${Number(r[4])} messages wait already, the limit is ${c.limits.maxMessages}`));
+    case 3:
+      return c.resolve(full(c.user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${c.limits.maxBytes}`));
+    default:
+      return c.resolve({ ok: true, unknown: true });
+  }
+}
 
 function full(user: string, why: string): StoreFailure {
   return { ok: false, code: "inbox_full", message: `the inbox of ${user} is full: ${why}` };
