@@ -151,20 +151,29 @@ local function flush()
 end
 `;
 
+/** The call's limits, ARGV[k]: "now cut maxMessages maxBytes ttlMs", the same for all its deliveries. */
+const LIMITS_FN = `
+local function limitsAt(k)
+  local now, cut, maxMessages, maxBytes, ttl = string.match(ARGV[k], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+)$')
+  return now, cut, maxMessages, maxBytes, ttl
+end
+`;
+
 /**
  * The appends of one job whose users' keys sit in one slot, each stored in
- * turn. KEYS: per delivery s, m. ARGV: per delivery "now cut maxMessages
- * maxBytes ttlMs keep hasData" (one argument: each costs the client time to
- * encode), type, data.
+ * turn. KEYS: per delivery s, m. ARGV[1]: the limits (LIMITS_FN); then per
+ * delivery its flags "<keep><hasData>" (each 0 or 1; few arguments, as each
+ * costs the client time to encode), type, data.
  * Returns per delivery {expired, depth, oldest, 1, seq} | {.., 2, depth}
  * (too many) | {.., 3, bytes, size} (too big).
  */
-const APPEND = `${PRELUDE}${STORE_FN}
+const APPEND = `${PRELUDE}${STORE_FN}${LIMITS_FN}
+local now, cut, maxMessages, maxBytes, ttl = limitsAt(1)
 local out = {}
 for d = 0, #KEYS / 2 - 1 do
-  local a = 3 * d + 1
-  local now, cut, maxMessages, maxBytes, ttl, keep, hasData = string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d)$')
-  out[d + 1] = store(KEYS[2 * d + 1], KEYS[2 * d + 2], now, cut, maxMessages, maxBytes, ttl, keep, hasData, ARGV[a + 1], ARGV[a + 2])
+  local a = 3 * d + 2
+  local f = ARGV[a]
+  out[d + 1] = store(KEYS[2 * d + 1], KEYS[2 * d + 2], now, cut, maxMessages, maxBytes, ttl, string.sub(f, 1, 1), string.sub(f, 2, 2), ARGV[a + 1], ARGV[a + 2])
 end
 flush()
 return out
@@ -178,9 +187,10 @@ return out
  * comes after its presence, reads it). One call carries every delivery of
  * the turn whose user's keys sit in one slot.
  * KEYS: per delivery s, m, p (presence: node -> "epoch plain ack"), n (the
- * user's channel). ARGV[1]: the calling node; then per delivery
- * "now cut maxMessages maxBytes ttlMs hasData mustExist plainHere ackHere",
- * type, data, the notification's head (the data follows it).
+ * user's channel). ARGV[1]: the calling node; ARGV[2]: the limits
+ * (LIMITS_FN); then per delivery its flags "<hasData><mustExist><plainHere>
+ * <ackHere>" (each 0 or 1), type, data, the notification's head (the data
+ * follows it).
  * Per delivery: stored when the user has no session anywhere or an
  * acknowledging one somewhere; kept (not only given a seq) unless a session
  * that does not acknowledge takes it now; published when another node holds
@@ -190,14 +200,15 @@ return out
  * other nodes, kept} | {.., 2, depth} | {.., 3, bytes, size} | {0, 0, 0, 4}
  * (no session, and mustExist and the user was never seen: nothing done).
  */
-const ROUTE = `${PRELUDE}${STORE_FN}
+const ROUTE = `${PRELUDE}${STORE_FN}${LIMITS_FN}
 local origin = ARGV[1]
+local now, cut, maxMessages, maxBytes, ttl = limitsAt(2)
 local out, seen, order, texts = {}, {}, {}, {}
 for d = 0, #KEYS / 4 - 1 do
   local s, m, p, n = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
-  local a = 4 * d + 2
-  local now, cut, maxMessages, maxBytes, ttl, hasData, mustExist, plainHere, ackHere =
-    string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%d+) (%d+) (%d) (%d) (%d) (%d)$')
+  local a = 4 * d + 3
+  local f = ARGV[a]
+  local hasData, mustExist, plainHere, ackHere = string.sub(f, 1, 1), string.sub(f, 2, 2), string.sub(f, 3, 3), string.sub(f, 4, 4)
   local who = seen[p]
   if not who then
     who = {others = 0, plain = false, ack = false}

@@ -91,12 +91,12 @@ interface TurnCall {
   user: string;
   /** ROUTE's calling node ("" for APPEND). */
   origin: string;
-  params: string;
+  /** Its flags, one digit each (the script says which). */
+  flags: string;
   type: string;
   data: string;
   notify: string | undefined;
   keep: boolean;
-  limits: InboxLimits;
   resolve(outcome: RouteOutcome | { ok: true; seq: number } | StoreFailure): void;
 }
 
@@ -261,11 +261,9 @@ export class RedisDeliveryStore implements DeliveryStore {
    * hash slot (per TURN_BATCH), not one each.
    */
   append(user: string, type: string, data: string | undefined, keep: boolean): Promise<{ ok: true; seq: number } | StoreFailure> {
-    const limits = this.#limits();
-    const now = Date.now();
-    const params = `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ${keep ? 1 : 0} ${data === undefined ? 0 : 1}`;
+    const flags = (keep ? "1" : "0") + (data === undefined ? "0" : "1");
     return new Promise((resolve) =>
-      this.#queueTurn({ user, origin: "", params, type, data: data ?? "", notify: undefined, keep, limits, resolve: resolve as TurnCall["resolve"] }),
+      this.#queueTurn({ user, origin: "", flags, type, data: data ?? "", notify: undefined, keep, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -279,7 +277,7 @@ export class RedisDeliveryStore implements DeliveryStore {
    * no session and never seen is left alone (`unknown`).
    *
    * The calls made together (one read of a socket's frames, and so on) go
-   * as one script call per hash slot (per ROUTE_BATCH deliveries), not one
+   * as one script call per hash slot (per TURN_BATCH deliveries), not one
    * per message, and the client writes all of a turn's calls at once.
    */
   route(
@@ -291,14 +289,10 @@ export class RedisDeliveryStore implements DeliveryStore {
     mustExist: boolean,
     notify: string,
   ): Promise<RouteOutcome | StoreFailure> {
-    const limits = this.#limits();
-    const now = Date.now();
-    const flag = (b: boolean) => (b ? 1 : 0);
-    const params =
-      `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS} ` +
-      `${flag(data !== undefined)} ${flag(mustExist)} ${flag(here.plain)} ${flag(here.ack)}`;
+    const flag = (b: boolean) => (b ? "1" : "0");
+    const flags = flag(data !== undefined) + flag(mustExist) + flag(here.plain) + flag(here.ack);
     return new Promise((resolve) =>
-      this.#queueTurn({ user, origin, params, type, data: data ?? "", notify, keep: true, limits, resolve: resolve as TurnCall["resolve"] }),
+      this.#queueTurn({ user, origin, flags, type, data: data ?? "", notify, keep: true, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -327,16 +321,20 @@ export class RedisDeliveryStore implements DeliveryStore {
 
   #sendBatch(batch: TurnCall[]): void {
     const route = batch[0]!.notify !== undefined;
+    // One set of limits and one clock reading for the whole call.
+    const limits = this.#limits();
+    const now = Date.now();
+    const bounds = `${now} ${now - limits.maxAgeSeconds * 1000} ${limits.maxMessages} ${limits.maxBytes} ${limits.maxAgeSeconds * 1000 + LIST_TTL_MARGIN_MS}`;
     const keys: string[] = [];
-    const args: string[] = route ? [batch[0]!.origin] : [];
+    const args: string[] = route ? [batch[0]!.origin, bounds] : [bounds];
     for (const c of batch) {
       const k = this.keys(c.user);
       if (route) {
         keys.push(k.state, k.messages, k.presence, k.channel);
-        args.push(c.params, c.type, c.data, c.notify!);
+        args.push(c.flags, c.type, c.data, c.notify!);
       } else {
         keys.push(k.state, k.messages);
-        args.push(c.params, c.type, c.data);
+        args.push(c.flags, c.type, c.data);
       }
     }
     // Also for an answer that comes after the deadline: a change Redis carried out reaches the index.
@@ -352,7 +350,7 @@ export class RedisDeliveryStore implements DeliveryStore {
     this.#eval(route ? SCRIPTS.route : SCRIPTS.append, keys, args, noted).then(
       (answer) => {
         const replies = noted(answer);
-        for (let i = 0; i < batch.length; i++) settle(batch[i]!, replies[i]!);
+        for (let i = 0; i < batch.length; i++) settle(batch[i]!, replies[i]!, limits);
       },
       (err: unknown) => {
         const failure = this.#failure(err);
@@ -539,14 +537,14 @@ export class RedisDeliveryStore implements DeliveryStore {
 export type RouteOutcome = { ok: true; seq: number; others: number; kept: boolean; unknown?: undefined } | { ok: true; unknown: true };
 
 /** Answers one delivery of a batch from its script's reply. */
-function settle(c: TurnCall, r: unknown[]): void {
+function settle(c: TurnCall, r: unknown[], limits: InboxLimits): void {
   switch (Number(r[3])) {
     case 1:
       return c.resolve(c.notify === undefined ? { ok: true, seq: Number(r[4]) } : { ok: true, seq: Number(r[4]), others: Number(r[5]), kept: Number(r[6]) === 1 });
     case 2:
-      return c.resolve(full(c.user, `${Number(r[4])} messages wait already, the limit is ${c.limits.maxMessages}`));
+      return c.resolve(full(c.user, `${Number(r[4])} messages wait already, the limit is ${limits.maxMessages}`));
     case 3:
-      return c.resolve(full(c.user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${c.limits.maxBytes}`));
+      return c.resolve(full(c.user, `${Number(r[4])} bytes wait already, and this message adds ${Number(r[5])}; the limit is ${limits.maxBytes}`));
     default:
       return c.resolve({ ok: true, unknown: true });
   }
