@@ -184,25 +184,44 @@ export class Delivery {
     counters: TypeStats,
     settle: Settle,
   ): Pipelined {
+    const internal = (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message }));
+    if (names.length === 1) {
+      // One recipient, the usual case: no lists to gather.
+      this.#routeFromHere(cluster, names[0]!, type, dataJson, counters, cluster.node.notification(type, dataJson)).then(
+        (reached) => settle.settle(reached.state === "delivered" ? GOOD : outcomeOf([reached])),
+        internal,
+      );
+      return PIPELINED;
+    }
     const later: Promise<Reached>[] = [];
     let notification: string | undefined;
-    for (const name of names.length === 1 ? names : new Set(names)) {
-      let plain = false;
-      let ack = false;
-      for (const s of this.deps.registry.sessionsOf(name) ?? []) {
-        if (s.ack) ack = true;
-        else if (s.deliver(type, dataJson, undefined)) {
-          counters.delivered++;
-          plain = true;
-        }
-      }
-      later.push(this.#route(cluster, name, type, dataJson, { plain, ack }, (notification ??= cluster.node.notification(type, dataJson)), counters));
+    for (const name of new Set(names)) {
+      notification ??= cluster.node.notification(type, dataJson);
+      later.push(this.#routeFromHere(cluster, name, type, dataJson, counters, notification));
     }
-    Promise.all(later).then(
-      (reached) => settle.settle(outcomeOf(reached)),
-      (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message })),
-    );
+    Promise.all(later).then((reached) => settle.settle(outcomeOf(reached)), internal);
     return PIPELINED;
+  }
+
+  /** Writes to this node's sessions of `name` that do not acknowledge, then routes through the cluster. */
+  #routeFromHere(
+    cluster: { node: ClusterRouting; store: RedisDeliveryStore },
+    name: string,
+    type: string,
+    dataJson: string | undefined,
+    counters: TypeStats,
+    notification: string,
+  ): Promise<Reached> {
+    let plain = false;
+    let ack = false;
+    for (const s of this.deps.registry.sessionsOf(name) ?? []) {
+      if (s.ack) ack = true;
+      else if (s.deliver(type, dataJson, undefined)) {
+        counters.delivered++;
+        plain = true;
+      }
+    }
+    return this.#route(cluster, name, type, dataJson, { plain, ack }, notification, counters);
   }
 
   async #route(
