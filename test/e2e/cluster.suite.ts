@@ -4,7 +4,7 @@
  * on different nodes, a node killed with SIGKILL, Redis stopped and started
  * again.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,8 +22,15 @@ import { openWire, type Target, type Wire } from "../_harness/wire.ts";
 const HEARTBEAT_MS = 200;
 const DEAD_AFTER_MS = 1000;
 
+/** Every client a test logged in: closed after each test, so a test that fails leaves no user behind for the next one. */
+const opened = new Set<Wire>();
+
 /** Logs in (acknowledging or not) and returns the wire. */
-const connect = async (target: Target, user: string, acknowledge = false): Promise<Wire> => (await connectDelivering(target, user, acknowledge)).wire;
+async function connect(target: Target, user: string, acknowledge = false): Promise<Wire> {
+  const wire = (await connectDelivering(target, user, acknowledge)).wire;
+  opened.add(wire);
+  return wire;
+}
 
 
 
@@ -333,6 +340,10 @@ function statusPage(runtime: RuntimeName, redisAt: () => RedisAt) {
 export function clusterSuite(runtime: RuntimeName, options: { all: boolean } = { all: true }) {
   let redis: RunningRedis | undefined;
   let redisCluster: RunningRedisCluster | undefined;
+  afterEach(() => {
+    for (const wire of opened) wire.close();
+    opened.clear();
+  });
   beforeAll(async () => {
     redis = await startRedis();
     if (options.all) redisCluster = await startRedisCluster();
