@@ -14,7 +14,9 @@
  * each bester scenario's msgs/s over NATS's and over the minimal relay's in
  * the same mode, repeat by repeat: the steadiest figure on a noisy machine.
  *
- * Needs `nats-server` on PATH (Debian: apt-get install nats-server).
+ * Needs `nats-server` on PATH (Debian: apt-get install nats-server). The
+ * runtime that runs this script runs the bester processes it starts
+ * (`deno run -A --config deno.json bench/compare/nats.ts …` for Deno).
  * Usage: bun run bench/compare/nats.ts [--pairs 1,8] [--size 100,4096] [--window 64]
  *          [--duration 5] [--warmup 3] [--mode persistent,per-message] [--repeat 1] [--json]
  *          [--bester LABEL=DIR[:MODE+MODE],...]   (other checkouts of bester, e.g. a baseline worktree)
