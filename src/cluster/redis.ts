@@ -13,7 +13,8 @@ import {
   type RedisConnectionOptions,
   type RedisEndpoint,
 } from "../redis/connection.ts";
-import { CLUSTER_SCRIPTS, type Script } from "./scripts.ts";
+import type { Script } from "../redis/script.ts";
+import { CLUSTER_SCRIPTS } from "./scripts.ts";
 
 const ROLE = {
   name: "cluster",

@@ -10,7 +10,7 @@
  * keeps what it wrote since.
  * @module
  */
-import { type Script, script } from "../redis/script.ts";
+import { script } from "../redis/script.ts";
 
 /**
  * KEYS: presence, node users. ARGV: node, epoch, user, plain, ack (the
@@ -110,7 +110,6 @@ end
 return out
 `;
 
-export type { Script };
 
 export const CLUSTER_SCRIPTS = {
   presence: script("presence", PRESENCE),

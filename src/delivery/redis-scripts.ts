@@ -27,7 +27,7 @@
  * `%.0f`: Lua 5.1's own tostring switches to exponent form past 14 digits.
  * @module
  */
-import { type Script, script } from "../redis/script.ts";
+import { script } from "../redis/script.ts";
 
 /** Helpers every user script starts with. */
 const PRELUDE = `
@@ -364,7 +364,6 @@ if delta ~= 0 then redis.call('INCRBY', KEYS[3], delta) end
 return delta
 `;
 
-export type { Script };
 
 export const SCRIPTS = {
   append: script("append", APPEND),

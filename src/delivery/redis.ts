@@ -33,7 +33,8 @@ import {
   RedisUnavailable,
 } from "../redis/connection.ts";
 import { keySlot } from "../redis/key-slot.ts";
-import { type Script, SCRIPTS } from "./redis-scripts.ts";
+import type { Script } from "../redis/script.ts";
+import { SCRIPTS } from "./redis-scripts.ts";
 import type { DeliveryStore, InboxInfo, InboxLimits, StoredMessage, StoreFailure } from "./store.ts";
 
 /**
