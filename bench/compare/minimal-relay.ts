@@ -56,14 +56,7 @@ const dirty = new Set<Conn>();
 let flushQueued = false;
 
 function flushConn(c: Conn): void {
-  const out = outs.get(c);
-  while (out !== undefined && !out.empty) {
-    const start = out.headStart;
-    const length = out.headLength;
-    const taken = c.write(out.headBlock, start, start + length);
-    out.consume(taken);
-    if (taken < length) return;
-  }
+  outs.get(c)?.writeTo(c);
 }
 
 function flushAll(): void {

@@ -44,13 +44,7 @@ export async function connectNats(runtime: Runtime, at: Endpoint, name: string):
   let flushQueued = false;
   const flushOut = () => {
     flushQueued = false;
-    while (conn !== undefined && !out.empty) {
-      const start = out.headStart;
-      const length = out.headLength;
-      const taken = conn.write(out.headBlock, start, start + length);
-      out.consume(taken);
-      if (taken < length) return;
-    }
+    if (conn !== undefined) out.writeTo(conn);
   };
   const send = (bytes: Uint8Array) => {
     out.push(bytes);

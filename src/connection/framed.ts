@@ -171,13 +171,7 @@ export abstract class FramedConnection {
     const out = this.#out;
     if (out !== undefined) {
       // A backlog may span blocks: one write each, until the transport stops taking.
-      while (!out.empty) {
-        const start = out.headStart;
-        const length = out.headLength;
-        const taken = conn.write(out.headBlock, start, start + length);
-        out.consume(taken);
-        if (taken < length) return;
-      }
+      if (!out.writeTo(conn)) return;
       this.#out = undefined;
     }
     if (this.#state === CLOSING) {

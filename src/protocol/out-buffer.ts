@@ -149,6 +149,22 @@ export class OutBuffer {
     return seg.end - seg.start;
   }
 
+  /**
+   * Offers what is queued to `to`, oldest first, one write per block, and
+   * drops what it took; stops when it takes less than offered. True when
+   * everything went.
+   */
+  writeTo(to: { write(bytes: Uint8Array, start: number, end: number): number }): boolean {
+    while (this.#bytes > 0) {
+      const seg = this.#segments[this.#head]!;
+      const length = seg.end - seg.start;
+      const taken = to.write(seg.buf, seg.start, seg.end);
+      this.consume(taken);
+      if (taken < length) return false;
+    }
+    return true;
+  }
+
   /** Drops the first `n` bytes (those the socket took), at most {@link headLength}. */
   consume(n: number): void {
     if (n <= 0) return;

@@ -120,4 +120,35 @@ describe("OutBuffer", () => {
       { numRuns: 300 },
     );
   });
+  test("writeTo offers the blocks in order, drops what the writer took, and stops when it takes less", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 70_000 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 20 }),
+        (chunks, limits) => {
+          const out = new OutBuffer();
+          for (const c of chunks) out.push(c);
+          const all = concat(chunks);
+          const written: Uint8Array[] = [];
+          let turn = 0;
+          // A writer that takes at most limits[turn] bytes per call (a socket under back-pressure), copying what it takes.
+          const writer = {
+            write(bytes: Uint8Array, start: number, end: number): number {
+              const n = Math.min(end - start, limits[turn % limits.length]!);
+              written.push(bytes.slice(start, start + n));
+              return n;
+            },
+          };
+          for (let i = 0; i < 200 && !out.empty; i++, turn++) {
+            const done = out.writeTo(writer);
+            expect(done).toBe(out.empty);
+          }
+          const sent = concat(written);
+          expect(sent.length + out.bytes).toBe(all.length);
+          expect([...sent]).toEqual([...all.subarray(0, sent.length)]);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
 });
