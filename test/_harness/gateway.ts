@@ -4,6 +4,7 @@
  * from stderr, and the whole log attached to any failure.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { childPids } from "../../src/bench/proc.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,11 @@ export interface RunningGateway {
   waitForLog(pred: (r: any) => boolean, ms?: number): Promise<any>;
   /** Sends a signal and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Kills the gateway with SIGKILL and waits for it to go; its folder stays.
+   * The handler processes it leaves running are stopped (SIGTERM): the test started them.
+   */
+  kill9(): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -215,6 +221,18 @@ export async function launchGateway(runtime: RuntimeName, configPath: string, di
     records: () => parsed,
     waitForLog,
     exited,
+    async kill9() {
+      const handlers = child.pid === undefined ? [] : childPids(child.pid);
+      child.kill("SIGKILL");
+      await exited;
+      for (const pid of handlers) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // gone already
+        }
+      }
+    },
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (!hasExited) child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), 15000);

@@ -8,7 +8,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { childPids } from "../../src/bench/proc.ts";
 import { launchBrowser, until as untilOnPage } from "../_harness/browser.ts";
 import { runCli, type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import { ack, connectDelivering, deliveries, relay, reportOf } from "../_harness/delivery.ts";
@@ -207,18 +206,7 @@ function failures(runtime: RuntimeName) {
         const gil = await connect(gws[2]!.tcp4, "gil");
         const hob = await connect(gws[0]!.tcp4, "hob");
         await until("gil present", async () => (await json(`${gws[0]!.control}/v1/clients`)).clients.some((c: any) => c.username === "gil"));
-        const killed = gws[2]!;
-        const handlers = killed.child.pid === undefined ? [] : childPids(killed.child.pid);
-        killed.child.kill("SIGKILL");
-        await killed.exited;
-        // A gateway killed so leaves its handler running: this test started it, so it stops it.
-        for (const pid of handlers) {
-          try {
-            process.kill(pid, "SIGTERM");
-          } catch {
-            // gone already
-          }
-        }
+        await gws[2]!.kill9();
         await until(
           "gil purged with node3",
           async () => !(await json(`${gws[0]!.control}/v1/clients`)).clients.some((c: any) => c.username === "gil"),

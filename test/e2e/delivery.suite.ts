@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { childPids } from "../../src/bench/proc.ts";
 import { launchGateway, type RunningGateway, startGateway } from "../_harness/gateway.ts";
 import { ack, connectDelivering as connect, deliveries, relay, reportOf } from "../_harness/delivery.ts";
 import { scripted } from "../_harness/handlers.ts";
@@ -334,17 +333,7 @@ function rules(runtime: RuntimeName, engine: Engine, redisOf: () => RunningRedis
         const { wire: pat } = await connect(gw.tcp4, "pat", false);
         const reports = await send(pat, "oli", Array.from({ length: 50 }, (_, i) => i));
         expect(reports.every((r) => r.header.status === "good" && r.header.queued?.[0] === "oli")).toBe(true);
-        const handlers = gw.child.pid === undefined ? [] : childPids(gw.child.pid);
-        gw.child.kill("SIGKILL");
-        await gw.exited;
-        // A gateway killed so leaves its handler running: this test started it, so it stops it.
-        for (const pid of handlers) {
-          try {
-            process.kill(pid, "SIGTERM");
-          } catch {
-            // gone already
-          }
-        }
+        await gw.kill9();
         const again = await launchGateway(runtime, gw.configPath, gw.dir, { keepDir: true });
         try {
           const { wire: oli, report } = await connect(again.tcp4, "oli", true);
