@@ -90,6 +90,7 @@ const TURN_BATCH = 128;
  */
 interface TurnCall {
   user: string;
+  keys: UserKeys;
   /** ROUTE's calling node ("" for APPEND). */
   origin: string;
   /** Its flags, one digit each (the script says which). */
@@ -99,6 +100,14 @@ interface TurnCall {
   notify: string | undefined;
   keep: boolean;
   resolve(outcome: RouteOutcome | { ok: true; seq: number } | StoreFailure): void;
+}
+
+/** One user's keys and channel (all in the user's hash slot). */
+export interface UserKeys {
+  state: string;
+  messages: string;
+  channel: string;
+  presence: string;
 }
 
 /** What every user script answers first: how the user's inbox stands after it. */
@@ -147,7 +156,7 @@ export class RedisDeliveryStore implements DeliveryStore {
   }
 
   /** Keys and channel of one user, all in the user's hash slot. */
-  keys(user: string): { state: string; messages: string; channel: string; presence: string } {
+  keys(user: string): UserKeys {
     const base = `${this.prefix}{u:${user}}`;
     return { state: `${base}:s`, messages: `${base}:m`, channel: `${base}:n`, presence: `${base}:p` };
   }
@@ -185,10 +194,9 @@ export class RedisDeliveryStore implements DeliveryStore {
     user: string,
     args: Array<string | number>,
     changes: (reply: unknown[]) => boolean,
-    notify = false,
   ): Promise<unknown[]> {
     const k = this.keys(user);
-    const keys = notify ? [k.state, k.messages, k.channel] : [k.state, k.messages];
+    const keys = [k.state, k.messages];
     const noted = (answer: unknown) => {
       const reply = answer as unknown[];
       this.#noteReply(user, reply, changes(reply));
@@ -264,7 +272,7 @@ export class RedisDeliveryStore implements DeliveryStore {
   append(user: string, type: string, data: string | undefined, keep: boolean): Promise<{ ok: true; seq: number } | StoreFailure> {
     const flags = (keep ? "1" : "0") + (data === undefined ? "0" : "1");
     return new Promise((resolve) =>
-      this.#queueTurn({ user, origin: "", flags, type, data: data ?? "", notify: undefined, keep, resolve: resolve as TurnCall["resolve"] }),
+      this.#queueTurn({ user, keys: this.keys(user), origin: "", flags, type, data: data ?? "", notify: undefined, keep, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -293,7 +301,7 @@ export class RedisDeliveryStore implements DeliveryStore {
     const flag = (b: boolean) => (b ? "1" : "0");
     const flags = flag(data !== undefined) + flag(mustExist) + flag(here.plain) + flag(here.ack);
     return new Promise((resolve) =>
-      this.#queueTurn({ user, origin, flags, type, data: data ?? "", notify, keep: true, resolve: resolve as TurnCall["resolve"] }),
+      this.#queueTurn({ user, keys: this.keys(user), origin, flags, type, data: data ?? "", notify, keep: true, resolve: resolve as TurnCall["resolve"] }),
     );
   }
 
@@ -310,7 +318,7 @@ export class RedisDeliveryStore implements DeliveryStore {
     this.#turn = [];
     const groups = new Map<string, TurnCall[]>();
     for (const c of calls) {
-      const slot = this.#redis.cluster ? keySlot(this.keys(c.user).state) : 0;
+      const slot = this.#redis.cluster ? keySlot(c.keys.state) : 0;
       const key = c.notify === undefined ? `a ${slot}` : `r ${slot} ${c.origin}`;
       const group = groups.get(key) ?? groups.set(key, []).get(key)!;
       group.push(c);
@@ -329,7 +337,7 @@ export class RedisDeliveryStore implements DeliveryStore {
     const keys: string[] = [];
     const args: string[] = route ? [batch[0]!.origin, bounds] : [bounds];
     for (const c of batch) {
-      const k = this.keys(c.user);
+      const k = c.keys;
       if (route) {
         keys.push(k.state, k.messages, k.presence, k.channel);
         args.push(c.flags, c.type, c.data, c.notify!);
