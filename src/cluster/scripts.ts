@@ -110,7 +110,6 @@ end
 return out
 `;
 
-
 export const CLUSTER_SCRIPTS = {
   presence: script("presence", PRESENCE),
   purgeUser: script("purgeUser", PURGE_USER),

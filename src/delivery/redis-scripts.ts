@@ -364,7 +364,6 @@ if delta ~= 0 then redis.call('INCRBY', KEYS[3], delta) end
 return delta
 `;
 
-
 export const SCRIPTS = {
   append: script("append", APPEND),
   route: script("route", ROUTE),
