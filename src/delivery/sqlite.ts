@@ -153,8 +153,17 @@ interface Job {
   reject(err: unknown): void;
 }
 
+/**
+ * How many users' rows stay in memory between transactions (absent ones
+ * included). Past it the oldest-read are forgotten and read from the file
+ * when next needed: otherwise every user that ever logged in would stay, and
+ * a login reads its user's row to replay what waits.
+ */
+export const CACHED_USERS = 4096;
+
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly kind = "sqlite";
+  /** Rows read in this process, oldest read first; a transaction's writes are in the file once it commits. */
   #users = new Map<string, UserState | null>();
   /** Users whose row changed in this transaction: written once, at its end. */
   #dirty = new Set<string>();
@@ -170,8 +179,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     private readonly db: Sqlite,
     private readonly path: string,
     private readonly limits: () => InboxLimits,
+    private readonly cachedUsers = CACHED_USERS,
   ) {
     this.#total = this.#countStored();
+  }
+
+  /** Users whose row is held in memory now (at most the bound after each transaction). */
+  get cachedUserCount(): number {
+    return this.#users.size;
   }
 
   #countStored(): number {
@@ -214,6 +229,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#writeUsers();
       this.db.exec("COMMIT");
       this.#failure = undefined;
+      this.#forgetOldest();
     } catch (err) {
       this.#failure = (err as Error).message;
       try {
@@ -235,6 +251,20 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (r.ok) job.resolve(r.value);
       else job.reject(r.value);
     });
+  }
+
+  /**
+   * Only after a commit: nothing is dirty or pending then, so a forgotten row
+   * is exactly what the file holds. Down to three quarters of the bound, so
+   * this runs once per thousand or so new users, not on every one.
+   */
+  #forgetOldest(): void {
+    if (this.#users.size <= this.cachedUsers) return;
+    let over = this.#users.size - Math.floor((this.cachedUsers * 3) / 4);
+    for (const user of this.#users.keys()) {
+      if (over-- <= 0) break;
+      this.#users.delete(user);
+    }
   }
 
   #state(user: string): UserState | undefined {
@@ -583,7 +613,12 @@ function full(user: string, why: string): StoreFailure {
  * Opens (creating) the store's file. The file is locked for this process
  * alone: a second gateway given the same file is refused at start.
  */
-export async function openSqliteDeliveryStore(runtime: Runtime, path: string, limits: () => InboxLimits): Promise<SqliteDeliveryStore> {
+export async function openSqliteDeliveryStore(
+  runtime: Runtime,
+  path: string,
+  limits: () => InboxLimits,
+  cachedUsers = CACHED_USERS,
+): Promise<SqliteDeliveryStore> {
   // The state folder may not exist yet (a first start): made private, since messages are kept in it.
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const db = await runtime.openSqlite(path);
@@ -607,5 +642,5 @@ export async function openSqliteDeliveryStore(runtime: Runtime, path: string, li
     if (/locked|busy/i.test(message)) throw new Error(`delivery store ${path} is in use by another gateway`, { cause: err });
     throw new Error(`delivery store ${path}: ${message}`, { cause: err });
   }
-  return new SqliteDeliveryStore(db, path, limits);
+  return new SqliteDeliveryStore(db, path, limits, cachedUsers);
 }

@@ -272,6 +272,34 @@ describe("delivery store: sqlite only", () => {
     expect(fileRows(path, "SELECT user FROM runs")).toEqual([]);
   });
 
+  test("the rows kept in memory are bounded: forgotten ones are read from the file again, counts and seqs intact", async () => {
+    const limits = { maxMessages: 100, maxBytes: 10_000, maxAgeSeconds: 3600 };
+    const store = await openSqliteDeliveryStore(runtime, join(tempDir(), "delivery.db"), () => limits, 8);
+    try {
+      const users = Array.from({ length: 30 }, (_, i) => `user-${i}`);
+      // One transaction reads and writes all thirty; the bound holds once it has committed.
+      expect((await Promise.all(users.map((u) => store.append(u, "chat", `"${u}"`, true)))).every((r) => r.ok && r.seq === 1)).toBe(true);
+      expect(store.cachedUserCount).toBeLessThanOrEqual(8);
+      // Every login reads its user's row, and users the file does not know are remembered as absent: both forgotten too.
+      for (let i = 0; i < 20; i++) expect(await store.login(`new-${i}`, true)).toEqual({ acked: 0, reset: true });
+      for (let i = 0; i < 20; i++) expect(await store.knows(`nobody-${i}`)).toBe(false);
+      expect(store.cachedUserCount).toBeLessThanOrEqual(8);
+      for (let i = 0; i < 20; i++) expect(await store.login(`new-${i}`, true)).toEqual({ acked: 0, reset: false });
+      for (const u of users) {
+        const r = await store.append(u, "chat", '"second"', true);
+        expect(r.ok && r.seq).toBe(2);
+        expect(store.cachedUserCount).toBeLessThanOrEqual(8);
+      }
+      await Promise.all(users.filter((_, i) => i % 2 === 0).map((u) => store.ack(u, 1)));
+      for (const [i, u] of users.entries()) {
+        expect(await store.inbox(u)).toMatchObject(i % 2 === 0 ? { depth: 1, bytes: 8, lastSeq: 2, acked: 1 } : { depth: 2, bytes: 8 + u.length + 2, lastSeq: 2, acked: 0 });
+      }
+      expect(await store.depth()).toBe(45);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("types and data of any text come back as they were stored, from one run and from several", async () => {
     const store = await openSqliteDeliveryStore(runtime, join(tempDir(), "delivery.db"), () => ({ maxMessages: 100, maxBytes: 10_000, maxAgeSeconds: 3600 }));
     try {
