@@ -36,6 +36,7 @@ import { RateHistory, rateCounters, sampleRates } from "./rate-history.ts";
 import { Router } from "./router.ts";
 import { Stats, UNSERVED_TYPE } from "./stats.ts";
 import { type AuthResult, type ListenerKind, Session, type SessionHost, type SessionLimits } from "./session.ts";
+import { SessionList } from "./session-list.ts";
 
 /** A TLS listener's certificate this close to its end is warned about at start and on reload. */
 const CERTIFICATE_WARN_DAYS = 14;
@@ -44,7 +45,7 @@ const CERTIFICATE_WARN_DAYS = 14;
 export const CONTROL_MESSAGE_TYPE = "control";
 
 export class Gateway {
-  readonly sessions = new Set<Session>();
+  readonly sessions = new SessionList<Session>();
   readonly registry = new ClientRegistry();
   readonly stats = new Stats();
   readonly handlers: HandlerHost;

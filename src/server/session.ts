@@ -95,6 +95,9 @@ export class Session extends FramedConnection {
   #authenticating = false;
   #draining: ErrorInfo | undefined;
   #log: Logger | undefined;
+  /** Neighbours in the gateway's list of sessions (session-list.ts). */
+  listPrev: Session | undefined;
+  listNext: Session | undefined;
 
   constructor(
     readonly listener: ListenerKind,
