@@ -90,9 +90,10 @@ export class Commands {
     if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string")) {
       return bad({ code: ErrorCodes.badCommand, message: `handler "${type}": sendServers needs a list of "host:port" strings, got ${quote(servers)}` });
     }
-    const hops = session.hops + 1;
+    // A client's message has made no server hop yet.
+    const hops = (session.server?.hops ?? 0) + 1;
     if (hops > federation.maxHops) {
-      this.deps.log.warn("sendServers hop limit reached", { type, hops, peer: session.peer });
+      this.deps.log.warn("sendServers hop limit reached", { type, hops, peer: session.server?.peer });
       return bad({
         code: ErrorCodes.hopLimit,
         message: `sendServers would make server hop ${hops}, more than federation.maxHops (${federation.maxHops}) allows; a forwarding loop?`,

@@ -110,7 +110,7 @@ function checkAnswer(type: string, counters: TypeStats, value: unknown): Handler
 
 function metaOf(session: Session, id: string, type: string, via: string[]): EnvelopeMeta {
   // From a peer server, "from" is that server's name (or address, for an original server).
-  if (session.kind === "server") return { from: session.peer ?? "", scope: "server", id, type, via };
+  if (session.kind === "server") return { from: session.server?.peer ?? "", scope: "server", id, type, via };
   return { from: session.username ?? "", scope: "client", id, type, via };
 }
 

@@ -178,7 +178,7 @@ export function monitorOf(gateway: Gateway): GatewayMonitor {
     peers(): PeersInfo {
       const f = gateway.config.federation;
       const connected = new Map<string, number>();
-      for (const s of gateway.sessions) if (s.kind === "server" && s.peer !== undefined) connected.set(s.peer, (connected.get(s.peer) ?? 0) + 1);
+      for (const s of gateway.sessions) if (s.server !== undefined) connected.set(s.server.peer, (connected.get(s.server.peer) ?? 0) + 1);
       return {
         name: f.name ?? null,
         peers: Object.values(f.peers).map((p) => ({

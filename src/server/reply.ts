@@ -15,8 +15,7 @@ import type { Outcome } from "./outcome.ts";
 export interface ReplyTarget {
   readonly kind: "pending" | "client" | "server";
   /** Server scope: the peer's name, and the id its report names. */
-  readonly peer: string | undefined;
-  readonly replyTo: string | undefined;
+  readonly server: { readonly peer: string; readonly replyTo: string | undefined } | undefined;
   readonly closing: boolean;
   readonly log: Logger;
   readonly host: { reportSent(status: "good" | "bad"): void };
@@ -68,12 +67,13 @@ function answerServer(session: ReplyTarget, outcome: Outcome): void {
   const report = outcome.kind === "bad" ? outcome : outcome.kind === "good" ? outcome : undefined;
   const status = report?.kind ?? "good";
   session.log[status === "good" ? "debug" : "info"]("server message done", {
-    peer: session.peer,
+    peer: session.server?.peer,
     status,
     code: report?.kind === "bad" ? report.error.code : undefined,
   });
-  if (session.replyTo !== undefined) {
-    session.sendJson(frameJson(report === undefined ? statusReport(session.replyTo, "good") : reportObject(session.replyTo, report)));
+  const replyTo = session.server?.replyTo;
+  if (replyTo !== undefined) {
+    session.sendJson(frameJson(report === undefined ? statusReport(replyTo, "good") : reportObject(replyTo, report)));
     session.host.reportSent(status);
   }
   session.close(ClosedReason.serverMessageDone);

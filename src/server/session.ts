@@ -61,6 +61,16 @@ export interface SessionHost {
   sessionClosed(session: Session, reason: ClosedReason, detail?: string): void;
 }
 
+/** What a server-scope connection's one message is known by. */
+export interface ServerScope {
+  /** The peer's name, or its address for an original server. */
+  readonly peer: string;
+  /** Server hops the message has made, so a sendServers it leads to carries one more. */
+  readonly hops: number;
+  /** The sender's payload id, which the status report names; none from an original server. */
+  readonly replyTo: string | undefined;
+}
+
 const AUTH_SPECIAL_ID = "auth_special";
 
 function authTimedOut(session: Session): void {
@@ -74,15 +84,8 @@ function authTimedOut(session: Session): void {
 export class Session extends FramedConnection {
   kind: "pending" | "client" | "server" = "pending";
   username: string | undefined;
-  /** Server scope: the peer's name, or its address for an original server. */
-  peer: string | undefined;
-  /**
-   * Server hops the message on this connection has made (0 for a client), so a
-   * sendServers it leads to carries one more.
-   */
-  hops = 0;
-  /** Server scope: the sender's payload id, which the status report names; none from an original server. */
-  replyTo: string | undefined;
+  /** Server scope only, in one field: idle client connections are many. */
+  server: ServerScope | undefined;
   readonly openedAt = Date.now();
   messagesIn = 0;
   /** Acknowledged delivery (PROTOCOL.md §9): asked for in the first frame, and the gateway keeps a store. */
@@ -325,9 +328,7 @@ export class Session extends FramedConnection {
       return this.close(ClosedReason.serverMessageDone, admission.reason);
     }
     this.kind = "server";
-    this.peer = admission.peer;
-    this.hops = admission.hops;
-    this.replyTo = id;
+    this.server = { peer: admission.peer, hops: admission.hops, replyTo: id };
     this.log.info("server message accepted", {
       peer: admission.peer,
       original: admission.original || undefined,
