@@ -37,11 +37,7 @@ export class SessionList<T extends ListMember<T>> {
     this.#size++;
   }
 
-  /**
-   * Removes a member; false when it was none. A removed member keeps its
-   * `listNext`, so a walk that has already taken it as the next one goes on
-   * from there.
-   */
+  /** Removes a member; false when it was none. */
   delete(item: T): boolean {
     if (!this.has(item)) return false;
     const prev = item.listPrev;
@@ -50,18 +46,22 @@ export class SessionList<T extends ListMember<T>> {
     else prev.listNext = next;
     if (next === undefined) this.#tail = prev;
     else next.listPrev = prev;
+    // Nothing left pointing on: a removed session that something still holds keeps no other alive.
     item.listPrev = undefined;
+    item.listNext = undefined;
     this.#size--;
     return true;
   }
 
-  /** Members in the order added; one removed during the walk is not met after its removal, as with a Set. */
+  /**
+   * The members at the start of the walk, in the order added, each as long
+   * as it is still one when reached: removing any member during the walk is
+   * safe, as with a Set, but one added meanwhile is not met. Walks are rare
+   * (metrics, shutdown, a cluster rejoin) and read every member anyway.
+   */
   *[Symbol.iterator](): Iterator<T> {
-    let item = this.#head;
-    while (item !== undefined) {
-      const next = item.listNext;
-      if (this.has(item)) yield item;
-      item = next;
-    }
+    const members: T[] = [];
+    for (let item = this.#head; item !== undefined; item = item.listNext) members.push(item);
+    for (const item of members) if (this.has(item)) yield item;
   }
 }

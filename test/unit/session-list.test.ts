@@ -30,7 +30,7 @@ describe("SessionList", () => {
     }
   });
 
-  test("deleting during a walk: the member being visited, the next one, and all of them", () => {
+  test("deleting during a walk: the member being visited, the next ones, and all of them", () => {
     const make = () => {
       const list = new SessionList<Item>();
       const items = [0, 1, 2, 3, 4].map((n) => new Item(n));
@@ -59,6 +59,8 @@ describe("SessionList", () => {
     }
     expect(seen).toEqual([0, 1, 4]);
     expect(names(list)).toEqual([0, 1, 4]);
+    // A removed member points at nothing: one still held elsewhere keeps no other session alive.
+    expect([items[2]!.listPrev, items[2]!.listNext, items[3]!.listPrev, items[3]!.listNext]).toEqual([undefined, undefined, undefined, undefined]);
     list.add(items[2]!);
     expect(names(list)).toEqual([0, 1, 4, 2]);
     expect(list.delete(items[3]!)).toBe(false);
