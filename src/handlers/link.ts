@@ -10,7 +10,7 @@ import type { Logger } from "../log/logger.ts";
 import type { FrameError } from "../protocol/frame.ts";
 import { ANSWER_DATA_PATHS } from "../protocol/messages.ts";
 import { type ErrorCode, ErrorCodes } from "../protocol/reports.ts";
-import type { Endpoint, Runtime } from "../runtime/types.ts";
+import type { Conn, Endpoint, Runtime } from "../runtime/types.ts";
 
 /** Why a handler request failed; the code goes into the originator's bad report. */
 export class HandlerError extends Error {
@@ -85,6 +85,12 @@ export function perMessageLink(opts: LinkOptions): HandlerLink {
  */
 class OneShot extends FramedConnection {
   settled = false;
+  /**
+   * The request, kept as its text until the connection is open: queued at
+   * once it would hold an output block for the whole dial, and with many
+   * dials at a time those blocks outgrow the pool and are made anew.
+   */
+  #request: string | undefined;
 
   constructor(
     readonly link: PerMessageLink,
@@ -93,8 +99,18 @@ class OneShot extends FramedConnection {
     readonly timeoutMs: number,
     maxFrameBytes: number,
     maxDepth: number,
+    request: string,
   ) {
     super({ maxFrameBytes, keepAsText: ANSWER_DATA_PATHS, maxDepth });
+    this.#request = request;
+  }
+
+  override attach(conn: Conn): void {
+    super.attach(conn);
+    const request = this.#request;
+    this.#request = undefined;
+    // Written at once: nothing else goes on this connection.
+    if (request !== undefined && !this.closing && this.sendJson(request)) this.flush();
   }
 
   receive(value: unknown): void {
@@ -146,11 +162,10 @@ class PerMessageLink implements HandlerLink {
 
   request(json: string, timeoutMs: number, reply: LinkReply): void {
     reply.sentAt = performance.now();
-    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes, this.opts.maxJsonDepth());
+    const req = new OneShot(this, reply, reply.sentAt + timeoutMs, timeoutMs, this.opts.maxFrameBytes, this.opts.maxJsonDepth(), json);
     this.#open.add(req);
     if (req.deadline < this.#timerAt) this.#arm(req.deadline);
-    // Queued now, written once connected. The request's own deadline covers the dial too: no second timer for it.
-    req.sendJson(json);
+    // Written once connected. The request's own deadline covers the dial too: no second timer for it.
     this.opts.runtime.connect(this.#to, FRAMED_EVENTS, undefined, { context: req }).then(
       undefined,
       (err: Error) => req.finish(new HandlerError(ErrorCodes.handlerUnavailable, err.message), undefined, ClosedReason.socketError),
