@@ -130,26 +130,6 @@ export class OutBuffer {
   }
 
   /**
-   * The oldest queued bytes, as a block and a range in it (a writer takes
-   * bytes, offset, length: no view object per write). All of them, unless a
-   * backlog spans blocks: then write again after consuming these. Valid until
-   * the next push or consume; empty when nothing is queued.
-   */
-  get headBlock(): Uint8Array {
-    return this.#bytes === 0 ? EMPTY : this.#segments[this.#head]!.buf;
-  }
-
-  get headStart(): number {
-    return this.#bytes === 0 ? 0 : this.#segments[this.#head]!.start;
-  }
-
-  get headLength(): number {
-    if (this.#bytes === 0) return 0;
-    const seg = this.#segments[this.#head]!;
-    return seg.end - seg.start;
-  }
-
-  /**
    * Offers what is queued to `to`, oldest first, one write per block, and
    * drops what it took; stops when it takes less than offered. True when
    * everything went.
@@ -165,7 +145,7 @@ export class OutBuffer {
     return true;
   }
 
-  /** Drops the first `n` bytes (those the socket took), at most {@link headLength}. */
+  /** Drops the first `n` bytes (those the writer took), at most the oldest block's. */
   consume(n: number): void {
     if (n <= 0) return;
     const seg = this.#segments[this.#head]!;

@@ -5,9 +5,16 @@ import { encodeJsonFrame } from "../../src/protocol/frame.ts";
 import { OutBuffer } from "../../src/protocol/out-buffer.ts";
 
 
-/** The oldest queued bytes as a view, from the block and range a socket writer takes. */
+/** The oldest queued bytes as a view: what writeTo offers a writer first, taken by none. */
 function peek(out: OutBuffer): Uint8Array {
-  return out.headBlock.subarray(out.headStart, out.headStart + out.headLength);
+  let view: Uint8Array = new Uint8Array(0);
+  out.writeTo({
+    write(bytes, start, end) {
+      view = bytes.subarray(start, end);
+      return 0;
+    },
+  });
+  return view;
 }
 
 describe("OutBuffer", () => {
