@@ -106,11 +106,11 @@ class OneShot extends FramedConnection {
   }
 
   override attach(conn: Conn): void {
-    super.attach(conn);
     const request = this.#request;
     this.#request = undefined;
-    // Written at once: nothing else goes on this connection.
-    if (request !== undefined && !this.closing && this.sendJson(request)) this.flush();
+    // Queued just before the core's attach, which writes what is queued at once (or drops it, when closed meanwhile).
+    if (request !== undefined) this.sendJson(request);
+    super.attach(conn);
   }
 
   receive(value: unknown): void {
