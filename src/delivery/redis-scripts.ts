@@ -53,23 +53,31 @@ local function drop(m, k)
   if k > 0 then redis.call('LTRIM', m, k, -1) end
   return k
 end
--- removes the messages stored before cut; returns how many, and how many are left
+-- removes the messages stored before cut; returns how many, how many are left, and the first left (false when none)
 local function trimAge(m, cut)
   local n = redis.call('LLEN', m)
+  if n == 0 then return 0, 0, false end
+  local first = redis.call('LINDEX', m, 0)
+  local _, at0 = head(first)
+  if at0 >= cut then return 0, n, first end
   local k = drop(m, countBefore(m, n, function(_, at) return at >= cut end))
-  return k, n - k
+  return k, n - k, n > k and redis.call('LINDEX', m, 0)
 end
 -- removes the messages up to seq; returns how many
 local function trimTo(m, seq)
   local n = redis.call('LLEN', m)
   return drop(m, countBefore(m, n, function(s) return s > seq end))
 end
--- depth, bytes and oldest storedAt of the list (0, 0, 0 when empty)
+-- depth, bytes and oldest storedAt of a list n long whose first message is first
+local function summaryOf(n, first, cin)
+  if n == 0 then return 0, 0, 0 end
+  local _, at, c = head(first)
+  return n, cin - c, at
+end
+-- the same for the list m (0, 0, 0 when empty)
 local function summary(m, cin)
   local n = redis.call('LLEN', m)
-  if n == 0 then return 0, 0, 0 end
-  local _, at, c = head(redis.call('LINDEX', m, 0))
-  return n, cin - c, at
+  return summaryOf(n, n > 0 and redis.call('LINDEX', m, 0), cin)
 end
 `;
 
@@ -88,28 +96,15 @@ local boxes, opened = {}, {}
 local function open(s, m, cut)
   local b = boxes[s]
   if b then return b end
-  local n = redis.call('LLEN', m)
-  local expired, first = 0, false
-  if n > 0 then
-    first = redis.call('LINDEX', m, 0)
-    local _, at0 = head(first)
-    if at0 < cut then
-      expired = drop(m, countBefore(m, n, function(_, at) return at >= cut end))
-      n = n - expired
-      first = n > 0 and redis.call('LINDEX', m, 0)
-    end
-  end
+  local expired, n, first = trimAge(m, cut)
   local st = redis.call('HMGET', s, 'last', 'cin', 'at')
   local last, cin, at = num(st[1]), num(st[2]), num(st[3])
   if last == 0 and n > 0 then
     -- the hash is new but the messages are not (the hash was lost): seqs must still grow
     last = head(redis.call('LINDEX', m, -1))
   end
-  b = {s = s, m = m, last = last, cin = cin, at = at, depth = 0, bytes = 0, oldest = 0, expired = expired, push = {}, ttl = 0}
-  if n > 0 then
-    local _, at0, c0 = head(first)
-    b.depth, b.bytes, b.oldest = n, cin - c0, at0
-  end
+  b = {s = s, m = m, last = last, cin = cin, at = at, expired = expired, push = {}, ttl = 0}
+  b.depth, b.bytes, b.oldest = summaryOf(n, first, cin)
   boxes[s] = b
   opened[#opened + 1] = b
   return b

@@ -504,6 +504,22 @@ describe("delivery store: redis only", () => {
       expect(await store.depth()).toBe(1);
     });
 
+    test(`${where}: an append to an inbox partly past the age limit holds only what is left against maxBytes`, async () => {
+      const limits = { maxMessages: 10, maxBytes: 10_000, maxAgeSeconds: 3600 };
+      const store = await openAt(where, limits);
+      const t0 = Date.now();
+      expect(await store.append("part", "chat", `"${"o".repeat(98)}"`, true)).toEqual({ ok: true, seq: 1 });
+      await until("a second has passed since the first message", () => (Date.now() - t0 > 1100 ? true : undefined));
+      expect(await store.append("part", "chat", '"ffffffff"', true)).toEqual({ ok: true, seq: 2 });
+      // Now the first message (100 bytes) is past the limit and the second (10) is not: the third (10) fits in 30.
+      limits.maxAgeSeconds = 1;
+      limits.maxBytes = 30;
+      expect(await store.append("part", "chat", '"nnnnnnnn"', true)).toEqual({ ok: true, seq: 3 });
+      expect((await store.read("part", 0, 10)).map((m) => m.data)).toEqual(['"ffffffff"', '"nnnnnnnn"']);
+      expect(await store.inbox("part")).toMatchObject({ depth: 2, bytes: 20 });
+      expect(await store.expire(0)).toEqual([{ user: "part", count: 1 }]);
+    });
+
     test(`${where}: a sweep goes through every user and every message, page after page`, async () => {
       const store = await openAt(where, { maxMessages: 1000, maxBytes: 100_000, maxAgeSeconds: 3600 });
       // More users than one sweep step takes from a shard (256), and more messages than a page (100).
