@@ -155,18 +155,14 @@ export class Delivery {
       // Extension: the original silently ignored users who were not connected; say who they were.
       return offline === undefined ? GOOD : good({ undelivered: offline });
     }
-    const internal = (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message }));
-    if (later.length === 1 && offline === undefined && failed === undefined) {
-      // One recipient, the usual acknowledged delivery: no lists to gather.
-      later[0]!.then((reached) => settle.settle(reached.state === "delivered" ? GOOD : outcomeOf([reached])), internal);
-      return PIPELINED;
-    }
-    const known: Reached[] = [
-      ...(offline ?? []).map((name): Reached => ({ name, state: "offline" })),
-      ...(failed ?? []).map((name): Reached => ({ name, state: "failed", error: notWritten([name]) })),
-    ];
-    Promise.all(later).then((reached) => settle.settle(outcomeOf([...known, ...reached])), internal);
-    return PIPELINED;
+    const known: Reached[] | undefined =
+      offline === undefined && failed === undefined
+        ? undefined
+        : [
+            ...(offline ?? []).map((name): Reached => ({ name, state: "offline" })),
+            ...(failed ?? []).map((name): Reached => ({ name, state: "failed", error: notWritten([name]) })),
+          ];
+    return settleWhenReached(settle, later, known);
   }
 
   /**
@@ -184,23 +180,12 @@ export class Delivery {
     counters: TypeStats,
     settle: Settle,
   ): Pipelined {
-    const internal = (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message }));
-    if (names.length === 1) {
-      // One recipient, the usual case: no lists to gather.
-      this.#routeFromHere(cluster, names[0]!, type, dataJson, counters, cluster.node.notification(type, dataJson)).then(
-        (reached) => settle.settle(reached.state === "delivered" ? GOOD : outcomeOf([reached])),
-        internal,
-      );
-      return PIPELINED;
-    }
-    const later: Promise<Reached>[] = [];
-    let notification: string | undefined;
-    for (const name of new Set(names)) {
-      notification ??= cluster.node.notification(type, dataJson);
-      later.push(this.#routeFromHere(cluster, name, type, dataJson, counters, notification));
-    }
-    Promise.all(later).then((reached) => settle.settle(outcomeOf(reached)), internal);
-    return PIPELINED;
+    const notification = cluster.node.notification(type, dataJson);
+    const unique = names.length === 1 ? names : [...new Set(names)];
+    return settleWhenReached(
+      settle,
+      unique.map((name) => this.#routeFromHere(cluster, name, type, dataJson, counters, notification)),
+    );
   }
 
   /** Writes to this node's sessions of `name` that do not acknowledge, then routes through the cluster. */
@@ -443,6 +428,21 @@ export class Delivery {
       this.deps.log.warn("inbox expiry sweep failed", { error: (err as Error).message });
     }
   }
+}
+
+/**
+ * Settles a message once what became of each recipient is known (`known`:
+ * those settled already). One recipient, the usual case, is settled from its
+ * own answer, without lists to gather.
+ */
+function settleWhenReached(settle: Settle, later: Promise<Reached>[], known?: Reached[]): Pipelined {
+  const internal = (err: Error) => settle.settle(bad({ code: ErrorCodes.internal, message: err.message }));
+  if (later.length === 1 && known === undefined) {
+    later[0]!.then((reached) => settle.settle(reached.state === "delivered" ? GOOD : outcomeOf([reached])), internal);
+  } else {
+    Promise.all(later).then((reached) => settle.settle(outcomeOf(known === undefined ? reached : [...known, ...reached])), internal);
+  }
+  return PIPELINED;
 }
 
 function notWritten(users: string[]): ErrorInfo {
